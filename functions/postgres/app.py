@@ -1,0 +1,10 @@
+"""PostgreSQL password rotation (single user or alternating users, by ROTATION_STRATEGY)."""
+
+from __future__ import annotations
+
+from rotation_core.engines.postgres import PostgresEngine
+from rotation_core.handler import database_handler
+
+lambda_handler = database_handler(
+    PostgresEngine, default_exclude_characters=PostgresEngine.default_exclude_characters
+)

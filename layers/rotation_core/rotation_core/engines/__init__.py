@@ -1,0 +1,1 @@
+"""Database engines; each imports its driver only when it first connects."""

@@ -1,0 +1,184 @@
+"""What a database engine provides to the rotation strategies, and the secret's login fields.
+
+A new engine is one module implementing :class:`DatabaseEngine` plus a thin handler. Engines know
+SQL and drivers; they never call Secrets Manager.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from rotation_core.errors import SecretFormatError, describe
+
+
+class TlsMode(str, enum.Enum):
+    """How to use TLS, named after libpq's ``sslmode`` values."""
+
+    DISABLE = "disable"
+    ALLOW = "allow"
+    PREFER = "prefer"
+    REQUIRE = "require"
+    VERIFY_CA = "verify-ca"
+    VERIFY_FULL = "verify-full"
+
+    @property
+    def verifies_certificate(self) -> bool:
+        return self in (TlsMode.VERIFY_CA, TlsMode.VERIFY_FULL)
+
+
+@dataclass(frozen=True)
+class DatabaseLogin:
+    """Where and as whom to log in, taken from one version of a secret."""
+
+    label: str  # which secret this came from ("current", "pending", "master" ...), for messages
+    engine: str | None
+    host: str
+    port: int
+    username: str
+    password: str = field(repr=False)
+    dbname: str | None
+    tls: TlsMode
+
+    def same_server(self, other: DatabaseLogin) -> bool:
+        return self.host.lower() == other.host.lower() and self.port == other.port
+
+
+class Session(Protocol):
+    """An open database connection, as far as strategies care."""
+
+    def close(self) -> None: ...
+
+
+class DatabaseEngine(Protocol):
+    """The database-specific half of a rotation."""
+
+    display_name: str  # "PostgreSQL"
+    engine_names: frozenset[str]  # accepted values of the secret's "engine" key
+    default_port: int
+    max_username_bytes: int
+    default_exclude_characters: str
+
+    def parse_login(self, secret: Mapping[str, Any], label: str) -> DatabaseLogin:
+        """Validate a secret's login fields; raise :class:`SecretFormatError` naming the bad key."""
+        ...
+
+    def connect(self, login: DatabaseLogin) -> Session:
+        """Log in; raise :class:`rotation_core.errors.TargetError` with a category on failure."""
+        ...
+
+    def set_own_password(self, session: Session, login: DatabaseLogin, new_password: str) -> None:
+        """As ``login``, change that user's own password."""
+        ...
+
+    def set_clone_password(
+        self, admin: Session, *, original: str, target: str, new_password: str
+    ) -> None:
+        """As an admin, give ``target`` the password, creating it as a stand-in for ``original`` if needed.
+
+        ``target`` equals ``original`` when the original user's turn has come round again.
+        """
+        ...
+
+    def probe(self, session: Session, query: str) -> None:
+        """Run the read-only probe query; raise :class:`VerificationError` if it fails."""
+        ...
+
+
+_TRUE_TEXT = frozenset({"true", "yes", "1", "y"})
+_FALSE_TEXT = frozenset({"false", "no", "0", "n"})
+MAX_PASSWORD_CHARACTERS = 4096
+
+
+def parse_login_fields(
+    secret: Mapping[str, Any],
+    label: str,
+    *,
+    engine_names: frozenset[str],
+    display_name: str,
+    default_port: int,
+    max_username_bytes: int,
+) -> DatabaseLogin:
+    """The checks every SQL engine shares: types, ranges, lengths, TLS mode."""
+    engine = secret.get("engine")
+    if engine is not None and engine not in engine_names:
+        allowed = ", ".join(sorted(engine_names))
+        raise SecretFormatError(
+            f'the {label} secret\'s "engine" is {describe(engine)}, but this is the {display_name} '
+            f"function (engine must be one of: {allowed}); attach the function that matches the database"
+        )
+    host = _required_text(secret, "host", label)
+    if any(c.isspace() or ord(c) < 32 for c in host) or "/" in host:
+        raise SecretFormatError(f'the {label} secret\'s "host" {describe(host)} is not a host name or address')
+    username = _required_text(secret, "username", label)
+    if "\x00" in username:
+        raise SecretFormatError(f'the {label} secret\'s "username" contains a NUL character')
+    if len(username.encode("utf-8")) > max_username_bytes:
+        raise SecretFormatError(
+            f'the {label} secret\'s "username" is longer than {display_name}\'s limit of '
+            f"{max_username_bytes} bytes"
+        )
+    password = secret.get("password")
+    if not isinstance(password, str) or not password:
+        raise SecretFormatError(f'the {label} secret has no "password" string')
+    if "\x00" in password or len(password) > MAX_PASSWORD_CHARACTERS:
+        raise SecretFormatError(
+            f'the {label} secret\'s "password" contains a NUL character or is over '
+            f"{MAX_PASSWORD_CHARACTERS} characters"
+        )
+    dbname = secret.get("dbname")
+    if dbname is not None and (not isinstance(dbname, str) or not dbname or "\x00" in dbname):
+        raise SecretFormatError(f'the {label} secret\'s "dbname" must be a non-empty string when present')
+    return DatabaseLogin(
+        label=label,
+        engine=engine,
+        host=host,
+        port=_port(secret, label, default_port),
+        username=username,
+        password=password,
+        dbname=dbname,
+        tls=_tls_mode(secret, label),
+    )
+
+
+def _required_text(secret: Mapping[str, Any], key: str, label: str) -> str:
+    value = secret.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise SecretFormatError(f'the {label} secret has no "{key}" string; add it (see the README\'s secret format)')
+    return value
+
+
+def _port(secret: Mapping[str, Any], label: str, default: int) -> int:
+    raw = secret.get("port", default)
+    if isinstance(raw, bool):
+        port = -1
+    elif isinstance(raw, int):
+        port = raw
+    elif isinstance(raw, str) and raw.strip().isdigit() and raw.strip().isascii():
+        port = int(raw.strip())
+    else:
+        port = -1
+    if not 1 <= port <= 65535:
+        raise SecretFormatError(f'the {label} secret\'s "port" must be a number from 1 to 65535')
+    return port
+
+
+def _tls_mode(secret: Mapping[str, Any], label: str) -> TlsMode:
+    """``sslmode`` if given, else ``"ssl": false`` disables TLS, else certificate-verified TLS."""
+    sslmode = secret.get("sslmode")
+    if sslmode is not None:
+        try:
+            return TlsMode(sslmode)
+        except ValueError:
+            allowed = ", ".join(m.value for m in TlsMode)
+            raise SecretFormatError(f'the {label} secret\'s "sslmode" must be one of: {allowed}') from None
+    ssl = secret.get("ssl")
+    if ssl is None:
+        return TlsMode.VERIFY_FULL
+    if isinstance(ssl, str) and ssl.strip().lower() in _TRUE_TEXT | _FALSE_TEXT:
+        ssl = ssl.strip().lower() in _TRUE_TEXT
+    if not isinstance(ssl, bool):
+        raise SecretFormatError(f'the {label} secret\'s "ssl" must be true or false')
+    return TlsMode.VERIFY_FULL if ssl else TlsMode.DISABLE

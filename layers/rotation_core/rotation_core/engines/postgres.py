@@ -1,0 +1,222 @@
+"""PostgreSQL engine (psycopg2).
+
+Passwords never appear in SQL text: the server receives a SCRAM-SHA-256 verifier computed on the
+client (``psycopg2.extensions.encrypt_password``), so even ``log_statement=all`` logs no plaintext.
+The driver is imported on first connection, never at import time.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from rotation_core.engines.base import DatabaseLogin, Session, TlsMode, parse_login_fields
+from rotation_core.engines.tls import resolve_ca_bundle
+from rotation_core.errors import Category, TargetError, VerificationError, describe
+from rotation_core.log import redact, register_sensitive
+from rotation_core.settings import Settings
+
+if TYPE_CHECKING:
+    from psycopg2.extensions import connection as PgConnection
+
+DEFAULT_DBNAME = "postgres"
+APPLICATION_NAME = "secrets-rotation"
+
+_AUTH_MARKERS = ("password authentication failed", "authentication failed for user")
+_TLS_MARKERS = ("ssl", "certificate", "tls")
+_UNREACHABLE_MARKERS = (
+    "could not connect",
+    "connection refused",
+    "timeout expired",
+    "could not translate host name",
+    "no route to host",
+    "network is unreachable",
+    "server closed the connection unexpectedly",
+    "connection timed out",
+)
+
+
+class PostgresEngine:
+    display_name = "PostgreSQL"
+    engine_names = frozenset({"postgres", "aurora-postgresql"})
+    default_port = 5432
+    max_username_bytes = 63  # NAMEDATALEN - 1
+    default_exclude_characters = ":/@\"'\\"
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+
+    def parse_login(self, secret: Mapping[str, Any], label: str) -> DatabaseLogin:
+        return parse_login_fields(
+            secret,
+            label,
+            engine_names=self.engine_names,
+            display_name=self.display_name,
+            default_port=self.default_port,
+            max_username_bytes=self.max_username_bytes,
+        )
+
+    def connect(self, login: DatabaseLogin) -> Session:
+        import psycopg2
+
+        params: dict[str, Any] = {
+            "host": login.host,
+            "port": login.port,
+            "user": login.username,
+            "password": login.password,
+            "dbname": login.dbname or DEFAULT_DBNAME,
+            "connect_timeout": self._settings.connect_timeout,
+            "sslmode": login.tls.value,
+            "application_name": APPLICATION_NAME,
+        }
+        ca_bundle = None
+        if login.tls.verifies_certificate:
+            ca_bundle = resolve_ca_bundle(self._settings.db_ca_bundle)
+            params["sslrootcert"] = ca_bundle
+        try:
+            return psycopg2.connect(**params)  # type: ignore[no-any-return]
+        except psycopg2.Error as error:
+            raise self._login_error(login, error, ca_bundle) from None
+
+    def set_own_password(self, session: Session, login: DatabaseLogin, new_password: str) -> None:
+        from psycopg2 import sql
+
+        conn = _pg(session)
+        verifier = _verifier(conn, new_password, login.username)
+        statements = [
+            # A role whose default role is another (an alternating clone) must act as itself here.
+            sql.SQL("SET ROLE NONE"),
+            sql.SQL("ALTER ROLE {} PASSWORD %s").format(sql.Identifier(login.username)),
+        ]
+        self._run(conn, statements, [(), (verifier,)], action=f"change the password of {describe(login.username)}")
+
+    def set_clone_password(self, admin: Session, *, original: str, target: str, new_password: str) -> None:
+        from psycopg2 import sql
+
+        conn = _pg(admin)
+        verifier = _verifier(conn, new_password, target)
+        target_id, original_id = sql.Identifier(target), sql.Identifier(original)
+        if target == original:
+            statements = [sql.SQL("ALTER ROLE {} WITH LOGIN PASSWORD %s").format(target_id)]
+            params: list[tuple[Any, ...]] = [(verifier,)]
+        else:
+            with conn.cursor() as cursor:
+                cursor.execute("SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = %s", (target,))
+                exists = cursor.fetchone() is not None
+            verb = "ALTER" if exists else "CREATE"
+            statements = [
+                sql.SQL(verb + " ROLE {} WITH LOGIN PASSWORD %s").format(target_id),
+                # Membership plus a default role: the clone acts as the original, so what it creates
+                # belongs to the original and every grant the original gets later applies to it too.
+                sql.SQL("GRANT {} TO {}").format(original_id, target_id),
+                sql.SQL("ALTER ROLE {} SET role TO {}").format(target_id, original_id),
+            ]
+            params = [(verifier,), (), ()]
+        self._run(
+            conn,
+            statements,
+            params,
+            action=f"set the password of {describe(target)} as a stand-in for {describe(original)}",
+            admin_hint=(
+                f"the master user needs CREATEROLE, and on PostgreSQL 16 and later ADMIN OPTION on "
+                f"{describe(original)} (GRANT {original} TO <master> WITH ADMIN OPTION)"
+            ),
+        )
+
+    def probe(self, session: Session, query: str) -> None:
+        import psycopg2
+
+        conn = _pg(session)
+        try:
+            conn.set_session(readonly=True)
+            with conn.cursor() as cursor:
+                cursor.execute(query)
+                if cursor.description is not None:
+                    cursor.fetchone()
+            conn.rollback()
+        except psycopg2.Error as error:
+            raise VerificationError(
+                f"the probe query failed with the new credentials: {_driver_message(error)}; "
+                "check TEST_QUERY and the user's grants"
+            ) from None
+
+    def _run(
+        self,
+        conn: PgConnection,
+        statements: list[Any],
+        params: list[tuple[Any, ...]],
+        *,
+        action: str,
+        admin_hint: str = "",
+    ) -> None:
+        import psycopg2
+
+        try:
+            with conn.cursor() as cursor:
+                for statement, values in zip(statements, params, strict=True):
+                    cursor.execute(statement, values or None)
+            conn.commit()
+        except psycopg2.Error as error:
+            conn.rollback()
+            insufficient = getattr(error, "pgcode", None) == "42501"
+            hint = admin_hint if insufficient and admin_hint else "see the database's message"
+            raise TargetError(
+                f"{self.display_name} refused to {action}: {_driver_message(error)}; {hint}",
+                category=Category.PERMISSION if insufficient else Category.UNREACHABLE
+                if isinstance(error, psycopg2.OperationalError)
+                else Category.PERMISSION,
+            ) from None
+
+    def _login_error(self, login: DatabaseLogin, error: Exception, ca_bundle: str | None) -> TargetError:
+        message = _driver_message(error)
+        lowered = message.lower()
+        where = f"{self.display_name} login as {describe(login.username)} at {login.host}:{login.port} ({login.label} secret)"
+        if any(marker in lowered for marker in _AUTH_MARKERS):
+            return TargetError(
+                f"{where} was refused: {message}", category=Category.AUTH_FAILED
+            )
+        if "server does not support ssl" in lowered:
+            return TargetError(
+                f"{where} failed: the server does not offer TLS. Enable TLS on the server, or set "
+                '"ssl": false in the secret to connect without it (the password then crosses the '
+                "network unencrypted)",
+                category=Category.TLS,
+            )
+        if any(marker in lowered for marker in _TLS_MARKERS) and login.tls != TlsMode.DISABLE:
+            return TargetError(
+                f"{where} failed TLS ({login.tls.value}, CA bundle {ca_bundle or 'not used'}): {message}. "
+                "Set DB_CA_BUNDLE to a bundle holding the server's CA (see the README for RDS) and use "
+                "the host name the certificate was issued for",
+                category=Category.TLS,
+            )
+        if any(marker in lowered for marker in _UNREACHABLE_MARKERS):
+            return TargetError(
+                f"{where} failed, the server is unreachable: {message}. Check host, port and network "
+                f"routes/security groups (connect timeout {self._settings.connect_timeout}s, DB_CONNECT_TIMEOUT)",
+                category=Category.UNREACHABLE,
+            )
+        if "pg_hba.conf" in lowered or "permission denied" in lowered:
+            return TargetError(f"{where} was not permitted: {message}", category=Category.PERMISSION)
+        return TargetError(f"{where} failed: {message}", category=Category.UNREACHABLE)
+
+
+def _pg(session: Session) -> PgConnection:
+    return session  # type: ignore[return-value]
+
+
+def _verifier(conn: PgConnection, password: str, username: str) -> str:
+    from psycopg2.extensions import encrypt_password
+
+    verifier = encrypt_password(password, username, conn, "scram-sha-256")
+    register_sensitive(verifier)
+    return verifier
+
+
+_WHITESPACE = re.compile(r"\s+")
+
+
+def _driver_message(error: Exception) -> str:
+    """The driver's message on one line, with any registered secret value removed."""
+    text = getattr(error, "pgerror", None) or str(error) or type(error).__name__
+    return redact(_WHITESPACE.sub(" ", text).strip())

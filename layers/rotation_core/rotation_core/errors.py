@@ -1,0 +1,99 @@
+"""The one error hierarchy of the rotation functions.
+
+Every error raised across a module boundary is a :class:`RotationError`. Messages say what is wrong
+and what to do about it; they never contain a secret value (passwords, keys, verifiers). Values that
+are not secret but come from outside (usernames, hosts) are passed through :func:`describe` first so
+that hostile input cannot forge log lines.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class Category(str, enum.Enum):
+    """Why a rotation failed, for alarms and for the person reading the log."""
+
+    CONFIGURATION = "configuration"  # environment of the function is wrong
+    EVENT = "event"  # the invocation event is malformed
+    PROTOCOL = "protocol"  # version/stage state does not allow this step
+    SECRET_FORMAT = "secret_format"  # the secret's JSON is not usable
+    CONFUSED_DEPUTY = "confused_deputy"  # secrets disagree about who/where they are
+    SECRETS_MANAGER = "secrets_manager"  # a Secrets Manager call failed
+    UNREACHABLE = "unreachable"  # the database/provider cannot be reached
+    AUTH_FAILED = "auth_failed"  # a login was refused
+    TLS = "tls"  # TLS negotiation or verification failed
+    PERMISSION = "permission"  # logged in, but not allowed to do this
+    VERIFICATION = "verification"  # the new credential does not work
+
+
+class RotationError(Exception):
+    """Base class: every failure of a rotation step is one of these."""
+
+    category: Category = Category.PROTOCOL
+
+    def __init__(self, message: str, *, category: Category | None = None) -> None:
+        super().__init__(message)
+        if category is not None:
+            self.category = category
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class ConfigurationError(RotationError):
+    category = Category.CONFIGURATION
+
+
+class InvalidEventError(RotationError):
+    category = Category.EVENT
+
+
+class RotationStateError(RotationError):
+    """The secret's versions and stages do not allow the requested step."""
+
+    category = Category.PROTOCOL
+
+
+class PendingNotReadyError(RotationStateError):
+    """testSecret/setSecret met an AWSPENDING version that earlier steps have not prepared."""
+
+
+class SecretFormatError(RotationError):
+    category = Category.SECRET_FORMAT
+
+
+class ConfusedDeputyError(RotationError):
+    category = Category.CONFUSED_DEPUTY
+
+
+class SecretsManagerError(RotationError):
+    category = Category.SECRETS_MANAGER
+
+    def __init__(self, message: str, *, error_code: str = "") -> None:
+        super().__init__(message)
+        self.error_code = error_code
+
+
+class TargetError(RotationError):
+    """The database (or provider) refused or failed; category says how."""
+
+
+class VerificationError(TargetError):
+    category = Category.VERIFICATION
+
+
+_MAX_DESCRIBED = 80
+
+
+def describe(value: object) -> str:
+    """Render a non-secret, externally supplied value (a username, a host) safely for a message.
+
+    Control characters are escaped (no forged log lines) and long values are cut.
+    """
+    text = str(value)
+    escaped = text.encode("unicode_escape").decode("ascii").replace("'", "\\'")
+    if len(escaped) > _MAX_DESCRIBED:
+        escaped = escaped[:_MAX_DESCRIBED] + "..."
+    return f"'{escaped}'"

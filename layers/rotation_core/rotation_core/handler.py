@@ -1,0 +1,73 @@
+"""Lambda entry points: a function's ``app.py`` builds one of these at import and names it ``lambda_handler``.
+
+Building does nothing: settings, clients and the engine are created on the first invocation and kept
+for the life of the container.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from rotation_core.errors import RotationError
+from rotation_core.log import forget_sensitive, get_logger, redact
+from rotation_core.rotator import Rotator
+from rotation_core.secrets import SecretStore
+from rotation_core.settings import Settings, Strategy
+
+RotatorFactory = Callable[[Mapping[str, str] | None], Rotator]
+
+_LOG_KEYS = ["step", "secret_id", "secret_arn", "token", "function_request_id"]
+
+
+class RotationHandler:
+    """Callable as ``lambda_handler(event, context)``; logs each failure once, then raises it."""
+
+    def __init__(self, build_rotator: RotatorFactory, *, environ: Mapping[str, str] | None = None) -> None:
+        self._build_rotator = build_rotator
+        self._environ = environ
+        self._rotator: Rotator | None = None
+
+    def __call__(self, event: Any, context: Any = None) -> None:
+        logger = get_logger()
+        request_id = getattr(context, "aws_request_id", None)
+        if request_id:
+            logger.append_keys(function_request_id=request_id)
+        try:
+            if self._rotator is None:
+                self._rotator = self._build_rotator(self._environ)
+            self._rotator.handle(event)
+        except RotationError as error:
+            logger.error(
+                error.message,
+                extra={"error_type": type(error).__name__, "category": error.category.value},
+            )
+            raise
+        except Exception as error:  # a bug or an unexpected library error: still no values out
+            message = f"unexpected {type(error).__name__}: {redact(str(error))}"
+            logger.exception(message, extra={"error_type": type(error).__name__, "category": "internal"})
+            raise RotationError(message) from None
+        finally:
+            logger.remove_keys(_LOG_KEYS)
+            forget_sensitive()
+
+
+def database_handler(
+    engine_type: Callable[[Settings], Any],
+    *,
+    default_exclude_characters: str,
+    store: SecretStore | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> RotationHandler:
+    """A handler for a SQL engine; the strategy comes from ``ROTATION_STRATEGY`` only."""
+
+    def build(env: Mapping[str, str] | None) -> Rotator:
+        from rotation_core.strategies import AlternatingUsers, SingleUser
+
+        settings = Settings.from_env(env, default_exclude_characters=default_exclude_characters)
+        engine = engine_type(settings)
+        strategy_type = AlternatingUsers if settings.strategy is Strategy.ALTERNATING_USERS else SingleUser
+        secret_store = store or SecretStore(endpoint_url=settings.secrets_manager_endpoint)
+        return Rotator(secret_store, strategy_type(engine, settings))
+
+    return RotationHandler(build, environ=environ)

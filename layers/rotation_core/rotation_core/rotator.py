@@ -1,0 +1,229 @@
+"""The rotation protocol: event parsing, the four guards, and the four steps.
+
+Secrets Manager invokes the function once per step and may invoke any step again (after a timeout,
+a crash, or a retried rotation). Every step here is therefore re-entrant: it checks what an earlier
+attempt already did and only does what is left. What a step does to the target system (a database,
+an API provider) is delegated to a :class:`RotationStrategy`.
+
+Secrets Manager calls per single-user database rotation when nothing fails: createSecret 3
+(describe, current value, put), setSecret 3 (describe, pending, current), testSecret 2 (describe,
+pending), finishSecret 2 (describe, promote) — 10 in all.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from rotation_core.errors import InvalidEventError, PendingNotReadyError, RotationStateError, describe
+from rotation_core.log import get_logger
+from rotation_core.secrets import AWSCURRENT, AWSPENDING, AWSPREVIOUS, SecretMetadata, SecretStore
+
+
+class Step(str, enum.Enum):
+    CREATE = "createSecret"
+    SET = "setSecret"
+    TEST = "testSecret"
+    FINISH = "finishSecret"
+
+
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_MAX_SECRET_ID = 2048
+
+
+@dataclass(frozen=True)
+class RotationEvent:
+    step: Step
+    secret_id: str
+    token: str
+    rotation_token: str | None = None
+
+    @classmethod
+    def parse(cls, event: object) -> RotationEvent:
+        """Validate the invocation event; raise :class:`InvalidEventError` naming what is wrong."""
+        if not isinstance(event, Mapping):
+            raise InvalidEventError("the event is not a JSON object; expected Step, SecretId and ClientRequestToken")
+        step_text = event.get("Step")
+        try:
+            step = Step(step_text)
+        except ValueError:
+            allowed = ", ".join(s.value for s in Step)
+            raise InvalidEventError(f"the event's Step {describe(step_text)} is not one of: {allowed}") from None
+        secret_id = event.get("SecretId")
+        if not isinstance(secret_id, str) or not secret_id or len(secret_id) > _MAX_SECRET_ID:
+            raise InvalidEventError("the event has no valid SecretId (a secret ARN or name)")
+        if any(ord(c) < 32 for c in secret_id):
+            raise InvalidEventError("the event's SecretId contains control characters")
+        token = event.get("ClientRequestToken")
+        if not isinstance(token, str) or not _TOKEN.match(token):
+            raise InvalidEventError(
+                "the event has no valid ClientRequestToken (the version id of the rotation, 1-64 "
+                "letters, digits, '-' or '_')"
+            )
+        rotation_token = event.get("RotationToken")
+        if rotation_token is not None and not isinstance(rotation_token, str):
+            raise InvalidEventError("the event's RotationToken must be a string when present")
+        return cls(step=step, secret_id=secret_id, token=token, rotation_token=rotation_token or None)
+
+
+@dataclass
+class RotationContext:
+    """One invocation: the event, what DescribeSecret said, and the secret's values read on demand.
+
+    Each value is fetched at most once per invocation, and only if the step asks for it.
+    """
+
+    event: RotationEvent
+    metadata: SecretMetadata
+    store: SecretStore
+    _values: dict[str, dict[str, Any] | None] = field(default_factory=dict, repr=False)
+
+    @property
+    def token(self) -> str:
+        return self.event.token
+
+    @property
+    def secret_id(self) -> str:
+        return self.event.secret_id
+
+    def current(self) -> dict[str, Any]:
+        value = self._read(AWSCURRENT, self.metadata.version_with(AWSCURRENT))
+        if value is None:
+            raise RotationStateError("the secret has no AWSCURRENT value to rotate from; put an initial value first")
+        return value
+
+    def pending(self) -> dict[str, Any]:
+        value = self._read(AWSPENDING, self.token)
+        if value is None:
+            raise PendingNotReadyError(
+                f"the AWSPENDING version {self.token} holds no value: createSecret has not run for it. "
+                "If Secrets Manager is testing the configuration (RotateImmediately=false), rotate the "
+                "secret to run every step"
+            )
+        return value
+
+    def previous(self) -> dict[str, Any] | None:
+        version_id = self.metadata.version_with(AWSPREVIOUS)
+        return None if version_id is None else self._read(AWSPREVIOUS, version_id)
+
+    def other_secret(self, secret_id: str) -> dict[str, Any]:
+        """The AWSCURRENT value of another secret (the master secret of alternating users)."""
+        key = "other:" + secret_id
+        if key not in self._values:
+            self._values[key] = self.store.get_value(secret_id, stage=AWSCURRENT)
+        value = self._values[key]
+        assert value is not None
+        return value
+
+    def _read(self, stage: str, version_id: str | None) -> dict[str, Any] | None:
+        if stage not in self._values:
+            self._values[stage] = (
+                None
+                if version_id is None
+                else self.store.find_value(self.secret_id, stage=stage, version_id=version_id)
+            )
+        return self._values[stage]
+
+
+class RotationStrategy(Protocol):
+    """What differs between single user, alternating users and API keys."""
+
+    #: True when building the pending value has effects outside Secrets Manager (minting an API
+    #: key). createSecret then checks for an existing pending value first, so a retry never mints twice.
+    mints_on_create: bool
+
+    def build_pending(self, current: dict[str, Any], context: RotationContext) -> dict[str, Any]:
+        """The new secret value, built from the current one with every unknown key kept."""
+        ...
+
+    def set_pending(self, context: RotationContext) -> None:
+        """Make the pending credential valid in the target system (idempotent)."""
+        ...
+
+    def test_pending(self, context: RotationContext) -> None:
+        """Prove the pending credential works; change nothing."""
+        ...
+
+    def after_promote(self, context: RotationContext) -> None:
+        """Clean-up once the pending version is AWSCURRENT (e.g. revoke an old key)."""
+        ...
+
+
+class Rotator:
+    """Guards an invocation and dispatches it to the step it names."""
+
+    def __init__(self, store: SecretStore, strategy: RotationStrategy) -> None:
+        self.store = store
+        self.strategy = strategy
+        self._steps: dict[Step, Callable[[RotationContext], None]] = {
+            Step.CREATE: self.create_secret,
+            Step.SET: self.set_secret,
+            Step.TEST: self.test_secret,
+            Step.FINISH: self.finish_secret,
+        }
+
+    def handle(self, raw_event: object) -> None:
+        event = RotationEvent.parse(raw_event)
+        logger = get_logger()
+        logger.append_keys(step=event.step.value, secret_id=event.secret_id, token=event.token)
+        metadata = self.store.describe(event.secret_id)
+        logger.append_keys(secret_arn=metadata.arn)
+        if not self._guard(event, metadata):
+            return
+        self._steps[event.step](RotationContext(event=event, metadata=metadata, store=self.store))
+        logger.info("step complete")
+
+    def _guard(self, event: RotationEvent, metadata: SecretMetadata) -> bool:
+        """The protocol's four checks; False means the step has nothing to do."""
+        if not metadata.rotation_enabled:
+            raise RotationStateError(
+                "rotation is not enabled for this secret; enable it with RotateSecret (or a "
+                "RotationSchedule) before invoking the function"
+            )
+        stages = metadata.versions.get(event.token)
+        if stages is None:
+            raise RotationStateError(
+                f"{event.token} is not a version of this secret; only Secrets Manager's RotateSecret "
+                "should invoke the function"
+            )
+        if AWSCURRENT in stages:
+            get_logger().info("version is already AWSCURRENT; nothing to do")
+            return False
+        if AWSPENDING not in stages:
+            raise RotationStateError(
+                f"version {event.token} is not AWSPENDING (stages: {', '.join(stages) or 'none'}); "
+                "start a new rotation instead of re-running this one"
+            )
+        return True
+
+    def create_secret(self, context: RotationContext) -> None:
+        if self.strategy.mints_on_create and self.store.find_value(
+            context.secret_id, stage=AWSPENDING, version_id=context.token
+        ):
+            get_logger().info("AWSPENDING already holds a value; nothing to create")
+            return
+        pending = self.strategy.build_pending(context.current(), context)
+        created = self.store.put_pending(
+            context.secret_id, context.token, pending, rotation_token=context.event.rotation_token
+        )
+        if created:
+            get_logger().info("stored the new value as AWSPENDING")
+        else:
+            get_logger().info("AWSPENDING already held a value from an earlier attempt; kept it")
+
+    def set_secret(self, context: RotationContext) -> None:
+        self.strategy.set_pending(context)
+
+    def test_secret(self, context: RotationContext) -> None:
+        self.strategy.test_pending(context)
+
+    def finish_secret(self, context: RotationContext) -> None:
+        current_version = context.metadata.version_with(AWSCURRENT)
+        if current_version is None:
+            raise RotationStateError("no version of the secret is AWSCURRENT; restore one before rotating")
+        self.store.promote(context.secret_id, context.token, current_version)
+        get_logger().info("moved AWSCURRENT to the new version", extra={"previous_version": current_version})
+        self.strategy.after_promote(context)

@@ -1,0 +1,136 @@
+"""Function settings: one frozen dataclass built from the environment.
+
+This is the only module that reads the environment. Variable names follow AWS's own rotation
+templates where one exists (``EXCLUDE_CHARACTERS``, ``PASSWORD_LENGTH``, ``SECRETS_MANAGER_ENDPOINT``
+...), so a function can replace one of theirs without changing its configuration.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from rotation_core.errors import ConfigurationError, describe
+
+# Environment variable names, in one place.
+ROTATION_STRATEGY = "ROTATION_STRATEGY"
+SECRETS_MANAGER_ENDPOINT = "SECRETS_MANAGER_ENDPOINT"
+# boto3 itself reads AWS_ENDPOINT_URL_SECRETS_MANAGER (from the service id "Secrets Manager") and
+# AWS_ENDPOINT_URL; the spelling without the underscore is widespread, so it is honoured here too.
+AWS_ENDPOINT_URL_SECRETSMANAGER = "AWS_ENDPOINT_URL_SECRETSMANAGER"
+EXCLUDE_CHARACTERS = "EXCLUDE_CHARACTERS"
+PASSWORD_LENGTH = "PASSWORD_LENGTH"
+EXCLUDE_NUMBERS = "EXCLUDE_NUMBERS"
+EXCLUDE_PUNCTUATION = "EXCLUDE_PUNCTUATION"
+EXCLUDE_UPPERCASE = "EXCLUDE_UPPERCASE"
+EXCLUDE_LOWERCASE = "EXCLUDE_LOWERCASE"
+REQUIRE_EACH_INCLUDED_TYPE = "REQUIRE_EACH_INCLUDED_TYPE"
+DB_CA_BUNDLE = "DB_CA_BUNDLE"
+DB_CONNECT_TIMEOUT = "DB_CONNECT_TIMEOUT"
+TEST_QUERY = "TEST_QUERY"
+
+_TRUE = frozenset({"true", "1", "y", "yes"})
+_FALSE = frozenset({"false", "0", "n", "no", ""})
+
+MIN_PASSWORD_LENGTH = 8
+MAX_PASSWORD_LENGTH = 4096
+DEFAULT_PASSWORD_LENGTH = 32
+DEFAULT_CONNECT_TIMEOUT = 5
+MAX_CONNECT_TIMEOUT = 60
+DEFAULT_TEST_QUERY = "SELECT 1"
+
+
+class Strategy(str, enum.Enum):
+    SINGLE_USER = "single_user"
+    ALTERNATING_USERS = "alternating_users"
+
+
+@dataclass(frozen=True)
+class PasswordPolicy:
+    """The password options of AWS's ``GetRandomPassword``, applied locally."""
+
+    length: int = DEFAULT_PASSWORD_LENGTH
+    exclude_characters: str = ""
+    exclude_numbers: bool = False
+    exclude_punctuation: bool = False
+    exclude_uppercase: bool = False
+    exclude_lowercase: bool = False
+    require_each_included_type: bool = True
+
+
+@dataclass(frozen=True)
+class Settings:
+    strategy: Strategy = Strategy.SINGLE_USER
+    password_policy: PasswordPolicy = field(default_factory=PasswordPolicy)
+    secrets_manager_endpoint: str | None = None
+    db_ca_bundle: str | None = None
+    connect_timeout: int = DEFAULT_CONNECT_TIMEOUT
+    test_query: str = DEFAULT_TEST_QUERY
+
+    @classmethod
+    def from_env(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        *,
+        default_exclude_characters: str = "",
+    ) -> Settings:
+        """Build the settings; raise :class:`ConfigurationError` naming the variable that is wrong."""
+        env = os.environ if environ is None else environ
+        strategy_text = env.get(ROTATION_STRATEGY, "").strip() or Strategy.SINGLE_USER.value
+        try:
+            strategy = Strategy(strategy_text)
+        except ValueError:
+            allowed = ", ".join(s.value for s in Strategy)
+            raise ConfigurationError(
+                f"{ROTATION_STRATEGY}={describe(strategy_text)} is not a known strategy; "
+                f"set it to one of: {allowed}"
+            ) from None
+        policy = PasswordPolicy(
+            length=_int(env, PASSWORD_LENGTH, DEFAULT_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, MAX_PASSWORD_LENGTH),
+            exclude_characters=env.get(EXCLUDE_CHARACTERS, default_exclude_characters),
+            exclude_numbers=_bool(env, EXCLUDE_NUMBERS, False),
+            exclude_punctuation=_bool(env, EXCLUDE_PUNCTUATION, False),
+            exclude_uppercase=_bool(env, EXCLUDE_UPPERCASE, False),
+            exclude_lowercase=_bool(env, EXCLUDE_LOWERCASE, False),
+            require_each_included_type=_bool(env, REQUIRE_EACH_INCLUDED_TYPE, True),
+        )
+        test_query = env.get(TEST_QUERY, "").strip() or DEFAULT_TEST_QUERY
+        return cls(
+            strategy=strategy,
+            password_policy=policy,
+            secrets_manager_endpoint=(
+                env.get(SECRETS_MANAGER_ENDPOINT, "").strip()
+                or env.get(AWS_ENDPOINT_URL_SECRETSMANAGER, "").strip()
+                or None
+            ),
+            db_ca_bundle=env.get(DB_CA_BUNDLE, "").strip() or None,
+            connect_timeout=_int(env, DB_CONNECT_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, 1, MAX_CONNECT_TIMEOUT),
+            test_query=test_query,
+        )
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    text = raw.strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ConfigurationError(f"{name}={describe(raw)} is not a boolean; use true/false (also 1/0, yes/no, y/n)")
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name}={describe(raw)} is not a whole number; use {low} to {high}") from None
+    if not low <= value <= high:
+        raise ConfigurationError(f"{name}={value} is out of range; use {low} to {high}")
+    return value

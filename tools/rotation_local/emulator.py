@@ -1,0 +1,159 @@
+"""Secrets Manager emulation with moto, plus the service side of a rotation.
+
+moto 5.x differs from AWS where rotation depends on it (see rotation-protocol.md). This module:
+
+* makes ``PutSecretValue`` refuse to change a version that already holds a different value
+  (``ResourceExistsException``), as AWS does, instead of overwriting it;
+* plays the part of the service in a rotation: it enables rotation, stages an ``AWSPENDING``
+  placeholder version that holds no value (what ``RotateSecret`` does), and clears ``AWSPENDING``
+  once the four steps succeeded. moto's own ``rotate_secret`` is not used.
+
+It works for moto in-process (``mock_aws``) and for :class:`EmulatorServer` over HTTP on 127.0.0.1,
+which runs in this process so that the service side can reach moto's state directly.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+DEFAULT_ACCOUNT = "123456789012"
+DEFAULT_REGION = "us-east-1"
+AWSCURRENT, AWSPENDING, AWSPREVIOUS = "AWSCURRENT", "AWSPENDING", "AWSPREVIOUS"
+
+_patched = False
+
+
+def apply_fidelity_patches() -> None:
+    """Make moto's PutSecretValue keep stored versions immutable, as AWS does. Idempotent."""
+    global _patched
+    if _patched:
+        return
+    from moto.secretsmanager.exceptions import ResourceExistsException
+    from moto.secretsmanager.models import SecretsManagerBackend
+
+    original = SecretsManagerBackend.put_secret_value
+
+    def put_secret_value(self: Any, secret_id: str, secret_string: str, secret_binary: str,
+                         client_request_token: str, version_stages: list[str]) -> str:  # fmt: skip
+        secret = self.secrets.get(secret_id) if self._is_valid_identifier(secret_id) else None
+        version = getattr(secret, "versions", {}).get(client_request_token) if secret else None
+        if version is not None and ("secret_string" in version or "secret_binary" in version):
+            same = version.get("secret_string") == secret_string and version.get("secret_binary") == secret_binary
+            if not same:
+                raise ResourceExistsException(
+                    f"You can't use ClientRequestToken {client_request_token} because that value is "
+                    f"already in use for a version of secret {secret.arn}."
+                )
+        return original(self, secret_id, secret_string, secret_binary, client_request_token, version_stages)
+
+    SecretsManagerBackend.put_secret_value = put_secret_value  # type: ignore[method-assign]
+    _patched = True
+
+
+def backend(account_id: str = DEFAULT_ACCOUNT, region: str = DEFAULT_REGION) -> Any:
+    from moto.backends import get_backend
+
+    return get_backend("secretsmanager")[account_id][region]
+
+
+def _secret(secret_id: str, account_id: str, region: str) -> Any:
+    sm = backend(account_id, region)
+    if not sm._is_valid_identifier(secret_id):
+        raise KeyError(f"no such secret in the emulator: {secret_id}")
+    return sm.secrets[secret_id]
+
+
+def enable_rotation(
+    secret_id: str,
+    *,
+    lambda_arn: str = f"arn:aws:lambda:{DEFAULT_REGION}:{DEFAULT_ACCOUNT}:function:local-rotation",
+    account_id: str = DEFAULT_ACCOUNT,
+    region: str = DEFAULT_REGION,
+) -> None:
+    secret = _secret(secret_id, account_id, region)
+    secret.rotation_requested = True
+    secret.rotation_enabled = True
+    secret.rotation_lambda_arn = lambda_arn
+    secret.auto_rotate_after_days = 90
+
+
+def stage_pending_placeholder(
+    secret_id: str, token: str | None = None, *, account_id: str = DEFAULT_ACCOUNT, region: str = DEFAULT_REGION
+) -> str:
+    """What RotateSecret does before invoking the function: a new version, AWSPENDING, no value."""
+    secret = _secret(secret_id, account_id, region)
+    for version in secret.versions.values():
+        if AWSPENDING in version["version_stages"]:
+            raise RuntimeError("a previous rotation isn't complete: AWSPENDING is still attached to a version")
+    token = token or str(uuid.uuid4())
+    secret.versions[token] = {
+        "createdate": int(time.time()),
+        "version_id": token,
+        "version_stages": [AWSPENDING],
+    }
+    return token
+
+
+def clear_pending(secret_id: str, *, account_id: str = DEFAULT_ACCOUNT, region: str = DEFAULT_REGION) -> None:
+    """What the service does after finishSecret succeeded: AWSPENDING leaves the new current version."""
+    secret = _secret(secret_id, account_id, region)
+    for version in secret.versions.values():
+        if AWSPENDING in version["version_stages"] and AWSCURRENT in version["version_stages"]:
+            version["version_stages"].remove(AWSPENDING)
+
+
+def drop_pending(secret_id: str, *, account_id: str = DEFAULT_ACCOUNT, region: str = DEFAULT_REGION) -> None:
+    """What an operator does after giving up on a failed rotation: remove AWSPENDING wherever it is."""
+    secret = _secret(secret_id, account_id, region)
+    for version in secret.versions.values():
+        if AWSPENDING in version["version_stages"]:
+            version["version_stages"].remove(AWSPENDING)
+
+
+def version_stages(secret_id: str, *, account_id: str = DEFAULT_ACCOUNT, region: str = DEFAULT_REGION) -> dict[str, list[str]]:
+    secret = _secret(secret_id, account_id, region)
+    return {vid: list(v["version_stages"]) for vid, v in secret.versions.items()}
+
+
+def all_secret_strings(account_id: str = DEFAULT_ACCOUNT, region: str = DEFAULT_REGION) -> list[str]:
+    """Every stored value of every version of every secret (the leak guard's reference list)."""
+    values = []
+    for secret in list(backend(account_id, region).secrets.values()):
+        for version in getattr(secret, "versions", {}).values():
+            if "secret_string" in version:
+                values.append(version["secret_string"])
+    return values
+
+
+def _quiet_request_log() -> None:
+    """Werkzeug logs every request to stderr; the runner's output is for people."""
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+
+class EmulatorServer:
+    """moto's HTTP server on 127.0.0.1 and a free port, in a thread of this process."""
+
+    def __init__(self, port: int = 0) -> None:
+        from moto.server import ThreadedMotoServer
+
+        from rotation_local.postgres_server import free_port
+
+        apply_fidelity_patches()
+        self.port = port or free_port()
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        _quiet_request_log()
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> EmulatorServer:
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.stop()
