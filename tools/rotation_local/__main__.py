@@ -19,7 +19,9 @@ def main(argv: list[str] | None = None) -> int:
 
     run = commands.add_parser("invoke", help="run a function's handler on an event file (like sam local invoke)")
     run.add_argument("--function", required=True, type=Path, help="function folder, e.g. functions/postgres")
-    run.add_argument("--event", required=True, type=Path, help="event JSON file, e.g. events/postgres/createSecret.json")
+    run.add_argument(
+        "--event", required=True, type=Path, help="event JSON file, e.g. events/postgres/createSecret.json"
+    )
     run.add_argument("--env-vars", type=Path, help="environment file in sam local invoke's --env-vars format")
     run.add_argument("--function-name", help="section of the env-vars file to use (the template's logical id)")
     run.add_argument("--endpoint", help="Secrets Manager endpoint URL (sets AWS_ENDPOINT_URL_SECRETSMANAGER)")

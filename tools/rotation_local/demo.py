@@ -11,18 +11,21 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from rotation_local import emulator
+from rotation_local import emulator, service
 from rotation_local.invoke import REPO_ROOT, Invocation, invoke
 from rotation_local.postgres_server import PostgresServer
 
 POSTGRES_FUNCTION = REPO_ROOT / "functions" / "postgres"
-STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
 APP_USER = "app_user"
 MASTER_USER = "rotation_master"
+
+
+class StepFailedError(Exception):
+    pass
 
 
 def _short(version_id: str) -> str:
@@ -73,10 +76,11 @@ def run(strategy: str = "single_user", rotations: int = 2, python: str | None = 
     try:
         ca_path = server.workdir / "demo-ca.pem"
         ca.cert_pem.write_to_path(str(ca_path))
-        out(f"  PostgreSQL {server.version.split()[0]} on port {server.port}; Secrets Manager emulator at {sm_server.endpoint_url}")
+        version = server.version.split()[0]
+        out(f"  PostgreSQL {version} on port {server.port}; Secrets Manager emulator at {sm_server.endpoint_url}")
         client = boto3.client(
             "secretsmanager", endpoint_url=sm_server.endpoint_url, region_name=emulator.DEFAULT_REGION,
-            aws_access_key_id="testing", aws_secret_access_key="testing",
+            aws_access_key_id="testing", aws_secret_access_key="testing",  # noqa: S106 (emulator)
         )  # fmt: skip
         initial = secrets.token_urlsafe(24)
         server.create_login(APP_USER, initial)
@@ -107,28 +111,31 @@ def run(strategy: str = "single_user", rotations: int = 2, python: str | None = 
             "ROTATION_STRATEGY": strategy,
             "POWERTOOLS_LOG_LEVEL": "INFO",
         }
+        failures: list[Invocation] = []
+
+        def run_step(step_event: Mapping[str, Any]) -> None:
+            started = time.perf_counter()
+            result = invoke(POSTGRES_FUNCTION, step_event, env=env, python=python)
+            output_seen.extend([result.stdout, result.stderr, result.error_message or ""])
+            status = "ok" if result.ok else f"FAILED ({result.error_type})"
+            out(f"  {step_event['Step']:<13} {status:<8} {time.perf_counter() - started:5.2f} s")
+            for message in _log_messages(result):
+                out(f"      {message}")
+            if not result.ok:
+                failures.append(result)
+                raise StepFailedError
+
         for number in range(1, rotations + 1):
             before = emulator.version_stages(arn)
             old = client.get_secret_value(SecretId=arn, VersionStage="AWSCURRENT")
             old_value = json.loads(old["SecretString"])
             token = emulator.stage_pending_placeholder(arn)
             out(f"Rotation {number}: RotateSecret staged AWSPENDING on new version {_short(token)} (no value yet)")
-            for step in STEPS:
-                started = time.perf_counter()
-                result = invoke(POSTGRES_FUNCTION, {"Step": step, "SecretId": arn, "ClientRequestToken": token},
-                                env=env, python=python)  # fmt: skip
-                output_seen.extend([result.stdout, result.stderr, result.error_message or ""])
-                elapsed = time.perf_counter() - started
-                status = "ok" if result.ok else f"FAILED ({result.error_type})"
-                out(f"  {step:<13} {status:<8} {elapsed:5.2f} s")
-                for message in _log_messages(result):
-                    out(f"      {message}")
-                if not result.ok:
-                    out(f"      error: {result.error_message}")
-                    if result.stderr.strip():
-                        out("      stderr: " + result.stderr.strip().splitlines()[-1])
-                    return 1
-            emulator.clear_pending(arn)
+            try:
+                service.rotate(arn, run_step, token=token)
+            except StepFailedError:
+                out(f"      error: {failures[-1].error_message}")
+                return 1
             after = emulator.version_stages(arn)
             out("  versions (before -> after):")
             for version_id in sorted(after, key=lambda v: (v != token, v)):

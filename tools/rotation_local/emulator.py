@@ -14,6 +14,7 @@ which runs in this process so that the service side can reach moto's state direc
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from typing import Any
@@ -22,24 +23,26 @@ DEFAULT_ACCOUNT = "123456789012"
 DEFAULT_REGION = "us-east-1"
 AWSCURRENT, AWSPENDING, AWSPREVIOUS = "AWSCURRENT", "AWSPENDING", "AWSPREVIOUS"
 
-_patched = False
 
-
+@functools.cache
 def apply_fidelity_patches() -> None:
-    """Make moto's PutSecretValue keep stored versions immutable, as AWS does. Idempotent."""
-    global _patched
-    if _patched:
-        return
+    """Make moto's PutSecretValue keep stored versions immutable, as AWS does. Runs once."""
     from moto.secretsmanager.exceptions import ResourceExistsException
     from moto.secretsmanager.models import SecretsManagerBackend
 
     original = SecretsManagerBackend.put_secret_value
 
-    def put_secret_value(self: Any, secret_id: str, secret_string: str, secret_binary: str,
-                         client_request_token: str, version_stages: list[str]) -> str:  # fmt: skip
+    def put_secret_value(  # noqa: PLR0917 (moto's own signature)
+        self: Any,
+        secret_id: str,
+        secret_string: str,
+        secret_binary: str,
+        client_request_token: str,
+        version_stages: list[str],
+    ) -> str:
         secret = self.secrets.get(secret_id) if self._is_valid_identifier(secret_id) else None
         version = getattr(secret, "versions", {}).get(client_request_token) if secret else None
-        if version is not None and ("secret_string" in version or "secret_binary" in version):
+        if secret is not None and version is not None and ("secret_string" in version or "secret_binary" in version):
             same = version.get("secret_string") == secret_string and version.get("secret_binary") == secret_binary
             if not same:
                 raise ResourceExistsException(
@@ -49,7 +52,6 @@ def apply_fidelity_patches() -> None:
         return original(self, secret_id, secret_string, secret_binary, client_request_token, version_stages)
 
     SecretsManagerBackend.put_secret_value = put_secret_value  # type: ignore[method-assign]
-    _patched = True
 
 
 def backend(account_id: str = DEFAULT_ACCOUNT, region: str = DEFAULT_REGION) -> Any:
@@ -112,7 +114,9 @@ def drop_pending(secret_id: str, *, account_id: str = DEFAULT_ACCOUNT, region: s
             version["version_stages"].remove(AWSPENDING)
 
 
-def version_stages(secret_id: str, *, account_id: str = DEFAULT_ACCOUNT, region: str = DEFAULT_REGION) -> dict[str, list[str]]:
+def version_stages(
+    secret_id: str, *, account_id: str = DEFAULT_ACCOUNT, region: str = DEFAULT_REGION
+) -> dict[str, list[str]]:
     secret = _secret(secret_id, account_id, region)
     return {vid: list(v["version_stages"]) for vid, v in secret.versions.items()}
 

@@ -79,10 +79,14 @@ def invoke(
             timeout=timeout,
             check=False,
         )
-        outcome: dict[str, Any] = json.loads(result_path.read_text()) if result_path.exists() else {
-            "errorType": "ProcessExited",
-            "errorMessage": f"the handler process exited with code {completed.returncode} before returning",
-        }
+        outcome: dict[str, Any] = (
+            json.loads(result_path.read_text())
+            if result_path.exists()
+            else {
+                "errorType": "ProcessExited",
+                "errorMessage": f"the handler process exited with code {completed.returncode} before returning",
+            }
+        )
     return Invocation(
         ok="errorType" not in outcome,
         error_type=outcome.get("errorType"),

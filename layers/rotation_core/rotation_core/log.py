@@ -8,6 +8,7 @@ newline cannot forge a second log line.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import sys
@@ -22,7 +23,6 @@ _MIN_SENSITIVE_LENGTH = 4
 _MAX_REGISTERED = 256
 
 _sensitive: set[str] = set()
-_logger: Logger | None = None
 
 
 def register_sensitive(*values: object) -> None:
@@ -59,7 +59,7 @@ class _StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def __init__(self) -> None:
         super().__init__(sys.stdout)
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> Any:
         return sys.stdout
 
@@ -68,20 +68,14 @@ class _StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
         pass
 
 
+@functools.cache
 def get_logger() -> Logger:
     """The function's logger; created on first use so nothing reads the environment at import."""
-    global _logger
-    if _logger is None:
-        from aws_lambda_powertools import Logger
-        from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+    from aws_lambda_powertools import Logger
+    from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 
-        class RedactingFormatter(LambdaPowertoolsFormatter):
-            def format(self, record: logging.LogRecord) -> str:
-                return redact(super().format(record))
+    class RedactingFormatter(LambdaPowertoolsFormatter):
+        def format(self, record: logging.LogRecord) -> str:
+            return redact(super().format(record))
 
-        _logger = Logger(
-            service=SERVICE_NAME,
-            logger_handler=_StdoutHandler(),
-            logger_formatter=RedactingFormatter(),
-        )
-    return _logger
+    return Logger(service=SERVICE_NAME, logger_handler=_StdoutHandler(), logger_formatter=RedactingFormatter())

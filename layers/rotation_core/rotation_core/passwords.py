@@ -50,7 +50,5 @@ def generate_password(policy: PasswordPolicy) -> str:
     alphabet = "".join(classes)
     while True:
         candidate = "".join(secrets.choice(alphabet) for _ in range(policy.length))
-        if not policy.require_each_included_type or all(
-            any(c in chars for c in candidate) for chars in classes
-        ):
+        if not policy.require_each_included_type or all(any(c in chars for c in candidate) for chars in classes):
             return candidate

@@ -23,7 +23,7 @@ from rotation_core.log import get_logger
 from rotation_core.secrets import AWSCURRENT, AWSPENDING, AWSPREVIOUS, SecretMetadata, SecretStore
 
 
-class Step(str, enum.Enum):
+class Step(enum.StrEnum):
     CREATE = "createSecret"
     SET = "setSecret"
     TEST = "testSecret"
@@ -48,7 +48,7 @@ class RotationEvent:
             raise InvalidEventError("the event is not a JSON object; expected Step, SecretId and ClientRequestToken")
         step_text = event.get("Step")
         try:
-            step = Step(step_text)
+            step = Step(str(step_text))
         except ValueError:
             allowed = ", ".join(s.value for s in Step)
             raise InvalidEventError(f"the event's Step {describe(step_text)} is not one of: {allowed}") from None

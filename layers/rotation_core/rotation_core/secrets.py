@@ -85,9 +85,7 @@ class SecretStore:
 
     def describe(self, secret_id: str) -> SecretMetadata:
         response = self._call("DescribeSecret", self.client.describe_secret, SecretId=secret_id)
-        versions = {
-            version_id: tuple(stages) for version_id, stages in response.get("VersionIdsToStages", {}).items()
-        }
+        versions = {version_id: tuple(stages) for version_id, stages in response.get("VersionIdsToStages", {}).items()}
         return SecretMetadata(
             arn=response["ARN"],
             rotation_enabled=bool(response.get("RotationEnabled", False)),
@@ -112,7 +110,7 @@ class SecretStore:
             kwargs["VersionId"] = version_id
         try:
             response = self._call("GetSecretValue", self.client.get_secret_value, missing_ok=True, **kwargs)
-        except _Missing:
+        except _MissingError:
             return None
         text = response.get("SecretString")
         if text is None:
@@ -151,7 +149,7 @@ class SecretStore:
             kwargs["RotationToken"] = rotation_token
         try:
             self._call("PutSecretValue", self.client.put_secret_value, exists_ok=True, **kwargs)
-        except _Exists:
+        except _ExistsError:
             return False
         return True
 
@@ -182,9 +180,9 @@ class SecretStore:
         except ClientError as error:
             code = error.response.get("Error", {}).get("Code", "Unknown")
             if missing_ok and code == "ResourceNotFoundException":
-                raise _Missing from None
+                raise _MissingError from None
             if exists_ok and code == "ResourceExistsException":
-                raise _Exists from None
+                raise _ExistsError from None
             _raise_service_error(operation, code, error.response.get("Error", {}).get("Message", ""))
         except BotoCoreError as error:
             raise SecretsManagerError(
@@ -194,11 +192,11 @@ class SecretStore:
             ) from None
 
 
-class _Missing(Exception):
+class _MissingError(Exception):
     pass
 
 
-class _Exists(Exception):
+class _ExistsError(Exception):
     pass
 
 

@@ -21,7 +21,7 @@ SECRETS_MANAGER_ENDPOINT = "SECRETS_MANAGER_ENDPOINT"
 # AWS_ENDPOINT_URL; the spelling without the underscore is widespread, so it is honoured here too.
 AWS_ENDPOINT_URL_SECRETSMANAGER = "AWS_ENDPOINT_URL_SECRETSMANAGER"
 EXCLUDE_CHARACTERS = "EXCLUDE_CHARACTERS"
-PASSWORD_LENGTH = "PASSWORD_LENGTH"
+PASSWORD_LENGTH = "PASSWORD_LENGTH"  # noqa: S105 (a variable name, not a secret)
 EXCLUDE_NUMBERS = "EXCLUDE_NUMBERS"
 EXCLUDE_PUNCTUATION = "EXCLUDE_PUNCTUATION"
 EXCLUDE_UPPERCASE = "EXCLUDE_UPPERCASE"
@@ -42,7 +42,7 @@ MAX_CONNECT_TIMEOUT = 60
 DEFAULT_TEST_QUERY = "SELECT 1"
 
 
-class Strategy(str, enum.Enum):
+class Strategy(enum.StrEnum):
     SINGLE_USER = "single_user"
     ALTERNATING_USERS = "alternating_users"
 
@@ -84,8 +84,7 @@ class Settings:
         except ValueError:
             allowed = ", ".join(s.value for s in Strategy)
             raise ConfigurationError(
-                f"{ROTATION_STRATEGY}={describe(strategy_text)} is not a known strategy; "
-                f"set it to one of: {allowed}"
+                f"{ROTATION_STRATEGY}={describe(strategy_text)} is not a known strategy; set it to one of: {allowed}"
             ) from None
         policy = PasswordPolicy(
             length=_int(env, PASSWORD_LENGTH, DEFAULT_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, MAX_PASSWORD_LENGTH),

