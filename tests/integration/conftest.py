@@ -1,0 +1,169 @@
+"""Integration fixtures: a real PostgreSQL server with TLS and statement logging, and moto's HTTP server.
+
+Both are started once per session on 127.0.0.1 and free ports, in temporary folders, and stopped at
+the end. Missing server binaries fail the run: integration tests never skip silently.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import boto3
+import pytest
+import trustme
+
+from helpers import LeakGuard, load_function
+from rotation_local import emulator, service
+from rotation_local.postgres_server import PostgresServer
+
+pytestmark = pytest.mark.integration
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "integration" in str(item.path):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def tls_ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture(scope="session")
+def ca_bundle(tls_ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("tls") / "test-ca.pem"
+    tls_ca.cert_pem.write_to_path(str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_server(tls_ca: trustme.CA) -> Iterator[PostgresServer]:
+    """PostgreSQL with TLS on and every statement logged (the leak guard reads that log)."""
+    cert = tls_ca.issue_cert("127.0.0.1", "localhost")
+    server = PostgresServer.start(
+        tls_cert_pem=b"".join(blob.bytes() for blob in cert.cert_chain_pems),
+        tls_key_pem=cert.private_key_pem.bytes(),
+        settings={"log_statement": "all"},
+    )
+    yield server
+    server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _watch_server_logs(request: pytest.FixtureRequest, leak_guard: LeakGuard) -> None:
+    if "pg_server" in request.fixturenames:
+        server: PostgresServer = request.getfixturevalue("pg_server")
+        leak_guard.watch_file(server.log_path)
+        leak_guard.add(server.admin_password)
+
+
+@pytest.fixture(scope="session")
+def sm_server() -> Iterator[emulator.EmulatorServer]:
+    server = emulator.EmulatorServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def sm_env(sm_server: emulator.EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Environment of a handler talking to the emulator over HTTP, as a deployed function would."""
+    env = {
+        "AWS_ENDPOINT_URL_SECRETSMANAGER": sm_server.endpoint_url,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": emulator.DEFAULT_REGION,
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    for name in ("SECRETS_MANAGER_ENDPOINT", "ROTATION_STRATEGY", "DB_CA_BUNDLE", "TEST_QUERY", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    return env
+
+
+@pytest.fixture
+def sm_client(sm_env: dict[str, str], sm_server: emulator.EmulatorServer) -> Any:
+    return boto3.client("secretsmanager", endpoint_url=sm_server.endpoint_url, region_name=emulator.DEFAULT_REGION)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:10]}"
+
+
+@dataclass
+class PgAccount:
+    """A database user the test created, with its secret in the emulator."""
+
+    username: str
+    arn: str
+    dbname: str
+
+
+@pytest.fixture
+def pg_account(pg_server: PostgresServer, sm_client: Any, leak_guard: LeakGuard) -> Callable[..., PgAccount]:
+    """Create a login role, a database it owns, and its secret (rotation enabled)."""
+
+    def make(*, with_master: bool = False, master_options: str = "CREATEROLE", **overrides: Any) -> PgAccount:
+        username = unique("app")
+        password = secrets.token_urlsafe(24)
+        leak_guard.add(password)
+        pg_server.create_login(username, password)
+        dbname = unique("db")
+        pg_server.execute(f'CREATE DATABASE "{dbname}" OWNER "{username}"')
+        value: dict[str, Any] = {
+            "engine": "postgres",
+            "host": "127.0.0.1",
+            "port": pg_server.port,
+            "username": username,
+            "password": password,
+            "dbname": dbname,
+            "owner_team": "payments",
+        }
+        if with_master:
+            master_user, master_password = unique("master"), secrets.token_urlsafe(24)
+            leak_guard.add(master_password)
+            pg_server.create_login(master_user, master_password, master_options)
+            master_value = {**value, "username": master_user, "password": master_password, "dbname": "postgres"}
+            value["masterarn"] = sm_client.create_secret(Name=unique("master"), SecretString=json.dumps(master_value))[
+                "ARN"
+            ]
+        value.update(overrides)
+        arn = sm_client.create_secret(Name=unique("secret"), SecretString=json.dumps(value))["ARN"]
+        emulator.enable_rotation(arn)
+        return PgAccount(username=username, arn=arn, dbname=dbname)
+
+    return make
+
+
+@pytest.fixture
+def postgres_function(sm_env: dict[str, str], ca_bundle: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
+    """A fresh copy of functions/postgres/app.py configured through its environment, as in Lambda."""
+
+    def load(**env: str) -> ModuleType:
+        monkeypatch.setenv("DB_CA_BUNDLE", str(ca_bundle))
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        return load_function("postgres")
+
+    return load
+
+
+def rotate(app: ModuleType, arn: str, **kwargs: Any) -> str:
+    return service.rotate(arn, lambda event: app.lambda_handler(dict(event), None), **kwargs)
+
+
+def secret_at(sm_client: Any, arn: str, stage: str) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads(sm_client.get_secret_value(SecretId=arn, VersionStage=stage)["SecretString"])
+    return result
+
+
+def stages(sm_client: Any, arn: str) -> dict[str, list[str]]:
+    result: dict[str, list[str]] = sm_client.describe_secret(SecretId=arn)["VersionIdsToStages"]
+    return result

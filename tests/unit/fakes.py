@@ -1,0 +1,104 @@
+"""An in-memory database engine for unit tests of the state machine and the strategies."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from rotation_core.engines.base import DatabaseLogin, Session, parse_login_fields
+from rotation_core.errors import Category, TargetError, VerificationError
+from rotation_core.settings import Settings
+
+
+@dataclass
+class FakeUser:
+    password: str
+    acts_as: str | None = None
+
+
+@dataclass
+class FakeDatabase:
+    """What the fake server knows: users, who may manage users, and failure switches."""
+
+    users: dict[str, FakeUser] = field(default_factory=dict)
+    admins: set[str] = field(default_factory=set)
+    reachable: bool = True
+    probe_fails: bool = False
+    connections: list[str] = field(default_factory=list)
+    changes: list[str] = field(default_factory=list)
+
+    def password_of(self, username: str) -> str:
+        return self.users[username].password
+
+
+@dataclass
+class FakeSession:
+    database: FakeDatabase
+    username: str
+    closed: bool = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class FakeEngine:
+    display_name = "FakeSQL"
+    engine_names = frozenset({"postgres"})
+    default_port = 5432
+    max_username_bytes = 63
+    default_exclude_characters = ":/@\"'\\"
+
+    def __init__(self, settings: Settings, database: FakeDatabase) -> None:
+        self.settings = settings
+        self.database = database
+
+    def parse_login(self, secret: Mapping[str, Any], label: str) -> DatabaseLogin:
+        return parse_login_fields(
+            secret,
+            label,
+            engine_names=self.engine_names,
+            display_name=self.display_name,
+            default_port=self.default_port,
+            max_username_bytes=self.max_username_bytes,
+        )
+
+    def connect(self, login: DatabaseLogin) -> Session:
+        self.database.connections.append(login.username)
+        if not self.database.reachable:
+            raise TargetError("FakeSQL is unreachable", category=Category.UNREACHABLE)
+        user = self.database.users.get(login.username)
+        if user is None or user.password != login.password:
+            raise TargetError(f"FakeSQL login refused ({login.label} secret)", category=Category.AUTH_FAILED)
+        return FakeSession(self.database, login.username)
+
+    def set_own_password(self, session: Session, login: DatabaseLogin, new_password: str) -> None:
+        assert isinstance(session, FakeSession)
+        assert session.username == login.username
+        self.database.users[login.username].password = new_password
+        self.database.changes.append(f"self:{login.username}")
+
+    def set_clone_password(self, admin: Session, *, original: str, target: str, new_password: str) -> None:
+        assert isinstance(admin, FakeSession)
+        if admin.username not in self.database.admins:
+            raise TargetError("FakeSQL: permission denied", category=Category.PERMISSION)
+        user = self.database.users.setdefault(target, FakeUser(password=""))
+        user.password = new_password
+        if target != original:
+            user.acts_as = original
+        self.database.changes.append(f"admin:{target}")
+
+    def probe(self, session: Session, query: str) -> None:
+        if self.database.probe_fails:
+            raise VerificationError("FakeSQL probe failed")
+
+
+def stages(sm_client: Any, arn: str) -> dict[str, list[str]]:
+    versions: dict[str, list[str]] = sm_client.describe_secret(SecretId=arn)["VersionIdsToStages"]
+    return versions
+
+
+def value_at(sm_client: Any, arn: str, stage: str) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads(sm_client.get_secret_value(SecretId=arn, VersionStage=stage)["SecretString"])
+    return result
