@@ -2,32 +2,49 @@
 
 from __future__ import annotations
 
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg2
+import pytest
+import trustme
 
-from integration.conftest import rotate, secret_at, stages
+from integration.conftest import rotate, secret_at, stages, unique
+from rotation_core.errors import Category, PendingNotReadyError, RotationError, TargetError
+from rotation_local import emulator, service
 from rotation_local.postgres_server import PostgresServer
 
 
-def can_login(server: PostgresServer, ca_bundle: Any, secret: dict[str, Any]) -> bool:
+def connect(server: PostgresServer, ca_bundle: Path, secret: dict[str, Any], dbname: str | None = None) -> Any:
+    return psycopg2.connect(
+        host="127.0.0.1",
+        port=server.port,
+        user=secret["username"],
+        password=secret["password"],
+        dbname=dbname or secret["dbname"],
+        sslmode="verify-full",
+        sslrootcert=str(ca_bundle),
+    )
+
+
+def can_login(server: PostgresServer, ca_bundle: Path, secret: dict[str, Any]) -> bool:
     try:
-        psycopg2.connect(
-            host="127.0.0.1",
-            port=server.port,
-            user=secret["username"],
-            password=secret["password"],
-            dbname=secret["dbname"],
-            sslmode="verify-full",
-            sslrootcert=str(ca_bundle),
-        ).close()
+        connect(server, ca_bundle, secret).close()
     except psycopg2.OperationalError:
         return False
     return True
 
 
+def run_steps(app: Any, arn: str, token: str, *steps: str) -> None:
+    for step in steps:
+        app.lambda_handler(service.event(step, arn, token), None)
+
+
 def test_postgres_single_user_rotation_new_password_works_old_refused(
-    pg_server: PostgresServer, sm_client: Any, pg_account: Any, postgres_function: Any, ca_bundle: Any
+    pg_server: PostgresServer, sm_client: Any, pg_account: Any, postgres_function: Any, ca_bundle: Path
 ) -> None:
     account = pg_account()
     old = secret_at(sm_client, account.arn, "AWSCURRENT")
@@ -41,3 +58,283 @@ def test_postgres_single_user_rotation_new_password_works_old_refused(
     assert {k: v for k, v in new.items() if k != "password"} == {k: v for k, v in old.items() if k != "password"}
     assert can_login(pg_server, ca_bundle, new)
     assert not can_login(pg_server, ca_bundle, old)
+
+
+def test_postgres_server_log_has_verifier_never_plaintext(
+    pg_server: PostgresServer, sm_client: Any, pg_account: Any, postgres_function: Any
+) -> None:
+    """log_statement=all is on: the ALTER ROLE is logged, with a SCRAM verifier instead of the password."""
+    account = pg_account()
+    rotate(postgres_function(), account.arn)
+    new_password = secret_at(sm_client, account.arn, "AWSCURRENT")["password"]
+
+    log = pg_server.log_text()
+    statements = re.findall(rf'ALTER ROLE "{account.username}" PASSWORD \'([^\']*)\'', log)
+    assert len(statements) == 1
+    assert statements[0].startswith("SCRAM-SHA-256$4096:")
+    assert new_password not in log  # the leak guard checks every known password as well
+
+
+def test_postgres_every_step_invoked_twice_rotation_still_correct(
+    pg_server: PostgresServer, sm_client: Any, pg_account: Any, postgres_function: Any, ca_bundle: Path
+) -> None:
+    account = pg_account()
+    app = postgres_function()
+    token = emulator.stage_pending_placeholder(account.arn)
+    for step in service.STEPS:
+        run_steps(app, account.arn, token, step, step)
+    emulator.clear_pending(account.arn)
+
+    assert stages(sm_client, account.arn)[token] == ["AWSCURRENT"]
+    assert can_login(pg_server, ca_bundle, secret_at(sm_client, account.arn, "AWSCURRENT"))
+    assert not can_login(pg_server, ca_bundle, secret_at(sm_client, account.arn, "AWSPREVIOUS"))
+
+
+def test_postgres_crash_after_password_change_then_retry_completes(
+    pg_server: PostgresServer, sm_client: Any, pg_account: Any, postgres_function: Any, ca_bundle: Path
+) -> None:
+    account = pg_account()
+    token = emulator.stage_pending_placeholder(account.arn)
+    run_steps(postgres_function(), account.arn, token, "createSecret", "setSecret")  # then the container dies
+    pending = secret_at(sm_client, account.arn, "AWSPENDING")
+    assert can_login(pg_server, ca_bundle, pending)
+    assert not can_login(pg_server, ca_bundle, secret_at(sm_client, account.arn, "AWSCURRENT"))
+
+    rotate(postgres_function(), account.arn, token=token)  # the service retries in a new container
+
+    assert secret_at(sm_client, account.arn, "AWSCURRENT") == pending
+    assert can_login(pg_server, ca_bundle, pending)
+    assert [v for v, s in stages(sm_client, account.arn).items() if "AWSPENDING" in s] == []
+
+
+def test_postgres_database_still_on_previous_password_rotation_recovers(
+    pg_server: PostgresServer, sm_client: Any, pg_account: Any, postgres_function: Any, ca_bundle: Path
+) -> None:
+    account = pg_account()
+    app = postgres_function()
+    rotate(app, account.arn)
+    previous = secret_at(sm_client, account.arn, "AWSPREVIOUS")
+    pg_server.create_login(unique("unused"), "x" * 12)  # unrelated activity on the server
+    from psycopg2 import extensions, sql
+
+    conn = pg_server.admin_connect()
+    conn.autocommit = True
+    verifier = extensions.encrypt_password(previous["password"], account.username, conn, "scram-sha-256")
+    with conn.cursor() as cursor:  # e.g. the database was restored from a snapshot
+        cursor.execute(sql.SQL("ALTER ROLE {} PASSWORD %s").format(sql.Identifier(account.username)), (verifier,))
+    conn.close()
+
+    rotate(app, account.arn)
+
+    assert can_login(pg_server, ca_bundle, secret_at(sm_client, account.arn, "AWSCURRENT"))
+
+
+def test_postgres_test_secret_before_set_secret_fails_clearly_changes_nothing(
+    pg_server: PostgresServer, sm_client: Any, pg_account: Any, postgres_function: Any, ca_bundle: Path
+) -> None:
+    account = pg_account()
+    app = postgres_function()
+    token = emulator.stage_pending_placeholder(account.arn)
+    run_steps(app, account.arn, token, "createSecret")
+    before = stages(sm_client, account.arn)
+
+    with pytest.raises(PendingNotReadyError, match="setSecret has not run"):
+        run_steps(app, account.arn, token, "testSecret")
+
+    assert stages(sm_client, account.arn) == before
+    assert can_login(pg_server, ca_bundle, secret_at(sm_client, account.arn, "AWSCURRENT"))
+    assert not can_login(pg_server, ca_bundle, secret_at(sm_client, account.arn, "AWSPENDING"))
+
+
+def test_postgres_rotate_immediately_false_test_secret_on_placeholder_fails_clearly(
+    sm_client: Any, pg_account: Any, postgres_function: Any
+) -> None:
+    account = pg_account()
+    token = emulator.stage_pending_placeholder(account.arn)
+    with pytest.raises(PendingNotReadyError, match="RotateImmediately=false"):
+        run_steps(postgres_function(), account.arn, token, "testSecret")
+    assert stages(sm_client, account.arn)[token] == ["AWSPENDING"]
+
+
+def test_postgres_rotation_disabled_every_step_refused(
+    sm_client: Any, pg_server: PostgresServer, postgres_function: Any, leak_guard: Any
+) -> None:
+    username = unique("app")
+    value = {"engine": "postgres", "host": "127.0.0.1", "port": pg_server.port, "username": username,
+             "password": "Not-Used-Password-1", "dbname": "postgres"}  # fmt: skip
+    arn = sm_client.create_secret(Name=unique("disabled"), SecretString=json.dumps(value))["ARN"]
+    token = emulator.stage_pending_placeholder(arn)
+    for step in service.STEPS:
+        with pytest.raises(RotationError, match="rotation is not enabled"):
+            run_steps(postgres_function(), arn, token, step)
+    assert stages(sm_client, arn)[token] == ["AWSPENDING"]
+
+
+def test_postgres_wrong_ca_fails_tls_without_fallback_and_changes_nothing(
+    pg_server: PostgresServer,
+    sm_client: Any,
+    pg_account: Any,
+    postgres_function: Any,
+    ca_bundle: Path,
+    tmp_path: Path,
+) -> None:
+    account = pg_account()
+    other_ca = tmp_path / "other-ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(other_ca))
+    app = postgres_function(DB_CA_BUNDLE=str(other_ca))
+    token = emulator.stage_pending_placeholder(account.arn)
+    run_steps(app, account.arn, token, "createSecret")
+    logins_before = pg_server.log_text().count(f"user={account.username}")
+
+    with pytest.raises(TargetError) as raised:
+        run_steps(app, account.arn, token, "setSecret")
+
+    assert raised.value.category is Category.TLS
+    assert "DB_CA_BUNDLE" in str(raised.value)
+    # No plaintext retry reached the server: not even an authentication attempt was logged.
+    assert pg_server.log_text().count(f"user={account.username}") == logins_before
+    assert can_login(pg_server, ca_bundle, secret_at(sm_client, account.arn, "AWSCURRENT"))
+
+
+def test_postgres_verify_full_host_name_mismatch_is_refused(
+    pg_server: PostgresServer, sm_client: Any, pg_account: Any, postgres_function: Any
+) -> None:
+    """The certificate names 127.0.0.1 and localhost; another name for the same server must fail."""
+    account = pg_account(host="127.0.0.2")
+    token = emulator.stage_pending_placeholder(account.arn)
+    app = postgres_function()
+    run_steps(app, account.arn, token, "createSecret")
+    with pytest.raises(TargetError) as raised:
+        run_steps(app, account.arn, token, "setSecret")
+    assert raised.value.category in {Category.TLS, Category.UNREACHABLE}
+
+
+@pytest.fixture(scope="module")
+def plain_pg_server() -> Iterator[PostgresServer]:
+    server = PostgresServer.start()  # no TLS at all
+    yield server
+    server.stop()
+
+
+def test_postgres_server_without_tls_gives_opt_out_hint_then_ssl_false_works(
+    plain_pg_server: PostgresServer, sm_client: Any, postgres_function: Any, leak_guard: Any
+) -> None:
+    import secrets
+
+    leak_guard.watch_file(plain_pg_server.log_path)
+    username, password = unique("app"), secrets.token_urlsafe(24)
+    leak_guard.add(password, plain_pg_server.admin_password)
+    plain_pg_server.create_login(username, password)
+    value = {"engine": "postgres", "host": "127.0.0.1", "port": plain_pg_server.port, "username": username,
+             "password": password, "dbname": "postgres"}  # fmt: skip
+    arn = sm_client.create_secret(Name=unique("plain"), SecretString=json.dumps(value))["ARN"]
+    emulator.enable_rotation(arn)
+    app = postgres_function()
+
+    with pytest.raises(TargetError, match='"ssl": false') as raised:
+        rotate(app, arn)
+    assert raised.value.category is Category.TLS
+    emulator.drop_pending(arn)
+
+    sm_client.put_secret_value(SecretId=arn, SecretString=json.dumps({**value, "ssl": False}))
+    rotate(app, arn)
+    new = secret_at(sm_client, arn, "AWSCURRENT")
+    assert new["ssl"] is False
+    psycopg2.connect(host="127.0.0.1", port=plain_pg_server.port, user=username, password=new["password"],
+                     dbname="postgres", sslmode="disable").close()  # fmt: skip
+
+
+def test_postgres_unreachable_server_fails_fast_with_category(
+    sm_client: Any, postgres_function: Any, leak_guard: Any
+) -> None:
+    from rotation_local.postgres_server import free_port
+
+    value = {"engine": "postgres", "host": "127.0.0.1", "port": free_port(), "username": "app",
+             "password": "Unreachable-Password-1", "dbname": "postgres"}  # fmt: skip
+    arn = sm_client.create_secret(Name=unique("down"), SecretString=json.dumps(value))["ARN"]
+    emulator.enable_rotation(arn)
+    app = postgres_function(DB_CONNECT_TIMEOUT="2")
+    token = emulator.stage_pending_placeholder(arn)
+    run_steps(app, arn, token, "createSecret")
+
+    with pytest.raises(TargetError, match="unreachable") as raised:
+        run_steps(app, arn, token, "setSecret")
+    assert raised.value.category is Category.UNREACHABLE
+
+
+def test_postgres_probe_query_is_configurable_and_read_only(
+    pg_server: PostgresServer, sm_client: Any, pg_account: Any, postgres_function: Any
+) -> None:
+    account = pg_account()
+    app = postgres_function(TEST_QUERY="CREATE TABLE probe_side_effect (id int)")
+    token = emulator.stage_pending_placeholder(account.arn)
+    run_steps(app, account.arn, token, "createSecret", "setSecret")
+
+    with pytest.raises(TargetError, match="read-only transaction") as raised:
+        run_steps(app, account.arn, token, "testSecret")
+    assert raised.value.category is Category.VERIFICATION
+
+    app = postgres_function(TEST_QUERY="SELECT count(*) FROM pg_catalog.pg_tables")
+    run_steps(app, account.arn, token, "testSecret", "finishSecret")
+    assert "AWSCURRENT" in stages(sm_client, account.arn)[token]
+
+
+def test_postgres_alternating_users_twice_both_users_work_and_clone_acts_as_original(
+    pg_server: PostgresServer, sm_client: Any, pg_account: Any, postgres_function: Any, ca_bundle: Path
+) -> None:
+    account = pg_account(with_master=True)
+    app = postgres_function(ROTATION_STRATEGY="alternating_users")
+
+    rotate(app, account.arn)
+    clone = secret_at(sm_client, account.arn, "AWSCURRENT")
+    original = secret_at(sm_client, account.arn, "AWSPREVIOUS")
+    assert clone["username"] == f"{account.username}_clone"
+    assert clone["masterarn"] == original["masterarn"]
+
+    # The clone acts as the original: what it creates belongs to the original, which can use it.
+    with connect(pg_server, ca_bundle, clone) as conn, conn.cursor() as cursor:
+        cursor.execute("SELECT current_user, session_user")
+        assert cursor.fetchone() == (account.username, clone["username"])
+        cursor.execute("CREATE TABLE made_by_clone (id int)")
+        cursor.execute("INSERT INTO made_by_clone VALUES (1)")
+    with connect(pg_server, ca_bundle, original) as conn, conn.cursor() as cursor:
+        cursor.execute("SELECT tableowner FROM pg_tables WHERE tablename = 'made_by_clone'")
+        assert cursor.fetchone() == (account.username,)
+        cursor.execute("INSERT INTO made_by_clone VALUES (2)")
+        cursor.execute("DROP TABLE made_by_clone")
+
+    rotate(app, account.arn)
+    current = secret_at(sm_client, account.arn, "AWSCURRENT")
+    previous = secret_at(sm_client, account.arn, "AWSPREVIOUS")
+    assert current["username"] == account.username
+    assert previous == clone
+    assert can_login(pg_server, ca_bundle, current)
+    assert can_login(pg_server, ca_bundle, previous)
+    assert not can_login(pg_server, ca_bundle, original)  # the original's password did change
+
+
+def test_postgres_alternating_master_without_createrole_fails_clearly_and_changes_nothing(
+    pg_server: PostgresServer, sm_client: Any, pg_account: Any, postgres_function: Any, ca_bundle: Path
+) -> None:
+    account = pg_account(with_master=True, master_options="NOCREATEROLE")
+    app = postgres_function(ROTATION_STRATEGY="alternating_users")
+
+    with pytest.raises(TargetError, match="CREATEROLE") as raised:
+        rotate(app, account.arn)
+
+    assert raised.value.category is Category.PERMISSION
+    clone = f"{account.username}_clone"
+    assert pg_server.query_one("SELECT count(*) FROM pg_roles WHERE rolname = %s", (clone,)) == 0
+    assert can_login(pg_server, ca_bundle, secret_at(sm_client, account.arn, "AWSCURRENT"))
+
+
+def test_postgres_alternating_master_pointing_at_other_server_is_refused(
+    pg_server: PostgresServer, sm_client: Any, pg_account: Any, postgres_function: Any
+) -> None:
+    account = pg_account(with_master=True)
+    master_arn = secret_at(sm_client, account.arn, "AWSCURRENT")["masterarn"]
+    master = secret_at(sm_client, master_arn, "AWSCURRENT")
+    sm_client.put_secret_value(SecretId=master_arn, SecretString=json.dumps({**master, "port": master["port"] + 1}))
+
+    with pytest.raises(RotationError, match="master secret names another server"):
+        rotate(postgres_function(ROTATION_STRATEGY="alternating_users"), account.arn)

@@ -82,6 +82,7 @@ def run(strategy: str = "single_user", rotations: int = 2, python: str | None = 
             "secretsmanager", endpoint_url=sm_server.endpoint_url, region_name=emulator.DEFAULT_REGION,
             aws_access_key_id="testing", aws_secret_access_key="testing",  # noqa: S106 (emulator)
         )  # fmt: skip
+        run_id = secrets.token_hex(3)
         initial = secrets.token_urlsafe(24)
         server.create_login(APP_USER, initial)
         server.execute(f"CREATE DATABASE app OWNER {APP_USER}")
@@ -94,11 +95,11 @@ def run(strategy: str = "single_user", rotations: int = 2, python: str | None = 
             server.create_login(MASTER_USER, master_password, "CREATEROLE")
             server.execute(f"GRANT {APP_USER} TO {MASTER_USER} WITH ADMIN OPTION")
             master = client.create_secret(
-                Name="demo/postgres/master",
+                Name=f"demo/postgres/master-{run_id}",
                 SecretString=json.dumps({**value, "username": MASTER_USER, "password": master_password}),
             )
             value["masterarn"] = master["ARN"]
-        arn = client.create_secret(Name=f"demo/postgres/{APP_USER}", SecretString=json.dumps(value))["ARN"]
+        arn = client.create_secret(Name=f"demo/postgres/{APP_USER}-{run_id}", SecretString=json.dumps(value))["ARN"]
         emulator.enable_rotation(arn)
         out(f"  Secret {arn}\n  Strategy {strategy} (ROTATION_STRATEGY); secret values are never printed\n")
 
