@@ -24,6 +24,7 @@ from unit.conftest import CallCounter
 from unit.fakes import FakeDatabase, stages, value_at
 
 Steps = Callable[..., Rotator]
+ROTATION_TOKEN = "7d0c4a2e-5f1b-4c8e-9a3d-2b6e8f1c0a94-cross-account"
 
 
 def run(rotator: Rotator, arn: str, token: str, *steps: str) -> None:
@@ -143,6 +144,10 @@ def test_guard_token_not_pending_raises(
         ({"Step": "createSecret", "SecretId": "s", "ClientRequestToken": "x" * 65}, "ClientRequestToken"),
         ({"Step": "createSecret", "SecretId": "s", "ClientRequestToken": "a b"}, "ClientRequestToken"),
         ({"Step": "createSecret", "SecretId": "s", "ClientRequestToken": "t", "RotationToken": 5}, "RotationToken"),
+        (
+            {"Step": "createSecret", "SecretId": "s", "ClientRequestToken": "t", "RotationToken": "short"},
+            "RotationToken",
+        ),
     ],
 )
 def test_event_parse_malformed_event_raises_clear_error(
@@ -461,3 +466,29 @@ def test_create_secret_malformed_current_value_raises_without_storing(
 
     assert "Abcdef-12345" not in str(raised.value)
     assert stages(sm_client, arn)[token] == ["AWSPENDING"]
+
+
+def test_create_secret_passes_rotation_token_to_put_secret_value(
+    sm_client: Any, make_secret: Callable[..., str], make_rotator: Steps
+) -> None:
+    arn = make_secret()
+    token = emulator.stage_pending_placeholder(arn)
+    sent: list[dict[str, Any]] = []
+    sm_client.meta.events.register(
+        "provide-client-params.secrets-manager.PutSecretValue", lambda params, **_: sent.append(dict(params))
+    )
+
+    make_rotator().handle({**service.event("createSecret", arn, token), "RotationToken": ROTATION_TOKEN})
+
+    assert [params.get("RotationToken") for params in sent] == [ROTATION_TOKEN]
+
+
+def test_create_secret_master_value_not_json_names_the_secret(
+    sm_client: Any, make_secret: Callable[..., str], make_rotator: Steps
+) -> None:
+    arn = make_secret(with_master=True)
+    master_arn = value_at(sm_client, arn, "AWSCURRENT")["masterarn"]
+    sm_client.put_secret_value(SecretId=master_arn, SecretString="not json")
+
+    with pytest.raises(SecretFormatError, match="master"):
+        service.rotate(arn, make_rotator(Strategy.ALTERNATING_USERS).handle)

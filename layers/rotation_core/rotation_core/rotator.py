@@ -31,6 +31,7 @@ class Step(enum.StrEnum):
 
 
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_ROTATION_TOKEN = re.compile(r"^[\x21-\x7e]{36,256}$")
 _MAX_SECRET_ID = 2048
 
 
@@ -64,8 +65,10 @@ class RotationEvent:
                 "letters, digits, '-' or '_')"
             )
         rotation_token = event.get("RotationToken")
-        if rotation_token is not None and not isinstance(rotation_token, str):
-            raise InvalidEventError("the event's RotationToken must be a string when present")
+        if rotation_token is not None and (
+            not isinstance(rotation_token, str) or not _ROTATION_TOKEN.match(rotation_token)
+        ):
+            raise InvalidEventError("the event's RotationToken must be 36 to 256 printable characters when present")
         return cls(step=step, secret_id=secret_id, token=token, rotation_token=rotation_token or None)
 
 

@@ -11,7 +11,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from rotation_core.errors import SecretFormatError, SecretsManagerError
+from rotation_core.errors import SecretFormatError, SecretsManagerError, describe
+from rotation_core.log import redact
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -114,15 +115,17 @@ class SecretStore:
             return None
         text = response.get("SecretString")
         if text is None:
-            raise SecretFormatError(f"the secret's {stage} version holds binary data; rotation needs a JSON object")
+            raise SecretFormatError(
+                f"the {stage} version of {describe(secret_id)} holds binary data; rotation needs a JSON object"
+            )
         try:
             value = json.loads(text)
         except ValueError:
             value = None
         if not isinstance(value, dict):
             raise SecretFormatError(
-                f"the secret's {stage} version is not a JSON object; store the value as JSON "
-                "(see the README for the keys)"
+                f"the {stage} version of {describe(secret_id)} is not a JSON object; store the value as "
+                "JSON (see the README for the keys)"
             )
         return value
 
@@ -173,7 +176,7 @@ class SecretStore:
         exists_ok: bool = False,
         **kwargs: Any,
     ) -> Any:
-        from botocore.exceptions import BotoCoreError, ClientError
+        from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
         try:
             return method(**kwargs)
@@ -184,9 +187,15 @@ class SecretStore:
             if exists_ok and code == "ResourceExistsException":
                 raise _ExistsError from None
             _raise_service_error(operation, code, error.response.get("Error", {}).get("Message", ""))
+        except ParamValidationError as error:
+            raise SecretsManagerError(
+                f"Secrets Manager {operation} was not sent: botocore rejected a parameter "
+                f"({redact(str(error))}); check the invocation event",
+                error_code=type(error).__name__,
+            ) from None
         except BotoCoreError as error:
             raise SecretsManagerError(
-                f"Secrets Manager {operation} could not be sent ({type(error).__name__}: {error}); "
+                f"Secrets Manager {operation} could not be sent ({type(error).__name__}: {redact(str(error))}); "
                 "if the function runs in a VPC, give it a Secrets Manager VPC endpoint or a NAT route",
                 error_code=type(error).__name__,
             ) from None
