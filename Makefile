@@ -12,6 +12,7 @@ help:
 	@echo "make test               the whole test suite (unit + integration against real servers)"
 	@echo "make test-unit          unit tests only (no servers, no network)"
 	@echo "make lint               ruff and mypy"
+	@echo "make bench              benchmarks (BENCH_ARGS=\"--repeats 7 --fleet 1,10,100,1000\")"
 	@echo "make invoke FUNCTION=functions/postgres EVENT=events/... ENDPOINT=http://127.0.0.1:5000"
 	@echo "                        run a handler on an event, like sam local invoke, without Docker"
 
@@ -56,3 +57,8 @@ invoke: venv
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .aws-sam
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+.PHONY: bench
+bench: postgres
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-bench.txt
+	$(PY) bench/run.py $(BENCH_ARGS)

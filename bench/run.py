@@ -1,0 +1,389 @@
+"""Benchmarks: cold start, Secrets Manager calls, DB connections, latency, memory, size, fleet scaling.
+
+Run with `make bench` (or `PYTHONPATH=layers/rotation_core:tools python bench/run.py --help`).
+Starts its own PostgreSQL (TLS, verify-full as in production) and Secrets Manager emulator on
+127.0.0.1, prints a table and writes bench/results/latest.json and bench/results/fleet.png.
+Nothing here is a test: figures are reported, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import io
+import json
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import zipfile
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from rotation_local import emulator, service
+from rotation_local.postgres_server import PostgresServer
+
+REPO = Path(__file__).resolve().parents[1]
+
+LAYER = REPO / "layers" / "rotation_core"
+RESULTS = REPO / "bench" / "results"
+CHILD = REPO / "bench" / "child.py"
+WRITE_OPERATIONS = ("PutSecretValue", "UpdateSecretVersionStage")
+# AWS's own single-user templates, from the benchmark issue (2-core machine like this one; not re-run here).
+AWS_TEMPLATE_REFERENCE = {
+    "calls_per_rotation": 14,
+    "postgres_cold_rotation_ms": "145-185",
+    "mysql_cold_rotation_ms": "195-350",
+    "handler_import_ms": "170-195",
+}
+
+
+def load_function(name: str) -> Any:
+    """A separate instance of functions/<name>/app.py, as a separate Lambda container would have."""
+    path = REPO / "functions" / name / "app.py"
+    spec = importlib.util.spec_from_file_location(f"bench_{name}_{secrets.token_hex(4)}", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def fresh_process_seconds(code: str, env: dict[str, str]) -> float:
+    """Run ``code`` in a new interpreter; it prints the seconds it measured."""
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return float(result.stdout.strip().splitlines()[-1])
+
+
+def function_env(function: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    env["PYTHONPATH"] = os.pathsep.join([str(LAYER), str(REPO / "functions" / function)])
+    env.update(extra or {})
+    return env
+
+
+def measure_imports(functions: list[str], repeats: int) -> dict[str, Any]:
+    timer = "import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
+    baseline = [fresh_process_seconds(timer.format(module="boto3"), function_env("postgres")) for _ in range(repeats)]
+    powertools = [
+        fresh_process_seconds(timer.format(module="aws_lambda_powertools.logging"), function_env("postgres"))
+        for _ in range(repeats)
+    ]
+    result: dict[str, Any] = {
+        "boto3_ms": median(baseline) * 1000,
+        "powertools_logging_ms": median(powertools) * 1000,
+    }
+    for function in functions:
+        samples = [fresh_process_seconds(timer.format(module="app"), function_env(function)) for _ in range(repeats)]
+        result[f"{function}_handler_ms"] = median(samples) * 1000
+    return result
+
+
+SERVER_CALLS: Counter[str] = Counter()
+_SERVER_LOCK = threading.Lock()
+
+
+def instrument_emulator(latency_ms: float) -> None:
+    """Count every API call the emulator serves and optionally delay it (an in-region round trip)."""
+    from moto.core.responses import BaseResponse
+
+    original = BaseResponse.call_action
+
+    def instrumented(self: Any) -> Any:
+        with _SERVER_LOCK:
+            SERVER_CALLS[self._get_action()] += 1
+        if latency_ms > 0:
+            time.sleep(latency_ms / 1000)
+        return original(self)
+
+    BaseResponse.call_action = instrumented  # type: ignore[method-assign]
+
+
+class Bench:
+    def __init__(self, server: PostgresServer, sm: emulator.EmulatorServer, ca_path: Path) -> None:
+        import boto3
+
+        self.server = server
+        self.sm = sm
+        self.ca_path = ca_path
+        self.client = boto3.client(
+            "secretsmanager",
+            endpoint_url=sm.endpoint_url,
+            region_name=emulator.DEFAULT_REGION,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",  # noqa: S106 (emulator)
+        )
+        self.env = {
+            "AWS_ENDPOINT_URL_SECRETSMANAGER": sm.endpoint_url,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": emulator.DEFAULT_REGION,
+            "DB_CA_BUNDLE": str(ca_path),
+        }
+
+    def new_secret(self, prefix: str) -> str:
+        username = f"{prefix}_{secrets.token_hex(4)}"
+        password = secrets.token_urlsafe(24)
+        self.server.create_login(username, password)
+        value = {"engine": "postgres", "host": "127.0.0.1", "port": self.server.port, "username": username,
+                 "password": password, "dbname": "postgres"}  # fmt: skip
+        arn: str = self.client.create_secret(Name=username, SecretString=json.dumps(value))["ARN"]
+        emulator.enable_rotation(arn)
+        return arn
+
+    def cold_rotation(self, arn: str) -> dict[str, Any]:
+        """Import + four steps in one fresh process (a cold container handling a whole rotation)."""
+        token = emulator.stage_pending_placeholder(arn)
+        measured = self._child([service.event(step, arn, token) for step in service.STEPS])
+        emulator.clear_pending(arn)
+        return measured
+
+    def split_rotation(self, arn: str) -> list[dict[str, Any]]:
+        """Each step in its own fresh process: Lambda may send every step to a different container."""
+        token = emulator.stage_pending_placeholder(arn)
+        measured = [self._child([service.event(step, arn, token)]) for step in service.STEPS]
+        emulator.clear_pending(arn)
+        return measured
+
+    def _child(self, events: list[dict[str, str]]) -> dict[str, Any]:
+        with tempfile.NamedTemporaryFile(suffix=".json") as out:
+            child = subprocess.run(
+                [sys.executable, str(CHILD), out.name],
+                input=json.dumps({"events": events}),
+                env=function_env("postgres", self.env),
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            measured: dict[str, Any] = json.loads(Path(out.name).read_text())
+        failed = [s["step"] for s in measured["steps"] if s["error"]]
+        if failed:
+            errors = [line for line in child.stdout.splitlines() if '"level":"ERROR"' in line]
+            raise RuntimeError(f"cold rotation failed at {failed}: {errors[:1]}")
+        return measured
+
+    def warm_handler(self) -> tuple[service.StepInvoker, Counter[str]]:
+        """An in-process handler whose container is already warm, with a call counter on its client."""
+        for name, value in self.env.items():
+            os.environ[name] = value
+        app = load_function("postgres")
+        warmup = self.new_secret("warmup")
+        service.rotate(warmup, lambda event: app.lambda_handler(dict(event), None))
+        calls: Counter[str] = Counter()
+        app.lambda_handler._rotator.store.client.meta.events.register(
+            "before-call.secrets-manager.*", lambda model, **_: calls.update([model.name])
+        )
+        return (lambda event: app.lambda_handler(dict(event), None)), calls
+
+
+def measure_rotations(bench: Bench, repeats: int) -> dict[str, Any]:
+    arn = bench.new_secret("cold")
+    cold = [bench.cold_rotation(arn) for _ in range(repeats)]
+    per_step: dict[str, dict[str, Any]] = {}
+    for step in service.STEPS:
+        samples = [next(s for s in run["steps"] if s["step"] == step) for run in cold]
+        per_step[step] = {
+            "cold_ms": median([s["seconds"] for s in samples]) * 1000,
+            "calls": samples[0]["calls"],
+            "connections": samples[0]["connections"],
+            "drivers_imported": samples[0]["drivers_imported"],
+        }
+    split = bench.split_rotation(arn)
+    for step, run in zip(service.STEPS, split, strict=True):
+        per_step[step]["alone_cold_ms"] = run["rotation_seconds"] * 1000
+        per_step[step]["alone_drivers_imported"] = run["steps"][0]["drivers_imported"]
+    handler, calls = bench.warm_handler()
+    warm_arn = bench.new_secret("warm")
+    warm_times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        service.rotate(warm_arn, handler)
+        warm_times.append(time.perf_counter() - started)
+    return {
+        "cold_rotation_ms": median([run["rotation_seconds"] for run in cold]) * 1000,
+        "cold_import_ms": median([run["import_seconds"] for run in cold]) * 1000,
+        "warm_rotation_ms": median(warm_times) * 1000,
+        "calls_per_rotation": sum(sum(step["calls"].values()) for step in per_step.values()),
+        "warm_calls_per_rotation": sum(calls.values()) / repeats,
+        "peak_rss_mib": max(run["peak_rss_mib"] for run in cold),
+        "loaded_at_import": cold[0]["loaded_at_import"],
+        "steps": per_step,
+    }
+
+
+class FleetWorkers:
+    """Rotates secrets on worker threads, each holding one warm function instance (one container)."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def rotate(self, arn: str) -> float:
+        if not hasattr(self._local, "app"):
+            self._local.app = load_function("postgres")
+        app = self._local.app
+        started = time.perf_counter()
+        service.rotate(arn, lambda event: app.lambda_handler(dict(event), None))
+        return time.perf_counter() - started
+
+
+def measure_fleet(bench: Bench, sizes: list[int], concurrency: int) -> list[dict[str, Any]]:
+    results = []
+    for size in sizes:
+        arns = [bench.new_secret("fleet") for _ in range(size)]
+        workers = FleetWorkers()
+        SERVER_CALLS.clear()
+        started = time.perf_counter()
+        with contextlib.redirect_stdout(io.StringIO()), ThreadPoolExecutor(max_workers=concurrency) as pool:
+            latencies = list(pool.map(workers.rotate, arns))
+        wall = time.perf_counter() - started
+        writes = sum(SERVER_CALLS[operation] for operation in WRITE_OPERATIONS)
+        results.append(
+            {
+                "secrets": size,
+                "concurrency": concurrency,
+                "wall_s": wall,
+                "ms_per_rotation": wall / size * 1000,
+                "median_latency_ms": median(latencies) * 1000,
+                "sm_calls_per_rotation": sum(SERVER_CALLS.values()) / size,
+                "sm_writes_per_s": writes / wall,
+            }
+        )
+        print(f"  fleet {size:>5}: {wall:7.2f} s, {wall / size * 1000:6.1f} ms per rotation", flush=True)
+    return results
+
+
+def measure_sizes() -> dict[str, Any]:
+    build = REPO / ".aws-sam" / "build"
+    if not build.is_dir():
+        return {"note": "no .aws-sam/build: run `sam build` (see the README) to measure artifact sizes"}
+    sizes: dict[str, Any] = {}
+    for folder in sorted(p for p in build.iterdir() if p.is_dir()):
+        files = [f for f in folder.rglob("*") if f.is_file()]
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for file in files:
+                archive.write(file, file.relative_to(folder))
+        sizes[folder.name] = {
+            "unzipped_mib": sum(f.stat().st_size for f in files) / 2**20,
+            "zipped_mib": len(buffer.getvalue()) / 2**20,
+        }
+    return sizes
+
+
+def plot(fleet: list[dict[str, Any]], path: Path) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=120)
+    ax.plot([r["secrets"] for r in fleet], [r["ms_per_rotation"] for r in fleet], marker="o", label="wall / secrets")
+    ax.plot([r["secrets"] for r in fleet], [r["median_latency_ms"] for r in fleet], marker="s", label="median latency")
+    ax.set_xscale("log")
+    ax.set_xlabel("secrets rotated")
+    ax.set_ylabel("ms per rotation")
+    ax.set_ylim(bottom=0)
+    ax.set_title(f"PostgreSQL single-user rotations, {fleet[0]['concurrency']} concurrent")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    return True
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeats", type=int, default=7, help="samples per median (default 7)")
+    parser.add_argument("--latency-ms", type=float, default=0, help="added to every emulated API call")
+    parser.add_argument("--fleet", default="1,10,100,1000", help="fleet sizes, comma separated")
+    parser.add_argument("--concurrency", type=int, default=4)
+    args = parser.parse_args()
+
+    import trustme
+
+    functions = sorted(p.name for p in (REPO / "functions").iterdir() if (p / "app.py").is_file())
+    print(f"cold imports ({args.repeats} fresh processes each): {', '.join(functions)}", flush=True)
+    imports = measure_imports(functions, args.repeats)
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    server = PostgresServer.start(
+        tls_cert_pem=b"".join(b.bytes() for b in cert.cert_chain_pems), tls_key_pem=cert.private_key_pem.bytes()
+    )
+    instrument_emulator(args.latency_ms)
+    sm = emulator.EmulatorServer().start()
+    try:
+        ca_path = server.workdir / "bench-ca.pem"
+        ca.cert_pem.write_to_path(str(ca_path))
+        bench = Bench(server, sm, ca_path)
+        print(f"rotations ({args.repeats} cold, {args.repeats} warm), PostgreSQL {server.version.split()[0]}")
+        # In-process handlers log to stdout like in Lambda; keep their lines out of the report.
+        with contextlib.redirect_stdout(io.StringIO()) as swallowed:
+            rotations = measure_rotations(bench, args.repeats)
+        del swallowed
+        fleet = measure_fleet(bench, [int(n) for n in args.fleet.split(",") if n], args.concurrency)
+    finally:
+        sm.stop()
+        server.stop()
+
+    report = {
+        "machine": {"python": sys.version.split()[0], "cpus": os.cpu_count(), "latency_ms": args.latency_ms},
+        "imports": imports,
+        "postgres_single_user": rotations,
+        "fleet": fleet,
+        "sizes": measure_sizes(),
+        "aws_template_reference": AWS_TEMPLATE_REFERENCE,
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "latest.json").write_text(json.dumps(report, indent=2) + "\n")
+    plotted = plot(fleet, RESULTS / "fleet.png") if fleet else False
+    print_table(report, plotted)
+    return 0
+
+
+def print_table(report: dict[str, Any], plotted: bool) -> None:
+    imports, rot = report["imports"], report["postgres_single_user"]
+    print("\n| measure | ours | AWS template (issue's reference) |\n|---|---|---|")
+    print(f"| Secrets Manager calls per single-user rotation | {rot['calls_per_rotation']} | 14 |")
+    print(
+        f"| cold import + rotation (4 steps, fresh process) | {rot['cold_rotation_ms']:.0f} ms "
+        "| 315-380 ms (import 170-195 + rotation 145-185) |"
+    )
+    print(f"| warm rotation (container reused) | {rot['warm_rotation_ms']:.0f} ms | - |")
+    for name, value in imports.items():
+        print(f"| import {name.removesuffix('_ms')} (fresh process) | {value:.0f} ms | - |")
+    print(f"| peak RSS of a cold rotation | {rot['peak_rss_mib']:.0f} MiB | - |")
+    print(
+        "\n| step | calls | DB connections | cold ms (in a rotation) | alone in a fresh process: ms, driver imported |"
+    )
+    print("|---|---|---|---|---|")
+    for step, data in rot["steps"].items():
+        calls = ", ".join(f"{k} {v}" for k, v in sorted(data["calls"].items()))
+        print(f"| {step} | {calls} | {data['connections']} | {data['cold_ms']:.0f} | "
+              f"{data['alone_cold_ms']:.0f} ms, {','.join(data['alone_drivers_imported']) or 'none'} |")  # fmt: skip
+    if report["fleet"]:
+        print("\n| secrets | wall s | ms per rotation | median latency ms | SM calls per rotation | SM writes/s |")
+        print("|---|---|---|---|---|---|")
+        for row in report["fleet"]:
+            print(f"| {row['secrets']} | {row['wall_s']:.2f} | {row['ms_per_rotation']:.1f} | "
+                  f"{row['median_latency_ms']:.1f} | {row['sm_calls_per_rotation']:.1f} | "
+                  f"{row['sm_writes_per_s']:.1f} |")  # fmt: skip
+    print(f"\nsizes: {json.dumps(report['sizes'])}")
+    print(f"written: bench/results/latest.json{' and bench/results/fleet.png' if plotted else ''}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
