@@ -49,29 +49,83 @@ def test_rotation_single_user_full_cycle_changes_password_and_moves_labels(
     assert value_at(sm_client, arn, "AWSPREVIOUS") == old
 
 
-def test_rotation_single_user_counts_ten_secrets_manager_calls_and_one_connection_per_step(
+def count_per_step(
+    rotators: list[Rotator], arn: str, token: str, call_counter: CallCounter, database: FakeDatabase
+) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
+    calls, connections = {}, {}
+    call_counter.take()
+    for step, rotator in zip(service.STEPS, rotators, strict=True):
+        before = len(database.connections)
+        run(rotator, arn, token, step)
+        calls[step] = dict(call_counter.take())
+        connections[step] = len(database.connections) - before
+    return calls, connections
+
+
+def test_rotation_single_user_in_one_warm_container_makes_seven_calls_and_two_connections(
     sm_client: Any, make_secret: Callable[..., str], make_rotator: Steps, call_counter: CallCounter, database: Any
 ) -> None:
     arn = make_secret()
     rotator = make_rotator()
     token = emulator.stage_pending_placeholder(arn)
-    call_counter.take()
-    per_step = {}
-    connections = {}
-    for step in service.STEPS:
-        before = len(database.connections)
-        run(rotator, arn, token, step)
-        per_step[step] = dict(call_counter.take())
-        connections[step] = len(database.connections) - before
 
-    assert per_step == {
+    calls, connections = count_per_step([rotator] * 4, arn, token, call_counter, database)
+
+    assert calls == {
+        "createSecret": {"DescribeSecret": 1, "GetSecretValue": 1, "PutSecretValue": 1},
+        "setSecret": {"DescribeSecret": 1},
+        "testSecret": {"DescribeSecret": 1},
+        "finishSecret": {"DescribeSecret": 1, "UpdateSecretVersionStage": 1},
+    }
+    assert connections == {"createSecret": 0, "setSecret": 1, "testSecret": 1, "finishSecret": 0}
+
+
+def test_rotation_single_user_each_step_in_new_container_makes_eleven_calls(
+    sm_client: Any, make_secret: Callable[..., str], make_rotator: Steps, call_counter: CallCounter, database: Any
+) -> None:
+    arn = make_secret()
+    token = emulator.stage_pending_placeholder(arn)
+
+    calls, connections = count_per_step([make_rotator() for _ in range(4)], arn, token, call_counter, database)
+
+    assert calls == {
         "createSecret": {"DescribeSecret": 1, "GetSecretValue": 1, "PutSecretValue": 1},
         "setSecret": {"DescribeSecret": 1, "GetSecretValue": 2},
         "testSecret": {"DescribeSecret": 1, "GetSecretValue": 1},
-        "finishSecret": {"DescribeSecret": 1, "UpdateSecretVersionStage": 1},
+        "finishSecret": {"DescribeSecret": 1, "GetSecretValue": 1, "UpdateSecretVersionStage": 1},
     }
-    assert sum(sum(calls.values()) for calls in per_step.values()) == 10
-    assert connections == {"createSecret": 0, "setSecret": 1, "testSecret": 1, "finishSecret": 0}
+    # finishSecret did not see testSecret succeed, so it proves the credentials itself.
+    assert connections == {"createSecret": 0, "setSecret": 1, "testSecret": 1, "finishSecret": 1}
+
+
+def test_finish_secret_before_set_secret_refuses_to_promote(
+    sm_client: Any, make_secret: Callable[..., str], make_rotator: Steps, database: FakeDatabase
+) -> None:
+    """An out-of-order finishSecret (e.g. a direct invocation) must not lock the user out."""
+    arn = make_secret()
+    token = emulator.stage_pending_placeholder(arn)
+    run(make_rotator(), arn, token, "createSecret")
+    before = stages(sm_client, arn)
+
+    with pytest.raises(PendingNotReadyError):
+        run(make_rotator(), arn, token, "finishSecret")
+
+    assert stages(sm_client, arn) == before
+    assert database.password_of("app") == value_at(sm_client, arn, "AWSCURRENT")["password"]
+
+
+def test_finish_secret_on_bare_placeholder_refuses_to_promote(
+    sm_client: Any, make_secret: Callable[..., str], make_rotator: Steps
+) -> None:
+    arn = make_secret()
+    token = emulator.stage_pending_placeholder(arn)
+    current = value_at(sm_client, arn, "AWSCURRENT")
+
+    with pytest.raises(PendingNotReadyError, match="createSecret has not run"):
+        run(make_rotator(), arn, token, "finishSecret")
+
+    assert value_at(sm_client, arn, "AWSCURRENT") == current
+    assert stages(sm_client, arn)[token] == ["AWSPENDING"]
 
 
 @pytest.mark.parametrize("step", service.STEPS)

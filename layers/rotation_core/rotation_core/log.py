@@ -12,6 +12,7 @@ import functools
 import json
 import logging
 import sys
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -36,6 +37,16 @@ def register_sensitive(*values: object) -> None:
         escaped = json.dumps(value)[1:-1]
         if escaped != value:
             _sensitive.add(escaped)
+
+
+_SENSITIVE_KEY_PARTS = ("password", "secret", "token", "key")
+
+
+def register_secret(value: Mapping[str, Any]) -> None:
+    """Register the values of a secret's password/key/token-like fields (not host or user names)."""
+    register_sensitive(
+        *(item for name, item in value.items() if any(part in name.lower() for part in _SENSITIVE_KEY_PARTS))
+    )
 
 
 def forget_sensitive() -> None:

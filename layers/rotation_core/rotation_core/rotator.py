@@ -5,21 +5,24 @@ a crash, or a retried rotation). Every step here is therefore re-entrant: it che
 attempt already did and only does what is left. What a step does to the target system (a database,
 an API provider) is delegated to a :class:`RotationStrategy`.
 
-Secrets Manager calls per single-user database rotation when nothing fails: createSecret 3
-(describe, current value, put), setSecret 3 (describe, pending, current), testSecret 2 (describe,
-pending), finishSecret 2 (describe, promote) — 10 in all.
+Secrets Manager calls per single-user database rotation when nothing fails, with the four steps in one
+warm container (what Lambda does with back-to-back invocations): createSecret 3 (describe, current
+value, put), setSecret 1, testSecret 1 (describe; the values come from :class:`VersionCache`),
+finishSecret 2 (describe, promote) — 7 in all. With every step in a new container: 3 + 3 + 2 + 3 = 11
+(finishSecret then re-verifies the pending credentials itself before promoting them).
 """
 
 from __future__ import annotations
 
 import enum
 import re
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from rotation_core.errors import InvalidEventError, PendingNotReadyError, RotationStateError, describe
-from rotation_core.log import get_logger
+from rotation_core.log import get_logger, register_secret
 from rotation_core.secrets import AWSCURRENT, AWSPENDING, AWSPREVIOUS, SecretMetadata, SecretStore
 
 
@@ -72,6 +75,46 @@ class RotationEvent:
         return cls(step=step, secret_id=secret_id, token=token, rotation_token=rotation_token or None)
 
 
+class VersionCache:
+    """Values of secret versions this container has already read or written, and which it verified.
+
+    Secrets Manager never changes a stored version (PutSecretValue with an existing version id and a
+    different value fails), so a value seen once stays true for that version id. Later steps of the same
+    rotation, usually invoked in the same warm container, reuse it instead of calling the service again.
+    Bounded, and emptied for a secret once its rotation finished.
+    """
+
+    def __init__(self, max_entries: int = 32) -> None:
+        self._values: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
+        self._verified: set[tuple[str, str]] = set()
+        self._max_entries = max_entries
+
+    def get(self, arn: str, version_id: str) -> dict[str, Any] | None:
+        value = self._values.get((arn, version_id))
+        if value is not None:
+            register_secret(value)
+        return value
+
+    def put(self, arn: str, version_id: str, value: dict[str, Any]) -> None:
+        self._values[(arn, version_id)] = value
+        self._values.move_to_end((arn, version_id))
+        while len(self._values) > self._max_entries:
+            evicted, _ = self._values.popitem(last=False)
+            self._verified.discard(evicted)
+
+    def mark_verified(self, arn: str, version_id: str) -> None:
+        if (arn, version_id) in self._values:
+            self._verified.add((arn, version_id))
+
+    def is_verified(self, arn: str, version_id: str) -> bool:
+        return (arn, version_id) in self._verified
+
+    def forget(self, arn: str) -> None:
+        for key in [key for key in self._values if key[0] == arn]:
+            del self._values[key]
+            self._verified.discard(key)
+
+
 @dataclass
 class RotationContext:
     """One invocation: the event, what DescribeSecret said, and the secret's values read on demand.
@@ -82,6 +125,7 @@ class RotationContext:
     event: RotationEvent
     metadata: SecretMetadata
     store: SecretStore
+    cache: VersionCache = field(default_factory=VersionCache)
     _values: dict[str, dict[str, Any] | None] = field(default_factory=dict, repr=False)
 
     @property
@@ -98,8 +142,11 @@ class RotationContext:
             raise RotationStateError("the secret has no AWSCURRENT value to rotate from; put an initial value first")
         return value
 
+    def pending_or_none(self) -> dict[str, Any] | None:
+        return self._read(AWSPENDING, self.token)
+
     def pending(self) -> dict[str, Any]:
-        value = self._read(AWSPENDING, self.token)
+        value = self.pending_or_none()
         if value is None:
             raise PendingNotReadyError(
                 f"the AWSPENDING version {self.token} holds no value: createSecret has not run for it. "
@@ -123,11 +170,14 @@ class RotationContext:
 
     def _read(self, stage: str, version_id: str | None) -> dict[str, Any] | None:
         if stage not in self._values:
-            self._values[stage] = (
-                None
-                if version_id is None
-                else self.store.find_value(self.secret_id, stage=stage, version_id=version_id)
-            )
+            value = None
+            if version_id is not None:
+                value = self.cache.get(self.metadata.arn, version_id)
+                if value is None:
+                    value = self.store.find_value(self.secret_id, stage=stage, version_id=version_id)
+                    if value is not None:
+                        self.cache.put(self.metadata.arn, version_id, value)
+            self._values[stage] = value
         return self._values[stage]
 
 
@@ -161,6 +211,7 @@ class Rotator:
     def __init__(self, store: SecretStore, strategy: RotationStrategy) -> None:
         self.store = store
         self.strategy = strategy
+        self.cache = VersionCache()
         self._steps: dict[Step, Callable[[RotationContext], None]] = {
             Step.CREATE: self.create_secret,
             Step.SET: self.set_secret,
@@ -176,7 +227,7 @@ class Rotator:
         logger.append_keys(secret_arn=metadata.arn)
         if not self._guard(event, metadata):
             return
-        self._steps[event.step](RotationContext(event=event, metadata=metadata, store=self.store))
+        self._steps[event.step](RotationContext(event=event, metadata=metadata, store=self.store, cache=self.cache))
         logger.info("step complete")
 
     def _guard(self, event: RotationEvent, metadata: SecretMetadata) -> bool:
@@ -203,9 +254,7 @@ class Rotator:
         return True
 
     def create_secret(self, context: RotationContext) -> None:
-        if self.strategy.mints_on_create and self.store.find_value(
-            context.secret_id, stage=AWSPENDING, version_id=context.token
-        ):
+        if self.strategy.mints_on_create and context.pending_or_none() is not None:
             get_logger().info("AWSPENDING already holds a value; nothing to create")
             return
         pending = self.strategy.build_pending(context.current(), context)
@@ -213,6 +262,7 @@ class Rotator:
             context.secret_id, context.token, pending, rotation_token=context.event.rotation_token
         )
         if created:
+            self.cache.put(context.metadata.arn, context.token, pending)
             get_logger().info("stored the new value as AWSPENDING")
         else:
             get_logger().info("AWSPENDING already held a value from an earlier attempt; kept it")
@@ -222,11 +272,17 @@ class Rotator:
 
     def test_secret(self, context: RotationContext) -> None:
         self.strategy.test_pending(context)
+        self.cache.mark_verified(context.metadata.arn, context.token)
 
     def finish_secret(self, context: RotationContext) -> None:
         current_version = context.metadata.version_with(AWSCURRENT)
         if current_version is None:
             raise RotationStateError("no version of the secret is AWSCURRENT; restore one before rotating")
+        if not self.cache.is_verified(context.metadata.arn, context.token):
+            # testSecret ran in another container (or not at all): never promote unproven credentials.
+            get_logger().info("verifying the AWSPENDING credentials before promoting them")
+            self.strategy.test_pending(context)
         self.store.promote(context.secret_id, context.token, current_version)
+        self.cache.forget(context.metadata.arn)
         get_logger().info("moved AWSCURRENT to the new version", extra={"previous_version": current_version})
         self.strategy.after_promote(context)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from rotation_core.errors import SecretFormatError, SecretsManagerError, describe
-from rotation_core.log import redact
+from rotation_core.log import redact, register_secret, register_sensitive
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -122,7 +122,10 @@ class SecretStore:
             value = json.loads(text)
         except ValueError:
             value = None
-        if not isinstance(value, dict):
+        if isinstance(value, dict):
+            register_secret(value)
+        else:
+            register_sensitive(text)  # a plain-text secret is itself the value to protect
             raise SecretFormatError(
                 f"the {stage} version of {describe(secret_id)} is not a JSON object; store the value as "
                 "JSON (see the README for the keys)"
@@ -142,6 +145,7 @@ class SecretStore:
         Returns False when that version already holds a different value: the service never changes a
         stored version, so an earlier attempt's value stands and this call changed nothing.
         """
+        register_secret(value)
         kwargs: dict[str, Any] = {
             "SecretId": secret_id,
             "ClientRequestToken": token,
