@@ -30,6 +30,14 @@ REQUIRE_EACH_INCLUDED_TYPE = "REQUIRE_EACH_INCLUDED_TYPE"
 DB_CA_BUNDLE = "DB_CA_BUNDLE"
 DB_CONNECT_TIMEOUT = "DB_CONNECT_TIMEOUT"
 TEST_QUERY = "TEST_QUERY"
+# API-key rotation.
+REVOKE_POLICY = "REVOKE_POLICY"
+API_TIMEOUT = "API_TIMEOUT"
+API_MAX_ATTEMPTS = "API_MAX_ATTEMPTS"
+API_VERIFY_ATTEMPTS = "API_VERIFY_ATTEMPTS"
+API_VERIFY_DELAY = "API_VERIFY_DELAY"
+API_CA_BUNDLE = "API_CA_BUNDLE"
+USERNAME_CHARACTER_LIMIT = "USERNAME_CHARACTER_LIMIT"
 
 _TRUE = frozenset({"true", "1", "y", "yes"})
 _FALSE = frozenset({"false", "0", "n", "no", ""})
@@ -40,11 +48,29 @@ DEFAULT_PASSWORD_LENGTH = 32
 DEFAULT_CONNECT_TIMEOUT = 5
 MAX_CONNECT_TIMEOUT = 60
 DEFAULT_TEST_QUERY = "SELECT 1"
+DEFAULT_API_TIMEOUT = 10
+MAX_API_TIMEOUT = 60
+DEFAULT_API_MAX_ATTEMPTS = 4
+MAX_API_MAX_ATTEMPTS = 10
+DEFAULT_API_VERIFY_ATTEMPTS = 6
+MAX_API_VERIFY_ATTEMPTS = 30
+DEFAULT_API_VERIFY_DELAY = 5
+MAX_API_VERIFY_DELAY = 60
+DEFAULT_USERNAME_CHARACTER_LIMIT = 32  # MySQL 5.7 and later; MySQL 5.6 and older allow 16
+MAX_USERNAME_CHARACTER_LIMIT = 128
 
 
 class Strategy(enum.StrEnum):
     SINGLE_USER = "single_user"
     ALTERNATING_USERS = "alternating_users"
+
+
+class RevokePolicy(enum.StrEnum):
+    """When an API-key rotation revokes the key it replaced."""
+
+    PREVIOUS_AT_NEXT_ROTATION = "previous_at_next_rotation"  # two keys valid at any moment
+    PREVIOUS_AT_FINISH = "previous_at_finish"  # one key valid once finishSecret is done
+    NEVER = "never"  # revocation is left to someone else
 
 
 @dataclass(frozen=True)
@@ -68,6 +94,13 @@ class Settings:
     db_ca_bundle: str | None = None
     connect_timeout: int = DEFAULT_CONNECT_TIMEOUT
     test_query: str = DEFAULT_TEST_QUERY
+    revoke_policy: RevokePolicy = RevokePolicy.PREVIOUS_AT_NEXT_ROTATION
+    api_timeout: int = DEFAULT_API_TIMEOUT
+    api_max_attempts: int = DEFAULT_API_MAX_ATTEMPTS
+    api_verify_attempts: int = DEFAULT_API_VERIFY_ATTEMPTS
+    api_verify_delay: int = DEFAULT_API_VERIFY_DELAY
+    api_ca_bundle: str | None = None
+    username_character_limit: int = DEFAULT_USERNAME_CHARACTER_LIMIT
 
     @classmethod
     def from_env(
@@ -107,6 +140,15 @@ class Settings:
             db_ca_bundle=env.get(DB_CA_BUNDLE, "").strip() or None,
             connect_timeout=_int(env, DB_CONNECT_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, 1, MAX_CONNECT_TIMEOUT),
             test_query=test_query,
+            revoke_policy=_revoke_policy(env),
+            api_timeout=_int(env, API_TIMEOUT, DEFAULT_API_TIMEOUT, 1, MAX_API_TIMEOUT),
+            api_max_attempts=_int(env, API_MAX_ATTEMPTS, DEFAULT_API_MAX_ATTEMPTS, 1, MAX_API_MAX_ATTEMPTS),
+            api_verify_attempts=_int(env, API_VERIFY_ATTEMPTS, DEFAULT_API_VERIFY_ATTEMPTS, 1, MAX_API_VERIFY_ATTEMPTS),
+            api_verify_delay=_int(env, API_VERIFY_DELAY, DEFAULT_API_VERIFY_DELAY, 0, MAX_API_VERIFY_DELAY),
+            api_ca_bundle=env.get(API_CA_BUNDLE, "").strip() or None,
+            username_character_limit=_int(
+                env, USERNAME_CHARACTER_LIMIT, DEFAULT_USERNAME_CHARACTER_LIMIT, 1, MAX_USERNAME_CHARACTER_LIMIT
+            ),
         )
 
 
@@ -133,3 +175,14 @@ def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -
     if not low <= value <= high:
         raise ConfigurationError(f"{name}={value} is out of range; use {low} to {high}")
     return value
+
+
+def _revoke_policy(env: Mapping[str, str]) -> RevokePolicy:
+    text = env.get(REVOKE_POLICY, "").strip() or RevokePolicy.PREVIOUS_AT_NEXT_ROTATION.value
+    try:
+        return RevokePolicy(text)
+    except ValueError:
+        allowed = ", ".join(p.value for p in RevokePolicy)
+        raise ConfigurationError(
+            f"{REVOKE_POLICY}={describe(text)} is not a revocation policy; set it to one of: {allowed}"
+        ) from None

@@ -1,0 +1,636 @@
+"""MySQL and MariaDB engine (PyMySQL).
+
+The server's flavour and version come from ``VERSION()`` after login and choose the statements:
+
+* MariaDB, mysql_native_password: passwords are sent as the hash the server stores
+  (``*`` + hex SHA1(SHA1(password)), computed here), never as plaintext, so the general log, the slow
+  log and the binary log see only the hash. A user changes its own password with
+  ``SET PASSWORD = '<hash>'``, which needs no privilege; ``ALTER USER CURRENT_USER()`` would need
+  CREATE USER. Accounts with another plugin (ed25519, PAM ...) are refused rather than exposed.
+* MySQL 5.7.6 and later: ``ALTER USER USER() IDENTIFIED BY`` for oneself and ``ALTER USER`` /
+  ``CREATE USER ... IDENTIFIED WITH <plugin> BY`` as admin. The plaintext travels over the (TLS)
+  connection; MySQL itself rewrites it as ``<secret>`` in its general, slow and binary logs.
+
+Accounts are ``user@host``: the host part is read from the server (``CURRENT_USER()`` at login and
+``mysql.user``), never assumed to be ``'%'``. The alternating clone gets the original's host, auth
+plugin, TLS requirement, resource limits, privileges (``WITH GRANT OPTION`` included), roles and
+default roles; grants are copied as data through :mod:`rotation_core.engines.mysql_grants`.
+The driver is imported on first connection, never at import time.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import re
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from rotation_core.engines.base import DatabaseLogin, Session, TlsMode, parse_login_fields
+from rotation_core.engines.mysql_grants import (
+    Account,
+    AccountGrants,
+    GrantSyntaxError,
+    Statement,
+    auth_plugins_of,
+    parse_grants,
+    render_role,
+    sync_statements,
+)
+from rotation_core.engines.tls import resolve_ca_bundle
+from rotation_core.errors import Category, SecretFormatError, TargetError, VerificationError, describe
+from rotation_core.log import get_logger, redact, register_sensitive
+from rotation_core.settings import Settings, Strategy
+from rotation_core.strategies import CLONE_SUFFIX
+
+if TYPE_CHECKING:
+    import pymysql.connections
+
+NATIVE_PLUGIN = "mysql_native_password"
+CACHING_SHA2_PLUGIN = "caching_sha2_password"
+SHA256_PLUGIN = "sha256_password"
+_MYSQL_PASSWORD_PLUGINS = frozenset({NATIVE_PLUGIN, CACHING_SHA2_PLUGIN, SHA256_PLUGIN})
+
+# Client error numbers (CR_*) and server error numbers (ER_*) that decide a category.
+_ER_ACCESS_DENIED = 1045
+_ER_DBACCESS_DENIED = 1044
+_ER_SECURE_TRANSPORT_REQUIRED = 3159
+_ER_NOT_SUPPORTED_AUTH_MODE = 1251
+_CR_LOST_CONNECTION = frozenset({2003, 2006, 2013, 2055})
+_CR_SSL_CONNECTION_ERROR = 2026
+_CR_AUTH_PLUGIN_ERROR = 2061
+_TLS_MARKERS = ("ssl", "tls", "certificate")
+
+
+class Flavour(enum.StrEnum):
+    MYSQL = "MySQL"
+    MARIADB = "MariaDB"
+
+
+_VERSION = re.compile(r"^(?:5\.5\.5-)?(\d+)\.(\d+)\.(\d+)")
+
+
+@dataclass(frozen=True, order=True)
+class ServerVersion:
+    """Flavour and numeric version, parsed from ``VERSION()`` (and ``@@version_comment``)."""
+
+    flavour: Flavour
+    major: int
+    minor: int
+    patch: int
+
+    @classmethod
+    def parse(cls, version: str, comment: str = "") -> ServerVersion:
+        """``"10.11.6-MariaDB-log"``, ``"5.5.5-10.6.16-MariaDB"``, ``"8.0.36"``, ``"8.0.mysql_aurora.3.05.2"``.
+
+        Raises:
+            ValueError: the text does not start with a version number.
+        """
+        text = version.strip()
+        match = _VERSION.match(text)
+        if match is None:
+            aurora = re.match(r"^(\d+)\.(\d+)\.mysql_aurora\.", text)
+            if aurora is None:
+                raise ValueError("not a MySQL or MariaDB version string")
+            return cls(Flavour.MYSQL, int(aurora.group(1)), int(aurora.group(2)), 0)
+        flavour = Flavour.MARIADB if "mariadb" in f"{text} {comment}".lower() else Flavour.MYSQL
+        return cls(flavour, int(match.group(1)), int(match.group(2)), int(match.group(3)))
+
+    @property
+    def numbers(self) -> tuple[int, int, int]:
+        return (self.major, self.minor, self.patch)
+
+    def __str__(self) -> str:
+        return f"{self.flavour.value} {self.major}.{self.minor}.{self.patch}"
+
+
+def native_password_hash(password: str) -> str:
+    """What mysql_native_password stores: ``*`` + upper-case hex SHA1(SHA1(password)).
+
+    Not a secure hash by today's standards, but the one the server keeps anyway; sending it instead
+    of the password keeps the plaintext out of every server log.
+    """
+    digest = hashlib.sha1(hashlib.sha1(password.encode("utf-8")).digest()).hexdigest()  # noqa: S324
+    return "*" + digest.upper()
+
+
+class UnsupportedAccountError(TargetError):
+    """The account or server cannot be rotated without exposing the password, or at all."""
+
+    category = Category.PERMISSION
+
+
+class StatementBuilder:
+    """The password statements for one server flavour and version; pure, so each version is unit-tested."""
+
+    def __init__(self, server: ServerVersion) -> None:
+        self.server = server
+        if server.flavour is Flavour.MYSQL and server.numbers < (5, 7, 6):
+            raise UnsupportedAccountError(
+                f"{server} is not supported: password rotation needs MySQL 5.7.6 or later (ALTER USER); "
+                "upgrade the server"
+            )
+
+    @property
+    def is_mariadb(self) -> bool:
+        return self.server.flavour is Flavour.MARIADB
+
+    def check_plugin(self, plugin: str, account: str) -> str:
+        """The account's auth plugin if this function can set its password; else a clear refusal."""
+        plugin = plugin or NATIVE_PLUGIN  # MariaDB and old MySQL show "" for native passwords
+        if self.is_mariadb and plugin != NATIVE_PLUGIN:
+            raise UnsupportedAccountError(
+                f"{account} authenticates with {describe(plugin)}; on MariaDB this function only rotates "
+                f"{NATIVE_PLUGIN} accounts, whose hash it can compute so that no plaintext reaches the "
+                f"server's logs. Switch the account to {NATIVE_PLUGIN} (ALTER USER ... IDENTIFIED VIA "
+                f"{NATIVE_PLUGIN} USING PASSWORD(...)) or rotate it another way"
+            )
+        if not self.is_mariadb and plugin not in _MYSQL_PASSWORD_PLUGINS:
+            raise UnsupportedAccountError(
+                f"{account} authenticates with {describe(plugin)}, which has no password to rotate; "
+                f"use one of: {', '.join(sorted(_MYSQL_PASSWORD_PLUGINS))}"
+            )
+        if not self.is_mariadb and plugin == NATIVE_PLUGIN and self.server.major >= 9:
+            raise UnsupportedAccountError(
+                f"{account} uses {NATIVE_PLUGIN}, which {self.server} no longer has; "
+                f"move the account to {CACHING_SHA2_PLUGIN}"
+            )
+        return plugin
+
+    def own_password(self, new_password: str) -> Statement:
+        """Change the logged-in user's own password, with no privilege beyond logging in."""
+        if self.is_mariadb:
+            return ("SET PASSWORD = %s", (native_password_hash(new_password),))
+        return ("ALTER USER USER() IDENTIFIED BY %s", (new_password,))
+
+    def set_password(self, account: Account, new_password: str) -> Statement:
+        """As admin, change an existing account's password; the account keeps its plugin."""
+        who = (account.user, account.host)
+        if self.is_mariadb:
+            if self.server.numbers < (10, 2, 0):
+                return ("SET PASSWORD FOR %s@%s = %s", (*who, native_password_hash(new_password)))
+            return ("ALTER USER %s@%s IDENTIFIED BY PASSWORD %s", (*who, native_password_hash(new_password)))
+        return ("ALTER USER %s@%s IDENTIFIED BY %s", (*who, new_password))
+
+    def create_user(self, account: Account, plugin: str, new_password: str) -> Statement:
+        """As admin, create the account with the given (already checked) plugin and password."""
+        who = (account.user, account.host)
+        if self.is_mariadb:
+            return ("CREATE USER %s@%s IDENTIFIED BY PASSWORD %s", (*who, native_password_hash(new_password)))
+        if plugin not in _MYSQL_PASSWORD_PLUGINS:
+            raise UnsupportedAccountError(f"cannot create an account with the plugin {describe(plugin)}")
+        return (f"CREATE USER %s@%s IDENTIFIED WITH {plugin} BY %s", (*who, new_password))
+
+    def require_tls(self, account: Account, requirement: TlsRequirement) -> Statement:
+        """``ALTER USER ... REQUIRE``: same clause on MySQL 5.7+ and MariaDB 10.2+."""
+        who: tuple[object, ...] = (account.user, account.host)
+        if requirement.ssl_type == "":
+            return ("ALTER USER %s@%s REQUIRE NONE", who)
+        if requirement.ssl_type == "ANY":
+            return ("ALTER USER %s@%s REQUIRE SSL", who)
+        if requirement.ssl_type == "X509":
+            return ("ALTER USER %s@%s REQUIRE X509", who)
+        parts, values = [], []
+        for keyword, value in (
+            ("ISSUER", requirement.issuer),
+            ("SUBJECT", requirement.subject),
+            ("CIPHER", requirement.cipher),
+        ):
+            if value:
+                parts.append(f"{keyword} %s")
+                values.append(value)
+        if not parts:
+            return ("ALTER USER %s@%s REQUIRE X509", who)
+        return ("ALTER USER %s@%s REQUIRE " + " AND ".join(parts), (*who, *values))
+
+    def resource_limits(self, account: Account, limits: Mapping[str, str]) -> Statement:
+        """``ALTER USER ... WITH`` every limit the flavour knows, 0 where the original has none."""
+        names = ["MAX_QUERIES_PER_HOUR", "MAX_UPDATES_PER_HOUR", "MAX_CONNECTIONS_PER_HOUR", "MAX_USER_CONNECTIONS"]
+        if self.is_mariadb:
+            names.append("MAX_STATEMENT_TIME")
+        clauses = []
+        for name in names:
+            value = limits.get(name, "0")
+            if not re.fullmatch(r"\d+(?:\.\d+)?", value):
+                raise GrantSyntaxError(f"the {name} limit is not a number")
+            clauses.append(f"{name} {value}")
+        return ("ALTER USER %s@%s WITH " + " ".join(clauses), (account.user, account.host))
+
+    def default_roles(self, account: Account, roles: list[Account]) -> Statement:
+        who = (account.user, account.host)
+        if self.is_mariadb:
+            # MariaDB has one default role per account.
+            role = render_role(roles[0]) if roles else "NONE"
+            return (f"SET DEFAULT ROLE {role} FOR %s@%s", who)
+        listed = ", ".join(render_role(role) for role in roles) if roles else "NONE"
+        return (f"SET DEFAULT ROLE {listed} TO %s@%s", who)
+
+
+@dataclass(frozen=True)
+class TlsRequirement:
+    """An account's ``REQUIRE`` clause, as ``mysql.user`` stores it."""
+
+    ssl_type: str = ""  # "", "ANY", "X509", "SPECIFIED"
+    cipher: str = ""
+    issuer: str = ""
+    subject: str = ""
+
+
+@dataclass
+class MySQLSession:
+    """An open connection plus who the server says we are and what the server is."""
+
+    conn: pymysql.connections.Connection[Any]
+    account: Account
+    server: ServerVersion
+    endpoint: tuple[str, int] = ("", 0)  # (host, port) as the secret names the server
+    closed: bool = field(default=False, repr=False)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.conn.close()
+
+
+class MySQLEngine:
+    display_name = "MySQL/MariaDB"
+    engine_names = frozenset({"mysql", "aurora-mysql", "mariadb"})
+    default_port = 3306
+    default_exclude_characters = "/@\"'\\"
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._limit = settings.username_character_limit
+        # MySQL counts characters (the User column is CHAR(32) in utf8mb3); the byte bound shared with
+        # the strategies is the widest UTF-8 encoding of that many characters. The real check is below.
+        self.max_username_bytes = 4 * self._limit
+        # Account hosts seen at login, per server and user: the clone gets the host the current login
+        # matched when the original exists with several hosts.
+        self._seen_hosts: dict[tuple[tuple[str, int], str], str] = {}
+
+    def parse_login(self, secret: Mapping[str, Any], label: str) -> DatabaseLogin:
+        login = parse_login_fields(
+            secret,
+            label,
+            engine_names=self.engine_names,
+            display_name=self.display_name,
+            default_port=self.default_port,
+            max_username_bytes=self.max_username_bytes,
+        )
+        if len(login.username) > self._limit:
+            raise SecretFormatError(
+                f'the {label} secret\'s "username" is {len(login.username)} characters, over the limit of '
+                f"{self._limit} (USERNAME_CHARACTER_LIMIT; MySQL 5.7+ allows 32, older MySQL 16)"
+            )
+        alternating = self._settings.strategy is Strategy.ALTERNATING_USERS
+        original = alternating and label == "current" and not login.username.endswith(CLONE_SUFFIX)
+        if original and len(login.username) + len(CLONE_SUFFIX) > self._limit:
+            raise SecretFormatError(
+                f"the alternate user {describe(login.username + CLONE_SUFFIX)} would be over the limit of "
+                f"{self._limit} characters (USERNAME_CHARACTER_LIMIT); use a username of at most "
+                f"{self._limit - len(CLONE_SUFFIX)} characters"
+            )
+        return login
+
+    def connect(self, login: DatabaseLogin) -> Session:
+        import pymysql
+
+        params: dict[str, Any] = {
+            "host": login.host,
+            "port": login.port,
+            "user": login.username,
+            "password": login.password,
+            "database": login.dbname,
+            "connect_timeout": self._settings.connect_timeout,
+            "read_timeout": 60,
+            "write_timeout": 60,
+            "autocommit": True,
+            "charset": "utf8mb4",
+            "program_name": "secrets-rotation",
+        }
+        ca_bundle = None
+        if login.tls is TlsMode.DISABLE:
+            params["ssl_disabled"] = True
+        elif login.tls in (TlsMode.ALLOW, TlsMode.PREFER):
+            pass  # asked for explicitly by the secret; PyMySQL has no opportunistic TLS, so this is plaintext
+        else:
+            if login.tls.verifies_certificate:
+                ca_bundle = resolve_ca_bundle(self._settings.db_ca_bundle)
+            # An explicit context makes PyMySQL refuse a server without TLS before sending the login.
+            params["ssl"] = _tls_context(login.tls, ca_bundle)
+        try:
+            conn = pymysql.connect(**params)
+        except (pymysql.Error, OSError, RuntimeError) as error:
+            raise self._login_error(login, error, ca_bundle) from None
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute("SELECT CURRENT_USER(), VERSION(), @@version_comment")
+                row = cursor.fetchone()
+            assert row is not None
+            account = _account_of(str(row[0]), login.username)
+            server = ServerVersion.parse(str(row[1]), str(row[2] or ""))
+        except (pymysql.Error, ValueError) as error:
+            conn.close()
+            raise TargetError(
+                f"logged in as {describe(login.username)} but could not read the account and server version: "
+                f"{_driver_message(error)}",
+                category=Category.UNREACHABLE,
+            ) from None
+        if account.user != login.username:
+            conn.close()
+            raise TargetError(
+                f"the login as {describe(login.username)} was matched to the anonymous account "
+                f"{describe(account.user + '@' + str(account.host))}; the named account does not exist for "
+                "this client host. Create it, or drop the anonymous account",
+                category=Category.PERMISSION,
+            )
+        endpoint = (login.host.lower(), login.port)
+        self._seen_hosts.pop((endpoint, login.username), None)  # re-insert: the newest login comes last
+        self._seen_hosts[(endpoint, login.username)] = str(account.host)
+        return MySQLSession(conn=conn, account=account, server=server, endpoint=endpoint)
+
+    def set_own_password(self, session: Session, login: DatabaseLogin, new_password: str) -> None:
+        mysql_session = _session(session)
+        builder = StatementBuilder(mysql_session.server)
+        where = f"{describe(mysql_session.account.user)}@{describe(mysql_session.account.host)}"
+        if builder.is_mariadb:
+            # The hash form is only right for mysql_native_password; SHOW GRANTS for oneself needs no privilege.
+            lines = self._fetch_column(mysql_session, "SHOW GRANTS FOR CURRENT_USER()", (), action="read own grants")
+            plugins = auth_plugins_of(lines, mysql_session.account)
+            if len(plugins) > 1:
+                raise UnsupportedAccountError(
+                    f"{where} may authenticate in several ways ({', '.join(plugins)}); this function rotates "
+                    "accounts with one password plugin only"
+                )
+            builder.check_plugin(plugins[0] if plugins else "", where)
+        statement = builder.own_password(new_password)
+        register_sensitive(new_password, native_password_hash(new_password))
+        self._execute(mysql_session, [statement], action=f"change the password of {where}")
+
+    def set_clone_password(self, admin: Session, *, original: str, target: str, new_password: str) -> None:
+        session = _session(admin)
+        builder = StatementBuilder(session.server)
+        host = self._original_host(session, original)
+        source = Account(original, host)
+        clone = Account(target, host)
+        source_text = f"{describe(original)}@{describe(host)}"
+        plugin, requirement = self._account_row(session, source, source_text)
+        plugin = builder.check_plugin(plugin, source_text)
+        exists = bool(self._fetch_column(session, _USER_EXISTS, (target, host), action="look up the alternate user"))
+        if target == original:
+            statements = [builder.set_password(clone, new_password)]
+        else:
+            desired = self._grants(session, source, source_text)
+            if exists:
+                statements = [builder.set_password(clone, new_password)]
+                existing = self._grants(session, clone, f"{describe(target)}@{describe(host)}")
+            else:
+                statements = [builder.create_user(clone, plugin, new_password)]
+                existing = AccountGrants()
+            statements.append(builder.require_tls(clone, requirement))
+            statements.append(builder.resource_limits(clone, desired.limits))
+            statements.extend(sync_statements(desired, existing, clone))
+            # A default role only counts while the role is granted (MariaDB keeps it after a REVOKE).
+            granted = {grant.role for grant in desired.roles}
+            wanted = [role for role in self._default_roles(session, builder, source, desired) if role in granted]
+            if wanted != self._default_roles(session, builder, clone, existing):
+                statements.append(builder.default_roles(clone, wanted))
+        register_sensitive(new_password, native_password_hash(new_password))
+        self._execute(
+            session,
+            statements,
+            action=f"set the password of {describe(target)}@{describe(host)} as a stand-in for {source_text}",
+            admin_hint=(
+                "the master user needs CREATE USER, SELECT on the mysql schema, and every privilege and role "
+                f"of {source_text} WITH GRANT OPTION / WITH ADMIN OPTION"
+            ),
+        )
+
+    def probe(self, session: Session, query: str) -> None:
+        import pymysql
+
+        conn = _session(session).conn
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute("START TRANSACTION READ ONLY")
+                try:
+                    cursor.execute(query)
+                    if cursor.description is not None:
+                        cursor.fetchone()
+                finally:
+                    cursor.execute("ROLLBACK")
+        except pymysql.Error as error:
+            raise VerificationError(
+                f"the probe query failed with the new credentials: {_driver_message(error)}; "
+                "check TEST_QUERY and the user's grants"
+            ) from None
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _original_host(self, session: MySQLSession, original: str) -> str:
+        """The host part of the original account, from the server; ambiguity is an error, not a guess."""
+        query = _USER_HOSTS_MARIADB if session.server.flavour is Flavour.MARIADB else _USER_HOSTS_MYSQL
+        hosts = self._fetch_column(session, query, (original,), action="look up the original user's hosts")
+        seen = [
+            host
+            for (endpoint, user), host in self._seen_hosts.items()
+            if endpoint == session.endpoint and user in (original, original + CLONE_SUFFIX)
+        ]
+        if not hosts:
+            raise TargetError(
+                f"the user {describe(original)} does not exist on the server; create it (the alternating "
+                "strategy copies it, it does not invent it)",
+                category=Category.PERMISSION,
+            )
+        for host in reversed(seen):  # the most recent login first
+            if host in hosts:
+                return host
+        if len(hosts) == 1:
+            return hosts[0]
+        listed = ", ".join(describe(h) for h in sorted(hosts))
+        raise TargetError(
+            f"the user {describe(original)} exists with several hosts ({listed}) and the current login "
+            "did not say which one it is; keep one account per user name for rotated users",
+            category=Category.PERMISSION,
+        )
+
+    def _account_row(self, session: MySQLSession, account: Account, text: str) -> tuple[str, TlsRequirement]:
+        rows = self._fetch_rows(session, _ACCOUNT_ROW, (account.user, account.host), action=f"read {text}")
+        if not rows:
+            raise TargetError(f"{text} vanished while it was being copied; retry", category=Category.PERMISSION)
+        plugin, ssl_type, cipher, issuer, subject = (_text(value) for value in rows[0])
+        return plugin, TlsRequirement(ssl_type=ssl_type.upper(), cipher=cipher, issuer=issuer, subject=subject)
+
+    def _grants(self, session: MySQLSession, account: Account, text: str) -> AccountGrants:
+        lines = self._fetch_column(
+            session, "SHOW GRANTS FOR %s@%s", (account.user, account.host), action=f"read the grants of {text}"
+        )
+        try:
+            return parse_grants(lines, account)
+        except GrantSyntaxError as error:
+            raise UnsupportedAccountError(
+                f"the grants of {text} cannot be copied safely ({error}); only plain privileges, column "
+                "privileges, WITH GRANT OPTION, resource limits and roles are copied (see the README)"
+            ) from None
+
+    def _default_roles(
+        self, session: MySQLSession, builder: StatementBuilder, account: Account, grants: AccountGrants
+    ) -> list[Account]:
+        if builder.is_mariadb:
+            return list(grants.default_roles)
+        if not grants.privileges and not grants.roles:
+            return []  # an account that does not exist yet
+        rows = self._fetch_rows(
+            session, _MYSQL_DEFAULT_ROLES, (account.user, account.host), action="read default roles"
+        )
+        return [Account(_text(user), _text(host)) for user, host in rows]
+
+    def _fetch_rows(
+        self, session: MySQLSession, query: str, params: tuple[object, ...], *, action: str
+    ) -> list[tuple[Any, ...]]:
+        import pymysql
+
+        try:
+            with session.conn.cursor() as cursor:
+                cursor.execute(query, params)
+                return list(cursor.fetchall())
+        except pymysql.Error as error:
+            raise self._statement_error(
+                error,
+                action,
+                "the master user needs SELECT on the mysql schema to read accounts and grants",
+            ) from None
+
+    def _fetch_column(self, session: MySQLSession, query: str, params: tuple[object, ...], *, action: str) -> list[str]:
+        return [_text(row[0]) for row in self._fetch_rows(session, query, params, action=action)]
+
+    def _execute(
+        self, session: MySQLSession, statements: list[Statement], *, action: str, admin_hint: str = ""
+    ) -> None:
+        import pymysql
+
+        sql = ""
+        try:
+            with session.conn.cursor() as cursor:
+                for sql, values in statements:
+                    cursor.execute(sql, values or None)
+        except pymysql.Error as error:
+            # The statement text holds no value (those are bound parameters), so it can be shown.
+            raise self._statement_error(error, f"{action} (at {describe(sql)})", admin_hint) from None
+        get_logger().debug("ran account statements", extra={"statements": len(statements)})
+
+    def _statement_error(self, error: Exception, action: str, admin_hint: str) -> TargetError:
+        code = _error_code(error)
+        lost = code in _CR_LOST_CONNECTION
+        hint = admin_hint or "see the database's message"
+        return TargetError(
+            f"{self.display_name} refused to {action}: {_driver_message(error)}; {hint}",
+            category=Category.UNREACHABLE if lost else Category.PERMISSION,
+        )
+
+    def _login_error(self, login: DatabaseLogin, error: Exception, ca_bundle: str | None) -> TargetError:
+        message = _driver_message(error)
+        where = (
+            f"{self.display_name} login as {describe(login.username)} at {login.host}:{login.port} "
+            f"({login.label} secret)"
+        )
+        category, text = self._classify_login_error(login, error, message, ca_bundle)
+        return TargetError(f"{where} {text}", category=category)
+
+    def _classify_login_error(
+        self, login: DatabaseLogin, error: Exception, message: str, ca_bundle: str | None
+    ) -> tuple[Category, str]:
+        lowered = message.lower()
+        code = _error_code(error)
+        cause = getattr(error, "original_exception", None) or error
+        if code == _ER_ACCESS_DENIED:
+            return Category.AUTH_FAILED, f"was refused: {message}"
+        if "server doesn't support it" in lowered or "server does not support ssl" in lowered:
+            return Category.TLS, (
+                'failed: the server does not offer TLS. Enable TLS on the server, or set "ssl": false in the '
+                "secret to connect without it (the password then crosses the network unencrypted)"
+            )
+        if "cryptography" in lowered or code in (_CR_AUTH_PLUGIN_ERROR, _ER_SECURE_TRANSPORT_REQUIRED):
+            return Category.TLS, (
+                f"failed: {message}. caching_sha2_password and sha256_password need TLS (the default) or the "
+                'cryptography package in the layer; remove "ssl": false / "sslmode" from the secret'
+            )
+        tls_text = any(marker in lowered for marker in _TLS_MARKERS) and login.tls is not TlsMode.DISABLE
+        if isinstance(cause, ssl.SSLError) or code == _CR_SSL_CONNECTION_ERROR or tls_text:
+            return Category.TLS, (
+                f"failed TLS ({login.tls.value}, CA bundle {ca_bundle or 'not used'}): {message}. Set DB_CA_BUNDLE "
+                "to a bundle holding the server's CA (see the README for RDS) and use the host name the "
+                "certificate was issued for"
+            )
+        if code in (_ER_DBACCESS_DENIED, _ER_NOT_SUPPORTED_AUTH_MODE):
+            return Category.PERMISSION, (
+                f"was not permitted: {message}; check the user's access to the secret's dbname and its auth plugin"
+            )
+        return Category.UNREACHABLE, (
+            f"failed, the server is unreachable: {message}. Check host, port and network routes/security groups "
+            f"(connect timeout {self._settings.connect_timeout}s, DB_CONNECT_TIMEOUT)"
+        )
+
+
+# mysql.user exists on both flavours (a view over mysql.global_priv on MariaDB 10.4+); roles are rows
+# there too on MariaDB, so they are filtered out.
+_USER_HOSTS_MARIADB = "SELECT Host FROM mysql.user WHERE User = %s AND is_role = 'N' ORDER BY Host"
+_USER_HOSTS_MYSQL = "SELECT Host FROM mysql.user WHERE User = %s ORDER BY Host"
+_USER_EXISTS = "SELECT Host FROM mysql.user WHERE User = %s AND Host = %s"
+_ACCOUNT_ROW = (
+    "SELECT plugin, ssl_type, ssl_cipher, x509_issuer, x509_subject FROM mysql.user WHERE User = %s AND Host = %s"
+)
+_MYSQL_DEFAULT_ROLES = (
+    "SELECT DEFAULT_ROLE_USER, DEFAULT_ROLE_HOST FROM mysql.default_roles WHERE USER = %s AND HOST = %s "
+    "ORDER BY DEFAULT_ROLE_USER, DEFAULT_ROLE_HOST"
+)
+
+
+def _tls_context(mode: TlsMode, ca_bundle: str | None) -> ssl.SSLContext:
+    if mode.verifies_certificate:
+        context = ssl.create_default_context(cafile=ca_bundle)
+        context.check_hostname = mode is TlsMode.VERIFY_FULL
+        return context
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # "require": encrypted, not authenticated, as in libpq
+    return context
+
+
+def _account_of(current_user: str, username: str) -> Account:
+    """Split ``CURRENT_USER()`` (``user@host``; the user may itself contain ``@``)."""
+    user, _sep, host = current_user.rpartition("@")
+    if current_user.startswith(username + "@"):
+        user, host = username, current_user[len(username) + 1 :]
+    return Account(user, host)
+
+
+def _session(session: Session) -> MySQLSession:
+    if not isinstance(session, MySQLSession):
+        raise TypeError("expected a session opened by MySQLEngine.connect")
+    return session
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("utf-8", errors="replace")
+    return str(value)
+
+
+def _error_code(error: Exception) -> int | None:
+    args = getattr(error, "args", ())
+    return args[0] if args and isinstance(args[0], int) else None
+
+
+_WHITESPACE = re.compile(r"\s+")
+
+
+def _driver_message(error: Exception) -> str:
+    """The driver's message on one line, with any registered secret value removed."""
+    args: tuple[object, ...] = tuple(getattr(error, "args", ()))
+    text = str(args[1]) if len(args) >= 2 and isinstance(args[0], int) else str(error)
+    return redact(_WHITESPACE.sub(" ", text or type(error).__name__).strip())

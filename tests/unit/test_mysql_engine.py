@@ -1,0 +1,315 @@
+"""MySQL/MariaDB engine without a server: version parsing, statements per version, limits, errors."""
+
+from __future__ import annotations
+
+import ssl
+import subprocess
+import sys
+from typing import Any
+
+import pymysql
+import pytest
+
+from helpers import REPO_ROOT
+from rotation_core.engines.base import TlsMode
+from rotation_core.engines.mysql import (
+    Flavour,
+    MySQLEngine,
+    ServerVersion,
+    StatementBuilder,
+    TlsRequirement,
+    UnsupportedAccountError,
+    _tls_context,
+    native_password_hash,
+)
+from rotation_core.engines.mysql_grants import Account
+from rotation_core.errors import Category, SecretFormatError
+from rotation_core.settings import Settings, Strategy
+
+PASSWORD = "N3w-Passw0rd-for-the-test"
+ACCOUNT = Account("app", "10.0.%")
+
+
+@pytest.mark.parametrize(
+    ("text", "comment", "expected"),
+    [
+        ("5.7.44-log", "MySQL Community Server (GPL)", (Flavour.MYSQL, 5, 7, 44)),
+        ("8.0.36", "Source distribution", (Flavour.MYSQL, 8, 0, 36)),
+        ("8.4.2", "MySQL Community Server - GPL", (Flavour.MYSQL, 8, 4, 2)),
+        ("9.1.0", "MySQL Community Server - GPL", (Flavour.MYSQL, 9, 1, 0)),
+        ("8.0.mysql_aurora.3.05.2", "", (Flavour.MYSQL, 8, 0, 0)),
+        ("10.11.19-MariaDB-0+deb12u1-log", "Debian 12", (Flavour.MARIADB, 10, 11, 19)),
+        ("5.5.5-10.6.16-MariaDB", "", (Flavour.MARIADB, 10, 6, 16)),
+        ("11.4.2-MariaDB", "mariadb.org binary distribution", (Flavour.MARIADB, 11, 4, 2)),
+        ("10.6.14", "MariaDB Server", (Flavour.MARIADB, 10, 6, 14)),
+        ("18.0.1", "", (Flavour.MYSQL, 18, 0, 1)),
+    ],
+)
+def test_server_version_parse_known_strings_flavour_and_numbers(
+    text: str, comment: str, expected: tuple[Flavour, int, int, int]
+) -> None:
+    version = ServerVersion.parse(text, comment)
+
+    assert (version.flavour, version.major, version.minor, version.patch) == expected
+
+
+def test_server_version_parse_garbage_raises() -> None:
+    with pytest.raises(ValueError, match="version"):
+        ServerVersion.parse("eight point oh")
+
+
+def test_native_password_hash_known_value_matches_server_format() -> None:
+    # SELECT PASSWORD('OrigPassw0rd-111') on MariaDB 10.11
+    assert native_password_hash("OrigPassw0rd-111") == "*AB98341FE32DC8A17C368646457619E70F7A1F08"
+
+
+def builder(version: str, comment: str = "") -> StatementBuilder:
+    return StatementBuilder(ServerVersion.parse(version, comment))
+
+
+@pytest.mark.parametrize("version", ["10.1.48-MariaDB", "10.11.19-MariaDB", "11.4.2-MariaDB"])
+def test_statement_builder_mariadb_own_password_sends_hash_only(version: str) -> None:
+    sql, values = builder(version).own_password(PASSWORD)
+
+    assert sql == "SET PASSWORD = %s"
+    assert values == (native_password_hash(PASSWORD),)
+    assert PASSWORD not in values
+
+
+@pytest.mark.parametrize("version", ["5.7.44", "8.0.36", "8.4.2", "9.1.0", "8.0.mysql_aurora.3.05.2"])
+def test_statement_builder_mysql_own_password_alter_user_user(version: str) -> None:
+    assert builder(version).own_password(PASSWORD) == ("ALTER USER USER() IDENTIFIED BY %s", (PASSWORD,))
+
+
+@pytest.mark.parametrize(
+    ("version", "expected_sql", "hashed"),
+    [
+        ("10.1.48-MariaDB", "SET PASSWORD FOR %s@%s = %s", True),
+        ("10.11.19-MariaDB", "ALTER USER %s@%s IDENTIFIED BY PASSWORD %s", True),
+        ("11.4.2-MariaDB", "ALTER USER %s@%s IDENTIFIED BY PASSWORD %s", True),
+        ("5.7.44", "ALTER USER %s@%s IDENTIFIED BY %s", False),
+        ("8.0.36", "ALTER USER %s@%s IDENTIFIED BY %s", False),
+        ("8.4.2", "ALTER USER %s@%s IDENTIFIED BY %s", False),
+        ("9.1.0", "ALTER USER %s@%s IDENTIFIED BY %s", False),
+    ],
+)
+def test_statement_builder_set_password_per_version_host_bound(version: str, expected_sql: str, hashed: bool) -> None:
+    sql, values = builder(version).set_password(ACCOUNT, PASSWORD)
+
+    assert sql == expected_sql
+    assert values == ("app", "10.0.%", native_password_hash(PASSWORD) if hashed else PASSWORD)
+
+
+@pytest.mark.parametrize(
+    ("version", "plugin", "expected_sql"),
+    [
+        ("10.11.19-MariaDB", "mysql_native_password", "CREATE USER %s@%s IDENTIFIED BY PASSWORD %s"),
+        ("5.7.44", "mysql_native_password", "CREATE USER %s@%s IDENTIFIED WITH mysql_native_password BY %s"),
+        ("8.0.36", "caching_sha2_password", "CREATE USER %s@%s IDENTIFIED WITH caching_sha2_password BY %s"),
+        ("8.4.2", "caching_sha2_password", "CREATE USER %s@%s IDENTIFIED WITH caching_sha2_password BY %s"),
+        ("9.1.0", "sha256_password", "CREATE USER %s@%s IDENTIFIED WITH sha256_password BY %s"),
+    ],
+)
+def test_statement_builder_create_user_keeps_original_plugin(version: str, plugin: str, expected_sql: str) -> None:
+    sql, _values = builder(version).create_user(ACCOUNT, plugin, PASSWORD)
+
+    assert sql == expected_sql
+
+
+@pytest.mark.parametrize(
+    ("version", "plugin"),
+    [
+        ("10.11.19-MariaDB", "ed25519"),
+        ("10.11.19-MariaDB", "unix_socket"),
+        ("8.0.36", "auth_socket"),
+        ("9.1.0", "mysql_native_password"),
+    ],
+)
+def test_statement_builder_check_plugin_unrotatable_account_refused(version: str, plugin: str) -> None:
+    with pytest.raises(UnsupportedAccountError) as raised:
+        builder(version).check_plugin(plugin, "'app'@'%'")
+
+    assert raised.value.category is Category.PERMISSION
+
+
+@pytest.mark.parametrize("version", ["8.4.2", "5.7.44"])
+def test_statement_builder_check_plugin_native_before_mysql9_accepted(version: str) -> None:
+    assert builder(version).check_plugin("mysql_native_password", "'app'@'%'") == "mysql_native_password"
+
+
+def test_statement_builder_mysql_before_5_7_6_refused() -> None:
+    with pytest.raises(UnsupportedAccountError, match=r"5\.7\.6"):
+        builder("5.6.51")
+
+
+@pytest.mark.parametrize(
+    ("requirement", "expected"),
+    [
+        (TlsRequirement(), ("ALTER USER %s@%s REQUIRE NONE", ("app", "10.0.%"))),
+        (TlsRequirement(ssl_type="ANY"), ("ALTER USER %s@%s REQUIRE SSL", ("app", "10.0.%"))),
+        (TlsRequirement(ssl_type="X509"), ("ALTER USER %s@%s REQUIRE X509", ("app", "10.0.%"))),
+        (
+            TlsRequirement(ssl_type="SPECIFIED", issuer="/CN=ca' OR 1", subject="/CN=app"),
+            ("ALTER USER %s@%s REQUIRE ISSUER %s AND SUBJECT %s", ("app", "10.0.%", "/CN=ca' OR 1", "/CN=app")),
+        ),
+    ],
+)
+def test_statement_builder_require_tls_values_bound_never_spliced(
+    requirement: TlsRequirement, expected: tuple[str, tuple[object, ...]]
+) -> None:
+    assert builder("8.0.36").require_tls(ACCOUNT, requirement) == expected
+
+
+def test_statement_builder_resource_limits_mariadb_includes_statement_time() -> None:
+    statement = builder("10.11.19-MariaDB").resource_limits(ACCOUNT, {"MAX_QUERIES_PER_HOUR": "100"})
+
+    assert statement == (
+        "ALTER USER %s@%s WITH MAX_QUERIES_PER_HOUR 100 MAX_UPDATES_PER_HOUR 0 MAX_CONNECTIONS_PER_HOUR 0 "
+        "MAX_USER_CONNECTIONS 0 MAX_STATEMENT_TIME 0",
+        ("app", "10.0.%"),
+    )
+
+
+def test_statement_builder_default_roles_per_flavour() -> None:
+    roles = [Account("r1", "%"), Account("r2", "%")]
+
+    assert builder("8.0.36").default_roles(ACCOUNT, roles) == (
+        "SET DEFAULT ROLE `r1`@`%`, `r2`@`%` TO %s@%s",
+        ("app", "10.0.%"),
+    )
+    assert builder("10.11.19-MariaDB").default_roles(ACCOUNT, [Account("r1", None)]) == (
+        "SET DEFAULT ROLE `r1` FOR %s@%s",
+        ("app", "10.0.%"),
+    )
+    assert builder("10.11.19-MariaDB").default_roles(ACCOUNT, [])[0] == "SET DEFAULT ROLE NONE FOR %s@%s"
+
+
+@pytest.mark.parametrize(
+    ("mode", "check_hostname", "verify_mode"),
+    [
+        (TlsMode.VERIFY_FULL, True, ssl.CERT_REQUIRED),
+        (TlsMode.VERIFY_CA, False, ssl.CERT_REQUIRED),
+        (TlsMode.REQUIRE, False, ssl.CERT_NONE),
+    ],
+)
+def test_tls_context_mode_sets_verification(mode: TlsMode, check_hostname: bool, verify_mode: ssl.VerifyMode) -> None:
+    context = _tls_context(mode, None)
+
+    assert (context.check_hostname, context.verify_mode) == (check_hostname, verify_mode)
+
+
+def secret(**overrides: Any) -> dict[str, Any]:
+    return {"engine": "mysql", "host": "db.example", "username": "app", "password": PASSWORD, **overrides}
+
+
+def test_mysql_engine_parse_login_defaults_port_3306_tls_verify_full() -> None:
+    login = MySQLEngine(Settings()).parse_login(secret(), "current")
+
+    assert (login.port, login.tls, login.dbname) == (3306, TlsMode.VERIFY_FULL, None)
+
+
+@pytest.mark.parametrize("engine", ["mysql", "aurora-mysql", "mariadb"])
+def test_mysql_engine_parse_login_engine_names_accepted(engine: str) -> None:
+    assert MySQLEngine(Settings()).parse_login(secret(engine=engine), "current").engine == engine
+
+
+def test_mysql_engine_parse_login_postgres_secret_refused() -> None:
+    with pytest.raises(SecretFormatError, match="engine"):
+        MySQLEngine(Settings()).parse_login(secret(engine="postgres"), "current")
+
+
+def test_mysql_engine_parse_login_counts_characters_not_bytes() -> None:
+    engine = MySQLEngine(Settings())
+
+    assert engine.parse_login(secret(username="é" * 32), "current").username == "é" * 32
+    with pytest.raises(SecretFormatError, match="33 characters"):
+        engine.parse_login(secret(username="é" * 33), "current")
+
+
+def test_mysql_engine_parse_login_username_character_limit_from_settings() -> None:
+    engine = MySQLEngine(Settings(username_character_limit=16))
+
+    with pytest.raises(SecretFormatError, match="USERNAME_CHARACTER_LIMIT"):
+        engine.parse_login(secret(username="a" * 17), "current")
+
+
+def test_mysql_engine_parse_login_alternating_clone_would_be_too_long_refused_early() -> None:
+    engine = MySQLEngine(Settings(strategy=Strategy.ALTERNATING_USERS))
+
+    assert engine.parse_login(secret(username="a" * 26), "current")
+    with pytest.raises(SecretFormatError, match="at most 26 characters"):
+        engine.parse_login(secret(username="a" * 27), "current")
+    # The master's name is not cloned.
+    assert engine.parse_login(secret(username="m" * 30), "master")
+
+
+def test_settings_username_character_limit_read_from_env() -> None:
+    assert Settings.from_env({}).username_character_limit == 32
+    assert Settings.from_env({"USERNAME_CHARACTER_LIMIT": "16"}).username_character_limit == 16
+
+
+def login_error(error: Exception, **overrides: Any) -> Any:
+    engine = MySQLEngine(Settings(connect_timeout=3))
+    login = engine.parse_login(secret(**overrides), "current")
+    return engine._login_error(login, error, "/ca.pem")
+
+
+def test_mysql_engine_login_error_access_denied_auth_failed() -> None:
+    error = login_error(pymysql.err.OperationalError(1045, "Access denied for user 'app'@'10.0.0.5'"))
+
+    assert error.category is Category.AUTH_FAILED
+
+
+def test_mysql_engine_login_error_server_without_tls_says_how_to_opt_out() -> None:
+    error = login_error(pymysql.err.OperationalError(2026, "SSL is required but the server doesn't support it"))
+
+    assert error.category is Category.TLS
+    assert '"ssl": false' in error.message
+
+
+def test_mysql_engine_login_error_certificate_failure_is_tls() -> None:
+    cause = ssl.SSLCertVerificationError(1, "certificate verify failed")
+    error = pymysql.err.OperationalError(2003, "Can't connect to MySQL server on 'db.example' (certificate ...)")
+    error.original_exception = cause  # type: ignore[attr-defined]
+
+    result = login_error(error)
+
+    assert result.category is Category.TLS
+    assert "DB_CA_BUNDLE" in result.message
+
+
+def test_mysql_engine_login_error_caching_sha2_without_tls_explains_need() -> None:
+    error = login_error(
+        RuntimeError("'cryptography' package is required for sha256_password or caching_sha2_password auth methods"),
+        ssl=False,
+    )
+
+    assert error.category is Category.TLS
+    assert "caching_sha2_password" in error.message
+
+
+def test_mysql_engine_login_error_connection_refused_unreachable_without_password() -> None:
+    error = login_error(pymysql.err.OperationalError(2003, "Can't connect to MySQL server (Connection refused)"))
+
+    assert error.category is Category.UNREACHABLE
+    assert PASSWORD not in error.message
+    assert "DB_CONNECT_TIMEOUT" in error.message
+
+
+def test_mysql_function_import_loads_no_driver_and_no_boto3() -> None:
+    code = (
+        "import sys, app; "
+        "loaded = [m for m in ('pymysql', 'boto3', 'botocore', 'aws_lambda_powertools') if m in sys.modules]; "
+        "print(','.join(loaded) or 'none')"
+    )
+    layer, function = REPO_ROOT / "layers" / "rotation_core", REPO_ROOT / "functions" / "mysql"
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env={"PYTHONPATH": f"{layer}:{function}", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=function,
+    )
+
+    assert result.stdout.strip() == "none"
