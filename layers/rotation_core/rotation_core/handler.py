@@ -71,3 +71,28 @@ def database_handler(
         return Rotator(secret_store, strategy_type(engine, settings))
 
     return RotationHandler(build, environ=environ)
+
+
+def api_key_handler(
+    *,
+    store: SecretStore | None = None,
+    environ: Mapping[str, str] | None = None,
+    http: Any = None,
+    sleep: Callable[[float], None] | None = None,
+) -> RotationHandler:
+    """A handler for third-party API keys; the provider comes from each secret's ``provider`` key only.
+
+    ``http`` (a :class:`rotation_core.providers.http.HttpClient`) and ``sleep`` are for tests; by
+    default the client is built from the settings. No database driver is imported.
+    """
+
+    def build(env: Mapping[str, str] | None) -> Rotator:
+        import time
+
+        from rotation_core.api_keys import ApiKeyRotation
+
+        settings = Settings.from_env(env)
+        secret_store = store or SecretStore(endpoint_url=settings.secrets_manager_endpoint)
+        return Rotator(secret_store, ApiKeyRotation(settings, http=http, sleep=sleep or time.sleep))
+
+    return RotationHandler(build, environ=environ)

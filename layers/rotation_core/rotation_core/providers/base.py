@@ -1,0 +1,152 @@
+"""What an API-key provider implements for the rotation, and the helpers every provider shares.
+
+A provider object is built for one rotated secret: it holds the admin credential (read from the
+secret named by ``adminarn``), the base URL and the HTTP client. It never talks to Secrets Manager.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from rotation_core.errors import Category, SecretFormatError, TargetError
+from rotation_core.log import register_sensitive
+from rotation_core.providers.http import HttpClient, HttpResponse, error_for
+
+MAX_LIST_PAGES = 20
+
+
+class KeyLimitError(TargetError):
+    """The provider refuses to mint another key: the account holds as many as it allows."""
+
+    category = Category.PERMISSION
+
+
+@dataclass(frozen=True)
+class KeyRef:
+    """A key as a listing shows it: its id and name, never its value."""
+
+    id: str = field(repr=False)
+    name: str
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    """A freshly minted key; ``fields`` are the secret keys to store (value, id, anything else)."""
+
+    id: str = field(repr=False)
+    value: str = field(repr=False)
+    fields: Mapping[str, Any] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class StoredKey:
+    """The key held by one version of the rotated secret."""
+
+    label: str  # "current", "pending", "previous"
+    id: str = field(repr=False)
+    value: str = field(repr=False)
+    secret: Mapping[str, Any] = field(repr=False)
+
+
+class ApiKeyProvider(Protocol):
+    """Issue, look up, verify and revoke keys at one provider account."""
+
+    name: str  # the secret's "provider" value
+    display_name: str
+    value_field: str  # the secret key holding the key value
+    id_field: str  # the secret key holding the key id
+
+    def stored_key(self, secret: Mapping[str, Any], label: str) -> StoredKey:
+        """The key fields of one version of the secret; raise :class:`SecretFormatError` naming a bad key."""
+        ...
+
+    def find(self, name_prefix: str) -> list[KeyRef]:
+        """Every key whose name starts with ``name_prefix`` (used to find keys minted by failed attempts)."""
+        ...
+
+    def issue(self, name: str, current: StoredKey) -> IssuedKey:
+        """Mint a key called ``name`` like ``current`` (same scopes/policies where the provider has them)."""
+        ...
+
+    def verify(self, key: StoredKey) -> bool:
+        """True if the provider accepts the key; False if it refuses it (401/403); raise on anything else."""
+        ...
+
+    def revoke(self, key_id: str) -> bool:
+        """Delete the key; False when it was already gone (404 counts as done)."""
+        ...
+
+
+def text_field(secret: Mapping[str, Any], key: str, label: str, *, what: str = "secret") -> str:
+    value = secret.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise SecretFormatError(
+            f'the {label} {what} has no "{key}" string; add it (see the README\'s API-key secret formats)'
+        )
+    if any(ord(c) < 32 for c in value):
+        raise SecretFormatError(f'the {label} {what}\'s "{key}" contains control characters')
+    return value
+
+
+def stored_key_from(value_field: str, id_field: str, secret: Mapping[str, Any], label: str) -> StoredKey:
+    value = text_field(secret, value_field, label)
+    key_id = text_field(secret, id_field, label)
+    register_sensitive(value)
+    return StoredKey(label=label, id=key_id, value=value, secret=secret)
+
+
+def admin_field(admin: Mapping[str, Any], key: str, provider: str) -> str:
+    """A field of the admin secret; every admin value is registered as sensitive by the strategy."""
+    return text_field(admin, key, f"{provider} admin", what="secret (adminarn)")
+
+
+class HttpProviderBase:
+    """Plumbing shared by the built-in providers: the client, the base URL and response checks."""
+
+    name = ""
+    display_name = ""
+    value_field = "api_key"
+    id_field = "api_key_id"
+
+    def __init__(self, http: HttpClient, base_url: str) -> None:
+        self.http = http
+        self.base_url = base_url
+
+    def stored_key(self, secret: Mapping[str, Any], label: str) -> StoredKey:
+        return stored_key_from(self.value_field, self.id_field, secret, label)
+
+    def _send(self, method: str, route: str, **kwargs: Any) -> HttpResponse:
+        return self.http.request(self.display_name, method, self.base_url, route, **kwargs)
+
+    def _expect_ok(self, response: HttpResponse, method: str, route: str, hint: str) -> Any:
+        if not response.ok:
+            raise error_for(self.display_name, method, route, response, hint)
+        return response.json()
+
+    def _revoke_response(self, response: HttpResponse, method: str, route: str, hint: str) -> bool:
+        if response.status == 404:
+            return False
+        self._expect_ok(response, method, route, hint)
+        return True
+
+    def _malformed(self, method: str, route: str, what: str) -> TargetError:
+        return TargetError(
+            f"{self.display_name} {method} {route} answered without {what}; check base_url points at the "
+            f"{self.display_name} API",
+            category=Category.VERIFICATION,
+        )
+
+
+def dig(data: Any, path: str) -> Any:
+    """``data["a"]["b"]`` for ``"a.b"`` (list indexes as digits); None when any step is missing."""
+    current = data
+    for part in path.split(".") if path else []:
+        if isinstance(current, dict):
+            current = current.get(part)
+        elif isinstance(current, list) and part.isdigit() and int(part) < len(current):
+            current = current[int(part)]
+        else:
+            return None
+    return current

@@ -1,0 +1,87 @@
+"""Datadog API keys (Key Management API v2; validation with v1).
+
+Rotated secret: ``api_key``, ``api_key_id``. Admin secret: ``api_key`` and ``app_key`` of a user
+whose role has ``api_keys_read``, ``api_keys_write`` and ``api_keys_delete``. ``base_url`` picks the
+site (``https://api.datadoghq.eu`` ...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from rotation_core.providers.base import (
+    MAX_LIST_PAGES,
+    HttpProviderBase,
+    IssuedKey,
+    KeyLimitError,
+    KeyRef,
+    StoredKey,
+    admin_field,
+    dig,
+)
+from rotation_core.providers.http import HttpClient, error_for
+
+DEFAULT_BASE_URL = "https://api.datadoghq.com"
+KEYS = "/api/v2/api_keys"
+KEY = "/api/v2/api_keys/{id}"
+VALIDATE = "/api/v1/validate"
+PAGE_SIZE = 100
+_ADMIN_HINT = "check the admin secret's api_key/app_key and that its user's role has api_keys_read/write/delete"
+
+
+class DatadogProvider(HttpProviderBase):
+    name = "datadog"
+    display_name = "Datadog"
+    value_field = "api_key"
+    id_field = "api_key_id"
+
+    def __init__(self, http: HttpClient, base_url: str, admin: Mapping[str, Any]) -> None:
+        super().__init__(http, base_url)
+        self._admin_headers = {
+            "DD-API-KEY": admin_field(admin, "api_key", self.display_name),
+            "DD-APPLICATION-KEY": admin_field(admin, "app_key", self.display_name),
+        }
+
+    def find(self, name_prefix: str) -> list[KeyRef]:
+        found: list[KeyRef] = []
+        for page in range(MAX_LIST_PAGES):
+            query = {"filter": name_prefix, "page[size]": str(PAGE_SIZE), "page[number]": str(page)}
+            response = self._send("GET", KEYS, query=query, headers=self._admin_headers)
+            data = dig(self._expect_ok(response, "GET", KEYS, _ADMIN_HINT), "data")
+            if not isinstance(data, list):
+                raise self._malformed("GET", KEYS, "a data list")
+            for item in data:
+                key_id, name = dig(item, "id"), dig(item, "attributes.name")
+                if isinstance(key_id, str) and isinstance(name, str) and name.startswith(name_prefix):
+                    found.append(KeyRef(id=key_id, name=name))
+            if len(data) < PAGE_SIZE:
+                break
+        return found
+
+    def issue(self, name: str, current: StoredKey) -> IssuedKey:
+        body = {"data": {"type": "api_keys", "attributes": {"name": name}}}
+        response = self._send("POST", KEYS, json_body=body, headers=self._admin_headers)
+        if response.status == 429 or (response.status in (400, 403) and b"limit" in response.body.lower()):
+            raise KeyLimitError(
+                "Datadog refused to create another API key: the organisation has reached its API key limit. "
+                "Revoke unused keys (Organization Settings > API Keys) and rotate again"
+            )
+        if not response.ok:
+            raise error_for(self.display_name, "POST", KEYS, response, _ADMIN_HINT)
+        data = response.json()
+        key_id, value = dig(data, "data.id"), dig(data, "data.attributes.key")
+        if not isinstance(key_id, str) or not isinstance(value, str) or not key_id or not value:
+            raise self._malformed("POST", KEYS, "data.id and data.attributes.key")
+        return IssuedKey(id=key_id, value=value, fields={self.value_field: value, self.id_field: key_id})
+
+    def verify(self, key: StoredKey) -> bool:
+        response = self._send("GET", VALIDATE, headers={"DD-API-KEY": key.value})
+        if response.status in (401, 403):
+            return False
+        data = self._expect_ok(response, "GET", VALIDATE, "check base_url points at the Datadog site of the key")
+        return dig(data, "valid") is True
+
+    def revoke(self, key_id: str) -> bool:
+        response = self._send("DELETE", KEY, path_params={"id": key_id}, headers=self._admin_headers)
+        return self._revoke_response(response, "DELETE", KEY, _ADMIN_HINT)

@@ -1,0 +1,169 @@
+"""The generic ``http`` provider: the requests are described in the secret's ``http`` object.
+
+```json
+"http": {
+  "auth":     {"scheme": "bearer"},                       // or {"scheme": "header", "header": "X-Api-Key"}
+                                                          // or {"scheme": "basic"}
+  "key_auth": {"scheme": "bearer"},                       // how the new key authenticates; default: as "auth"
+  "create": {"method": "POST", "path": "/v1/keys", "body": {"name": "{name}"},
+             "value_path": "key", "id_path": "id"},        // where the new key and its id are in the response
+  "list":   {"path": "/v1/keys", "items_path": "items", "name_path": "name", "id_path": "id"},
+  "revoke": {"method": "DELETE", "path": "/v1/keys/{id}"},
+  "verify": {"method": "GET", "path": "/v1/me"}
+}
+```
+
+The admin secret holds ``api_key`` (``bearer``/``header``) or ``username`` and ``password`` (``basic``).
+With ``basic``, the new key authenticates as ``<id>:<value>``. ``list`` is required: without it a key
+minted by a failed attempt could not be found again. Verification: 2xx is valid, 401/403 is not.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from rotation_core.errors import SecretFormatError
+from rotation_core.providers.base import HttpProviderBase, IssuedKey, KeyRef, StoredKey, admin_field, dig
+from rotation_core.providers.http import HttpClient, error_for
+from rotation_core.providers.twilio import basic_auth
+
+_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
+_PATH = re.compile(r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/{}-]*$")
+_HEADER = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+_SCHEMES = frozenset({"bearer", "header", "basic"})
+_HINT = "check the admin secret and the secret's http request descriptions"
+
+
+def _section(config: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    section = config.get(name)
+    if not isinstance(section, dict):
+        raise SecretFormatError(f'the secret\'s "http" object has no "{name}" object; describe the {name} request')
+    return section
+
+
+def _method(section: Mapping[str, Any], name: str, default: str) -> str:
+    method = str(section.get("method", default)).upper()
+    if method not in _METHODS:
+        raise SecretFormatError(f'"http.{name}.method" must be one of: {", ".join(sorted(_METHODS))}')
+    return method
+
+
+def _path(section: Mapping[str, Any], name: str, placeholders: frozenset[str] = frozenset()) -> str:
+    path = section.get("path")
+    if not isinstance(path, str) or not _PATH.match(path):
+        raise SecretFormatError(f'"http.{name}.path" must be a path starting with "/"')
+    used = set(re.findall(r"{([^{}]*)}", path))
+    if not used <= placeholders:
+        allowed = ", ".join("{" + p + "}" for p in sorted(placeholders)) or "none"
+        raise SecretFormatError(f'"http.{name}.path" uses an unknown placeholder (allowed: {allowed})')
+    return path
+
+
+def _field_path(section: Mapping[str, Any], key: str, name: str, default: str | None = None) -> str:
+    value = section.get(key, default)
+    if not isinstance(value, str) or (not value and default is None):
+        raise SecretFormatError(f'"http.{name}.{key}" must be a dotted path into the JSON response, e.g. "data.id"')
+    return value
+
+
+def _auth(config: Mapping[str, Any], name: str, fallback: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
+    auth = config.get(name, fallback)
+    if not isinstance(auth, dict) or auth.get("scheme") not in _SCHEMES:
+        raise SecretFormatError(f'"http.{name}.scheme" must be one of: {", ".join(sorted(_SCHEMES))}')
+    if auth["scheme"] == "header" and not (isinstance(auth.get("header"), str) and _HEADER.match(auth["header"])):
+        raise SecretFormatError(f'"http.{name}.header" must name the header that carries the key')
+    return auth
+
+
+def _fill(template: Any, name: str) -> Any:
+    if isinstance(template, str):
+        return template.replace("{name}", name)
+    if isinstance(template, dict):
+        return {key: _fill(value, name) for key, value in template.items()}
+    if isinstance(template, list):
+        return [_fill(item, name) for item in template]
+    return template
+
+
+class GenericHttpProvider(HttpProviderBase):
+    name = "http"
+    display_name = "HTTP provider"
+    value_field = "api_key"
+    id_field = "api_key_id"
+
+    def __init__(self, http: HttpClient, base_url: str, admin: Mapping[str, Any], secret: Mapping[str, Any]) -> None:
+        super().__init__(http, base_url)
+        config = secret.get("http")
+        if not isinstance(config, dict):
+            raise SecretFormatError(
+                'a secret with "provider": "http" needs an "http" object describing the create, list, revoke '
+                "and verify requests (see the README)"
+            )
+        admin_auth = _auth(config, "auth")
+        self._key_auth = _auth(config, "key_auth", admin_auth)
+        self._admin_headers = self._headers(
+            admin_auth,
+            admin_field(admin, "username", "HTTP") if admin_auth["scheme"] == "basic" else "",
+            admin_field(admin, "password" if admin_auth["scheme"] == "basic" else "api_key", "HTTP"),
+        )
+        create, listing = _section(config, "create"), _section(config, "list")
+        revoke, verify = _section(config, "revoke"), _section(config, "verify")
+        body = create.get("body", {"name": "{name}"})
+        self._create = (_method(create, "create", "POST"), _path(create, "create"), body)
+        self._create_value = _field_path(create, "value_path", "create")
+        self._create_id = _field_path(create, "id_path", "create")
+        self._list = (_method(listing, "list", "GET"), _path(listing, "list"))
+        self._list_items = _field_path(listing, "items_path", "list", "")
+        self._list_name = _field_path(listing, "name_path", "list", "name")
+        self._list_id = _field_path(listing, "id_path", "list", "id")
+        self._revoke = (_method(revoke, "revoke", "DELETE"), _path(revoke, "revoke", frozenset({"id"})))
+        self._verify = (_method(verify, "verify", "GET"), _path(verify, "verify"))
+
+    @staticmethod
+    def _headers(auth: Mapping[str, Any], user: str, value: str) -> dict[str, str]:
+        if auth["scheme"] == "basic":
+            return {"Authorization": basic_auth(user, value)}
+        if auth["scheme"] == "header":
+            return {str(auth["header"]): value}
+        return {"Authorization": "Bearer " + value}
+
+    def find(self, name_prefix: str) -> list[KeyRef]:
+        method, path = self._list
+        data = self._expect_ok(self._send(method, path, headers=self._admin_headers), method, path, _HINT)
+        items = dig(data, self._list_items)
+        if not isinstance(items, list):
+            raise self._malformed(method, path, f'a list at "{self._list_items}"')
+        found = []
+        for item in items:
+            key_id, name = dig(item, self._list_id), dig(item, self._list_name)
+            if isinstance(key_id, str | int) and isinstance(name, str) and name.startswith(name_prefix):
+                found.append(KeyRef(id=str(key_id), name=name))
+        return found
+
+    def issue(self, name: str, current: StoredKey) -> IssuedKey:
+        method, path, body = self._create
+        response = self._send(method, path, json_body=_fill(body, name), headers=self._admin_headers)
+        if not response.ok:
+            raise error_for(self.display_name, method, path, response, _HINT)
+        data = response.json()
+        value, key_id = dig(data, self._create_value), dig(data, self._create_id)
+        if isinstance(key_id, int):
+            key_id = str(key_id)
+        if not isinstance(value, str) or not isinstance(key_id, str) or not value or not key_id:
+            raise self._malformed(method, path, f'the key at "{self._create_value}" and its id at "{self._create_id}"')
+        return IssuedKey(id=key_id, value=value, fields={self.value_field: value, self.id_field: key_id})
+
+    def verify(self, key: StoredKey) -> bool:
+        method, path = self._verify
+        response = self._send(method, path, headers=self._headers(self._key_auth, key.id, key.value))
+        if response.status in (401, 403):
+            return False
+        self._expect_ok(response, method, path, _HINT)
+        return True
+
+    def revoke(self, key_id: str) -> bool:
+        method, path = self._revoke
+        response = self._send(method, path, path_params={"id": key_id}, headers=self._admin_headers)
+        return self._revoke_response(response, method, path, _HINT)

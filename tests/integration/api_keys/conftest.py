@@ -1,0 +1,117 @@
+"""API-key fixtures: fake providers on 127.0.0.1, their secrets in moto's HTTP server, the function.
+
+Every fake's access log is watched by the leak guard, and its admin credential is added to it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from helpers import LeakGuard, load_function
+from integration.conftest import unique
+from rotation_core.handler import RotationHandler, api_key_handler
+from rotation_core.providers.http import HttpClient
+from rotation_core.secrets import SecretStore
+from rotation_local import emulator, service
+from rotation_local.fake_providers import FakeProviderServer
+
+PROVIDERS = ("datadog", "sendgrid", "twilio", "cloudflare")
+# Settings that keep the tests quick: no real waiting between verification checks.
+FAST_ENV = {"API_VERIFY_DELAY": "0", "API_TIMEOUT": "5", "REVOKE_POLICY": "previous_at_next_rotation"}
+
+
+@pytest.fixture
+def make_fake(leak_guard: LeakGuard) -> Iterator[Callable[..., FakeProviderServer]]:
+    started: list[FakeProviderServer] = []
+
+    def make(kind: str, **options: Any) -> FakeProviderServer:
+        fake = FakeProviderServer(kind, **options).start()
+        started.append(fake)
+        leak_guard.add(*fake.admin_values())
+        return fake
+
+    yield make
+    for fake in started:
+        leak_guard.add(*(key.value for key in fake.keys))  # stored or not (orphans included)
+        # Read the access log into the guard before the fake removes its temporary folder.
+        leak_guard.watch_text(fake.access_log_path.read_text(encoding="utf-8"))
+        fake.stop()
+
+
+@dataclass
+class ApiKeySecret:
+    arn: str
+    admin_arn: str
+    fake: FakeProviderServer
+
+
+@pytest.fixture
+def api_key_secret(sm_client: Any, leak_guard: LeakGuard) -> Callable[..., ApiKeySecret]:
+    """The admin secret and the rotated secret for a fake provider (rotation enabled)."""
+
+    def make(fake: FakeProviderServer, **extra: Any) -> ApiKeySecret:
+        admin_arn = sm_client.create_secret(Name=unique("admin"), SecretString=json.dumps(fake.admin_secret()))["ARN"]
+        value = fake.seed_secret(admin_arn, owner_team="payments", **extra)
+        arn = sm_client.create_secret(Name=unique("apikey"), SecretString=json.dumps(value))["ARN"]
+        emulator.enable_rotation(arn)
+        return ApiKeySecret(arn=arn, admin_arn=admin_arn, fake=fake)
+
+    return make
+
+
+@pytest.fixture
+def api_key_function(sm_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Callable[..., ModuleType]:
+    """A fresh copy of functions/api_key/app.py configured through its environment, as in Lambda."""
+
+    def load(**env: str) -> ModuleType:
+        for name, value in {**FAST_ENV, **env}.items():
+            monkeypatch.setenv(name, value)
+        return load_function("api_key")
+
+    return load
+
+
+class Sleeper:
+    """Records the waits it is asked for instead of sleeping."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
+
+@pytest.fixture
+def sleeper() -> Sleeper:
+    return Sleeper()
+
+
+@pytest.fixture
+def fast_handler(sm_env: dict[str, str], sm_client: Any, sleeper: Sleeper) -> Callable[..., RotationHandler]:
+    """The API-key handler with a recording sleep and short timeouts (for the failure-mode tests)."""
+
+    def make(timeout: float = 2.0, **env: str) -> RotationHandler:
+        http = HttpClient(timeout=timeout, max_attempts=4, sleep=sleeper, backoff=0.01)
+        return api_key_handler(store=SecretStore(sm_client), environ={**FAST_ENV, **env}, http=http, sleep=sleeper)
+
+    return make
+
+
+def rotate(handler: Any, arn: str, **kwargs: Any) -> str:
+    """One rotation through a handler or a function module (its ``lambda_handler``)."""
+    call = getattr(handler, "lambda_handler", handler)
+    return service.rotate(arn, lambda event: call(dict(event), None), **kwargs)
+
+
+def value_at(sm_client: Any, arn: str, stage: str, version_id: str | None = None) -> dict[str, Any]:
+    kwargs = {"SecretId": arn, "VersionStage": stage}
+    if version_id:
+        kwargs["VersionId"] = version_id
+    result: dict[str, Any] = json.loads(sm_client.get_secret_value(**kwargs)["SecretString"])
+    return result

@@ -1,0 +1,152 @@
+"""The API-key function in its own process, as Lambda runs it: no database driver, no leaks, and TLS."""
+
+from __future__ import annotations
+
+import json
+import ssl
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trustme
+
+from helpers import FUNCTIONS_DIR, LeakGuard
+from integration.api_keys.conftest import FAST_ENV, ApiKeySecret, rotate, value_at
+from integration.conftest import stages, unique
+from rotation_core.errors import Category, RotationError
+from rotation_local import emulator, service
+from rotation_local.fake_providers import FakeProviderServer
+from rotation_local.invoke import invoke
+
+# Wraps functions/api_key/app.py: refuses database drivers at import and checks sys.modules afterwards.
+_GUARD_APP = """
+import importlib.abc, importlib.util, sys
+
+FORBIDDEN = ("psycopg2", "pymysql", "MySQLdb")
+
+class Refuse(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in FORBIDDEN:
+            raise ImportError("the API-key function must not import " + name)
+        return None
+
+sys.meta_path.insert(0, Refuse())
+spec = importlib.util.spec_from_file_location("real_app", {real!r})
+real = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(real)
+
+def lambda_handler(event, context):
+    result = real.lambda_handler(event, context)
+    loaded = sorted(name for name in sys.modules if name.split(".")[0] in FORBIDDEN)
+    if loaded:
+        raise RuntimeError("database drivers were imported: " + ", ".join(loaded))
+    return result
+"""
+
+
+def test_rotation_in_child_process_twice_imports_no_database_driver(
+    make_fake: Callable[..., FakeProviderServer], api_key_secret: Callable[..., ApiKeySecret], sm_env: dict[str, str],
+    sm_client: Any, tmp_path: Path, leak_guard: LeakGuard,
+) -> None:  # fmt: skip
+    fake = make_fake("datadog")
+    secret = api_key_secret(fake)
+    function_dir = tmp_path / "api_key"
+    function_dir.mkdir()
+    (function_dir / "app.py").write_text(_GUARD_APP.format(real=str(FUNCTIONS_DIR / "api_key" / "app.py")))
+    outputs: list[str] = []
+
+    def step(event: Any) -> None:
+        result = invoke(function_dir, event, env={**sm_env, **FAST_ENV}, timeout=60)
+        outputs.append(result.stdout + result.stderr)
+        assert result.ok, f"{result.error_type}: {result.error_message}"
+
+    previous_values = [value_at(sm_client, secret.arn, "AWSCURRENT")["api_key"]]
+    for _ in range(2):  # the second rotation also revokes the key made in the console
+        token = service.rotate(secret.arn, step)
+        assert stages(sm_client, secret.arn)[token] == ["AWSCURRENT"]
+        current = value_at(sm_client, secret.arn, "AWSCURRENT")
+        assert fake.is_valid(current["api_key"])
+        assert fake.is_valid(previous_values[-1])
+        previous_values.append(current["api_key"])
+
+    assert len(fake.live_keys()) == 2
+    records = [json.loads(line) for text in outputs for line in text.splitlines() if line.startswith("{")]
+    assert {r["message"] for r in records} >= {"minted a new Datadog key", "Datadog accepts the AWSPENDING key"}
+    for text in outputs:
+        leak_guard.watch_text(text)
+
+
+@pytest.fixture(scope="module")
+def provider_tls(tmp_path_factory: pytest.TempPathFactory) -> tuple[ssl.SSLContext, Path]:
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
+    bundle = tmp_path_factory.mktemp("provider-tls") / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    return context, bundle
+
+
+def test_rotation_over_https_verifies_certificate_with_ca_bundle(
+    make_fake: Callable[..., FakeProviderServer], api_key_secret: Callable[..., ApiKeySecret], api_key_function: Any,
+    sm_client: Any, provider_tls: tuple[ssl.SSLContext, Path],
+) -> None:  # fmt: skip
+    context, bundle = provider_tls
+    fake = make_fake("cloudflare", ssl_context=context)
+    assert fake.base_url.startswith("https://")
+    secret = api_key_secret(fake)
+
+    token = rotate(api_key_function(API_CA_BUNDLE=str(bundle)), secret.arn)
+
+    assert stages(sm_client, secret.arn)[token] == ["AWSCURRENT"]
+
+
+def test_rotation_over_https_untrusted_certificate_refused(
+    make_fake: Callable[..., FakeProviderServer], api_key_secret: Callable[..., ApiKeySecret], api_key_function: Any,
+    sm_client: Any, provider_tls: tuple[ssl.SSLContext, Path],
+) -> None:  # fmt: skip
+    context, _bundle = provider_tls
+    fake = make_fake("cloudflare", ssl_context=context)
+    secret = api_key_secret(fake)
+    app = api_key_function(API_MAX_ATTEMPTS="1")
+
+    with pytest.raises(RotationError, match="TLS") as caught:
+        rotate(app, secret.arn)
+
+    assert caught.value.category in (Category.TLS, Category.UNREACHABLE)
+    assert fake.count("POST", "") == 0
+
+
+def test_rotation_generic_http_provider_described_in_secret(
+    make_fake: Callable[..., FakeProviderServer], sm_client: Any, api_key_function: Any
+) -> None:
+    fake = make_fake("sendgrid")  # any HTTP API will do: describe SendGrid's through the generic provider
+    admin_arn = sm_client.create_secret(Name=unique("admin"), SecretString=json.dumps(fake.admin_secret()))["ARN"]
+    first = fake.create_key()
+    value = {
+        "provider": "http",
+        "adminarn": admin_arn,
+        "base_url": fake.base_url,
+        "api_key": first.value,
+        "api_key_id": first.id,
+        "http": {
+            "auth": {"scheme": "bearer"},
+            "create": {"method": "POST", "path": "/v3/api_keys", "body": {"name": "{name}", "scopes": ["mail.send"]},
+                       "value_path": "api_key", "id_path": "api_key_id"},
+            "list": {"path": "/v3/api_keys", "items_path": "result", "name_path": "name", "id_path": "api_key_id"},
+            "revoke": {"method": "DELETE", "path": "/v3/api_keys/{id}"},
+            "verify": {"method": "GET", "path": "/v3/scopes"},
+        },
+    }  # fmt: skip
+    arn = sm_client.create_secret(Name=unique("apikey"), SecretString=json.dumps(value))["ARN"]
+    emulator.enable_rotation(arn)
+    app = api_key_function()
+
+    for _ in range(2):
+        rotate(app, arn)
+
+    current, previous = value_at(sm_client, arn, "AWSCURRENT"), value_at(sm_client, arn, "AWSPREVIOUS")
+    assert {key.id for key in fake.live_keys()} == {current["api_key_id"], previous["api_key_id"]}
+    assert not fake.is_valid(first.value)
+    assert current["http"] == value["http"]
+    assert fake.key_by_value(current["api_key"]).extra["scopes"] == ["mail.send"]  # type: ignore[union-attr]

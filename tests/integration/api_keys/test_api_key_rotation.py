@@ -1,0 +1,65 @@
+"""API-key rotations end to end: the real function, fake providers over HTTP, Secrets Manager over HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from integration.api_keys.conftest import PROVIDERS, ApiKeySecret, rotate, value_at
+from integration.conftest import stages
+from rotation_local.fake_providers import FakeProviderServer
+
+VALUE_FIELD = {"datadog": "api_key", "sendgrid": "api_key", "twilio": "api_key_secret", "cloudflare": "api_token"}
+ID_FIELD = {"datadog": "api_key_id", "sendgrid": "api_key_id", "twilio": "api_key_sid", "cloudflare": "api_token_id"}
+
+
+@pytest.mark.parametrize("kind", PROVIDERS)
+def test_rotation_three_in_a_row_keeps_current_and_previous_keys_valid(
+    kind: str, make_fake: Callable[..., FakeProviderServer], api_key_secret: Callable[..., ApiKeySecret],
+    api_key_function: Any, sm_client: Any,
+) -> None:  # fmt: skip
+    fake = make_fake(kind)
+    secret = api_key_secret(fake)
+    app = api_key_function()
+    value, key_id = VALUE_FIELD[kind], ID_FIELD[kind]
+    generations = [value_at(sm_client, secret.arn, "AWSCURRENT")]
+    admin_before = value_at(sm_client, secret.admin_arn, "AWSCURRENT")
+
+    for _ in range(3):
+        token = rotate(app, secret.arn)
+        current = value_at(sm_client, secret.arn, "AWSCURRENT")
+        generations.append(current)
+        assert stages(sm_client, secret.arn)[token] == ["AWSCURRENT"]
+        assert value_at(sm_client, secret.arn, "AWSPREVIOUS") == generations[-2]
+        # Exactly the current and the previous key are valid; every older one is revoked.
+        assert fake.is_valid(current[value])
+        assert fake.is_valid(generations[-2][value])
+        assert all(not fake.is_valid(old[value]) for old in generations[:-2])
+        assert {key.id for key in fake.live_keys()} == {current[key_id], generations[-2][key_id]}
+        assert {k: v for k, v in current.items() if k not in (value, key_id)} == {
+            k: v for k, v in generations[0].items() if k not in (value, key_id)
+        }
+
+    assert len({g[value] for g in generations}) == 4
+    assert fake.count("POST", "") == 3  # one key minted per rotation
+    assert value_at(sm_client, secret.admin_arn, "AWSCURRENT") == admin_before
+    assert len(sm_client.list_secret_version_ids(SecretId=secret.admin_arn)["Versions"]) == 1
+
+
+def test_fake_access_log_shows_routes_and_no_key_material(
+    make_fake: Callable[..., FakeProviderServer], api_key_secret: Callable[..., ApiKeySecret],
+    api_key_function: Any, sm_client: Any,
+) -> None:  # fmt: skip
+    fake = make_fake("datadog")
+    secret = api_key_secret(fake)
+    app = api_key_function()
+    rotate(app, secret.arn)
+    rotate(app, secret.arn)
+
+    log = fake.access_log_path.read_text(encoding="utf-8")
+    assert '"DELETE /api/v2/api_keys/{id}" 204' in log
+    assert '"GET /api/v1/validate" 200' in log
+    secrets_seen = [key.value for key in fake.keys] + [key.id for key in fake.keys] + fake.admin_values()
+    assert not [value for value in secrets_seen if value in log]
