@@ -14,25 +14,30 @@ from rotation_local import demo, emulator, service
 from rotation_local.invoke import invoke, load_env_vars
 
 
-def test_demo_single_user_two_rotations_succeed_without_printing_values() -> None:
+def test_demo_default_rotates_postgres_mysql_and_api_key_without_printing_values() -> None:
     lines: list[str] = []
 
-    assert demo.run(strategy="single_user", rotations=2, out=lines.append) == 0
+    assert demo.run(out=lines.append) == 0
 
     text = "\n".join(lines)
-    assert text.count("login with the old password: refused") == 2
-    assert text.count("with the new AWSCURRENT password (verify-full TLS): accepted") == 2
-    assert "secret values are never printed" in text
-    assert "0 found" in text.splitlines()[-1]
+    headings = [line.strip().split(":")[0] for line in lines if line.strip().startswith("== ")]
+    assert headings == ["== postgres", "== mysql", "== api_key"]
+    assert text.count("new AWSCURRENT as app_user works: yes") == 4  # two rotations, two databases
+    assert text.count("old password refused: yes") == 4
+    assert text.count("new AWSCURRENT works: yes") == 2  # the API key
+    assert text.count("key from two generations ago revoked: yes") == 1
+    assert "NO" not in text
+    assert "0 found" in lines[-1]
 
 
-def test_demo_alternating_users_three_rotations_alternate(capfd: Any) -> None:
+def test_demo_alternating_users_three_rotations_alternate_on_both_databases() -> None:
     lines: list[str] = []
 
-    assert demo.run(strategy="alternating_users", rotations=3, out=lines.append) == 0
+    assert demo.run(engines=("postgres", "mysql"), strategy="alternating_users", rotations=3, out=lines.append) == 0
 
-    logins = [line for line in lines if "with the new AWSCURRENT password" in line]
-    assert [("_clone" in line) for line in logins] == [True, False, True]
+    users = [line.split(" as ")[1].split()[0] for line in lines if "new AWSCURRENT as" in line]
+    assert users == ["app_user_clone", "app_user", "app_user_clone"] * 2
+    assert "previous credentials still work (kept until the next rotation): yes" in "\n".join(lines)
 
 
 def test_invoke_child_process_runs_every_step_like_lambda(

@@ -12,7 +12,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rotation_local", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    demo = commands.add_parser("demo", help="rotate a throwaway PostgreSQL user end to end, locally")
+    demo = commands.add_parser("demo", help="rotate throwaway database users and a fake API's keys, locally")
+    demo.add_argument(
+        "--engine",
+        action="append",
+        choices=["postgres", "mysql", "api_key"],
+        help="what to rotate (repeatable; default: all three)",
+    )
     demo.add_argument("--strategy", choices=["single_user", "alternating_users"], default="single_user")
     demo.add_argument("--rotations", type=int, default=2, help="how many rotations in a row (default 2)")
     demo.add_argument("--python", help="Python interpreter that runs the handler (default: this one)")
@@ -29,9 +35,11 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     if args.command == "demo":
+        from rotation_local.demo import ENGINES
         from rotation_local.demo import run as run_demo
 
-        return run_demo(strategy=args.strategy, rotations=args.rotations, python=args.python)
+        engines = tuple(args.engine or ENGINES)
+        return run_demo(engines=engines, strategy=args.strategy, rotations=args.rotations, python=args.python)
 
     from rotation_local.invoke import invoke, load_env_vars
 

@@ -1,9 +1,10 @@
-"""The local end-to-end run: real rotations of a throwaway PostgreSQL user, no AWS account, no Docker.
+"""The local end-to-end run: real rotations, no AWS account, no Docker.
 
-It starts PostgreSQL on 127.0.0.1 with TLS (a CA made for the run, so the default ``verify-full``
-is exercised), emulates Secrets Manager, plays the service's side of ``RotateSecret`` and invokes
-the PostgreSQL function's handler for each step in its own process. It prints versions and labels,
-which logins work afterwards, and a leak check of every log line; never a secret value.
+For each target — a throwaway PostgreSQL and MariaDB (TLS on, with a CA made for the run, so the
+default ``verify-full`` is exercised) and a fake Datadog API — it emulates Secrets Manager, plays the
+service's side of ``RotateSecret`` and invokes the function's handler for each step in its own
+process. It prints versions and labels, which credentials work afterwards, and a leak check of every
+line the functions printed; never a secret value.
 """
 
 from __future__ import annotations
@@ -12,37 +13,175 @@ import json
 import secrets
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rotation_local import emulator, service
 from rotation_local.invoke import REPO_ROOT, Invocation, invoke
-from rotation_local.postgres_server import PostgresServer
 
-POSTGRES_FUNCTION = REPO_ROOT / "functions" / "postgres"
+ENGINES = ("postgres", "mysql", "api_key")
 APP_USER = "app_user"
 MASTER_USER = "rotation_master"
+
+Out = Callable[[str], None]
 
 
 class StepFailedError(Exception):
     pass
 
 
-def _short(version_id: str) -> str:
-    return version_id[:8]
+class TargetUnavailableError(Exception):
+    """The target's server software is not installed; the message says how to get it."""
 
 
-def _login_works(server: PostgresServer, ca_path: Path, username: str, password: str) -> bool:
+@dataclass
+class Target:
+    """One thing to rotate: how to reach it, which function rotates it, how to check a credential."""
+
+    title: str
+    function: str
+    env: dict[str, str]
+    works: Callable[[Mapping[str, Any]], bool]
+    stop: Callable[[], None]
+    build_secret: Callable[[str | None], dict[str, Any]]  # given the master/admin secret's ARN, if any
+    master_value: dict[str, Any] | None = None
+    known_values: list[str] = field(default_factory=list)
+    keeps_previous: bool = False  # the previous credential stays valid after a rotation
+
+
+def _tls_material(workdir: Path) -> tuple[bytes, bytes, Path]:
+    import trustme
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    ca_path = workdir / "demo-ca.pem"
+    ca.cert_pem.write_to_path(str(ca_path))
+    return b"".join(blob.bytes() for blob in cert.cert_chain_pems), cert.private_key_pem.bytes(), ca_path
+
+
+def postgres_target(strategy: str, scratch: Path) -> Target:
     import psycopg2
 
+    from rotation_local.postgres_server import PostgresServer, ServerError
+
+    cert, key, ca_path = _tls_material(scratch)
     try:
-        psycopg2.connect(
-            host="127.0.0.1", port=server.port, user=username, password=password, dbname="postgres",
-            sslmode="verify-full", sslrootcert=str(ca_path), connect_timeout=5,
-        ).close()  # fmt: skip
-    except psycopg2.OperationalError:
-        return False
-    return True
+        server = PostgresServer.start(tls_cert_pem=cert, tls_key_pem=key)
+    except ServerError as error:
+        raise TargetUnavailableError(str(error)) from None
+    initial = secrets.token_urlsafe(24)
+    server.create_login(APP_USER, initial)
+    server.execute(f"CREATE DATABASE app OWNER {APP_USER}")
+    value: dict[str, Any] = {"engine": "postgres", "host": "127.0.0.1", "port": server.port, "username": APP_USER,
+                             "password": initial, "dbname": "app", "team": "payments"}  # fmt: skip
+    master = None
+    if strategy == "alternating_users":
+        master_password = secrets.token_urlsafe(24)
+        server.create_login(MASTER_USER, master_password, "CREATEROLE")
+        server.execute(f"GRANT {APP_USER} TO {MASTER_USER} WITH ADMIN OPTION")
+        master = {**value, "username": MASTER_USER, "password": master_password, "dbname": "postgres"}
+
+    def works(secret: Mapping[str, Any]) -> bool:
+        try:
+            psycopg2.connect(
+                host="127.0.0.1", port=server.port, user=secret["username"], password=secret["password"],
+                dbname="postgres", sslmode="verify-full", sslrootcert=str(ca_path), connect_timeout=5,
+            ).close()  # fmt: skip
+        except psycopg2.OperationalError:
+            return False
+        return True
+
+    return Target(
+        title=f"PostgreSQL {server.version.split()[0]} on 127.0.0.1:{server.port}, TLS verify-full",
+        function="postgres",
+        env={"DB_CA_BUNDLE": str(ca_path)},
+        works=works,
+        stop=server.stop,
+        build_secret=lambda master_arn: {**value, "masterarn": master_arn} if master_arn else dict(value),
+        master_value=master,
+        known_values=[server.admin_password],
+        keeps_previous=strategy == "alternating_users",
+    )
+
+
+def mysql_target(strategy: str, scratch: Path) -> Target:
+    import pymysql
+
+    from rotation_local.mariadb_server import MariaDBServer
+    from rotation_local.postgres_server import ServerError
+
+    cert, key, ca_path = _tls_material(scratch)
+    try:
+        server = MariaDBServer.start(tls_cert_pem=cert, tls_key_pem=key)
+    except (ServerError, FileNotFoundError) as error:
+        raise TargetUnavailableError(str(error)) from None
+    initial = secrets.token_urlsafe(24)
+    server.create_login(APP_USER, "%", initial)
+    server.execute("CREATE DATABASE app")
+    server.execute(f"GRANT SELECT, INSERT ON app.* TO '{APP_USER}'@'%'")
+    value: dict[str, Any] = {"engine": "mariadb", "host": "127.0.0.1", "port": server.port, "username": APP_USER,
+                             "password": initial, "dbname": "app", "team": "payments"}  # fmt: skip
+    master = None
+    if strategy == "alternating_users":
+        master_password = secrets.token_urlsafe(24)
+        server.create_login(MASTER_USER, "%", master_password)
+        server.execute(f"GRANT ALL PRIVILEGES ON *.* TO '{MASTER_USER}'@'%' WITH GRANT OPTION")
+        master = {key: item for key, item in value.items() if key != "dbname"}
+        master.update(username=MASTER_USER, password=master_password)
+
+    def works(secret: Mapping[str, Any]) -> bool:
+        import ssl
+
+        context = ssl.create_default_context(cafile=str(ca_path))
+        try:
+            pymysql.connect(
+                host="127.0.0.1", port=server.port, user=secret["username"], password=secret["password"],
+                ssl=context, connect_timeout=5,
+            ).close()  # fmt: skip
+        except pymysql.Error:
+            return False
+        return True
+
+    return Target(
+        title=f"MariaDB {server.version.split('-')[0]} on 127.0.0.1:{server.port}, TLS verify-full",
+        function="mysql",
+        env={"DB_CA_BUNDLE": str(ca_path)},
+        works=works,
+        stop=server.stop,
+        build_secret=lambda master_arn: {**value, "masterarn": master_arn} if master_arn else dict(value),
+        master_value=master,
+        known_values=[server.admin_password],
+        keeps_previous=strategy == "alternating_users",
+    )
+
+
+def api_key_target(_strategy: str, _scratch: Path) -> Target:
+    from rotation_local.fake_providers import FakeProviderServer
+
+    fake = FakeProviderServer("datadog").start()
+    return Target(
+        title=f"a fake Datadog API on {fake.base_url} (old keys revoked one rotation later)",
+        function="api_key",
+        env={"API_VERIFY_DELAY": "0"},
+        works=lambda secret: fake.is_valid(str(secret["api_key"])),
+        stop=fake.stop,
+        build_secret=lambda admin_arn: fake.seed_secret(str(admin_arn)),
+        master_value=fake.admin_secret(),
+        known_values=fake.admin_values(),
+        keeps_previous=True,
+    )
+
+
+TARGETS: dict[str, Callable[[str, Path], Target]] = {
+    "postgres": postgres_target,
+    "mysql": mysql_target,
+    "api_key": api_key_target,
+}
+
+
+def _short(version_id: str) -> str:
+    return version_id[:8]
 
 
 def _log_messages(invocation: Invocation) -> list[str]:
@@ -58,116 +197,151 @@ def _log_messages(invocation: Invocation) -> list[str]:
     return messages
 
 
-def run(strategy: str = "single_user", rotations: int = 2, python: str | None = None,
-        out: Callable[[str], None] = print) -> int:  # fmt: skip
-    """Run the demo; returns a process exit code (0 when every rotation and check passed)."""
+def _secrets_client(endpoint_url: str) -> Any:
     import boto3
-    import trustme
 
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1", "localhost")
-    out("Starting a throwaway PostgreSQL server on 127.0.0.1 (TLS on, certificate from a CA made for this run)")
-    server = PostgresServer.start(
-        tls_cert_pem=b"".join(blob.bytes() for blob in cert.cert_chain_pems),
-        tls_key_pem=cert.private_key_pem.bytes(),
+    return boto3.client(
+        "secretsmanager",
+        endpoint_url=endpoint_url,
+        region_name=emulator.DEFAULT_REGION,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",  # noqa: S106 (the emulator)
     )
+
+
+def run(
+    engines: tuple[str, ...] = ENGINES,
+    strategy: str = "single_user",
+    rotations: int = 2,
+    python: str | None = None,
+    out: Out = print,
+) -> int:
+    """Run the demo; returns a process exit code (0 when every rotation and check passed)."""
+    import tempfile
+
     sm_server = emulator.EmulatorServer().start()
+    client = _secrets_client(sm_server.endpoint_url)
     output_seen: list[str] = []
+    known: list[str] = []
+    failed = False
     try:
-        ca_path = server.workdir / "demo-ca.pem"
-        ca.cert_pem.write_to_path(str(ca_path))
-        version = server.version.split()[0]
-        out(f"  PostgreSQL {version} on port {server.port}; Secrets Manager emulator at {sm_server.endpoint_url}")
-        client = boto3.client(
-            "secretsmanager", endpoint_url=sm_server.endpoint_url, region_name=emulator.DEFAULT_REGION,
-            aws_access_key_id="testing", aws_secret_access_key="testing",  # noqa: S106 (emulator)
-        )  # fmt: skip
-        run_id = secrets.token_hex(3)
-        initial = secrets.token_urlsafe(24)
-        server.create_login(APP_USER, initial)
-        server.execute(f"CREATE DATABASE app OWNER {APP_USER}")
-        value: dict[str, Any] = {
-            "engine": "postgres", "host": "127.0.0.1", "port": server.port, "username": APP_USER,
-            "password": initial, "dbname": "app", "team": "payments",
-        }  # fmt: skip
-        if strategy == "alternating_users":
-            master_password = secrets.token_urlsafe(24)
-            server.create_login(MASTER_USER, master_password, "CREATEROLE")
-            server.execute(f"GRANT {APP_USER} TO {MASTER_USER} WITH ADMIN OPTION")
-            master = client.create_secret(
-                Name=f"demo/postgres/master-{run_id}",
-                SecretString=json.dumps({**value, "username": MASTER_USER, "password": master_password}),
-            )
-            value["masterarn"] = master["ARN"]
-        arn = client.create_secret(Name=f"demo/postgres/{APP_USER}-{run_id}", SecretString=json.dumps(value))["ARN"]
-        emulator.enable_rotation(arn)
-        out(f"  Secret {arn}\n  Strategy {strategy} (ROTATION_STRATEGY); secret values are never printed\n")
-
-        env = {
-            "AWS_ENDPOINT_URL_SECRETSMANAGER": sm_server.endpoint_url,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": emulator.DEFAULT_REGION,
-            "DB_CA_BUNDLE": str(ca_path),
-            "ROTATION_STRATEGY": strategy,
-            "POWERTOOLS_LOG_LEVEL": "INFO",
-        }
-        failures: list[Invocation] = []
-
-        def run_step(step_event: Mapping[str, Any]) -> None:
-            started = time.perf_counter()
-            result = invoke(POSTGRES_FUNCTION, step_event, env=env, python=python)
-            output_seen.extend([result.stdout, result.stderr, result.error_message or ""])
-            status = "ok" if result.ok else f"FAILED ({result.error_type})"
-            out(f"  {step_event['Step']:<13} {status:<8} {time.perf_counter() - started:5.2f} s")
-            for message in _log_messages(result):
-                out(f"      {message}")
-            if not result.ok:
-                failures.append(result)
-                raise StepFailedError
-
-        for number in range(1, rotations + 1):
-            before = emulator.version_stages(arn)
-            old = client.get_secret_value(SecretId=arn, VersionStage="AWSCURRENT")
-            old_value = json.loads(old["SecretString"])
-            token = emulator.stage_pending_placeholder(arn)
-            out(f"Rotation {number}: RotateSecret staged AWSPENDING on new version {_short(token)} (no value yet)")
-            try:
-                service.rotate(arn, run_step, token=token)
-            except StepFailedError:
-                out(f"      error: {failures[-1].error_message}")
-                return 1
-            after = emulator.version_stages(arn)
-            out("  versions (before -> after):")
-            for version_id in sorted(after, key=lambda v: (v != token, v)):
-                was = ",".join(before.get(version_id, [])) or "-"
-                now = ",".join(after[version_id]) or "(no label)"
-                out(f"    {_short(version_id)}  {was:<12} -> {now}")
-            new_value = json.loads(client.get_secret_value(SecretId=arn, VersionStage="AWSCURRENT")["SecretString"])
-            new_ok = _login_works(server, ca_path, new_value["username"], new_value["password"])
-            old_ok = _login_works(server, ca_path, old_value["username"], old_value["password"])
-            kept = sorted(set(new_value) - {"password", "username"})
-            out(f"  login as {new_value['username']} with the new AWSCURRENT password (verify-full TLS): "
-                f"{'accepted' if new_ok else 'REFUSED'}")  # fmt: skip
-            if strategy == "single_user":
-                out(f"  login with the old password: {'ACCEPTED' if old_ok else 'refused'}")
-                passed = new_ok and not old_ok
-            else:
-                out(f"  login as {old_value['username']} (the previous user, kept until the next rotation): "
-                    f"{'still works' if old_ok else 'REFUSED'}")  # fmt: skip
-                passed = new_ok and old_ok
-            out(f"  other keys kept: {', '.join(kept)}\n")
-            if not passed:
-                return 1
-
-        known = [server.admin_password]
+        out(f"Secrets Manager emulator at {sm_server.endpoint_url}; secret values are never printed")
+        for engine in engines:
+            with tempfile.TemporaryDirectory(prefix="rotation-demo-") as scratch:
+                try:
+                    target = TARGETS[engine](strategy, Path(scratch))
+                except TargetUnavailableError as error:
+                    out(f"\n== {engine}: skipped, its server is not installed here: {error}")
+                    continue
+                try:
+                    ok = _rotate_target(
+                        target, client, endpoint_url=sm_server.endpoint_url, strategy=strategy,
+                        rotations=rotations, python=python, out=out, output_seen=output_seen,
+                    )  # fmt: skip
+                    failed = failed or not ok
+                finally:
+                    known.extend(target.known_values)
+                    target.stop()
         for text in emulator.all_secret_strings():
-            known.extend(v for k, v in json.loads(text).items() if k == "password")
+            value = json.loads(text)
+            known.extend(str(v) for k, v in value.items() if k in {"password", "api_key", "app_key"})
         seen = "\n".join(output_seen)
         leaks = sum(1 for value in known if value in seen)
         lines = sum(text.count("\n") for text in output_seen)
-        out(f"Leak check: {len(known)} passwords searched for in {lines} lines of function output: {leaks} found")
-        return 0 if leaks == 0 else 1
+        out(f"\nLeak check: {len(known)} secret values searched for in {lines} lines of function output: {leaks} found")
+        return 1 if failed or leaks else 0
     finally:
         sm_server.stop()
-        server.stop()
+
+
+def _rotate_target(
+    target: Target,
+    client: Any,
+    *,
+    endpoint_url: str,
+    strategy: str,
+    rotations: int,
+    python: str | None,
+    out: Out,
+    output_seen: list[str],
+) -> bool:
+    run_id = secrets.token_hex(3)
+    strategy_text = strategy if target.function != "api_key" else "API key generations"
+    out(f"\n== {target.function}: {target.title}\n   strategy: {strategy_text}")
+    master_arn = None
+    if target.master_value is not None:
+        label = "admin" if target.function == "api_key" else "master"
+        master_arn = client.create_secret(
+            Name=f"demo/{target.function}/{label}-{run_id}", SecretString=json.dumps(target.master_value)
+        )["ARN"]
+    value = target.build_secret(master_arn)
+    arn = client.create_secret(Name=f"demo/{target.function}/app-{run_id}", SecretString=json.dumps(value))["ARN"]
+    emulator.enable_rotation(arn)
+    out(f"   secret {arn}")
+    env = {
+        "AWS_ENDPOINT_URL_SECRETSMANAGER": endpoint_url,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": emulator.DEFAULT_REGION,
+        "ROTATION_STRATEGY": strategy,
+        "POWERTOOLS_LOG_LEVEL": "INFO",
+        **target.env,
+    }
+    function_dir = REPO_ROOT / "functions" / target.function
+    failures: list[Invocation] = []
+
+    def run_step(step_event: Mapping[str, Any]) -> None:
+        started = time.perf_counter()
+        result = invoke(function_dir, step_event, env=env, python=python)
+        output_seen.extend([result.stdout, result.stderr, result.error_message or ""])
+        status = "ok" if result.ok else f"FAILED ({result.error_type})"
+        out(f"  {step_event['Step']:<13} {status:<8} {time.perf_counter() - started:5.2f} s")
+        for message in _log_messages(result):
+            if not message.endswith("step complete"):
+                out(f"      {message}")
+        if not result.ok:
+            failures.append(result)
+            raise StepFailedError
+
+    history: list[dict[str, Any]] = [value]
+    for number in range(1, rotations + 1):
+        before = emulator.version_stages(arn)
+        token = emulator.stage_pending_placeholder(arn)
+        out(f" Rotation {number}: RotateSecret staged AWSPENDING on new version {_short(token)} (no value yet)")
+        try:
+            service.rotate(arn, run_step, token=token)
+        except StepFailedError:
+            out(f"      error: {failures[-1].error_message}")
+            return False
+        after = emulator.version_stages(arn)
+        out("  versions (before -> after):")
+        for version_id in sorted(after, key=lambda v: (v != token, v)):
+            was = ",".join(before.get(version_id, [])) or "-"
+            now = ",".join(after[version_id]) or "(no label)"
+            out(f"    {_short(version_id)}  {was:<12} -> {now}")
+        new = json.loads(client.get_secret_value(SecretId=arn, VersionStage="AWSCURRENT")["SecretString"])
+        history.append(new)
+        if not _report(target, history, out):
+            return False
+    return True
+
+
+def _report(target: Target, history: list[dict[str, Any]], out: Out) -> bool:
+    """Print which credentials work now; True when that is what the strategy promises."""
+    new, old = history[-1], history[-2]
+    who = f"as {new['username']} " if "username" in new else ""
+    new_ok, old_ok = target.works(new), target.works(old)
+    out(f"  new AWSCURRENT {who}works: {'yes' if new_ok else 'NO'}")
+    if target.keeps_previous:
+        out(f"  previous credentials still work (kept until the next rotation): {'yes' if old_ok else 'NO'}")
+        passed = new_ok and old_ok
+        if target.function == "api_key" and len(history) >= 3:
+            older_ok = target.works(history[-3])
+            out(f"  key from two generations ago revoked: {'yes' if not older_ok else 'NO'}")
+            passed = passed and not older_ok
+    else:
+        out(f"  old password refused: {'yes' if not old_ok else 'NO'}")
+        passed = new_ok and not old_ok
+    kept = sorted(k for k, v in new.items() if old.get(k) == v and k not in {"password", "username"})
+    out(f"  other keys kept: {', '.join(kept)}")
+    return passed
