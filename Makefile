@@ -7,8 +7,8 @@ export PYTHONPATH := $(CURDIR)/layers/rotation_core:$(CURDIR)/tools
 .PHONY: help demo demo-alternating test test-unit test-integration lint format invoke clean
 
 help:
-	@echo "make demo               rotate a throwaway PostgreSQL user end to end (no AWS, no Docker)"
-	@echo "make demo-alternating   the same with ROTATION_STRATEGY=alternating_users"
+	@echo "make demo               rotate throwaway PostgreSQL and MariaDB users and fake Datadog keys (no AWS, no Docker)"
+	@echo "make demo-alternating   the databases with ROTATION_STRATEGY=alternating_users, three rotations"
 	@echo "make test               the whole test suite (unit + integration against real servers)"
 	@echo "make test-unit          unit tests only (no servers, no network)"
 	@echo "make lint               ruff and mypy"
@@ -19,26 +19,26 @@ help:
 $(PY): requirements-dev.txt
 	@tools/bootstrap.sh venv $(VENV) $(PYTHON)
 
-.PHONY: venv postgres
+.PHONY: venv servers
 venv: $(PY)
 	@tools/bootstrap.sh venv $(VENV) $(PYTHON)
 
-postgres: venv
-	@tools/bootstrap.sh postgres $(VENV)
+servers: venv
+	@tools/bootstrap.sh servers $(VENV)
 
-demo: postgres
+demo: servers
 	$(PY) -m rotation_local demo
 
-demo-alternating: postgres
-	$(PY) -m rotation_local demo --strategy alternating_users --rotations 3
+demo-alternating: servers
+	$(PY) -m rotation_local demo --engine postgres --engine mysql --strategy alternating_users --rotations 3
 
-test: postgres
+test: servers
 	$(PY) -m pytest
 
 test-unit: venv
 	$(PY) -m pytest tests/unit
 
-test-integration: postgres
+test-integration: servers
 	$(PY) -m pytest tests/integration
 
 lint: venv
@@ -59,6 +59,14 @@ clean:
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
 .PHONY: bench
-bench: postgres
+bench: servers
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements-bench.txt
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+# Template, build and supply-chain checks (own venvs: .venv-sam, .venv-scan, .venv-py313).
+.PHONY: template-checks sam-build
+template-checks:
+	bash .ci/template-checks.sh
+
+sam-build:
+	bash .ci/template-checks.sh build

