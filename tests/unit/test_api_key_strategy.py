@@ -212,8 +212,9 @@ def test_api_key_generic_http_config_missing_list_refused(fakes: Callable[[str],
             "verify": {"path": "/me"},
         },
     }
+    admin = {"api_key": "admin-key-value", "base_url": "https://keys.example.com"}
     with pytest.raises(SecretFormatError, match='no "list" object'):
-        build_provider(secret, {"api_key": "admin-key-value"}, HttpClient(transport=fake.transport()))
+        build_provider(secret, admin, HttpClient(transport=fake.transport()))
 
 
 def test_api_key_generic_http_unknown_path_placeholder_refused(fakes: Callable[[str], FakeProviderServer]) -> None:
@@ -226,8 +227,42 @@ def test_api_key_generic_http_unknown_path_placeholder_refused(fakes: Callable[[
         "verify": {"path": "/me"},
     }
     secret = {"provider": "http", "base_url": "https://keys.example.com", "http": http}
+    admin = {"api_key": "admin-key-value", "base_url": "https://keys.example.com"}
     with pytest.raises(SecretFormatError, match="unknown placeholder"):
-        build_provider(secret, {"api_key": "admin-key-value"}, HttpClient(transport=fake.transport()))
+        build_provider(secret, admin, HttpClient(transport=fake.transport()))
+
+
+@pytest.mark.parametrize(
+    ("provider", "base_url"),
+    [
+        ("datadog", "https://api.datadoghq.com.attacker.example"),
+        ("datadog", "https://attacker.example/api.datadoghq.com"),
+        ("sendgrid", "https://api.sendgrid.com.evil.example"),
+        ("cloudflare", "https://evilcloudflare.com"),
+        ("http", "https://keys.example.com"),
+    ],
+)
+def test_api_key_unpinned_base_url_outside_provider_is_refused(provider: str, base_url: str) -> None:
+    """Whoever may only edit the rotated secret cannot send the admin credential to their own server."""
+    secret = {"provider": provider, "adminarn": "arn:admin", "base_url": base_url, "api_key": "k-1", "api_key_id": "1"}
+    with pytest.raises(ConfusedDeputyError, match="pin it"):
+        build_provider(secret, {"api_key": "admin-key-value", "app_key": "app-key-value"}, HttpClient())
+
+
+@pytest.mark.parametrize(
+    ("provider", "base_url"),
+    [
+        ("datadog", "https://api.datadoghq.eu"),
+        ("datadog", "https://api.us5.datadoghq.com"),
+        ("sendgrid", "https://api.eu.sendgrid.com"),
+        ("twilio", "https://iam.twilio.com"),
+    ],
+)
+def test_api_key_unpinned_regional_endpoint_is_accepted(provider: str, base_url: str) -> None:
+    secret = {"provider": provider, "adminarn": "arn:admin", "base_url": base_url, "api_key": "k-1", "api_key_id": "1",
+              "account_sid": "AC1", "api_key_sid": "SK1", "api_key_secret": "s-1"}  # fmt: skip
+    admin = {"api_key": "admin-key-value", "app_key": "app-key-value", "account_sid": "AC1", "auth_token": "t-1"}
+    assert build_provider(secret, admin, HttpClient()) is not None
 
 
 def test_key_name_deterministic_and_within_twilio_limit() -> None:

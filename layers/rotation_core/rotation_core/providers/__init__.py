@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from rotation_core.errors import ConfusedDeputyError, SecretFormatError, describe
 from rotation_core.providers.base import ApiKeyProvider, IssuedKey, KeyLimitError, KeyRef, StoredKey
@@ -28,6 +29,15 @@ __all__ = [
 ]
 
 BUILT_IN = ("datadog", "sendgrid", "twilio", "cloudflare", "http")
+
+# Hosts (and their subdomains) a rotated secret may name as base_url without a pin in the admin secret.
+_PUBLIC_HOSTS: dict[str, tuple[str, ...]] = {
+    "datadog": ("datadoghq.com", "datadoghq.eu", "ddog-gov.com"),
+    "sendgrid": ("api.sendgrid.com", "api.eu.sendgrid.com"),
+    "twilio": ("twilio.com",),
+    "cloudflare": ("api.cloudflare.com",),
+}
+_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 DEFAULT_BASE_URLS = {
     "datadog": "https://api.datadoghq.com",
@@ -56,10 +66,22 @@ def resolve_base_url(secret: Mapping[str, Any], admin: Mapping[str, Any], name: 
         raise SecretFormatError(f'the {label} secret\'s "base_url" must be a string')
     base_url = check_base_url(raw, f"{label} secret's")
     pinned = admin.get("base_url")
-    if pinned is not None and (not isinstance(pinned, str) or pinned.rstrip("/") != base_url):
+    if pinned is not None:
+        if not isinstance(pinned, str) or pinned.rstrip("/") != base_url:
+            raise ConfusedDeputyError(
+                f'the {label} secret\'s "base_url" differs from the one pinned in the admin secret; the admin '
+                "credential is only ever sent to the pinned URL. Correct the rotated secret's base_url"
+            )
+        return base_url
+    # Someone who may only edit the rotated secret must not be able to send the admin credential to a
+    # server of their choosing: without a pin, only the provider's own endpoints (or loopback) qualify.
+    host = (urlsplit(base_url).hostname or "").lower()
+    allowed = _PUBLIC_HOSTS.get(name, ())
+    if host not in _LOOPBACK_HOSTS and not any(host == h or host.endswith("." + h) for h in allowed):
         raise ConfusedDeputyError(
-            f'the {label} secret\'s "base_url" differs from the one pinned in the admin secret; the admin '
-            "credential is only ever sent to the pinned URL. Correct the rotated secret's base_url"
+            f'the {label} secret\'s "base_url" host {describe(host)} is not a public endpoint of {name}; to use '
+            'another endpoint, pin it with "base_url" in the admin secret (only its editors may choose where '
+            "the admin credential goes)"
         )
     return base_url
 
