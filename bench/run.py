@@ -23,6 +23,7 @@ import threading
 import time
 import zipfile
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -111,12 +112,19 @@ def instrument_emulator(latency_ms: float) -> None:
 
 
 class Bench:
-    def __init__(self, server: PostgresServer, sm: emulator.EmulatorServer, ca_path: Path) -> None:
+    """Rotations of one function against one server, driven through the emulator."""
+
+    def __init__(
+        self,
+        sm: emulator.EmulatorServer,
+        function: str,
+        ca_path: Path,
+        make_value: Callable[[str, str], dict[str, Any]],
+    ) -> None:
         import boto3
 
-        self.server = server
-        self.sm = sm
-        self.ca_path = ca_path
+        self.function = function
+        self.make_value = make_value  # (username, password) -> secret value, after creating the login
         self.client = boto3.client(
             "secretsmanager",
             endpoint_url=sm.endpoint_url,
@@ -134,10 +142,7 @@ class Bench:
 
     def new_secret(self, prefix: str) -> str:
         username = f"{prefix}_{secrets.token_hex(4)}"
-        password = secrets.token_urlsafe(24)
-        self.server.create_login(username, password)
-        value = {"engine": "postgres", "host": "127.0.0.1", "port": self.server.port, "username": username,
-                 "password": password, "dbname": "postgres"}  # fmt: skip
+        value = self.make_value(username, secrets.token_urlsafe(24))
         arn: str = self.client.create_secret(Name=username, SecretString=json.dumps(value))["ARN"]
         emulator.enable_rotation(arn)
         return arn
@@ -161,7 +166,7 @@ class Bench:
             child = subprocess.run(
                 [sys.executable, str(CHILD), out.name],
                 input=json.dumps({"events": events}),
-                env=function_env("postgres", self.env),
+                env=function_env(self.function, self.env),
                 capture_output=True,
                 text=True,
                 check=True,
@@ -177,7 +182,7 @@ class Bench:
         """An in-process handler whose container is already warm, with a call counter on its client."""
         for name, value in self.env.items():
             os.environ[name] = value
-        app = load_function("postgres")
+        app = load_function(self.function)
         warmup = self.new_secret("warmup")
         service.rotate(warmup, lambda event: app.lambda_handler(dict(event), None))
         calls: Counter[str] = Counter()
@@ -203,6 +208,7 @@ def measure_rotations(bench: Bench, repeats: int) -> dict[str, Any]:
     for step, run in zip(service.STEPS, split, strict=True):
         per_step[step]["alone_cold_ms"] = run["rotation_seconds"] * 1000
         per_step[step]["alone_drivers_imported"] = run["steps"][0]["drivers_imported"]
+        per_step[step]["alone_calls"] = run["steps"][0]["calls"]
     handler, calls = bench.warm_handler()
     warm_arn = bench.new_secret("warm")
     warm_times = []
@@ -215,6 +221,7 @@ def measure_rotations(bench: Bench, repeats: int) -> dict[str, Any]:
         "cold_import_ms": median([run["import_seconds"] for run in cold]) * 1000,
         "warm_rotation_ms": median(warm_times) * 1000,
         "calls_per_rotation": sum(sum(step["calls"].values()) for step in per_step.values()),
+        "split_calls_per_rotation": sum(sum(step["alone_calls"].values()) for step in per_step.values()),
         "warm_calls_per_rotation": sum(calls.values()) / repeats,
         "peak_rss_mib": max(run["peak_rss_mib"] for run in cold),
         "loaded_at_import": cold[0]["loaded_at_import"],
@@ -304,6 +311,30 @@ def plot(fleet: list[dict[str, Any]], path: Path) -> bool:
     return True
 
 
+def _postgres_bench(cert: bytes, key: bytes) -> tuple[Any, Callable[[str, str], dict[str, Any]]]:
+    server = PostgresServer.start(tls_cert_pem=cert, tls_key_pem=key)
+
+    def make_value(username: str, password: str) -> dict[str, Any]:
+        server.create_login(username, password)
+        return {"engine": "postgres", "host": "127.0.0.1", "port": server.port, "username": username,
+                "password": password, "dbname": "postgres"}  # fmt: skip
+
+    return server, make_value
+
+
+def _mysql_bench(cert: bytes, key: bytes) -> tuple[Any, Callable[[str, str], dict[str, Any]]]:
+    from rotation_local.mariadb_server import MariaDBServer
+
+    server = MariaDBServer.start(tls_cert_pem=cert, tls_key_pem=key)
+
+    def make_value(username: str, password: str) -> dict[str, Any]:
+        server.create_login(username, "%", password)
+        return {"engine": "mariadb", "host": "127.0.0.1", "port": server.port, "username": username,
+                "password": password}  # fmt: skip
+
+    return server, make_value
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=7, help="samples per median (default 7)")
@@ -320,29 +351,34 @@ def main() -> int:
 
     ca = trustme.CA()
     cert = ca.issue_cert("127.0.0.1")
-    server = PostgresServer.start(
-        tls_cert_pem=b"".join(b.bytes() for b in cert.cert_chain_pems), tls_key_pem=cert.private_key_pem.bytes()
-    )
+    cert_pem, key_pem = b"".join(b.bytes() for b in cert.cert_chain_pems), cert.private_key_pem.bytes()
     instrument_emulator(args.latency_ms)
     sm = emulator.EmulatorServer().start()
+    rotations: dict[str, Any] = {}
+    fleet: list[dict[str, Any]] = []
     try:
-        ca_path = server.workdir / "bench-ca.pem"
-        ca.cert_pem.write_to_path(str(ca_path))
-        bench = Bench(server, sm, ca_path)
-        print(f"rotations ({args.repeats} cold, {args.repeats} warm), PostgreSQL {server.version.split()[0]}")
-        # In-process handlers log to stdout like in Lambda; keep their lines out of the report.
-        with contextlib.redirect_stdout(io.StringIO()) as swallowed:
-            rotations = measure_rotations(bench, args.repeats)
-        del swallowed
-        fleet = measure_fleet(bench, [int(n) for n in args.fleet.split(",") if n], args.concurrency)
+        with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
+            ca_path = Path(scratch) / "bench-ca.pem"
+            ca.cert_pem.write_to_path(str(ca_path))
+            for function, start_server in (("postgres", _postgres_bench), ("mysql", _mysql_bench)):
+                server, make_value = start_server(cert_pem, key_pem)
+                try:
+                    bench = Bench(sm, function, ca_path, make_value)
+                    print(f"{function}: {args.repeats} cold, {args.repeats} split and {args.repeats} warm rotations")
+                    # In-process handlers log to stdout like in Lambda; keep their lines out of the report.
+                    with contextlib.redirect_stdout(io.StringIO()):
+                        rotations[function] = measure_rotations(bench, args.repeats)
+                    if function == "postgres":
+                        fleet = measure_fleet(bench, [int(n) for n in args.fleet.split(",") if n], args.concurrency)
+                finally:
+                    server.stop()
     finally:
         sm.stop()
-        server.stop()
 
     report = {
         "machine": {"python": sys.version.split()[0], "cpus": os.cpu_count(), "latency_ms": args.latency_ms},
         "imports": imports,
-        "postgres_single_user": rotations,
+        "single_user_rotations": rotations,
         "fleet": fleet,
         "sizes": measure_sizes(),
         "aws_template_reference": AWS_TEMPLATE_REFERENCE,
@@ -355,28 +391,33 @@ def main() -> int:
 
 
 def print_table(report: dict[str, Any], plotted: bool) -> None:
-    imports, rot = report["imports"], report["postgres_single_user"]
+    imports, rotations = report["imports"], report["single_user_rotations"]
+    reference = {
+        "postgres": "315-380 ms (import 170-195 + rotation 145-185)",
+        "mysql": "365-545 ms (import 170-195 + rotation 195-350)",
+    }
     print("\n| measure | ours | AWS template (issue's reference) |\n|---|---|---|")
-    print(f"| Secrets Manager calls per single-user rotation | {rot['calls_per_rotation']} | 14 |")
-    print(
-        f"| cold import + rotation (4 steps, fresh process) | {rot['cold_rotation_ms']:.0f} ms "
-        "| 315-380 ms (import 170-195 + rotation 145-185) |"
-    )
-    print(f"| warm rotation (container reused) | {rot['warm_rotation_ms']:.0f} ms | - |")
+    for function, rot in rotations.items():
+        print(f"| {function}: Secrets Manager calls, one warm container / each step in a new one | "
+              f"{rot['calls_per_rotation']} / {rot['split_calls_per_rotation']} | 14 |")  # fmt: skip
+        print(f"| {function}: cold import + rotation (4 steps, fresh process) | {rot['cold_rotation_ms']:.0f} ms "
+              f"| {reference[function]} |")  # fmt: skip
+        print(f"| {function}: warm rotation (container reused) | {rot['warm_rotation_ms']:.0f} ms | - |")
+        print(f"| {function}: peak RSS of a cold rotation | {rot['peak_rss_mib']:.0f} MiB | - |")
     for name, value in imports.items():
         print(f"| import {name.removesuffix('_ms')} (fresh process) | {value:.0f} ms | - |")
-    print(f"| peak RSS of a cold rotation | {rot['peak_rss_mib']:.0f} MiB | - |")
-    print(
-        "\n| step | calls | DB connections | cold ms (in a rotation) | alone in a fresh process: ms, driver imported |"
-    )
-    print("|---|---|---|---|---|")
-    for step, data in rot["steps"].items():
-        calls = ", ".join(f"{k} {v}" for k, v in sorted(data["calls"].items()))
-        print(f"| {step} | {calls} | {data['connections']} | {data['cold_ms']:.0f} | "
-              f"{data['alone_cold_ms']:.0f} ms, {','.join(data['alone_drivers_imported']) or 'none'} |")  # fmt: skip
+    for function, rot in rotations.items():
+        print(f"\n{function}\n| step | calls (warm container) | DB connections | cold ms (in a rotation) "
+              "| alone in a fresh process: calls, ms, driver imported |\n|---|---|---|---|---|")  # fmt: skip
+        for step, data in rot["steps"].items():
+            calls = ", ".join(f"{k} {v}" for k, v in sorted(data["calls"].items()))
+            alone = sum(data["alone_calls"].values())
+            drivers = ",".join(data["alone_drivers_imported"]) or "none"
+            print(f"| {step} | {calls} | {data['connections']} | {data['cold_ms']:.0f} | {alone}, "
+                  f"{data['alone_cold_ms']:.0f} ms, {drivers} |")  # fmt: skip
     if report["fleet"]:
-        print("\n| secrets | wall s | ms per rotation | median latency ms | SM calls per rotation | SM writes/s |")
-        print("|---|---|---|---|---|---|")
+        print("\npostgres fleet\n| secrets | wall s | ms per rotation | median latency ms | SM calls per rotation "
+              "| SM writes/s |\n|---|---|---|---|---|---|")  # fmt: skip
         for row in report["fleet"]:
             print(f"| {row['secrets']} | {row['wall_s']:.2f} | {row['ms_per_rotation']:.1f} | "
                   f"{row['median_latency_ms']:.1f} | {row['sm_calls_per_rotation']:.1f} | "
