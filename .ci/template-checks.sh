@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# Template, build and supply-chain checks, all offline once the venvs exist (PyPI is needed only to
+# create them). Called by .ci/run; run it by hand the same way.
+#
+#   .ci/template-checks.sh          every check below, then `sam build` (x86_64) into .aws-sam/build
+#   .ci/template-checks.sh build    only `sam build` and the Python 3.13 runtime stand-in (.venv-py313),
+#                                   what tests/integration/test_built_artifacts.py needs
+#
+# Venvs (all gitignored by .venv*/): .venv-sam (aws-sam-cli, cfn-lint, detect-secrets), .venv-scan
+# (checkov, check-jsonschema, zizmor: they conflict with aws-sam-cli), .venv-py313 (boto3 only, on
+# Python 3.13: the Lambda runtime's view, so the built artifacts must bring everything else).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+MODE=${1:-all}
+export SAM_CLI_TELEMETRY=0
+export SAM_CLI_POLL_DELAY=0
+failed=()
+started=$(date +%s)
+
+say() { printf 'template-checks: %s\n' "$*" >&2; }
+
+# venv DIR REQUIREMENTS PYTHON: create DIR and install REQUIREMENTS once (again when they change).
+venv() {
+  local dir=$1 requirements=$2 python=$3 stamp want
+  stamp="$dir/.requirements.sha"
+  want=$(cat "$requirements" | sha256sum | cut -d' ' -f1)
+  if [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then return 0; fi
+  say "installing $requirements into $dir"
+  rm -rf "$dir"
+  if "$python" -m venv "$dir" &&
+    "$dir/bin/python" -m pip install -q --disable-pip-version-check -r "$requirements" >"$dir/install.log" 2>&1; then
+    echo "$want" >"$stamp"
+  else
+    grep -v 'is ignored: it is neither a file nor a directory' "$dir/install.log" | tail -20 >&2
+    return 1
+  fi
+}
+
+# run NAME COMMAND...: time a check and remember whether it failed.
+run() {
+  local name=$1 t0 rc
+  shift
+  t0=$(date +%s)
+  say "--- $name"
+  "$@"
+  rc=$?
+  say "--- $name: $([ $rc = 0 ] && echo ok || echo "FAILED ($rc)") in $(($(date +%s) - t0))s"
+  [ $rc = 0 ] || failed+=("$name")
+}
+
+find_python313() {
+  local candidates=() prefix version
+  if command -v pyenv >/dev/null 2>&1; then
+    for version in 3.13.0 3.13; do
+      prefix=$(pyenv prefix "$version" 2>/dev/null) && candidates+=("$prefix/bin/python3.13")
+    done
+  fi
+  command -v python3.13 >/dev/null 2>&1 && candidates+=("$(command -v python3.13)")
+  candidates+=(/usr/local/bin/python3.13 /usr/bin/python3.13)
+  for candidate in "${candidates[@]}"; do
+    # A pyenv shim exists on PATH even when it cannot run: try each one.
+    if [ -x "$candidate" ] && "$candidate" -c 'import sys; assert sys.version_info[:2] == (3, 13)' 2>/dev/null; then
+      echo "$candidate"
+      return 0
+    fi
+  done
+  return 1
+}
+
+sam_build() {
+  local python313
+  if ! python313=$(find_python313); then
+    say "no python3.13 found (PATH, pyenv, /usr/local/bin): sam build needs one for the python3.13 runtime."
+    say "install CPython 3.13 (e.g. 'pyenv install 3.13.0') and run this again"
+    return 1
+  fi
+  say "python3.13 for sam build: $python313"
+  # The Lambda runtime's stand-in: Python 3.13 with boto3 and nothing else.
+  grep -E '^(boto3|botocore)==' requirements-dev.txt >.aws-sam/runtime-requirements.txt
+  venv .venv-py313 .aws-sam/runtime-requirements.txt "$python313" || return 1
+  PATH="$(dirname "$python313"):$PATH" .venv-sam/bin/sam build --cached \
+    --parameter-overrides Architecture=x86_64 >.aws-sam/build.log 2>&1 ||
+    { tail -40 .aws-sam/build.log >&2; return 1; }
+  grep -E 'Build Succeeded' .aws-sam/build.log >&2
+  # Sizes of what would be uploaded (zipped) and unpacked on Lambda.
+  (cd .aws-sam/build && for dir in */; do
+    printf '%-36s %6s unzipped %6s zipped\n' "${dir%/}" "$(du -sh "$dir" | cut -f1)" \
+      "$(cd "$dir" && python3 -c 'import io,os,sys,zipfile
+b=io.BytesIO(); z=zipfile.ZipFile(b,"w",zipfile.ZIP_DEFLATED)
+[z.write(os.path.join(r,f)) for r,_,fs in os.walk(".") for f in fs]; z.close(); print(f"{len(b.getvalue())/1024:.0f}K")')"
+  done) >&2
+}
+
+template_checks() {
+  local out=.aws-sam/checks
+  mkdir -p "$out"
+  run "sam validate --lint" .venv-sam/bin/sam validate --lint --template template.yaml
+  run "cfn-lint" .venv-sam/bin/cfn-lint template.yaml examples/attach-rotation.yaml
+  run "checkov (template translated to CloudFormation, and the attach example)" checkov_all "$out"
+  run "detect-secrets (reviewed baseline)" detect_secrets_check "$out"
+  run "GitHub workflows (schema and zizmor)" workflows_check
+}
+
+checkov_all() {
+  local out=$1
+  .venv-sam/bin/python .ci/sam_translate.py template.yaml "$out/template.json" || return 1
+  cp examples/attach-rotation.yaml "$out/attach-rotation.yaml"
+  .venv-scan/bin/checkov --quiet --compact --skip-download --framework cloudformation \
+    --file "$out/template.json" --file "$out/attach-rotation.yaml"
+}
+
+# New findings (not in the baseline) or findings not marked as reviewed false positives fail.
+detect_secrets_check() {
+  local out=$1
+  cp .secrets.baseline "$out/secrets.baseline"
+  .venv-sam/bin/detect-secrets scan --all-files --baseline "$out/secrets.baseline" || return 1
+  .venv-sam/bin/python - "$out/secrets.baseline" <<'PY'
+import json, sys
+results = json.load(open(sys.argv[1]))["results"]
+unreviewed = [(path, r["line_number"], r["type"]) for path, items in results.items() for r in items
+              if r.get("is_secret") is not False]
+for path, line, kind in unreviewed:
+    print(f"detect-secrets: {path}:{line}: {kind} is not a reviewed false positive in .secrets.baseline")
+print(f"detect-secrets: {sum(len(i) for i in results.values())} findings, {len(unreviewed)} not reviewed")
+sys.exit(1 if unreviewed else 0)
+PY
+}
+
+workflows_check() {
+  .venv-scan/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml &&
+    .venv-scan/bin/zizmor --offline --no-progress .github/workflows
+}
+
+mkdir -p .aws-sam
+say "setting up venvs (cached after the first run)"
+run "venv .venv-sam" venv .venv-sam requirements-sam.txt "$PYTHON"
+if [ "$MODE" = all ]; then
+  run "venv .venv-scan" venv .venv-scan requirements-scan.txt "$PYTHON"
+  template_checks
+fi
+run "sam build (python3.13, x86_64)" sam_build
+
+say "total $(($(date +%s) - started))s"
+if [ ${#failed[@]} -gt 0 ]; then
+  say "FAILED: ${failed[*]}"
+  exit 1
+fi
+say "all checks passed"

@@ -1,0 +1,323 @@
+"""template.yaml and examples/attach-rotation.yaml: least privilege for every role, and the contracts
+the functions rely on (handler, code folders, environment names, permissions, schedules)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from helpers import REPO_ROOT
+from rotation_core import settings
+
+TEMPLATE = REPO_ROOT / "template.yaml"
+ATTACH = REPO_ROOT / "examples" / "attach-rotation.yaml"
+
+ROTATION_ACTIONS = frozenset(
+    {
+        "secretsmanager:DescribeSecret",
+        "secretsmanager:GetSecretValue",
+        "secretsmanager:PutSecretValue",
+        "secretsmanager:UpdateSecretVersionStage",
+    }
+)
+ENI_ACTIONS = frozenset(
+    {
+        "ec2:CreateNetworkInterface",
+        "ec2:DescribeNetworkInterfaces",
+        "ec2:DescribeSubnets",
+        "ec2:DeleteNetworkInterface",
+        "ec2:AssignPrivateIpAddresses",
+        "ec2:UnassignPrivateIpAddresses",
+    }
+)
+KMS_ACTIONS = frozenset({"kms:Decrypt", "kms:GenerateDataKey"})
+LOG_ACTIONS = frozenset({"logs:CreateLogStream", "logs:PutLogEvents"})
+SECRET_ARN = "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${%s}"
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    code: str
+    strategy: str | None
+    secrets_parameter: str
+    read_only_parameter: str | None  # master (alternating users) or admin (API keys) secrets
+    in_vpc: bool
+
+
+FUNCTIONS = {
+    "PostgresSingleUserFunction": FunctionSpec(
+        "functions/postgres", "single_user", "PostgresSingleUserSecrets", None, True
+    ),
+    "PostgresAlternatingUsersFunction": FunctionSpec(
+        "functions/postgres", "alternating_users", "PostgresAlternatingUsersSecrets", "PostgresMasterSecrets", True
+    ),
+    "MySqlSingleUserFunction": FunctionSpec("functions/mysql", "single_user", "MySqlSingleUserSecrets", None, True),
+    "MySqlAlternatingUsersFunction": FunctionSpec(
+        "functions/mysql", "alternating_users", "MySqlAlternatingUsersSecrets", "MySqlMasterSecrets", True
+    ),
+    "ApiKeyFunction": FunctionSpec("functions/api_key", None, "ApiKeySecrets", "ApiKeyAdminSecrets", False),
+}
+
+
+class CloudFormationLoader(yaml.SafeLoader):
+    """YAML with CloudFormation's short forms (!Ref, !Sub, !GetAtt ...) read as their long forms."""
+
+
+def _construct_short_form(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
+    value: Any
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+        if suffix == "GetAtt":
+            value = value.split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    elif isinstance(node, yaml.MappingNode):
+        value = loader.construct_mapping(node, deep=True)
+    else:
+        raise TypeError(f"unexpected YAML node {node!r}")
+    return {name: value}
+
+
+CloudFormationLoader.add_multi_constructor("!", _construct_short_form)
+
+
+def load(path: Path) -> dict[str, Any]:
+    data: dict[str, Any] = yaml.load(path.read_text(), Loader=CloudFormationLoader)  # noqa: S506 (SafeLoader subclass)
+    return data
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return load(TEMPLATE)
+
+
+@dataclass(frozen=True)
+class Statement:
+    body: dict[str, Any]
+    condition: str | None  # the template condition guarding it (Fn::If), if any
+    source: str
+
+    @property
+    def actions(self) -> frozenset[str]:
+        action = self.body["Action"]
+        return frozenset([action] if isinstance(action, str) else action)
+
+
+def _unwrap(items: list[Any], condition: str | None = None) -> Iterator[tuple[dict[str, Any], str | None]]:
+    """Items of a list, with Fn::If [cond, value, AWS::NoValue] read as 'value when cond'."""
+    for item in items:
+        if isinstance(item, dict) and "Fn::If" in item:
+            name, when_true, when_false = item["Fn::If"]
+            assert when_false == {"Ref": "AWS::NoValue"}, f"{name}: the false branch must drop the item"
+            yield from _unwrap([when_true], name)
+        else:
+            yield item, condition
+
+
+def role_statements(template: dict[str, Any], role: str) -> list[Statement]:
+    resources = template["Resources"]
+    found: list[Statement] = []
+    for policy, condition in _unwrap(resources[role]["Properties"].get("Policies", [])):
+        for statement, inner in _unwrap(policy["PolicyDocument"]["Statement"], condition):
+            found.append(Statement(statement, inner, f"{role}/{policy['PolicyName']}"))
+    for name, resource in resources.items():
+        if resource["Type"] == "AWS::IAM::Policy" and {"Ref": role} in resource["Properties"]["Roles"]:
+            assert resource["Properties"]["Roles"] == [{"Ref": role}], f"{name} must attach to one role only"
+            for statement, condition in _unwrap(resource["Properties"]["PolicyDocument"]["Statement"]):
+                found.append(Statement(statement, condition, name))
+    return found
+
+
+def function_role(template: dict[str, Any], function: str) -> str:
+    role = template["Resources"][function]["Properties"]["Role"]
+    assert isinstance(role, dict)
+    assert set(role) == {"Fn::GetAtt"}
+    assert role["Fn::GetAtt"][1] == "Arn"
+    name: str = role["Fn::GetAtt"][0]
+    return name
+
+
+def secret_arn(parameter: str) -> dict[str, str]:
+    return {"Fn::Sub": SECRET_ARN % parameter}
+
+
+def test_template_functions_five_with_handler_code_and_runtime_expected(template: dict[str, Any]) -> None:
+    functions = {k: v for k, v in template["Resources"].items() if v["Type"] == "AWS::Serverless::Function"}
+    globals_ = template["Globals"]["Function"]
+
+    assert set(functions) == set(FUNCTIONS)
+    assert globals_["Runtime"] == "python3.13"
+    assert globals_["Handler"] == "app.lambda_handler"
+    assert globals_["Architectures"] == [{"Ref": "Architecture"}]
+    assert globals_["Layers"] == [{"Ref": "RotationCoreLayer"}]
+    for name, spec in FUNCTIONS.items():
+        properties = functions[name]["Properties"]
+        assert properties["CodeUri"] == spec.code
+        assert (REPO_ROOT / spec.code).is_dir()
+        assert properties.get("Environment", {}).get("Variables", {}).get("ROTATION_STRATEGY") == spec.strategy
+        assert ("VpcConfig" in properties) is spec.in_vpc, name
+
+
+def test_template_architecture_default_arm64_with_x86_64_option(template: dict[str, Any]) -> None:
+    parameter = template["Parameters"]["Architecture"]
+    assert parameter["Default"] == "arm64"
+    assert parameter["AllowedValues"] == ["arm64", "x86_64"]
+    layer = template["Resources"]["RotationCoreLayer"]
+    assert layer["Metadata"]["BuildMethod"] == "makefile"
+    assert layer["Properties"]["ContentUri"] == "layers/rotation_core"
+    assert sorted(layer["Properties"]["CompatibleArchitectures"]) == ["arm64", "x86_64"]
+
+
+def test_template_each_function_own_role_trusting_only_lambda(template: dict[str, Any]) -> None:
+    roles = [function_role(template, name) for name in FUNCTIONS]
+    all_roles = [k for k, v in template["Resources"].items() if v["Type"] == "AWS::IAM::Role"]
+
+    assert len(set(roles)) == len(FUNCTIONS)
+    assert sorted(all_roles) == sorted(roles)
+    for role in roles:
+        trust = template["Resources"][role]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+        assert trust == [
+            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ]
+        assert "ManagedPolicyArns" not in template["Resources"][role]["Properties"]
+
+
+@pytest.mark.parametrize("function", sorted(FUNCTIONS))
+def test_template_role_statements_least_privilege_only(template: dict[str, Any], function: str) -> None:
+    spec = FUNCTIONS[function]
+    statements = role_statements(template, function_role(template, function))
+    log_group = function.removesuffix("Function") + "LogGroup"
+    seen: list[str] = []
+
+    for statement in statements:
+        body, actions = statement.body, statement.actions
+        assert body["Effect"] == "Allow", statement.source
+        assert not any("*" in action for action in actions), f"{statement.source}: wildcard action"
+        assert "secretsmanager:GetRandomPassword" not in actions, "passwords are generated locally"
+        if actions == ROTATION_ACTIONS:
+            assert statement.condition is None
+            assert body["Resource"] == secret_arn(spec.secrets_parameter)
+            assert body["Condition"] == {
+                "StringEquals": {"secretsmanager:resource/AllowRotationLambdaArn": {"Fn::GetAtt": [function, "Arn"]}}
+            }
+            seen.append("rotate")
+        elif actions == {"secretsmanager:GetSecretValue"}:
+            assert spec.read_only_parameter is not None, f"{function} must not read other secrets"
+            assert statement.condition is None
+            assert body["Resource"] == secret_arn(spec.read_only_parameter)
+            seen.append("read-only")
+        elif actions == KMS_ACTIONS:
+            assert statement.condition == "HasKmsKey"
+            assert body["Resource"] == {"Ref": "KmsKeyArn"}
+            allowed = [secret_arn(spec.secrets_parameter)]
+            if spec.read_only_parameter:
+                allowed.append(secret_arn(spec.read_only_parameter))
+            assert body["Condition"]["StringLike"] == {"kms:EncryptionContext:SecretARN": allowed}
+            assert body["Condition"]["StringEquals"] == {
+                "kms:ViaService": {"Fn::Sub": "secretsmanager.${AWS::Region}.amazonaws.com"}
+            }
+            seen.append("kms")
+        elif actions == ENI_ACTIONS:
+            assert spec.in_vpc, f"{function} runs outside any VPC"
+            assert statement.condition == "InVpc"
+            assert body["Resource"] == "*"  # the only "*": these actions cannot be scoped further
+            seen.append("vpc")
+        elif actions == LOG_ACTIONS:
+            assert statement.condition is None
+            assert body["Resource"] == {"Fn::GetAtt": [log_group, "Arn"]}
+            seen.append("logs")
+        else:
+            pytest.fail(f"{statement.source}: unexpected actions {sorted(actions)}")
+        assert body["Resource"] != "*" or actions == ENI_ACTIONS
+
+    expected = ["rotate", "kms", "logs"] + (["read-only"] if spec.read_only_parameter else [])
+    expected += ["vpc"] if spec.in_vpc else []
+    assert sorted(seen) == sorted(expected)
+
+
+def test_template_invoke_permission_secretsmanager_with_source_account(template: dict[str, Any]) -> None:
+    permissions = [v["Properties"] for v in template["Resources"].values() if v["Type"] == "AWS::Lambda::Permission"]
+
+    assert sorted(p["FunctionName"]["Fn::GetAtt"][0] for p in permissions) == sorted(FUNCTIONS)
+    for permission in permissions:
+        assert permission["Action"] == "lambda:InvokeFunction"
+        assert permission["Principal"] == "secretsmanager.amazonaws.com"
+        assert permission["SourceAccount"] == {"Ref": "AWS::AccountId"}
+
+
+def test_template_errors_alarm_per_function_with_optional_topic(template: dict[str, Any]) -> None:
+    alarms = [v["Properties"] for v in template["Resources"].values() if v["Type"] == "AWS::CloudWatch::Alarm"]
+
+    assert sorted(a["Dimensions"][0]["Value"]["Ref"] for a in alarms) == sorted(FUNCTIONS)
+    for alarm in alarms:
+        assert (alarm["Namespace"], alarm["MetricName"]) == ("AWS/Lambda", "Errors")
+        assert alarm["AlarmActions"] == {
+            "Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]
+        }
+
+
+def test_template_environment_names_known_to_settings(template: dict[str, Any]) -> None:
+    known = {value for name, value in vars(settings).items() if name.isupper() and isinstance(value, str)}
+    known.add("POWERTOOLS_LOG_LEVEL")
+    used = set(template["Globals"]["Function"]["Environment"]["Variables"])
+    for name in FUNCTIONS:
+        used |= set(template["Resources"][name]["Properties"].get("Environment", {}).get("Variables", {}))
+
+    assert used - known == set()
+
+
+def test_template_optional_features_default_off(template: dict[str, Any]) -> None:
+    parameters = template["Parameters"]
+    for name in ("KmsKeyArn", "AlarmTopicArn"):
+        assert parameters[name]["Default"] == ""
+    assert parameters["VpcSubnetIds"]["Default"] == ""
+    assert parameters["ReservedConcurrency"]["Default"] == 0
+    assert template["Conditions"]["InVpc"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Fn::Join": ["", {"Ref": "VpcSubnetIds"}]}, ""]}]
+    }
+
+
+def test_requirements_api_key_and_layer_no_database_driver() -> None:
+    drivers = ("psycopg", "pymysql", "mysqlclient")
+    for path in (REPO_ROOT / "functions/api_key/requirements.txt", REPO_ROOT / "layers/rotation_core/requirements.txt"):
+        lines = [line.split("#")[0].strip().lower() for line in path.read_text().splitlines()]
+        assert not [line for line in lines if line.startswith(drivers)], path
+    assert "psycopg2-binary" in (REPO_ROOT / "functions/postgres/requirements.txt").read_text()
+    assert "PyMySQL" in (REPO_ROOT / "functions/mysql/requirements.txt").read_text()
+
+
+def test_attach_schedules_days_only_with_policy_defaults() -> None:
+    attach = load(ATTACH)
+    schedules = {k: v for k, v in attach["Resources"].items() if v["Type"] == "AWS::SecretsManager::RotationSchedule"}
+
+    assert set(schedules) == {"PostgresRotationSchedule", "MySqlRotationSchedule", "ApiKeyRotationSchedule"}
+    for name, schedule in schedules.items():
+        rules = schedule["Properties"]["RotationRules"]
+        assert "ScheduleExpression" not in rules, name
+        days = "ApiKeyRotationDays" if name.startswith("ApiKey") else "DatabaseRotationDays"
+        assert rules["AutomaticallyAfterDays"] == {"Ref": days}
+    assert attach["Parameters"]["DatabaseRotationDays"]["Default"] == 90
+    assert attach["Parameters"]["ApiKeyRotationDays"]["Default"] == 180
+
+
+def test_attach_imports_match_template_exports(template: dict[str, Any]) -> None:
+    exports = {o["Export"]["Name"]["Fn::Sub"] for o in template["Outputs"].values() if "Export" in o}
+    attach = load(ATTACH)
+    strategies = attach["Parameters"]["PostgresStrategy"]["AllowedValues"]
+    imports = set()
+    for schedule in attach["Resources"].values():
+        pattern = schedule["Properties"]["RotationLambdaARN"]["Fn::ImportValue"]["Fn::Sub"]
+        for strategy in strategies:
+            imports.add(
+                pattern.replace("${RotationStackName}", "${AWS::StackName}")
+                .replace("${PostgresStrategy}", strategy)
+                .replace("${MySqlStrategy}", strategy)
+            )
+
+    assert imports == exports
