@@ -341,6 +341,7 @@ def main() -> int:
     parser.add_argument("--latency-ms", type=float, default=0, help="added to every emulated API call")
     parser.add_argument("--fleet", default="1,10,100,1000", help="fleet sizes, comma separated")
     parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--name", default="latest", help="results file: bench/results/<name>.json (and .png)")
     args = parser.parse_args()
 
     import trustme
@@ -376,7 +377,13 @@ def main() -> int:
         sm.stop()
 
     report = {
-        "machine": {"python": sys.version.split()[0], "cpus": os.cpu_count(), "latency_ms": args.latency_ms},
+        "machine": {
+            "python": sys.version.split()[0],
+            "cpus": os.cpu_count(),
+            "latency_ms": args.latency_ms,
+            "repeats": args.repeats,
+            "concurrency": args.concurrency,
+        },
         "imports": imports,
         "single_user_rotations": rotations,
         "fleet": fleet,
@@ -384,13 +391,14 @@ def main() -> int:
         "aws_template_reference": AWS_TEMPLATE_REFERENCE,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "latest.json").write_text(json.dumps(report, indent=2) + "\n")
-    plotted = plot(fleet, RESULTS / "fleet.png") if fleet else False
-    print_table(report, plotted)
+    (RESULTS / f"{args.name}.json").write_text(json.dumps(report, indent=2) + "\n")
+    plot_name = "fleet.png" if args.name == "latest" else f"{args.name}-fleet.png"
+    plotted = plot(fleet, RESULTS / plot_name) if fleet else False
+    print_table(report, f"bench/results/{args.name}.json" + (f" and bench/results/{plot_name}" if plotted else ""))
     return 0
 
 
-def print_table(report: dict[str, Any], plotted: bool) -> None:
+def print_table(report: dict[str, Any], written: str) -> None:
     imports, rotations = report["imports"], report["single_user_rotations"]
     reference = {
         "postgres": "315-380 ms (import 170-195 + rotation 145-185)",
@@ -422,8 +430,14 @@ def print_table(report: dict[str, Any], plotted: bool) -> None:
             print(f"| {row['secrets']} | {row['wall_s']:.2f} | {row['ms_per_rotation']:.1f} | "
                   f"{row['median_latency_ms']:.1f} | {row['sm_calls_per_rotation']:.1f} | "
                   f"{row['sm_writes_per_s']:.1f} |")  # fmt: skip
-    print(f"\nsizes: {json.dumps(report['sizes'])}")
-    print(f"written: bench/results/latest.json{' and bench/results/fleet.png' if plotted else ''}")
+    sizes = report["sizes"]
+    if "note" in sizes:
+        print(f"\nsizes: {sizes['note']}")
+    else:
+        print("\n| sam build output | unzipped | zipped |\n|---|---|---|")
+        for name, size in sizes.items():
+            print(f"| {name} | {size['unzipped_mib'] * 1024:.0f} KiB | {size['zipped_mib'] * 1024:.0f} KiB |")
+    print(f"written: {written}")
 
 
 if __name__ == "__main__":
