@@ -101,6 +101,7 @@ template_checks() {
   run "checkov (template translated to CloudFormation, and the attach example)" checkov_all "$out"
   run "detect-secrets (reviewed baseline)" detect_secrets_check "$out"
   run "GitHub workflows (schema and zizmor)" workflows_check
+  run "bandit (the code that ships: layers/, functions/)" .venv-scan/bin/bandit -q -r layers functions
 }
 
 checkov_all() {

@@ -162,10 +162,9 @@ class RotationContext:
     def other_secret(self, secret_id: str) -> dict[str, Any]:
         """The AWSCURRENT value of another secret (the master secret of alternating users)."""
         key = "other:" + secret_id
-        if key not in self._values:
-            self._values[key] = self.store.get_value(secret_id, stage=AWSCURRENT)
-        value = self._values[key]
-        assert value is not None
+        value = self._values.get(key)
+        if value is None:
+            value = self._values[key] = self.store.get_value(secret_id, stage=AWSCURRENT)
         return value
 
     def _read(self, stage: str, version_id: str | None) -> dict[str, Any] | None:

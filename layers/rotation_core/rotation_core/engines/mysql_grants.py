@@ -526,7 +526,8 @@ def sync_statements(desired: AccountGrants, existing: AccountGrants, grantee: Ac
     Revokes come first, so that revoking ``ALL PRIVILEGES`` cannot take away a privilege granted
     again right after. The grantee is bound as parameters, never spliced into the text.
     """
-    assert grantee.host is not None
+    if grantee.host is None:
+        raise ValueError("a grantee needs a host part")
     who = (grantee.user, grantee.host)
     statements: list[Statement] = []
     for target, privileges in _group(existing.privileges - desired.privileges).items():
