@@ -55,14 +55,7 @@ class FakeEngine:
         self.database = database
 
     def parse_login(self, secret: Mapping[str, Any], label: str) -> DatabaseLogin:
-        return parse_login_fields(
-            secret,
-            label,
-            engine_names=self.engine_names,
-            display_name=self.display_name,
-            default_port=self.default_port,
-            max_username_bytes=self.max_username_bytes,
-        )
+        return parse_login_fields(secret, label, self)
 
     def connect(self, login: DatabaseLogin) -> Session:
         self.database.connections.append(login.username)

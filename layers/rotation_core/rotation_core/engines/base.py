@@ -90,21 +90,24 @@ _FALSE_TEXT = frozenset({"false", "no", "0", "n"})
 MAX_PASSWORD_CHARACTERS = 4096
 
 
-def parse_login_fields(
-    secret: Mapping[str, Any],
-    label: str,
-    *,
-    engine_names: frozenset[str],
-    display_name: str,
-    default_port: int,
-    max_username_bytes: int,
-) -> DatabaseLogin:
+class EngineLimits(Protocol):
+    """The attributes of an engine that secret parsing needs."""
+
+    display_name: str
+    engine_names: frozenset[str]
+    default_port: int
+    max_username_bytes: int
+
+
+def parse_login_fields(secret: Mapping[str, Any], label: str, engine: EngineLimits) -> DatabaseLogin:
     """The checks every SQL engine shares: types, ranges, lengths, TLS mode."""
-    engine = secret.get("engine")
-    if engine is not None and engine not in engine_names:
+    engine_names, display_name = engine.engine_names, engine.display_name
+    default_port, max_username_bytes = engine.default_port, engine.max_username_bytes
+    engine_name = secret.get("engine")
+    if engine_name is not None and engine_name not in engine_names:
         allowed = ", ".join(sorted(engine_names))
         raise SecretFormatError(
-            f'the {label} secret\'s "engine" is {describe(engine)}, but this is the {display_name} '
+            f'the {label} secret\'s "engine" is {describe(engine_name)}, but this is the {display_name} '
             f"function (engine must be one of: {allowed}); attach the function that matches the database"
         )
     host = _required_text(secret, "host", label)
@@ -129,7 +132,7 @@ def parse_login_fields(
         raise SecretFormatError(f'the {label} secret\'s "dbname" must be a non-empty string when present')
     return DatabaseLogin(
         label=label,
-        engine=engine,
+        engine=engine_name,
         host=host,
         port=_port(secret, label, default_port),
         username=username,

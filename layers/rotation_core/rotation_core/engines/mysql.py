@@ -273,14 +273,7 @@ class MySQLEngine:
         self._seen_hosts: dict[tuple[tuple[str, int], str], str] = {}
 
     def parse_login(self, secret: Mapping[str, Any], label: str) -> DatabaseLogin:
-        login = parse_login_fields(
-            secret,
-            label,
-            engine_names=self.engine_names,
-            display_name=self.display_name,
-            default_port=self.default_port,
-            max_username_bytes=self.max_username_bytes,
-        )
+        login = parse_login_fields(secret, label, self)
         if len(login.username) > self._limit:
             raise SecretFormatError(
                 f'the {label} secret\'s "username" is {len(login.username)} characters, over the limit of '
