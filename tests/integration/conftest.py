@@ -20,6 +20,7 @@ import pytest
 import trustme
 
 from helpers import LeakGuard, load_function
+from integration.built import Build, prepare_build
 from rotation_local import emulator, service
 from rotation_local.postgres_server import PostgresServer
 
@@ -63,6 +64,12 @@ def _watch_server_logs(request: pytest.FixtureRequest, leak_guard: LeakGuard) ->
         server: PostgresServer = request.getfixturevalue("pg_server")
         leak_guard.watch_file(server.log_path)
         leak_guard.add(server.admin_password)
+
+
+@pytest.fixture(scope="session")
+def build() -> Build:
+    """The `sam build` output, rebuilt once if missing or stale (integration/built.py)."""
+    return prepare_build()
 
 
 @pytest.fixture(scope="session")
