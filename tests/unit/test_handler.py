@@ -126,6 +126,7 @@ def test_handler_unexpected_exception_is_wrapped_without_values(
 
     assert secret not in str(raised.value)
     assert "unexpected ValueError" in str(raised.value)
+    assert raised.value.category.value == "internal"
     assert secret not in capfd.readouterr().out
 
 

@@ -50,6 +50,8 @@ def test_parse_login_tls_only_weakened_explicitly(engine: PostgresEngine, extra:
         ({"engine": "aurora-postgresql"}, None),
         ({"host": ""}, '"host"'),
         ({"host": "db.example\nx"}, '"host"'),
+        ({"host": "a" * 254}, '"host"'),
+        ({"host": "a" * 253}, None),
         ({"host": 5}, '"host"'),
         ({"username": None}, '"username"'),
         ({"username": "a" * 64}, "63 bytes"),

@@ -35,7 +35,7 @@ from rotation_core.errors import (
     VerificationError,
 )
 from rotation_core.log import get_logger, register_sensitive
-from rotation_core.providers import ApiKeyProvider, StoredKey, build_provider, provider_name
+from rotation_core.providers import ApiKeyProvider, KeyRef, StoredKey, build_provider, provider_name
 from rotation_core.providers.http import HttpClient
 from rotation_core.rotator import RotationContext
 from rotation_core.secrets import AWSCURRENT, AWSPREVIOUS
@@ -89,6 +89,7 @@ class ApiKeyRotation:
             ca_bundle=settings.api_ca_bundle,
         )
         self._sleep = sleep
+        self._earlier_attempts: dict[tuple[str, str], list[str]] = {}
 
     # --- the four steps -------------------------------------------------------------------------
 
@@ -96,13 +97,42 @@ class ApiKeyRotation:
         provider, current_key = self._provider(current, context, "current")
         arn = context.metadata.arn
         name = key_name(arn, context.token)
-        self._clean_up_before_minting(provider, current_key, context, name)
+        minted = provider.find(key_name_prefix(arn))
+        # Keys already named for this rotation: attempts that died before storing theirs (or one still
+        # in flight). after_create revokes them once Secrets Manager holds a key for this rotation.
+        self._earlier_attempts[(arn, context.token)] = [key.id for key in minted if key.name == name]
+        self._clean_up_before_minting(provider, current_key, context, name, minted)
         issued = provider.issue(name, current_key)
         register_sensitive(issued.value)
         get_logger().info(
             f"minted a new {provider.display_name} key", extra={"key_name": name, "provider": provider.name}
         )
         return {**current, **issued.fields}
+
+    def after_create(self, context: RotationContext, pending: dict[str, Any], stored: bool) -> None:
+        """Revoke every key minted for this rotation except the one Secrets Manager holds.
+
+        Runs after PutSecretValue, so the stored key can never be revoked, whatever the order of two
+        overlapping attempts: when ours was stored, other keys named for this rotation (an attempt that
+        died before storing its key, or one still in flight) go; when an earlier value stood, ours goes.
+        """
+        provider, minted_key = self._provider(pending, context, "pending")
+        name = key_name(context.metadata.arn, context.token)
+        earlier = self._earlier_attempts.pop((context.metadata.arn, context.token), [])
+        if stored:
+            # An attempt still in flight is not in this list: when its own put fails, it revokes its key.
+            doomed = [key_id for key_id in earlier if key_id != minted_key.id]
+            description = "a key minted for this rotation by an earlier attempt, never stored"
+        else:
+            doomed = [minted_key.id]
+            description = "the key this attempt minted: an earlier attempt's key is AWSPENDING"
+        for key_id in doomed:
+            try:
+                gone = not provider.revoke(key_id)
+            except RotationError as error:
+                self._report_revoke_failure(error, description)
+            else:
+                get_logger().warning(f"revoked {description}", extra={"key_name": name, "already_gone": gone})
 
     def set_pending(self, context: RotationContext) -> None:
         pending = context.pending()
@@ -201,18 +231,18 @@ class ApiKeyRotation:
             )
 
     def _clean_up_before_minting(
-        self, provider: ApiKeyProvider, current_key: StoredKey, context: RotationContext, name: str
+        self,
+        provider: ApiKeyProvider,
+        current_key: StoredKey,
+        context: RotationContext,
+        name: str,
+        minted: list[KeyRef],
     ) -> None:
-        """Revoke this rotation's own orphans (always), then what the policy says is replaced."""
-        minted = provider.find(key_name_prefix(context.metadata.arn))
-        for orphan in (key for key in minted if key.name == name and key.id != current_key.id):
-            # A failed earlier attempt of this very rotation: revoke it before minting its successor.
-            # A failure here fails the step, so no second key is minted next to an orphan.
-            gone = not provider.revoke(orphan.id)
-            get_logger().warning(
-                "revoked a key minted by an earlier attempt of this rotation that was never stored",
-                extra={"key_name": orphan.name, "already_gone": gone},
-            )
+        """Revoke what the policy says is replaced, and keys of rotations that never finished.
+
+        Keys named for *this* rotation are left to :meth:`after_create`, which runs once Secrets Manager
+        has stored one of them.
+        """
         if self.settings.revoke_policy is RevokePolicy.NEVER:
             return
         targets: list[tuple[str, str]] = []

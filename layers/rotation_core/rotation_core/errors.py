@@ -26,6 +26,7 @@ class Category(enum.StrEnum):
     TLS = "tls"  # TLS negotiation or verification failed
     PERMISSION = "permission"  # logged in, but not allowed to do this
     VERIFICATION = "verification"  # the new credential does not work
+    INTERNAL = "internal"  # an unexpected error: a bug, reported without values
 
 
 class RotationError(Exception):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from rotation_core.errors import RotationError
+from rotation_core.errors import Category, RotationError
 from rotation_core.log import forget_sensitive, get_logger, redact
 from rotation_core.rotator import Rotator
 from rotation_core.secrets import SecretStore
@@ -45,8 +45,8 @@ class RotationHandler:
             raise
         except Exception as error:  # a bug or an unexpected library error: still no values out
             message = f"unexpected {type(error).__name__}: {redact(str(error))}"
-            logger.exception(message, extra={"error_type": type(error).__name__, "category": "internal"})
-            raise RotationError(message) from None
+            logger.exception(message, extra={"error_type": type(error).__name__, "category": Category.INTERNAL.value})
+            raise RotationError(message, category=Category.INTERNAL) from None
         finally:
             logger.remove_keys(_LOG_KEYS)
             forget_sensitive()

@@ -191,6 +191,14 @@ class RotationStrategy(Protocol):
         """The new secret value, built from the current one with every unknown key kept."""
         ...
 
+    def after_create(self, context: RotationContext, pending: dict[str, Any], stored: bool) -> None:
+        """createSecret tried to store ``pending``; ``stored`` is False when an earlier value stands.
+
+        Where building the value had effects (a minted key), this is where the ones that did not make
+        it into Secrets Manager are undone.
+        """
+        ...
+
     def set_pending(self, context: RotationContext) -> None:
         """Make the pending credential valid in the target system (idempotent)."""
         ...
@@ -265,6 +273,7 @@ class Rotator:
             get_logger().info("stored the new value as AWSPENDING")
         else:
             get_logger().info("AWSPENDING already held a value from an earlier attempt; kept it")
+        self.strategy.after_create(context, pending, created)
 
     def set_secret(self, context: RotationContext) -> None:
         self.strategy.set_pending(context)

@@ -64,6 +64,9 @@ class DatabaseStrategy:
             session.close()
         get_logger().info("the AWSPENDING credentials log in and pass the probe")
 
+    def after_create(self, context: RotationContext, pending: dict[str, Any], stored: bool) -> None:
+        """Nothing to undo: a generated password that was not stored was never used anywhere."""
+
     def after_promote(self, context: RotationContext) -> None:
         """Nothing to clean up: the previous password stays valid until the next rotation."""
 

@@ -88,6 +88,7 @@ class DatabaseEngine(Protocol):
 _TRUE_TEXT = frozenset({"true", "yes", "1", "y"})
 _FALSE_TEXT = frozenset({"false", "no", "0", "n"})
 MAX_PASSWORD_CHARACTERS = 4096
+MAX_HOST_LENGTH = 253  # the longest DNS name
 
 
 class EngineLimits(Protocol):
@@ -111,7 +112,7 @@ def parse_login_fields(secret: Mapping[str, Any], label: str, engine: EngineLimi
             f"function (engine must be one of: {allowed}); attach the function that matches the database"
         )
     host = _required_text(secret, "host", label)
-    if any(c.isspace() or ord(c) < 32 for c in host) or "/" in host:
+    if len(host) > MAX_HOST_LENGTH or any(c.isspace() or ord(c) < 32 for c in host) or "/" in host:
         raise SecretFormatError(f'the {label} secret\'s "host" {describe(host)} is not a host name or address')
     username = _required_text(secret, "username", label)
     if "\x00" in username:
