@@ -16,7 +16,7 @@ help:
 	@echo "make invoke FUNCTION=functions/postgres EVENT=events/... ENDPOINT=http://127.0.0.1:5000"
 	@echo "                        run a handler on an event, like sam local invoke, without Docker"
 
-$(PY): requirements-dev.txt
+$(PY): requirements-dev.lock
 	@tools/bootstrap.sh venv $(VENV) $(PYTHON)
 
 .PHONY: venv servers
@@ -70,3 +70,10 @@ template-checks:
 
 sam-build:
 	bash .ci/template-checks.sh build
+
+# requirements-dev.txt lists what we ask for; requirements-dev.lock pins every package with hashes.
+.PHONY: lock
+lock:
+	python3 -m venv .venv-lock && .venv-lock/bin/pip install -q --disable-pip-version-check pip-tools==7.6.2
+	.venv-lock/bin/pip-compile --generate-hashes --allow-unsafe --quiet --no-strip-extras \
+		--no-emit-index-url --no-emit-find-links -o requirements-dev.lock requirements-dev.txt

