@@ -71,9 +71,14 @@ template-checks:
 sam-build:
 	bash .ci/template-checks.sh build
 
-# requirements-dev.txt lists what we ask for; requirements-dev.lock pins every package with hashes.
+# requirements-dev.txt and */requirements.in list what we ask for; requirements-dev.lock and the
+# layer's and functions' requirements.txt (what sam build installs) pin every package with hashes.
 .PHONY: lock
 lock:
 	python3 -m venv .venv-lock && .venv-lock/bin/pip install -q --disable-pip-version-check pip-tools==7.6.2
 	.venv-lock/bin/pip-compile --generate-hashes --allow-unsafe --quiet --no-strip-extras \
 		--no-emit-index-url --no-emit-find-links -o requirements-dev.lock requirements-dev.txt
+	for dir in layers/rotation_core functions/postgres functions/mysql; do \
+		(cd $$dir && $(CURDIR)/.venv-lock/bin/pip-compile --generate-hashes --allow-unsafe --quiet \
+			--no-strip-extras --no-emit-index-url --no-emit-find-links -o requirements.txt requirements.in) || exit 1; \
+	done

@@ -288,8 +288,8 @@ def test_requirements_api_key_and_layer_no_database_driver() -> None:
     for path in (REPO_ROOT / "functions/api_key/requirements.txt", REPO_ROOT / "layers/rotation_core/requirements.txt"):
         lines = [line.split("#")[0].strip().lower() for line in path.read_text().splitlines()]
         assert not [line for line in lines if line.startswith(drivers)], path
-    assert "psycopg2-binary" in (REPO_ROOT / "functions/postgres/requirements.txt").read_text()
-    assert "PyMySQL" in (REPO_ROOT / "functions/mysql/requirements.txt").read_text()
+    assert "psycopg2-binary==" in (REPO_ROOT / "functions/postgres/requirements.txt").read_text().lower()
+    assert "pymysql==" in (REPO_ROOT / "functions/mysql/requirements.txt").read_text().lower()
 
 
 def test_attach_schedules_days_only_with_policy_defaults() -> None:
