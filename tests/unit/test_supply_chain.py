@@ -1,0 +1,69 @@
+"""Dependencies: what we test with is what we ship, and every installed package is pinned with hashes."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from helpers import REPO_ROOT
+
+_PIN = re.compile(r"^([A-Za-z0-9_.\-]+)(?:\[[^\]]*\])?==([^\s;\\]+)")
+
+
+def pins(path: Path) -> dict[str, str]:
+    found = {}
+    for line in path.read_text().splitlines():
+        match = _PIN.match(line.strip())
+        if match:
+            found[match.group(1).lower().replace("_", "-")] = match.group(2)
+    return found
+
+
+def test_lock_pins_every_requested_package_at_the_requested_version() -> None:
+    requested, locked = pins(REPO_ROOT / "requirements-dev.txt"), pins(REPO_ROOT / "requirements-dev.lock")
+    assert requested
+    assert {name: locked.get(name) for name in requested} == requested
+
+
+SHIPPED = [
+    REPO_ROOT / "layers" / "rotation_core" / "requirements.txt",
+    REPO_ROOT / "functions" / "postgres" / "requirements.txt",
+    REPO_ROOT / "functions" / "mysql" / "requirements.txt",
+]
+
+
+def unhashed(path: Path) -> tuple[int, list[str]]:
+    """How many packages the file pins, and which of them come without a hash."""
+    entries: list[list[str]] = []
+    for line in path.read_text().splitlines():
+        if _PIN.match(line):
+            entries.append([line])
+        elif entries and line.startswith(" "):
+            entries[-1].append(line)
+    return len(entries), [entry[0] for entry in entries if not any("--hash=sha256:" in line for line in entry)]
+
+
+def test_lock_every_package_has_a_hash() -> None:
+    count, missing = unhashed(REPO_ROOT / "requirements-dev.lock")
+    assert count > 50
+    assert missing == []
+
+
+def test_shipped_requirements_every_package_has_a_hash_and_what_was_asked() -> None:
+    for path in SHIPPED:
+        count, missing = unhashed(path)
+        assert count >= 1, path
+        assert missing == [], path
+        requested = pins(path.with_suffix(".in"))
+        assert requested, path
+        assert {name: pins(path).get(name) for name in requested} == requested, path
+
+
+def test_shipped_requirements_match_the_versions_tested() -> None:
+    tested = pins(REPO_ROOT / "requirements-dev.lock")  # what the tests really run with
+    shipped = {}
+    for path in [REPO_ROOT / "layers" / "rotation_core" / "requirements.txt",
+                 *sorted((REPO_ROOT / "functions").glob("*/requirements.txt"))]:  # fmt: skip
+        shipped.update(pins(path))
+    assert shipped  # powertools in the layer, the drivers with their functions
+    assert {name: tested.get(name) for name in shipped} == shipped
