@@ -114,6 +114,17 @@ def test_sendgrid_key_limit_raises_key_limit_error(fake: FakeProviderServer) -> 
         provider.issue("name-4", provider.stored_key(fake.seed_secret("arn:admin", key=fake.keys[0]), "current"))
 
 
+@pytest.mark.parametrize("fake", ["datadog"], indirect=True)
+def test_datadog_create_rate_limited_past_retries_is_not_reported_as_key_limit(fake: FakeProviderServer) -> None:
+    fake.fail_next(429, times=10, method="POST", retry_after="0", body={"errors": ["Rate limit exceeded"]})
+    provider = provider_for(fake)
+    with pytest.raises(TargetError) as caught:
+        provider.issue("name-5", current(provider, fake))
+    assert not isinstance(caught.value, KeyLimitError)
+    assert "429" in str(caught.value)
+    assert fake.keys_named("name-5") == []  # nothing was minted
+
+
 @pytest.mark.parametrize("fake", ["twilio"], indirect=True)
 def test_twilio_account_mismatch_between_secret_and_admin_refused(fake: FakeProviderServer) -> None:
     provider = provider_for(fake)

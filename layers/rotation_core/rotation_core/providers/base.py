@@ -131,6 +131,24 @@ class HttpProviderBase:
         self._expect_ok(response, method, route, hint)
         return True
 
+    def _issued(
+        self,
+        response: HttpResponse,
+        route: str,
+        hint: str,
+        *,
+        id_path: str,
+        value_path: str,
+        extra_fields: Mapping[str, str] | None = None,
+    ) -> IssuedKey:
+        """The key a create request returned; a refusal or an answer without both fields raises."""
+        data = self._expect_ok(response, "POST", route, hint)
+        key_id, value = dig(data, id_path), dig(data, value_path)
+        if not isinstance(key_id, str) or not isinstance(value, str) or not key_id or not value:
+            raise self._malformed("POST", route, f"{id_path} and {value_path}")
+        fields = {self.value_field: value, self.id_field: key_id, **(extra_fields or {})}
+        return IssuedKey(id=key_id, value=value, fields=fields)
+
     def _malformed(self, method: str, route: str, what: str) -> TargetError:
         return TargetError(
             f"{self.display_name} {method} {route} answered without {what}; check base_url points at the "

@@ -22,7 +22,7 @@ from rotation_core.providers.base import (
     admin_field,
     dig,
 )
-from rotation_core.providers.http import HttpClient, error_for
+from rotation_core.providers.http import HttpClient
 
 DEFAULT_BASE_URL = "https://api.cloudflare.com/client/v4"
 TOKENS = "/user/tokens"
@@ -82,13 +82,7 @@ class CloudflareProvider(HttpProviderBase):
                 "Cloudflare refused to create another API token: the user has reached its token limit. Delete "
                 "unused tokens (My Profile > API Tokens) and rotate again"
             )
-        if not response.ok:
-            raise error_for(self.display_name, "POST", TOKENS, response, _ADMIN_HINT)
-        data = response.json()
-        token_id, value = dig(data, "result.id"), dig(data, "result.value")
-        if not isinstance(token_id, str) or not isinstance(value, str) or not token_id or not value:
-            raise self._malformed("POST", TOKENS, "result.id and result.value")
-        return IssuedKey(id=token_id, value=value, fields={self.value_field: value, self.id_field: token_id})
+        return self._issued(response, TOKENS, _ADMIN_HINT, id_path="result.id", value_path="result.value")
 
     def verify(self, key: StoredKey) -> bool:
         response = self.http.request(

@@ -20,7 +20,7 @@ from rotation_core.providers.base import (
     admin_field,
     dig,
 )
-from rotation_core.providers.http import HttpClient, error_for
+from rotation_core.providers.http import HttpClient
 
 DEFAULT_BASE_URL = "https://api.datadoghq.com"
 KEYS = "/api/v2/api_keys"
@@ -62,18 +62,13 @@ class DatadogProvider(HttpProviderBase):
     def issue(self, name: str, current: StoredKey) -> IssuedKey:
         body = {"data": {"type": "api_keys", "attributes": {"name": name}}}
         response = self._send("POST", KEYS, json_body=body, headers=self._admin_headers)
-        if response.status == 429 or (response.status in (400, 403) and b"limit" in response.body.lower()):
+        # A 429 that outlasted the client's retries is rate limiting, reported as such by _issued.
+        if response.status in (400, 403) and b"limit" in response.body.lower():
             raise KeyLimitError(
                 "Datadog refused to create another API key: the organisation has reached its API key limit. "
                 "Revoke unused keys (Organization Settings > API Keys) and rotate again"
             )
-        if not response.ok:
-            raise error_for(self.display_name, "POST", KEYS, response, _ADMIN_HINT)
-        data = response.json()
-        key_id, value = dig(data, "data.id"), dig(data, "data.attributes.key")
-        if not isinstance(key_id, str) or not isinstance(value, str) or not key_id or not value:
-            raise self._malformed("POST", KEYS, "data.id and data.attributes.key")
-        return IssuedKey(id=key_id, value=value, fields={self.value_field: value, self.id_field: key_id})
+        return self._issued(response, KEYS, _ADMIN_HINT, id_path="data.id", value_path="data.attributes.key")
 
     def verify(self, key: StoredKey) -> bool:
         response = self._send("GET", VALIDATE, headers={"DD-API-KEY": key.value})

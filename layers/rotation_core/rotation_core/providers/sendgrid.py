@@ -12,7 +12,7 @@ from typing import Any
 
 from rotation_core.errors import SecretFormatError
 from rotation_core.providers.base import HttpProviderBase, IssuedKey, KeyLimitError, KeyRef, StoredKey, admin_field, dig
-from rotation_core.providers.http import HttpClient, error_for
+from rotation_core.providers.http import HttpClient
 
 DEFAULT_BASE_URL = "https://api.sendgrid.com"
 KEYS = "/v3/api_keys"
@@ -59,13 +59,7 @@ class SendGridProvider(HttpProviderBase):
                 f"SendGrid refused to create an API key: the account already holds {KEY_LIMIT} keys, SendGrid's "
                 "limit. Delete unused keys (Settings > API Keys) and rotate again"
             )
-        if not response.ok:
-            raise error_for(self.display_name, "POST", KEYS, response, _ADMIN_HINT)
-        data = response.json()
-        key_id, value = dig(data, "api_key_id"), dig(data, "api_key")
-        if not isinstance(key_id, str) or not isinstance(value, str) or not key_id or not value:
-            raise self._malformed("POST", KEYS, "api_key and api_key_id")
-        return IssuedKey(id=key_id, value=value, fields={self.value_field: value, self.id_field: key_id})
+        return self._issued(response, KEYS, _ADMIN_HINT, id_path="api_key_id", value_path="api_key")
 
     def verify(self, key: StoredKey) -> bool:
         response = self._send("GET", SCOPES, headers={"Authorization": "Bearer " + key.value})

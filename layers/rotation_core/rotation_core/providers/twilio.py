@@ -27,7 +27,7 @@ from rotation_core.providers.base import (
     stored_key_from,
     text_field,
 )
-from rotation_core.providers.http import HttpClient, check_base_url, error_for
+from rotation_core.providers.http import HttpClient, check_base_url
 
 DEFAULT_BASE_URL = "https://iam.twilio.com"
 DEFAULT_API_BASE_URL = "https://api.twilio.com"
@@ -96,16 +96,13 @@ class TwilioProvider(HttpProviderBase):
                 "Twilio refused to create another API key: the account has reached its key limit. Delete unused "
                 "keys (Console > API keys) and rotate again"
             )
-        if not response.ok:
-            raise error_for(self.display_name, "POST", KEYS, response, _ADMIN_HINT)
-        data = response.json()
-        sid, secret = dig(data, "sid"), dig(data, "secret")
-        if not isinstance(sid, str) or not isinstance(secret, str) or not sid or not secret:
-            raise self._malformed("POST", KEYS, "sid and secret")
-        return IssuedKey(
-            id=sid,
-            value=secret,
-            fields={self.value_field: secret, self.id_field: sid, "account_sid": self.account_sid},
+        return self._issued(
+            response,
+            KEYS,
+            _ADMIN_HINT,
+            id_path="sid",
+            value_path="secret",
+            extra_fields={"account_sid": self.account_sid},
         )
 
     def verify(self, key: StoredKey) -> bool:
