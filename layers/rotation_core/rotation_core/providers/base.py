@@ -149,6 +149,20 @@ class HttpProviderBase:
         fields = {self.value_field: value, self.id_field: key_id, **(extra_fields or {})}
         return IssuedKey(id=key_id, value=value, fields=fields)
 
+    def _page_keys(
+        self, data: Any, method: str, route: str, *, items_path: str, id_path: str, name_path: str, name_prefix: str
+    ) -> tuple[int, list[KeyRef]]:
+        """One page of a list answer: how many items it held, and the keys whose name has the prefix."""
+        items = dig(data, items_path)
+        if not isinstance(items, list):
+            raise self._malformed(method, route, f'a list at "{items_path}"')
+        found = []
+        for item in items:
+            key_id, name = dig(item, id_path), dig(item, name_path)
+            if isinstance(key_id, str | int) and isinstance(name, str) and name.startswith(name_prefix):
+                found.append(KeyRef(id=str(key_id), name=name))
+        return len(items), found
+
     def _malformed(self, method: str, route: str, what: str) -> TargetError:
         return TargetError(
             f"{self.display_name} {method} {route} answered without {what}; check base_url points at the "

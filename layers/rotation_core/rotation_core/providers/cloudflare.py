@@ -50,13 +50,9 @@ class CloudflareProvider(HttpProviderBase):
             query = {"page": str(page), "per_page": str(PAGE_SIZE)}
             response = self._send("GET", TOKENS, query=query, headers=self._admin_headers)
             data = self._expect_ok(response, "GET", TOKENS, _ADMIN_HINT)
-            items = dig(data, "result")
-            if not isinstance(items, list):
-                raise self._malformed("GET", TOKENS, "a result list")
-            for item in items:
-                token_id, name = dig(item, "id"), dig(item, "name")
-                if isinstance(token_id, str) and isinstance(name, str) and name.startswith(name_prefix):
-                    found.append(KeyRef(id=token_id, name=name))
+            found += self._page_keys(
+                data, "GET", TOKENS, items_path="result", id_path="id", name_path="name", name_prefix=name_prefix
+            )[1]
             total_pages = dig(data, "result_info.total_pages")
             if not isinstance(total_pages, int) or page >= total_pages:
                 break

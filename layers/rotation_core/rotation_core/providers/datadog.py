@@ -48,14 +48,12 @@ class DatadogProvider(HttpProviderBase):
         for page in range(MAX_LIST_PAGES):
             query = {"filter": name_prefix, "page[size]": str(PAGE_SIZE), "page[number]": str(page)}
             response = self._send("GET", KEYS, query=query, headers=self._admin_headers)
-            data = dig(self._expect_ok(response, "GET", KEYS, _ADMIN_HINT), "data")
-            if not isinstance(data, list):
-                raise self._malformed("GET", KEYS, "a data list")
-            for item in data:
-                key_id, name = dig(item, "id"), dig(item, "attributes.name")
-                if isinstance(key_id, str) and isinstance(name, str) and name.startswith(name_prefix):
-                    found.append(KeyRef(id=key_id, name=name))
-            if len(data) < PAGE_SIZE:
+            data = self._expect_ok(response, "GET", KEYS, _ADMIN_HINT)
+            count, keys = self._page_keys(
+                data, "GET", KEYS, items_path="data", id_path="id", name_path="attributes.name", name_prefix=name_prefix
+            )
+            found += keys
+            if count < PAGE_SIZE:
                 break
         return found
 

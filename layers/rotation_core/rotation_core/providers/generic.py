@@ -132,15 +132,10 @@ class GenericHttpProvider(HttpProviderBase):
     def find(self, name_prefix: str) -> list[KeyRef]:
         method, path = self._list
         data = self._expect_ok(self._send(method, path, headers=self._admin_headers), method, path, _HINT)
-        items = dig(data, self._list_items)
-        if not isinstance(items, list):
-            raise self._malformed(method, path, f'a list at "{self._list_items}"')
-        found = []
-        for item in items:
-            key_id, name = dig(item, self._list_id), dig(item, self._list_name)
-            if isinstance(key_id, str | int) and isinstance(name, str) and name.startswith(name_prefix):
-                found.append(KeyRef(id=str(key_id), name=name))
-        return found
+        return self._page_keys(
+            data, method, path, items_path=self._list_items, id_path=self._list_id, name_path=self._list_name,
+            name_prefix=name_prefix,
+        )[1]  # fmt: skip
 
     def issue(self, name: str, current: StoredKey) -> IssuedKey:
         method, path, body = self._create

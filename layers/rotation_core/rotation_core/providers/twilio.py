@@ -75,13 +75,9 @@ class TwilioProvider(HttpProviderBase):
         for _ in range(MAX_LIST_PAGES):
             response = self._send("GET", KEYS, query=query, headers=self._admin_headers)
             data = self._expect_ok(response, "GET", KEYS, _ADMIN_HINT)
-            items = dig(data, "keys")
-            if not isinstance(items, list):
-                raise self._malformed("GET", KEYS, "a keys list")
-            for item in items:
-                sid, name = dig(item, "sid"), dig(item, "friendly_name")
-                if isinstance(sid, str) and isinstance(name, str) and name.startswith(name_prefix):
-                    found.append(KeyRef(id=sid, name=name))
+            found += self._page_keys(
+                data, "GET", KEYS, items_path="keys", id_path="sid", name_path="friendly_name", name_prefix=name_prefix
+            )[1]
             next_url = dig(data, "meta.next_page_url")
             if not isinstance(next_url, str) or not next_url:
                 break
