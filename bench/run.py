@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
 import io
 import json
 import os
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from rotation_local import emulator, service
+from rotation_local.invoke import load_function
 from rotation_local.postgres_server import PostgresServer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,17 +44,6 @@ AWS_TEMPLATE_REFERENCE = {
     "mysql_cold_rotation_ms": "195-350",
     "handler_import_ms": "170-195",
 }
-
-
-def load_function(name: str) -> Any:
-    """A separate instance of functions/<name>/app.py, as a separate Lambda container would have."""
-    path = REPO / "functions" / name / "app.py"
-    spec = importlib.util.spec_from_file_location(f"bench_{name}_{secrets.token_hex(4)}", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def median(values: list[float]) -> float:

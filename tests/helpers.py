@@ -1,12 +1,9 @@
-"""Test support shared by unit and integration tests: the leak guard and function loading."""
+"""Test support shared by unit and integration tests: the leak guard."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import uuid
 from pathlib import Path
-from types import ModuleType
 from typing import ClassVar
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -68,14 +65,3 @@ class LeakGuard:
             if any(form in text for form in forms for text in corpus):
                 leaks.append(f"a value of {len(value)} characters")
         return leaks
-
-
-def load_function(name: str) -> ModuleType:
-    """A fresh copy of ``functions/<name>/app.py`` (its handler builds its state on first call)."""
-    path = FUNCTIONS_DIR / name / "app.py"
-    spec = importlib.util.spec_from_file_location(f"function_{name}_{uuid.uuid4().hex}", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module

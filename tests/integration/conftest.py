@@ -19,9 +19,10 @@ import boto3
 import pytest
 import trustme
 
-from helpers import LeakGuard, load_function
+from helpers import LeakGuard
 from integration.built import Build, prepare_build
 from rotation_local import emulator, service
+from rotation_local.invoke import load_function
 from rotation_local.postgres_server import PostgresServer
 
 pytestmark = pytest.mark.integration

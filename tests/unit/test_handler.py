@@ -9,11 +9,12 @@ from typing import Any
 
 import pytest
 
-from helpers import FUNCTIONS_DIR, REPO_ROOT, load_function
+from helpers import FUNCTIONS_DIR, REPO_ROOT
 from rotation_core.errors import InvalidEventError, RotationError
 from rotation_core.handler import database_handler
 from rotation_core.secrets import SecretStore
 from rotation_local import emulator, service
+from rotation_local.invoke import load_function
 from unit.fakes import FakeDatabase, FakeEngine, value_at
 
 

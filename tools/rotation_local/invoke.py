@@ -6,14 +6,17 @@ The child process sees only the layer's source root and the function's folder on
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
 import sys
 import tempfile
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -110,3 +113,17 @@ def load_env_vars(path: Path, function_name: str | None = None) -> dict[str, str
         if len(sections) == 1:
             merged.update(sections[0])
     return {key: str(value) for key, value in merged.items()}
+
+
+def load_function(name: str) -> ModuleType:
+    """A separate in-process instance of ``functions/<name>/app.py``, as a separate container would have.
+
+    Its handler builds its settings and clients on its first call, from the environment of that moment.
+    """
+    path = REPO_ROOT / "functions" / name / "app.py"
+    spec = importlib.util.spec_from_file_location(f"function_{name}_{uuid.uuid4().hex}", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

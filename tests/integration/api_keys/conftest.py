@@ -13,13 +13,14 @@ from typing import Any
 
 import pytest
 
-from helpers import LeakGuard, load_function
+from helpers import LeakGuard
 from integration.conftest import unique
 from rotation_core.handler import RotationHandler, api_key_handler
 from rotation_core.providers.http import HttpClient
 from rotation_core.secrets import SecretStore
 from rotation_local import emulator, service
 from rotation_local.fake_providers import FakeProviderServer
+from rotation_local.invoke import load_function
 
 PROVIDERS = ("datadog", "sendgrid", "twilio", "cloudflare")
 # Settings that keep the tests quick: no real waiting between verification checks.

@@ -18,9 +18,10 @@ from typing import Any
 import pytest
 import trustme
 
-from helpers import LeakGuard, load_function
+from helpers import LeakGuard
 from integration.conftest import unique
 from rotation_local import emulator
+from rotation_local.invoke import load_function
 from rotation_local.mariadb_server import MariaDBServer
 
 
