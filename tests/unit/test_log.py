@@ -47,3 +47,55 @@ def test_forget_sensitive_clears_registry() -> None:
     log.register_sensitive("Temporary-Value-1")
     log.forget_sensitive()
     assert log.redact("Temporary-Value-1") == "Temporary-Value-1"
+
+
+def test_logger_output_scrubs_non_ascii_value_as_powertools_writes_it(capfd: pytest.CaptureFixture[str]) -> None:
+    secret = 'Grüße-"Schlüssel"-パスワード-1'  # Powertools keeps non-ASCII (ensure_ascii=False), escapes quotes
+
+    log.register_sensitive(secret)
+    log.get_logger().error("value seen", extra={"echo": secret, "nested": {"again": secret}})
+
+    out = capfd.readouterr().out
+    record = json.loads(out.strip().splitlines()[-1])
+    assert record["echo"] == "***"
+    assert record["nested"] == {"again": "***"}
+    assert json.dumps(secret, ensure_ascii=False)[1:-1] not in out
+    assert "Schlüssel" not in out
+
+
+def test_register_many_values_keeps_every_one() -> None:
+    values = [f"Field-Value-{number:04d}" for number in range(1000)]
+    log.register_sensitive(*values)
+    assert log.redact(" ".join(values)) == " ".join(["***"] * len(values))
+
+
+def test_invocation_scope_holds_values_for_that_invocation_only() -> None:
+    with log.invocation_scope():
+        log.register_sensitive("Scoped-Value-0001")
+        assert log.redact("Scoped-Value-0001") == "***"
+    assert log.redact("Scoped-Value-0001") == "Scoped-Value-0001"
+
+
+def test_invocation_scopes_in_threads_keep_their_values_apart() -> None:
+    import threading
+
+    ready, done = threading.Barrier(2), threading.Event()
+    seen: dict[str, str] = {}
+
+    def other_invocation() -> None:
+        with log.invocation_scope():
+            log.register_sensitive("Other-Thread-Value-1")
+            ready.wait()
+            done.wait(5)
+            seen["other"] = log.redact("Main-Thread-Value-1 Other-Thread-Value-1")
+
+    worker = threading.Thread(target=other_invocation)
+    worker.start()
+    with log.invocation_scope():
+        log.register_sensitive("Main-Thread-Value-1")
+        ready.wait()
+        seen["main"] = log.redact("Main-Thread-Value-1 Other-Thread-Value-1")
+    done.set()  # the main invocation ended first: the other one still holds its value
+    worker.join(5)
+
+    assert seen == {"main": "*** Other-Thread-Value-1", "other": "Main-Thread-Value-1 ***"}

@@ -10,14 +10,12 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from rotation_core.errors import Category, RotationError
-from rotation_core.log import forget_sensitive, get_logger, redact
+from rotation_core.log import get_logger, invocation_scope, redact
 from rotation_core.rotator import Rotator
 from rotation_core.secrets import SecretStore
 from rotation_core.settings import Settings, Strategy
 
 RotatorFactory = Callable[[Mapping[str, str] | None], Rotator]
-
-_LOG_KEYS = ["step", "secret_id", "secret_arn", "token", "function_request_id"]
 
 
 class RotationHandler:
@@ -29,27 +27,32 @@ class RotationHandler:
         self._rotator: Rotator | None = None
 
     def __call__(self, event: Any, context: Any = None) -> None:
+        # Log keys and registered values belong to this invocation only (context variables, so
+        # concurrent invocations in one process keep theirs apart); both are dropped when it ends.
         logger = get_logger()
-        request_id = getattr(context, "aws_request_id", None)
-        if request_id:
-            logger.append_keys(function_request_id=request_id)
-        try:
-            if self._rotator is None:
-                self._rotator = self._build_rotator(self._environ)
-            self._rotator.handle(event)
-        except RotationError as error:
-            logger.error(
-                error.message,
-                extra={"error_type": type(error).__name__, "category": error.category.value},
-            )
-            raise
-        except Exception as error:  # a bug or an unexpected library error: still no values out
-            message = f"unexpected {type(error).__name__}: {redact(str(error))}"
-            logger.exception(message, extra={"error_type": type(error).__name__, "category": Category.INTERNAL.value})
-            raise RotationError(message, category=Category.INTERNAL) from None
-        finally:
-            logger.remove_keys(_LOG_KEYS)
-            forget_sensitive()
+        with invocation_scope():
+            logger.thread_safe_clear_keys()
+            request_id = getattr(context, "aws_request_id", None)
+            if request_id:
+                logger.thread_safe_append_keys(function_request_id=request_id)
+            try:
+                if self._rotator is None:
+                    self._rotator = self._build_rotator(self._environ)
+                self._rotator.handle(event)
+            except RotationError as error:
+                logger.error(
+                    error.message,
+                    extra={"error_type": type(error).__name__, "category": error.category.value},
+                )
+                raise
+            except Exception as error:  # a bug or an unexpected library error: still no values out
+                message = f"unexpected {type(error).__name__}: {redact(str(error))}"
+                logger.exception(
+                    message, extra={"error_type": type(error).__name__, "category": Category.INTERNAL.value}
+                )
+                raise RotationError(message, category=Category.INTERNAL) from None
+            finally:
+                logger.thread_safe_clear_keys()
 
 
 def database_handler(

@@ -229,9 +229,9 @@ class Rotator:
     def handle(self, raw_event: object) -> None:
         event = RotationEvent.parse(raw_event)
         logger = get_logger()
-        logger.append_keys(step=event.step.value, secret_id=event.secret_id, token=event.token)
+        logger.thread_safe_append_keys(step=event.step.value, secret_id=event.secret_id, token=event.token)
         metadata = self.store.describe(event.secret_id)
-        logger.append_keys(secret_arn=metadata.arn)
+        logger.thread_safe_append_keys(secret_arn=metadata.arn)
         if not self._guard(event, metadata):
             return
         self._steps[event.step](RotationContext(event=event, metadata=metadata, store=self.store, cache=self.cache))
