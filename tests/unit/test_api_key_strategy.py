@@ -24,7 +24,7 @@ from rotation_core.rotator import Rotator
 from rotation_core.secrets import SecretStore
 from rotation_core.settings import REVOKE_POLICY, RevokePolicy, Settings
 from rotation_local import emulator, service
-from rotation_local.fake_providers import FakeProviderServer
+from rotation_local.fake_providers import FakeProviderServer, fake_provider
 from unit.conftest import CallCounter
 
 ARN_PREFIX = "arn:aws:secretsmanager:us-east-1:123456789012:secret:"
@@ -36,7 +36,7 @@ def fakes(leak_guard: LeakGuard) -> Iterator[Callable[[str], FakeProviderServer]
     made: list[FakeProviderServer] = []
 
     def make(kind: str) -> FakeProviderServer:
-        fake = FakeProviderServer(kind)
+        fake = fake_provider(kind)
         made.append(fake)
         leak_guard.add(*fake.admin_values())
         return fake
@@ -83,11 +83,15 @@ def test_api_key_rotation_keeps_unknown_keys_and_two_valid_keys(
 
     after = current_value(sm_client, arn)
     assert (after["team"], after["provider"], after["adminarn"]) == ("payments", kind, before["adminarn"])
-    assert len(fake.live_keys()) == 2
-    assert all(key.name.startswith(key_name_prefix(arn)) for key in fake.live_keys())
+    minted = [key for key in fake.live_keys() if key.name.startswith(key_name_prefix(arn))]
+    assert len(minted) == 2
+    # The console-made first key is revoked only where the provider ties its value to its id; SendGrid
+    # cannot, so that key is left for an operator (with a warning), never revoked on the secret's word.
+    console_left = [key.name for key in fake.live_keys() if key not in minted]
+    assert console_left == (["created-in-console"] if kind == "sendgrid" else [])
 
 
-def test_api_key_rotation_writes_once_and_calls_provider_three_times(
+def test_api_key_rotation_writes_once_and_proves_the_binding_before_minting(
     sm_client: Any, fakes: Callable[[str], FakeProviderServer], call_counter: CallCounter
 ) -> None:
     fake = fakes("datadog")
@@ -112,22 +116,44 @@ def test_api_key_rotation_writes_once_and_calls_provider_three_times(
         "finishSecret": {"UpdateSecretVersionStage": 1},
     }
     assert all(calls.get("GetSecretValue", 0) <= 3 for calls in per_step.values())
-    # Provider calls: list (orphans), create; verify; nothing at setSecret and finishSecret.
+    # Provider calls: the current key validates and its id returns it in the admin's organisation (the
+    # binding), then list (orphans), create; verify the new key; nothing at setSecret and finishSecret.
     assert [(r.method, r.route) for r in fake.requests] == [
+        ("GET", "/api/v1/validate"),
+        ("GET", "/api/v2/api_keys/{id}"),
         ("GET", "/api/v2/api_keys"),
         ("POST", "/api/v2/api_keys"),
         ("GET", "/api/v1/validate"),
     ]
 
 
-def test_api_key_provider_unknown_name_refused_before_any_call(
+def test_api_key_rotated_secret_naming_another_provider_refused_before_any_call(
     sm_client: Any, fakes: Callable[[str], FakeProviderServer]
 ) -> None:
     fake = fakes("datadog")
     arn = make_secret(sm_client, fake, provider="rotation_core.engines.postgres")
     token = emulator.stage_pending_placeholder(arn)
 
-    with pytest.raises(SecretFormatError, match="one of: datadog, sendgrid, twilio, cloudflare, http"):
+    with pytest.raises(ConfusedDeputyError, match="its admin secret is for datadog"):
+        make_rotator(sm_client, fake).handle(service.event("createSecret", arn, token))
+
+    assert fake.requests == []
+
+
+@pytest.mark.parametrize("provider", [None, "rotation_core.engines.postgres", ["datadog"]])
+def test_api_key_admin_secret_without_known_provider_refused_before_any_call(
+    provider: Any, sm_client: Any, fakes: Callable[[str], FakeProviderServer]
+) -> None:
+    fake = fakes("datadog")
+    admin = {k: v for k, v in fake.admin_secret().items() if k != "provider"}
+    if provider is not None:
+        admin["provider"] = provider
+    admin_arn = sm_client.create_secret(Name="bare-admin", SecretString=json.dumps(admin))["ARN"]
+    arn = make_secret(sm_client, fake, adminarn=admin_arn)
+    token = emulator.stage_pending_placeholder(arn)
+
+    expected = 'add "provider"' if provider is None else "one of: datadog, sendgrid, twilio, cloudflare, http"
+    with pytest.raises(SecretFormatError, match=expected):
         make_rotator(sm_client, fake).handle(service.event("createSecret", arn, token))
 
     assert fake.requests == []
@@ -159,7 +185,7 @@ def test_api_key_pending_pointing_elsewhere_refused_in_test_secret(
         SecretId=arn, ClientRequestToken=token, SecretString=json.dumps(pending), VersionStages=["AWSPENDING"]
     )
 
-    with pytest.raises(ConfusedDeputyError, match="never moves a key to another account"):
+    with pytest.raises(ConfusedDeputyError, match="is not the URL pinned in the admin secret"):
         make_rotator(sm_client, fake).handle(service.event("testSecret", arn, token))
 
     assert fake.requests == []
@@ -169,15 +195,16 @@ def test_api_key_base_url_differs_from_admin_pin_refused(
     sm_client: Any, fakes: Callable[[str], FakeProviderServer]
 ) -> None:
     fake = fakes("cloudflare")
-    admin = {**fake.admin_secret(), "base_url": "https://api.cloudflare.com/client/v4"}
+    secret = fake.seed_secret("arn:admin", base_url="https://api.cloudflare.com/client/v4")
     with pytest.raises(ConfusedDeputyError, match="pinned in the admin secret"):
-        build_provider(fake.seed_secret("arn:admin"), admin, HttpClient(transport=fake.transport()))
+        build_provider(secret, fake.admin_secret(), HttpClient(transport=fake.transport()))
 
 
 def test_api_key_admin_secret_missing_field_names_it(fakes: Callable[[str], FakeProviderServer]) -> None:
     fake = fakes("datadog")
+    admin = {"provider": "datadog", "base_url": fake.base_url, "api_key": "only-half"}
     with pytest.raises(SecretFormatError, match='"app_key"'):
-        build_provider(fake.seed_secret("arn:admin"), {"api_key": "only-half"}, HttpClient(transport=fake.transport()))
+        build_provider(fake.seed_secret("arn:admin"), admin, HttpClient(transport=fake.transport()))
 
 
 def test_api_key_error_body_with_key_is_scrubbed_from_the_exception(
@@ -197,39 +224,48 @@ def test_api_key_error_body_with_key_is_scrubbed_from_the_exception(
     assert "bad request" in str(caught.value)
 
 
+GENERIC_KEY = {"provider": "http", "adminarn": "arn:admin", "api_key": "current-key-value", "api_key_id": "id-1"}
+
+
+def generic_admin(description: Any) -> dict[str, Any]:
+    return {"provider": "http", "base_url": "https://keys.example.com", "api_key": "admin-key-value",
+            "http": description}  # fmt: skip
+
+
 def test_api_key_generic_http_config_missing_list_refused(fakes: Callable[[str], FakeProviderServer]) -> None:
     fake = fakes("sendgrid")
-    secret = {
-        "provider": "http",
-        "adminarn": "arn:admin",
-        "base_url": "https://keys.example.com",
-        "api_key": "current-key-value",
-        "api_key_id": "id-1",
-        "http": {
-            "auth": {"scheme": "bearer"},
-            "create": {"path": "/keys", "value_path": "key", "id_path": "id"},
-            "revoke": {"path": "/keys/{id}"},
-            "verify": {"path": "/me"},
-        },
+    description = {
+        "auth": {"scheme": "bearer"},
+        "create": {"path": "/keys", "value_path": "key", "id_path": "id"},
+        "revoke": {"path": "/keys/{id}"},
+        "verify": {"path": "/me"},
     }
-    admin = {"api_key": "admin-key-value", "base_url": "https://keys.example.com"}
     with pytest.raises(SecretFormatError, match='no "list" object'):
-        build_provider(secret, admin, HttpClient(transport=fake.transport()))
+        build_provider(GENERIC_KEY, generic_admin(description), HttpClient(transport=fake.transport()))
 
 
 def test_api_key_generic_http_unknown_path_placeholder_refused(fakes: Callable[[str], FakeProviderServer]) -> None:
     fake = fakes("sendgrid")
-    http = {
+    description = {
         "auth": {"scheme": "header", "header": "X-Api-Key"},
         "create": {"path": "/keys", "value_path": "key", "id_path": "id"},
         "list": {"path": "/keys"},
         "revoke": {"path": "/keys/{secret}"},
         "verify": {"path": "/me"},
     }
-    secret = {"provider": "http", "base_url": "https://keys.example.com", "http": http}
-    admin = {"api_key": "admin-key-value", "base_url": "https://keys.example.com"}
     with pytest.raises(SecretFormatError, match="unknown placeholder"):
-        build_provider(secret, admin, HttpClient(transport=fake.transport()))
+        build_provider(GENERIC_KEY, generic_admin(description), HttpClient(transport=fake.transport()))
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("http", {"auth": {"scheme": "bearer"}}), ("scopes", ["mail.send"]), ("policies", []), ("policy", {})],
+)
+def test_api_key_rotated_secret_with_admin_only_field_refused_with_migration_hint(field: str, value: Any) -> None:
+    provider = {"http": "http", "scopes": "sendgrid", "policies": "cloudflare", "policy": "twilio"}[field]
+    secret = {**GENERIC_KEY, "provider": provider, field: value}
+    with pytest.raises(SecretFormatError, match=f'Move "{field}" into the admin secret'):
+        build_provider(secret, {"provider": provider}, HttpClient())
 
 
 @pytest.mark.parametrize(
@@ -237,16 +273,18 @@ def test_api_key_generic_http_unknown_path_placeholder_refused(fakes: Callable[[
     [
         ("datadog", "https://api.datadoghq.com.attacker.example"),
         ("datadog", "https://attacker.example/api.datadoghq.com"),
+        ("datadog", "https://api.datadoghq.eu"),  # a Datadog site, but only the admin secret may choose it
         ("sendgrid", "https://api.sendgrid.com.evil.example"),
         ("cloudflare", "https://evilcloudflare.com"),
-        ("http", "https://keys.example.com"),
+        ("twilio", "http://127.0.0.1:8080"),
     ],
 )
-def test_api_key_unpinned_base_url_outside_provider_is_refused(provider: str, base_url: str) -> None:
-    """Whoever may only edit the rotated secret cannot send the admin credential to their own server."""
+def test_api_key_unpinned_base_url_other_than_public_endpoint_is_refused(provider: str, base_url: str) -> None:
+    """Whoever may only edit the rotated secret cannot send the admin credential to a server of their choosing."""
     secret = {"provider": provider, "adminarn": "arn:admin", "base_url": base_url, "api_key": "k-1", "api_key_id": "1"}
-    with pytest.raises(ConfusedDeputyError, match="pin it"):
-        build_provider(secret, {"api_key": "admin-key-value", "app_key": "app-key-value"}, HttpClient())
+    admin = {"provider": provider, "api_key": "admin-key-value", "app_key": "app-key-value"}
+    with pytest.raises(ConfusedDeputyError, match="move it into the admin secret"):
+        build_provider(secret, admin, HttpClient())
 
 
 @pytest.mark.parametrize(
@@ -258,11 +296,14 @@ def test_api_key_unpinned_base_url_outside_provider_is_refused(provider: str, ba
         ("twilio", "https://iam.twilio.com"),
     ],
 )
-def test_api_key_unpinned_regional_endpoint_is_accepted(provider: str, base_url: str) -> None:
-    secret = {"provider": provider, "adminarn": "arn:admin", "base_url": base_url, "api_key": "k-1", "api_key_id": "1",
+def test_api_key_regional_endpoint_pinned_in_admin_secret_is_used(provider: str, base_url: str) -> None:
+    secret = {"provider": provider, "adminarn": "arn:admin", "api_key": "k-1", "api_key_id": "1",
               "account_sid": "AC1", "api_key_sid": "SK1", "api_key_secret": "s-1"}  # fmt: skip
-    admin = {"api_key": "admin-key-value", "app_key": "app-key-value", "account_sid": "AC1", "auth_token": "t-1"}
-    assert build_provider(secret, admin, HttpClient()) is not None
+    admin = {"provider": provider, "base_url": base_url, "api_key": "admin-key-value", "app_key": "app-key-value",
+             "account_sid": "AC1", "auth_token": "t-1"}  # fmt: skip
+    built = build_provider(secret, admin, HttpClient())
+    assert str(built.base_url) == base_url  # type: ignore[attr-defined]
+    assert build_provider({**secret, "base_url": base_url + "/"}, admin, HttpClient()) is not None
 
 
 def test_key_name_deterministic_and_within_twilio_limit() -> None:

@@ -6,26 +6,28 @@ No network: every test injects a transport, a sleep that records, and a clock.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import format_datetime
 
 import pytest
 
 from rotation_core import log
-from rotation_core.errors import Category, TargetError
+from rotation_core.errors import Category
+from rotation_core.providers.endpoints import parse_endpoint
 from rotation_core.providers.http import (
+    MAX_RESPONSE_BYTES,
     HttpClient,
+    HttpRequest,
     HttpResponse,
     ProviderError,
     TransportError,
-    check_base_url,
     error_for,
     retry_after_seconds,
     scrub,
 )
 
 NOW = 1_800_000_000.0
+API = parse_endpoint("https://api.example", "test")
 
 
 class ScriptedTransport:
@@ -33,12 +35,10 @@ class ScriptedTransport:
 
     def __init__(self, *script: HttpResponse | TransportError) -> None:
         self.script = list(script)
-        self.calls: list[tuple[str, str, dict[str, str], bytes | None, float]] = []
+        self.calls: list[tuple[HttpRequest, float]] = []
 
-    def __call__(
-        self, method: str, url: str, headers: Mapping[str, str], body: bytes | None, timeout: float
-    ) -> HttpResponse:
-        self.calls.append((method, url, dict(headers), body, timeout))
+    def __call__(self, request: HttpRequest, timeout: float) -> HttpResponse:
+        self.calls.append((request, timeout))
         item = self.script.pop(0)
         if isinstance(item, TransportError):
             raise item
@@ -59,7 +59,7 @@ def test_http_client_429_retry_after_seconds_waits_exactly_that() -> None:
     transport = ScriptedTransport(HttpResponse(429, {"Retry-After": "3"}), ok())
     waits: list[float] = []
 
-    response = client(transport, waits).request("Datadog", "GET", "https://api.example", "/x")
+    response = client(transport, waits).request("Datadog", "GET", API, "/x")
 
     assert response.status == 200
     assert waits == [3.0]
@@ -70,7 +70,7 @@ def test_http_client_429_retry_after_http_date_waits_until_then() -> None:
     transport = ScriptedTransport(HttpResponse(429, {"retry-after": when}), ok())
     waits: list[float] = []
 
-    client(transport, waits).request("Datadog", "GET", "https://api.example", "/x")
+    client(transport, waits).request("Datadog", "GET", API, "/x")
 
     assert waits == [5.0]
 
@@ -79,7 +79,7 @@ def test_http_client_5xx_without_retry_after_backs_off_exponentially() -> None:
     transport = ScriptedTransport(HttpResponse(503), HttpResponse(502), HttpResponse(500), ok())
     waits: list[float] = []
 
-    response = client(transport, waits).request("SendGrid", "GET", "https://api.example", "/x")
+    response = client(transport, waits).request("SendGrid", "GET", API, "/x")
 
     assert response.ok
     assert waits == [0.5, 1.0, 2.0]
@@ -89,7 +89,7 @@ def test_http_client_5xx_every_attempt_returns_last_response_after_max_attempts(
     transport = ScriptedTransport(*(HttpResponse(503) for _ in range(3)))
     waits: list[float] = []
 
-    response = client(transport, waits, max_attempts=3).request("SendGrid", "DELETE", "https://api.example", "/x")
+    response = client(transport, waits, max_attempts=3).request("SendGrid", "DELETE", API, "/x")
 
     assert response.status == 503
     assert len(transport.calls) == 3
@@ -99,7 +99,7 @@ def test_http_client_post_5xx_not_retried() -> None:
     transport = ScriptedTransport(HttpResponse(500))
     waits: list[float] = []
 
-    response = client(transport, waits).request("Datadog", "POST", "https://api.example", "/keys", json_body={})
+    response = client(transport, waits).request("Datadog", "POST", API, "/keys", json_body={})
 
     assert response.status == 500
     assert waits == []
@@ -109,7 +109,7 @@ def test_http_client_post_429_retried_because_nothing_was_created() -> None:
     transport = ScriptedTransport(HttpResponse(429, {"Retry-After": "1"}), HttpResponse(201, {}, b"{}"))
     waits: list[float] = []
 
-    response = client(transport, waits).request("Datadog", "POST", "https://api.example", "/keys", json_body={})
+    response = client(transport, waits).request("Datadog", "POST", API, "/keys", json_body={})
 
     assert response.status == 201
     assert waits == [1.0]
@@ -119,7 +119,7 @@ def test_http_client_post_connection_refused_retried() -> None:
     transport = ScriptedTransport(TransportError("could not connect", sent=False), HttpResponse(201))
     waits: list[float] = []
 
-    response = client(transport, waits).request("Twilio", "POST", "https://api.example", "/v1/Keys", form={"a": "b"})
+    response = client(transport, waits).request("Twilio", "POST", API, "/v1/Keys", form={"a": "b"})
 
     assert response.status == 201
 
@@ -129,7 +129,7 @@ def test_http_client_post_read_timeout_not_retried_raises_unreachable() -> None:
     waits: list[float] = []
 
     with pytest.raises(ProviderError, match="no response after 1 attempt") as caught:
-        client(transport, waits).request("Twilio", "POST", "https://api.example", "/v1/Keys", form={})
+        client(transport, waits).request("Twilio", "POST", API, "/v1/Keys", form={})
 
     assert caught.value.category is Category.UNREACHABLE
     assert len(transport.calls) == 1
@@ -139,7 +139,7 @@ def test_http_client_get_read_timeout_retried() -> None:
     transport = ScriptedTransport(TransportError("read timed out", sent=True), ok())
     waits: list[float] = []
 
-    assert client(transport, waits).request("Cloudflare", "GET", "https://api.example", "/v").ok
+    assert client(transport, waits).request("Cloudflare", "GET", API, "/v").ok
 
 
 def test_http_client_retry_after_beyond_cap_fails_without_waiting() -> None:
@@ -147,7 +147,7 @@ def test_http_client_retry_after_beyond_cap_fails_without_waiting() -> None:
     waits: list[float] = []
 
     with pytest.raises(ProviderError, match="Retry-After of 3600 s"):
-        client(transport, waits, max_wait=20).request("Datadog", "GET", "https://api.example", "/x")
+        client(transport, waits, max_wait=20).request("Datadog", "GET", API, "/x")
 
     assert waits == []
 
@@ -157,7 +157,7 @@ def test_http_client_waits_beyond_budget_fail() -> None:
     waits: list[float] = []
 
     with pytest.raises(ProviderError, match="exceed 20 s of waiting"):
-        client(transport, waits, wait_budget=20).request("Datadog", "GET", "https://api.example", "/x")
+        client(transport, waits, wait_budget=20).request("Datadog", "GET", API, "/x")
 
     assert waits == [15.0]
 
@@ -167,22 +167,23 @@ def test_http_client_url_quotes_path_params_and_sends_json() -> None:
     client(transport, []).request(
         "Datadog",
         "DELETE",
-        "https://api.example/",
+        parse_endpoint("https://api.example/prefix/", "test"),
         "/api/v2/api_keys/{id}",
         path_params={"id": "a/b?c"},
         query={"page[size]": "1"},
         headers={"DD-API-KEY": "admin-key-value"},
     )
-    method, url, headers, _body, timeout = transport.calls[0]
-    assert (method, url) == ("DELETE", "https://api.example/api/v2/api_keys/a%2Fb%3Fc?page%5Bsize%5D=1")
-    assert headers["DD-API-KEY"] == "admin-key-value"
+    request, timeout = transport.calls[0]
+    assert (request.method, request.endpoint.host, request.endpoint.port) == ("DELETE", "api.example", 443)
+    assert request.target == "/prefix/api/v2/api_keys/a%2Fb%3Fc?page%5Bsize%5D=1"
+    assert request.headers["DD-API-KEY"] == "admin-key-value"
     assert timeout == 10.0
 
 
 def test_http_client_transport_error_message_names_route_not_url() -> None:
     transport = ScriptedTransport(*(TransportError("could not connect", sent=False) for _ in range(4)))
     with pytest.raises(ProviderError) as caught:
-        client(transport, []).request("Datadog", "DELETE", "https://h", "/k/{id}", path_params={"id": "key-id-123"})
+        client(transport, []).request("Datadog", "DELETE", API, "/k/{id}", path_params={"id": "key-id-123"})
     assert "DELETE /k/{id}" in caught.value.message
     assert "key-id-123" not in caught.value.message
 
@@ -232,16 +233,13 @@ def test_error_for_401_is_auth_failed_and_body_scrubbed() -> None:
     assert error.message.endswith("check the admin key")
 
 
-@pytest.mark.parametrize(
-    "url", ["http://api.example.com", "ftp://x", "https://user:pw@api.example.com", "https://api.example.com/?a=b", "x"]
-)
-def test_check_base_url_unsafe_or_malformed_refused(url: str) -> None:
-    with pytest.raises(TargetError):
-        check_base_url(url, "current secret's")
+def test_http_client_response_over_one_mib_is_a_provider_error() -> None:
+    transport = ScriptedTransport(HttpResponse(200, {}, b"x" * (MAX_RESPONSE_BYTES + 1)))
+    with pytest.raises(ProviderError, match="more than 1024 KiB") as caught:
+        client(transport, []).request("Datadog", "GET", API, "/x")
+    assert caught.value.category is Category.VERIFICATION
 
 
-@pytest.mark.parametrize(
-    "url", ["https://api.datadoghq.eu", "https://api.cloudflare.com/client/v4/", "http://127.0.0.1:8080"]
-)
-def test_check_base_url_https_or_loopback_accepted(url: str) -> None:
-    assert check_base_url(url, "current secret's") == url.rstrip("/")
+def test_http_client_response_of_exactly_one_mib_is_read() -> None:
+    transport = ScriptedTransport(HttpResponse(200, {}, b"x" * MAX_RESPONSE_BYTES))
+    assert len(client(transport, []).request("Datadog", "GET", API, "/x").body) == MAX_RESPONSE_BYTES

@@ -156,14 +156,16 @@ def mysql_target(strategy: str, scratch: Path) -> Target:
     )
 
 
-def api_key_target(_strategy: str, _scratch: Path) -> Target:
-    from rotation_local.fake_providers import FakeProviderServer
+def api_key_target(_strategy: str, scratch: Path) -> Target:
+    from rotation_local.fake_providers import start_fake
+    from rotation_local.tls import LocalCA
 
-    fake = FakeProviderServer("datadog").start()
+    ca = LocalCA.create(scratch)
+    fake = start_fake("datadog", ca=ca)
     return Target(
-        title=f"a fake Datadog API on {fake.base_url} (old keys revoked one rotation later)",
+        title=f"a fake Datadog API on {fake.base_url}, TLS verified (old keys revoked one rotation later)",
         function="api_key",
-        env={"API_VERIFY_DELAY": "0"},
+        env={"API_VERIFY_DELAY": "0", "API_CA_BUNDLE": str(ca.bundle_path)},
         works=lambda secret: fake.is_valid(str(secret["api_key"])),
         stop=fake.stop,
         build_secret=lambda admin_arn: fake.seed_secret(str(admin_arn)),

@@ -1,7 +1,10 @@
-"""Local fake API-key providers: Datadog, SendGrid, Twilio and Cloudflare on 127.0.0.1.
+"""Local fake API-key providers: Datadog, SendGrid, Twilio and Cloudflare, over HTTPS on 127.0.0.1.
 
-Each fake implements the endpoints the rotation uses, as the providers document them, with a real
-key lifecycle (create, list, verify, revoke) and the failures a rotation must survive:
+One fake per provider, behind :class:`FakeProviderServer`, mirroring the production providers in
+``rotation_core.providers``. Each implements the endpoints the rotation uses, as the providers document
+them, with a real key lifecycle (create, list, look up by id, verify, revoke) in one or more
+**accounts** (an account is an admin credential and the keys it owns; :meth:`add_account` makes the
+second team of a two-team test), and the failures a rotation must survive:
 
 * ``fail_next(status, retry_after=...)`` answers the next matching request(s) with 5xx or 429;
 * ``slow_next(seconds)`` delays the next matching response (client read timeouts);
@@ -14,13 +17,16 @@ method, path and query, status. Known key ids in paths are written as ``{id}`` (
 but the leak guard treats every ``*api_key*``/``*token*`` field as sensitive); key values and admin
 credentials must never appear there, and tests hand the file to the leak guard.
 
+:class:`AttackerServer` is the other side of the attack tests: an HTTPS server that records whatever
+reaches it. Nothing may.
+
 Demo use::
 
-    with FakeProviderServer("datadog") as fake:
-        admin = fake.admin_secret()                   # store it; put its ARN in "adminarn"
+    with start_fake("datadog") as fake:          # HTTPS with a CA of its own: fake.ca_bundle_path
+        admin = fake.admin_secret()               # store it; it names the provider and pins base_url
         secret = fake.seed_secret(adminarn="arn:...")  # the rotated secret's first value
         ...
-        fake.live_keys()                              # what is valid right now
+        fake.live_keys()                          # what is valid right now
 """
 
 from __future__ import annotations
@@ -39,12 +45,11 @@ from dataclasses import dataclass, field
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit
 
-KINDS = ("datadog", "sendgrid", "twilio", "cloudflare")
-CLOUDFLARE_PREFIX = "/client/v4"
-DEFAULT_MAX_KEYS = {"sendgrid": 100}
+from rotation_local.tls import LocalCA
+
 DEFAULT_POLICIES = [
     {
         "effect": "allow",
@@ -52,6 +57,7 @@ DEFAULT_POLICIES = [
         "permission_groups": [{"id": "c8fed203ed3043cba015a93ad1616f1f", "name": "Zone Read"}],
     }
 ]
+DEFAULT_SCOPES = ["mail.send", "alerts.read"]
 
 Reply = tuple[int, Any, dict[str, str]]
 
@@ -61,9 +67,22 @@ class FakeKey:
     id: str = field(repr=False)
     name: str
     value: str = field(repr=False)
+    account: FakeAccount = field(repr=False)
     revoked: bool = False
     invisible_checks: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(eq=False)
+class FakeAccount:
+    """One provider account: its admin credential (as the admin secret holds it) and its keys."""
+
+    admin: dict[str, str] = field(repr=False)
+    account_sid: str = ""  # Twilio's account id
+    keys: list[FakeKey] = field(default_factory=list, repr=False)
+
+    def live_keys(self) -> list[FakeKey]:
+        return [key for key in self.keys if not key.revoked]
 
 
 @dataclass
@@ -87,26 +106,6 @@ class _Fault:
         return (self.method is None or self.method == method) and (self.route is None or self.route in path)
 
 
-def _new_id(kind: str) -> str:
-    if kind == "twilio":
-        return "SK" + secrets.token_hex(16)
-    if kind == "sendgrid":
-        return secrets.token_urlsafe(16)
-    if kind == "cloudflare":
-        return secrets.token_hex(16)
-    return str(uuid.uuid4())
-
-
-def _new_value(kind: str) -> str:
-    if kind == "sendgrid":
-        return "SG." + secrets.token_urlsafe(16) + "." + secrets.token_urlsafe(32)
-    if kind == "cloudflare":
-        return secrets.token_urlsafe(30)
-    if kind == "twilio":
-        return secrets.token_hex(16)
-    return secrets.token_hex(16)  # datadog: 32 hex characters
-
-
 def _basic(header: str | None) -> tuple[str, str] | None:
     if not header or not header.startswith("Basic "):
         return None
@@ -117,60 +116,41 @@ def _basic(header: str | None) -> tuple[str, str] | None:
     return user, password
 
 
-class FakeProviderServer:
-    """One fake provider on 127.0.0.1 and a free port, served by threads of this process."""
+class _HttpsServer:
+    """A threaded HTTP(S) server on 127.0.0.1 and a free port; ``serve(handler)`` answers requests."""
 
     def __init__(
-        self,
-        kind: str,
-        *,
-        log_path: Path | None = None,
-        max_keys: int | None = None,
-        port: int = 0,
-        ssl_context: ssl.SSLContext | None = None,
+        self, name: str, ssl_context: ssl.SSLContext | None, serve: Callable[[Any], None], port: int = 0
     ) -> None:
-        if kind not in KINDS:
-            raise ValueError(f"unknown fake provider {kind!r}; choose one of {', '.join(KINDS)}")
-        self.kind = kind
-        self.max_keys = max_keys if max_keys is not None else DEFAULT_MAX_KEYS.get(kind)
-        self.invisible_for = 0
-        self.keys: list[FakeKey] = []
-        self.requests: list[RequestRecord] = []
-        self._faults: list[_Fault] = []
-        self._lock = threading.RLock()
-        self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        if log_path is None:
-            self._tmp = tempfile.TemporaryDirectory(prefix=f"fake-{kind}-")
-            log_path = Path(self._tmp.name) / "access.log"
-        self.access_log_path = log_path
-        self.access_log_path.write_text("", encoding="utf-8")
-        self.account_sid = "AC" + secrets.token_hex(16)
-        self._admin = self._make_admin()
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def _serve(self) -> None:
+                serve(self)
+
+            do_GET = do_POST = do_DELETE = do_PUT = do_PATCH = _serve  # noqa: N815 (http.server's names)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._server.daemon_threads = True
-        self._scheme = "http"
+        self.scheme = "http"
         if ssl_context is not None:
             self._server.socket = ssl_context.wrap_socket(self._server.socket, server_side=True)
-            self._scheme = "https"
+            self.scheme = "https"
+        self._name = name
         self._thread: threading.Thread | None = None
-
-    # --- lifecycle ------------------------------------------------------------------------------
 
     @property
     def port(self) -> int:
         return int(self._server.server_address[1])
 
-    @property
-    def base_url(self) -> str:
-        root = f"{self._scheme}://127.0.0.1:{self.port}"
-        return root + CLOUDFLARE_PREFIX if self.kind == "cloudflare" else root
-
-    def start(self) -> FakeProviderServer:
+    def start(self) -> None:
         self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"fake-{self.kind}", daemon=True
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name=self._name, daemon=True
         )
         self._thread.start()
-        return self
 
     def stop(self) -> None:
         if self._thread is not None:  # shutdown() waits for serve_forever, so only when it runs
@@ -178,8 +158,62 @@ class FakeProviderServer:
             self._thread.join(timeout=5)
             self._thread = None
         self._server.server_close()
-        if self._tmp is not None:
-            self._tmp.cleanup()
+
+
+class FakeProviderServer:
+    """The shared machinery of a fake provider; subclasses answer their provider's routes."""
+
+    kind: ClassVar[str] = ""
+    path_prefix: ClassVar[str] = ""
+    default_max_keys: ClassVar[int | None] = None
+
+    def __init__(
+        self,
+        *,
+        log_path: Path | None = None,
+        max_keys: int | None = None,
+        ca: LocalCA | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        plain_http: bool = False,
+    ) -> None:
+        self.max_keys = max_keys if max_keys is not None else self.default_max_keys
+        self.invisible_for = 0
+        self.requests: list[RequestRecord] = []
+        self._faults: list[_Fault] = []
+        self._lock = threading.RLock()
+        self._tmp = tempfile.TemporaryDirectory(prefix=f"fake-{self.kind}-")
+        self.access_log_path = log_path or Path(self._tmp.name) / "access.log"
+        self.access_log_path.write_text("", encoding="utf-8")
+        if ssl_context is None and not plain_http:
+            ca = ca or LocalCA.create(Path(self._tmp.name))
+            ssl_context = ca.server_context()
+        self.ca = ca
+        self.accounts: list[FakeAccount] = []
+        self.account = self.add_account()
+        self._http = _HttpsServer(f"fake-{self.kind}", ssl_context, self._serve)
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        return self._http.port
+
+    @property
+    def base_url(self) -> str:
+        return f"{self._http.scheme}://127.0.0.1:{self.port}{self.path_prefix}"
+
+    @property
+    def ca_bundle_path(self) -> Path | None:
+        """The CA bundle that verifies this fake (``API_CA_BUNDLE``); None for plain http or a given context."""
+        return None if self.ca is None else self.ca.bundle_path
+
+    def start(self) -> FakeProviderServer:
+        self._http.start()
+        return self
+
+    def stop(self) -> None:
+        self._http.stop()
+        self._tmp.cleanup()
 
     def __enter__(self) -> FakeProviderServer:
         return self.start()
@@ -187,57 +221,73 @@ class FakeProviderServer:
     def __exit__(self, *_exc: object) -> None:
         self.stop()
 
-    # --- credentials and seeded keys -----------------------------------------------------------
+    # --- accounts, credentials and seeded keys --------------------------------------------------
 
-    def _make_admin(self) -> dict[str, str]:
-        if self.kind == "datadog":
-            return {"api_key": secrets.token_hex(16), "app_key": secrets.token_hex(20)}
-        if self.kind == "sendgrid":
-            return {"api_key": _new_value("sendgrid")}
-        if self.kind == "twilio":
-            return {"account_sid": self.account_sid, "auth_token": secrets.token_hex(16)}
-        return {"api_token": _new_value("cloudflare")}
+    def add_account(self) -> FakeAccount:
+        """Another account at the same provider (another team), with its own admin credential."""
+        account = FakeAccount(admin={}, account_sid="AC" + secrets.token_hex(16))
+        account.admin = self.make_admin(account)
+        with self._lock:
+            self.accounts.append(account)
+        return account
 
-    def admin_secret(self) -> dict[str, str]:
-        """The admin secret's JSON: the credential that may create and revoke keys."""
-        return dict(self._admin)
+    def make_admin(self, account: FakeAccount) -> dict[str, str]:
+        raise NotImplementedError
 
-    def admin_values(self) -> list[str]:
-        """The admin credential's secret values (for the leak guard)."""
-        return [v for k, v in self._admin.items() if k != "account_sid"]
+    def new_id(self) -> str:
+        return str(uuid.uuid4())
 
-    def create_key(self, name: str = "created-in-console") -> FakeKey:
+    def new_value(self) -> str:
+        return secrets.token_hex(16)
+
+    def admin_secret(self, account: FakeAccount | None = None, **extra: Any) -> dict[str, Any]:
+        """The admin secret's JSON: the provider, the pinned endpoint, and the credential that manages keys."""
+        account = account or self.account
+        return {"provider": self.kind, "base_url": self.base_url, **account.admin, **extra}
+
+    def admin_values(self, account: FakeAccount | None = None) -> list[str]:
+        """The admin credentials' secret values (for the leak guard); every account's by default."""
+        accounts = [account] if account else self.accounts
+        return [v for a in accounts for k, v in a.admin.items() if k != "account_sid"]
+
+    def create_key(self, name: str = "created-in-console", account: FakeAccount | None = None) -> FakeKey:
         """A key made outside the rotation (the first value of the rotated secret)."""
         with self._lock:
-            key = FakeKey(id=_new_id(self.kind), name=name, value=_new_value(self.kind))
-            if self.kind == "cloudflare":
-                key.extra["policies"] = DEFAULT_POLICIES
-            self.keys.append(key)
+            key = FakeKey(id=self.new_id(), name=name, value=self.new_value(), account=account or self.account)
+            key.extra.update(self.console_key_extra())
+            key.account.keys.append(key)
             return key
+
+    def console_key_extra(self) -> dict[str, Any]:
+        return {}
 
     def key_fields(self, key: FakeKey) -> dict[str, str]:
         """The rotated secret's provider-specific fields for ``key``."""
-        if self.kind == "twilio":
-            return {"account_sid": self.account_sid, "api_key_sid": key.id, "api_key_secret": key.value}
-        if self.kind == "cloudflare":
-            return {"api_token": key.value, "api_token_id": key.id}
         return {"api_key": key.value, "api_key_id": key.id}
 
-    def seed_secret(self, adminarn: str, key: FakeKey | None = None, **extra: Any) -> dict[str, Any]:
-        """A complete first value for the rotated secret, holding a fresh console-made key."""
-        key = key or self.create_key()
-        value: dict[str, Any] = {"provider": self.kind, "adminarn": adminarn, "base_url": self.base_url}
-        if self.kind == "twilio":
-            value["api_base_url"] = self.base_url
+    def seed_secret(
+        self, adminarn: str, key: FakeKey | None = None, *, account: FakeAccount | None = None, **extra: Any
+    ) -> dict[str, Any]:
+        """A complete first value for the rotated secret, holding a fresh console-made key.
+
+        It names no endpoint: the admin secret pins it. ``extra`` may add any key (``base_url`` too).
+        """
+        key = key or self.create_key(account=account)
+        value: dict[str, Any] = {"provider": self.kind, "adminarn": adminarn}
         value.update(self.key_fields(key))
         value.update(extra)
         return value
 
     # --- inspection -----------------------------------------------------------------------------
 
-    def live_keys(self) -> list[FakeKey]:
+    @property
+    def keys(self) -> list[FakeKey]:
         with self._lock:
-            return [key for key in self.keys if not key.revoked]
+            return [key for account in self.accounts for key in account.keys]
+
+    def live_keys(self, account: FakeAccount | None = None) -> list[FakeKey]:
+        with self._lock:
+            return (account or self.account).live_keys()
 
     def key_by_value(self, value: str) -> FakeKey | None:
         with self._lock:
@@ -291,22 +341,6 @@ class FakeProviderServer:
 
     # --- HTTP -----------------------------------------------------------------------------------
 
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def _serve(self) -> None:
-                fake._serve(self)
-
-            do_GET = do_POST = do_DELETE = do_PUT = do_PATCH = _serve  # noqa: N815 (http.server's names)
-
-        return Handler
-
     def dispatch(
         self, method: str, target: str, headers: Mapping[str, str], raw: bytes
     ) -> tuple[int, dict[str, str], bytes, float]:
@@ -323,27 +357,36 @@ class FakeProviderServer:
             status, payload = fault.status, body
         else:
             try:
-                status, payload, extra = self._route(method, path, dict(parse_qsl(split.query)), message, raw)
+                with self._lock:
+                    if path.startswith(self.path_prefix):
+                        route = path.removeprefix(self.path_prefix)
+                        status, payload, extra = self.route(method, route, dict(parse_qsl(split.query)), message, raw)
+                    else:
+                        status, payload, extra = 404, {"errors": ["Not found"]}, {}
             except Exception:  # noqa: BLE001 (a bug in the fake must not hang the client)
                 status, payload, extra = 500, {"errors": ["fake provider error"]}, {}
         self._log(method, path, split.query, status)
-        data = b"" if payload is None else json.dumps(payload).encode("utf-8")
+        data = b"" if payload is None else payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         if data:
             extra = {**extra, "Content-Type": "application/json"}
         return status, extra, data, delay
 
-    def transport(self) -> Callable[[str, str, Mapping[str, str], bytes | None, float], Any]:
+    def transport(self) -> Callable[[Any, float], Any]:
         """An in-process transport for :class:`rotation_core.providers.http.HttpClient` (no sockets).
 
-        Unit tests use it to run the real provider code against this fake without a network; a stall
-        longer than the client's timeout becomes a read timeout.
+        Unit tests use it to run the real provider code against this fake without a network. Requests
+        for any other host or port than this fake's fail as a refused connection; a stall longer than
+        the client's timeout becomes a read timeout.
         """
-        from rotation_core.providers.http import HttpResponse, TransportError
+        from rotation_core.providers.http import HttpRequest, HttpResponse, TransportError
 
-        def send(method: str, url: str, headers: Mapping[str, str], body: bytes | None, timeout: float) -> Any:
-            split = urlsplit(url)
-            target = split.path + ("?" + split.query if split.query else "")
-            status, extra, data, delay = self.dispatch(method, target, headers, body or b"")
+        def send(request: HttpRequest, timeout: float) -> HttpResponse:
+            endpoint = request.endpoint
+            if (endpoint.scheme, endpoint.host, endpoint.port) != (self._http.scheme, "127.0.0.1", self.port):
+                raise TransportError("could not connect (no fake at that address)", sent=False)
+            status, extra, data, delay = self.dispatch(
+                request.method, request.target, request.headers, request.body or b""
+            )
             if delay > timeout:
                 raise TransportError("read timed out", sent=True)
             return HttpResponse(status=status, headers=extra, body=data)
@@ -357,16 +400,7 @@ class FakeProviderServer:
         status, extra, data, delay = self.dispatch(request.command, request.path, headers, raw)
         if delay:
             time.sleep(delay)
-        try:
-            request.send_response(status)
-            for name, value in extra.items():
-                request.send_header(name, value)
-            request.send_header("Content-Length", str(len(data)))
-            request.end_headers()
-            if data:
-                request.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client gave up on a slow answer (a timeout under test); nothing left to send
+        _reply(request, status, extra, data)
 
     def _log(self, method: str, path: str, query: str, status: int) -> None:
         with self._lock:
@@ -380,27 +414,27 @@ class FakeProviderServer:
             with self.access_log_path.open("a", encoding="utf-8") as handle:
                 handle.write(line)
 
-    def _route(self, method: str, path: str, query: Mapping[str, str], headers: Any, raw: bytes) -> Reply:
-        handler: Callable[[str, str, Mapping[str, str], Any, bytes], Reply] = getattr(self, "_" + self.kind)
-        with self._lock:
-            return handler(method, path, query, headers, raw)
+    def route(self, method: str, path: str, query: Mapping[str, str], headers: Any, raw: bytes) -> Reply:
+        raise NotImplementedError
 
     # --- key lifecycle shared by the fakes ------------------------------------------------------
 
-    def _mint(self, name: str, **extra: Any) -> FakeKey | None:
-        if self.max_keys is not None and len(self.live_keys()) >= self.max_keys:
+    def mint(self, account: FakeAccount, name: str, **extra: Any) -> FakeKey | None:
+        if self.max_keys is not None and len(account.live_keys()) >= self.max_keys:
             return None
         key = FakeKey(
-            id=_new_id(self.kind), name=name, value=_new_value(self.kind), invisible_checks=self.invisible_for
+            id=self.new_id(), name=name, value=self.new_value(), account=account, invisible_checks=self.invisible_for
         )
         key.extra.update(extra)
-        self.keys.append(key)
+        account.keys.append(key)
         return key
 
-    def _find_live(self, key_id: str) -> FakeKey | None:
-        return next((key for key in self.keys if key.id == key_id and not key.revoked), None)
+    @staticmethod
+    def find_live(account: FakeAccount, key_id: str) -> FakeKey | None:
+        return next((key for key in account.keys if key.id == key_id and not key.revoked), None)
 
-    def _check_visible(self, key: FakeKey | None) -> bool:
+    @staticmethod
+    def check_visible(key: FakeKey | None) -> bool:
         if key is None or key.revoked:
             return False
         if key.invisible_checks > 0:
@@ -408,149 +442,239 @@ class FakeProviderServer:
             return False
         return True
 
-    def _by_value(self, value: str) -> FakeKey | None:
+    def by_value(self, value: str) -> FakeKey | None:
         return next((key for key in self.keys if key.value == value), None)
 
-    # --- Datadog --------------------------------------------------------------------------------
+    def account_where(self, matches: Callable[[dict[str, str]], bool]) -> FakeAccount | None:
+        return next((account for account in self.accounts if matches(account.admin)), None)
 
-    def _datadog(  # noqa: PLR0911 (one return per documented answer)
+
+def _reply(request: BaseHTTPRequestHandler, status: int, extra: Mapping[str, str], data: bytes) -> None:
+    try:
+        request.send_response(status)
+        for name, value in extra.items():
+            request.send_header(name, value)
+        request.send_header("Content-Length", str(len(data)))
+        request.end_headers()
+        if data:
+            request.wfile.write(data)
+    except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
+        pass  # the client gave up on a slow answer (a timeout under test); nothing left to send
+
+
+class FakeDatadog(FakeProviderServer):
+    """Datadog's Key Management API v2 and ``/api/v1/validate``."""
+
+    kind = "datadog"
+
+    def make_admin(self, account: FakeAccount) -> dict[str, str]:
+        return {"api_key": secrets.token_hex(16), "app_key": secrets.token_hex(20)}
+
+    def route(  # noqa: PLR0911 (one return per documented answer)
         self, method: str, path: str, query: Mapping[str, str], headers: Any, raw: bytes
     ) -> Reply:
         if method == "GET" and path == "/api/v1/validate":
-            if self._check_visible(self._by_value(headers.get("DD-API-KEY", ""))):
+            if self.check_visible(self.by_value(headers.get("DD-API-KEY", ""))):
                 return 200, {"valid": True}, {}
             return 403, {"errors": ["Forbidden"]}, {}
         if not path.startswith("/api/v2/api_keys"):
             return 404, {"errors": ["Not found"]}, {}
-        admin_ok = headers.get("DD-API-KEY") == self._admin["api_key"] and (
-            headers.get("DD-APPLICATION-KEY") == self._admin["app_key"]
+        account = self.account_where(
+            lambda admin: (
+                headers.get("DD-API-KEY") == admin["api_key"] and headers.get("DD-APPLICATION-KEY") == admin["app_key"]
+            )
         )
-        if not admin_ok:
+        if account is None:
             return 403, {"errors": ["Forbidden"]}, {}
         if path == "/api/v2/api_keys" and method == "POST":
             name = json.loads(raw or b"{}").get("data", {}).get("attributes", {}).get("name")
             if not isinstance(name, str) or not name:
                 return 400, {"errors": ["name is required"]}, {}
-            key = self._mint(name)
+            key = self.mint(account, name)
             if key is None:
                 return 403, {"errors": ["API key limit reached for this organization"]}, {}
-            attributes = {"name": key.name, "key": key.value, "last4": key.value[-4:]}
-            return 201, {"data": {"type": "api_keys", "id": key.id, "attributes": attributes}}, {}
+            return 201, {"data": self._full(key)}, {}
         if path == "/api/v2/api_keys" and method == "GET":
             text = query.get("filter", "")
             size, number = int(query.get("page[size]", "10")), int(query.get("page[number]", "0"))
-            matching = [key for key in self.live_keys() if text in key.name]
+            matching = [key for key in account.live_keys() if text in key.name]
             page = matching[size * number : size * (number + 1)]
             data = [
                 {"type": "api_keys", "id": k.id, "attributes": {"name": k.name, "last4": k.value[-4:]}} for k in page
             ]
             return 200, {"data": data, "meta": {"page": {"total_filtered_count": len(matching)}}}, {}
-        key_id = path.removeprefix("/api/v2/api_keys/")
-        if method == "DELETE" and key_id:
-            key = self._find_live(key_id)
-            if key is None:
-                return 404, {"errors": ["API key not found"]}, {}
+        key = self.find_live(account, path.removeprefix("/api/v2/api_keys/"))
+        if key is None:
+            return 404, {"errors": ["API key not found"]}, {}
+        if method == "GET":
+            return 200, {"data": self._full(key)}, {}
+        if method == "DELETE":
             key.revoked = True
             return 204, None, {}
         return 405, {"errors": ["Method not allowed"]}, {}
 
-    # --- SendGrid -------------------------------------------------------------------------------
+    @staticmethod
+    def _full(key: FakeKey) -> dict[str, Any]:
+        attributes = {"name": key.name, "key": key.value, "last4": key.value[-4:]}
+        return {"type": "api_keys", "id": key.id, "attributes": attributes}
 
-    def _sendgrid(  # noqa: PLR0911 (one return per documented answer)
+
+class FakeSendGrid(FakeProviderServer):
+    """SendGrid's ``/v3/api_keys`` (at most 100 keys) and ``/v3/scopes``."""
+
+    kind = "sendgrid"
+    default_max_keys = 100
+
+    def make_admin(self, account: FakeAccount) -> dict[str, str]:
+        return {"api_key": self.new_value()}
+
+    def new_id(self) -> str:
+        return secrets.token_urlsafe(16)
+
+    def new_value(self) -> str:
+        return "SG." + secrets.token_urlsafe(16) + "." + secrets.token_urlsafe(32)
+
+    def console_key_extra(self) -> dict[str, Any]:
+        return {"scopes": list(DEFAULT_SCOPES)}
+
+    def route(  # noqa: PLR0911 (one return per documented answer)
         self, method: str, path: str, query: Mapping[str, str], headers: Any, raw: bytes
     ) -> Reply:
         auth = headers.get("Authorization", "")
         unauthorised: Reply = 401, {"errors": [{"field": None, "message": "authorization required"}]}, {}
         if method == "GET" and path == "/v3/scopes":
-            key = self._by_value(auth.removeprefix("Bearer ")) if auth.startswith("Bearer ") else None
-            if self._check_visible(key):
-                return 200, {"scopes": ["mail.send"]}, {}
+            key = self.by_value(auth.removeprefix("Bearer ")) if auth.startswith("Bearer ") else None
+            if self.check_visible(key):
+                assert key is not None
+                return 200, {"scopes": key.extra.get("scopes", ["full"])}, {}
             return unauthorised
-        if auth != "Bearer " + self._admin["api_key"]:
+        account = self.account_where(lambda admin: auth == "Bearer " + admin["api_key"])
+        if account is None:
             return unauthorised
         if path == "/v3/api_keys" and method == "POST":
             body = json.loads(raw or b"{}")
             if not isinstance(body.get("name"), str) or not body["name"]:
                 return 400, {"errors": [{"field": "name", "message": "missing required argument"}]}, {}
-            key = self._mint(body["name"], scopes=body.get("scopes", ["full"]))
+            key = self.mint(account, body["name"], scopes=body.get("scopes", ["full access"]))
             if key is None:
                 return 403, {"errors": [{"field": None, "message": "cannot create more than 100 API keys"}]}, {}
-            return (
-                201,
-                {"api_key": key.value, "api_key_id": key.id, "name": key.name, "scopes": key.extra["scopes"]},
-                {},
-            )
+            reply = {"api_key": key.value, "api_key_id": key.id, "name": key.name, "scopes": key.extra["scopes"]}
+            return 201, reply, {}
         if path == "/v3/api_keys" and method == "GET":
             limit = int(query.get("limit", "100"))
-            result = [{"api_key_id": k.id, "name": k.name} for k in self.live_keys()][:limit]
+            result = [{"api_key_id": k.id, "name": k.name} for k in account.live_keys()][:limit]
             return 200, {"result": result}, {}
-        key_id = path.removeprefix("/v3/api_keys/")
-        if method == "DELETE" and key_id and path.startswith("/v3/api_keys/"):
-            key = self._find_live(key_id)
+        if path.startswith("/v3/api_keys/"):
+            key = self.find_live(account, path.removeprefix("/v3/api_keys/"))
             if key is None:
                 return 404, {"errors": [{"field": None, "message": "unable to find API Key"}]}, {}
-            key.revoked = True
-            return 204, None, {}
+            if method == "GET":
+                return 200, {"result": [{"api_key_id": key.id, "name": key.name, "scopes": key.extra["scopes"]}]}, {}
+            if method == "DELETE":
+                key.revoked = True
+                return 204, None, {}
         return 404, {"errors": [{"field": None, "message": "not found"}]}, {}
 
-    # --- Twilio ---------------------------------------------------------------------------------
 
-    def _twilio(  # noqa: PLR0911 (one return per documented answer)
+class FakeTwilio(FakeProviderServer):
+    """Twilio's IAM Key resource v1 and an authenticated REST call (``Balance.json``) for verification."""
+
+    kind = "twilio"
+
+    def make_admin(self, account: FakeAccount) -> dict[str, str]:
+        return {"account_sid": account.account_sid, "auth_token": secrets.token_hex(16)}
+
+    def new_id(self) -> str:
+        return "SK" + secrets.token_hex(16)
+
+    def admin_secret(self, account: FakeAccount | None = None, **extra: Any) -> dict[str, Any]:
+        return super().admin_secret(account, **{"api_base_url": self.base_url, **extra})
+
+    def key_fields(self, key: FakeKey) -> dict[str, str]:
+        return {"account_sid": key.account.account_sid, "api_key_sid": key.id, "api_key_secret": key.value}
+
+    def route(  # noqa: PLR0911 (one return per documented answer)
         self, method: str, path: str, query: Mapping[str, str], headers: Any, raw: bytes
     ) -> Reply:
         unauthorised: Reply = 401, {"code": 20003, "message": "Authenticate", "status": 401}, {}
+        not_found: Reply = 404, {"code": 20404, "message": "The requested resource was not found", "status": 404}, {}
         credentials = _basic(headers.get("Authorization"))
-        balance = f"/2010-04-01/Accounts/{self.account_sid}/Balance.json"
-        if method == "GET" and path == balance:
-            key = self._find_live(credentials[0]) if credentials else None
-            if credentials and key is not None and key.value == credentials[1] and self._check_visible(key):
-                return 200, {"account_sid": self.account_sid, "balance": "10.00", "currency": "USD"}, {}
+        if method == "GET" and path.startswith("/2010-04-01/Accounts/") and path.endswith("/Balance.json"):
+            sid = path.removeprefix("/2010-04-01/Accounts/").removesuffix("/Balance.json")
+            account = next((a for a in self.accounts if a.account_sid == sid), None)
+            key = self.find_live(account, credentials[0]) if account and credentials else None
+            if credentials and key is not None and key.value == credentials[1] and self.check_visible(key):
+                return 200, {"account_sid": sid, "balance": "10.00", "currency": "USD"}, {}
             return unauthorised
-        if credentials != (self.account_sid, self._admin["auth_token"]):
+        account = self.account_where(lambda admin: credentials == (admin["account_sid"], admin["auth_token"]))
+        if account is None:
             return unauthorised
         if path == "/v1/Keys" and method == "POST":
             form = dict(parse_qsl(raw.decode("utf-8")))
-            if form.get("AccountSid") != self.account_sid:
+            if form.get("AccountSid") != account.account_sid:
                 return 400, {"code": 20001, "message": "AccountSid is required", "status": 400}, {}
             name = form.get("FriendlyName", "")
             if len(name) > 64:
                 return 400, {"code": 20001, "message": "FriendlyName is too long", "status": 400}, {}
-            key = self._mint(name)
+            extra: dict[str, Any] = {}
+            if form.get("KeyType") == "restricted":
+                extra["policy"] = json.loads(form.get("Policy") or "null")
+            key = self.mint(account, name, **extra)
             if key is None:
                 return 400, {"code": 20001, "message": "API key limit reached", "status": 400}, {}
-            stamp = time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime())
-            return (
-                201,
-                {
-                    "sid": key.id,
-                    "friendly_name": key.name,
-                    "date_created": stamp,
-                    "date_updated": stamp,
-                    "secret": key.value,
-                },
-                {},
-            )
+            return 201, {**self._resource(key), "secret": key.value}, {}
         if path == "/v1/Keys" and method == "GET":
-            if query.get("AccountSid") != self.account_sid:
+            if query.get("AccountSid") != account.account_sid:
                 return 400, {"code": 20001, "message": "AccountSid is required", "status": 400}, {}
             size, page = int(query.get("PageSize", "50")), int(query.get("Page", "0"))
-            live = self.live_keys()
+            live = account.live_keys()
             items = [{"sid": k.id, "friendly_name": k.name} for k in live[size * page : size * (page + 1)]]
             next_url = None
             if size * (page + 1) < len(live):
-                next_url = f"{self.base_url}/v1/Keys?AccountSid={self.account_sid}&PageSize={size}&Page={page + 1}"
+                next_url = f"{self.base_url}/v1/Keys?AccountSid={account.account_sid}&PageSize={size}&Page={page + 1}"
             return 200, {"keys": items, "meta": {"page": page, "page_size": size, "next_page_url": next_url}}, {}
-        if method == "DELETE" and path.startswith("/v1/Keys/"):
-            key = self._find_live(path.removeprefix("/v1/Keys/"))
+        if path.startswith("/v1/Keys/"):
+            key = self.find_live(account, path.removeprefix("/v1/Keys/"))
             if key is None:
-                return 404, {"code": 20404, "message": "The requested resource was not found", "status": 404}, {}
-            key.revoked = True
-            return 204, None, {}
-        return 404, {"code": 20404, "message": "The requested resource was not found", "status": 404}, {}
+                return not_found
+            if method == "GET":
+                return 200, self._resource(key), {}
+            if method == "DELETE":
+                key.revoked = True
+                return 204, None, {}
+        return not_found
 
-    # --- Cloudflare -----------------------------------------------------------------------------
+    @staticmethod
+    def _resource(key: FakeKey) -> dict[str, Any]:
+        stamp = time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime())
+        return {
+            "sid": key.id,
+            "friendly_name": key.name,
+            "date_created": stamp,
+            "date_updated": stamp,
+            "policy": key.extra.get("policy"),
+        }
 
-    def _cloudflare(  # noqa: PLR0911 (one return per documented answer)
+
+class FakeCloudflare(FakeProviderServer):
+    """Cloudflare's user API tokens under ``/client/v4``."""
+
+    kind = "cloudflare"
+    path_prefix = "/client/v4"
+
+    def make_admin(self, account: FakeAccount) -> dict[str, str]:
+        return {"api_token": self.new_value()}
+
+    def new_value(self) -> str:
+        return secrets.token_urlsafe(30)
+
+    def console_key_extra(self) -> dict[str, Any]:
+        return {"policies": DEFAULT_POLICIES}
+
+    def key_fields(self, key: FakeKey) -> dict[str, str]:
+        return {"api_token": key.value, "api_token_id": key.id}
+
+    def route(  # noqa: PLR0911 (one return per documented answer)
         self, method: str, path: str, query: Mapping[str, str], headers: Any, raw: bytes
     ) -> Reply:
         def envelope(result: Any, status: int = 200, **more: Any) -> Reply:
@@ -559,28 +683,28 @@ class FakeProviderServer:
         def failure(status: int, code: int, message: str) -> Reply:
             return status, {"success": False, "errors": [{"code": code, "message": message}], "messages": []}, {}
 
-        path = path.removeprefix(CLOUDFLARE_PREFIX)
         auth = headers.get("Authorization", "")
         bearer = auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else ""
         if method == "GET" and path == "/user/tokens/verify":
-            key = self._by_value(bearer)
-            if self._check_visible(key):
+            key = self.by_value(bearer)
+            if self.check_visible(key):
                 assert key is not None
                 return envelope({"id": key.id, "status": "active"})
             return failure(401, 1000, "Invalid API Token")
-        if bearer != self._admin["api_token"]:
+        account = self.account_where(lambda admin: bearer == admin["api_token"])
+        if account is None:
             return failure(401, 1000, "Invalid API Token")
         if path == "/user/tokens" and method == "POST":
             body = json.loads(raw or b"{}")
             if not isinstance(body.get("name"), str) or not body.get("policies"):
                 return failure(400, 1001, "name and policies are required")
-            key = self._mint(body["name"], policies=body["policies"])
+            key = self.mint(account, body["name"], policies=body["policies"])
             if key is None:
                 return failure(400, 1002, "token limit reached")
             return envelope({"id": key.id, "name": key.name, "status": "active", "value": key.value}, 200)
         if path == "/user/tokens" and method == "GET":
             per_page, page = int(query.get("per_page", "20")), int(query.get("page", "1"))
-            live = self.live_keys()
+            live = account.live_keys()
             chunk = live[per_page * (page - 1) : per_page * page]
             info = {
                 "page": page,
@@ -591,7 +715,7 @@ class FakeProviderServer:
             }
             return envelope([{"id": k.id, "name": k.name, "status": "active"} for k in chunk], result_info=info)
         if path.startswith("/user/tokens/"):
-            key = self._find_live(path.removeprefix("/user/tokens/"))
+            key = self.find_live(account, path.removeprefix("/user/tokens/"))
             if key is None:
                 return failure(404, 1003, "Token not found")
             if method == "GET":
@@ -602,11 +726,74 @@ class FakeProviderServer:
         return failure(404, 7003, "Could not route to the requested path")
 
 
+FAKE_PROVIDERS: dict[str, type[FakeProviderServer]] = {
+    fake.kind: fake for fake in (FakeDatadog, FakeSendGrid, FakeTwilio, FakeCloudflare)
+}
+KINDS = tuple(FAKE_PROVIDERS)
+
+
+def fake_provider(kind: str, **options: Any) -> FakeProviderServer:
+    """The fake for provider ``kind`` (not started)."""
+    if kind not in FAKE_PROVIDERS:
+        raise ValueError(f"unknown fake provider {kind!r}; choose one of {', '.join(KINDS)}")
+    return FAKE_PROVIDERS[kind](**options)
+
+
+def start_fake(kind: str, **options: Any) -> FakeProviderServer:
+    return fake_provider(kind, **options).start()
+
+
 @contextmanager
 def running(kind: str, **options: Any) -> Iterator[FakeProviderServer]:
     """``with running("sendgrid") as fake: ...`` — start a fake and stop it afterwards."""
-    server = FakeProviderServer(kind, **options).start()
+    server = start_fake(kind, **options)
     try:
         yield server
     finally:
         server.stop()
+
+
+@dataclass
+class ReceivedRequest:
+    method: str
+    path: str
+    header_names: list[str]
+    body_length: int
+
+
+class AttackerServer:
+    """An HTTPS server on 127.0.0.1 that an attacker controls: it records every request that reaches it.
+
+    It answers 200 with a body that would satisfy a careless verifier, so a request that reaches it is
+    not turned away by an error first. Attack tests assert :attr:`received` stays empty.
+    """
+
+    def __init__(self, ca: LocalCA | None = None, *, port: int = 0) -> None:
+        self.received: list[ReceivedRequest] = []
+        self._lock = threading.Lock()
+        self._ca = ca or LocalCA.create()
+        self._http = _HttpsServer("attacker", self._ca.server_context(), self._serve, port)
+
+    @property
+    def port(self) -> int:
+        return self._http.port
+
+    @property
+    def base_url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    def start(self) -> AttackerServer:
+        self._http.start()
+        return self
+
+    def stop(self) -> None:
+        self._http.stop()
+
+    def _serve(self, request: BaseHTTPRequestHandler) -> None:
+        length = int(request.headers.get("Content-Length") or 0)
+        if length:
+            request.rfile.read(length)
+        with self._lock:
+            self.received.append(ReceivedRequest(request.command, request.path, sorted(request.headers.keys()), length))
+        body = json.dumps({"valid": True, "success": True, "result": {"status": "active"}, "scopes": []}).encode()
+        _reply(request, 200, {"Content-Type": "application/json"}, body)

@@ -1,28 +1,34 @@
 """API-key rotation: mint a key at the provider, verify it, promote it, revoke the one it replaced.
 
-The strategy for :class:`rotation_core.rotator.Rotator` with ``mints_on_create = True``:
+The strategy for :class:`rotation_core.rotator.Rotator` with ``mints_on_create = True``. The admin
+secret named by ``adminarn`` is the source of truth for where and how its credential is used
+(:mod:`rotation_core.providers`); the rotated secret only holds its key.
 
-* createSecret mints the new key with the admin credential named by ``adminarn`` and returns it for
-  the core to store as AWSPENDING (with its id). The key is *named from the rotation token*
-  (``sm-rotation-<secret hash>-<token>``), so a key minted by an attempt that died before
-  PutSecretValue is found again by name on the retry and revoked before a new one is minted: nothing
-  is orphaned. Keys with this secret's prefix left by abandoned rotations are revoked too (unless the
-  policy is ``never``).
+* createSecret first **proves the binding**: the current key must be valid and belong to the admin
+  credential's account (the provider ties its value to its id there, or, where the provider offers no
+  such tie, at least lists its id). Otherwise nothing is minted and the step fails as
+  ``confused_deputy``. Then it mints the new key with the admin credential, with the current key's
+  privileges as the provider reports them (or the admin secret's override, never the rotated
+  secret's), and returns it for the core to store as AWSPENDING. The key is *named from the rotation
+  token* (``sm-rotation-<secret hash>-<token>``), so a key minted by an attempt that died before
+  PutSecretValue is found again by name on the retry and revoked once a key of this rotation is
+  stored: nothing is orphaned.
 * setSecret has nothing to change at the provider; it only checks the pending value.
 * testSecret asks the provider to accept the new key, retrying a bounded number of times because a
   new key can take a few seconds to propagate.
 * Revocation follows ``REVOKE_POLICY``. The default, ``previous_at_next_rotation``, revokes at the
   start of the next rotation (its createSecret) the key that is two generations old by then (that
-  rotation's AWSPREVIOUS): consumers have had a whole rotation period to move off it, and at most two
-  keys are valid at any moment. ``previous_at_finish`` revokes the replaced key right after promotion
-  (in ``after_promote``); ``never`` leaves keys alone. A failed revocation never fails the rotation:
-  it is logged as a warning saying which version's key to revoke by hand. 404 counts as revoked.
+  rotation's AWSPREVIOUS); ``previous_at_finish`` revokes the replaced key right after promotion;
+  ``never`` leaves keys alone. **A key is revoked only when it is provably this secret's**: its name
+  at the provider carries this secret's prefix, or the provider confirms the stored value belongs to
+  that id. Any other id is never sent a DELETE; a warning names the version so that an operator can
+  revoke it by hand. A failed revocation never fails the rotation. 404 counts as revoked.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
+import hmac
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -35,7 +41,17 @@ from rotation_core.errors import (
     VerificationError,
 )
 from rotation_core.log import get_logger, register_sensitive
-from rotation_core.providers import ApiKeyProvider, KeyRef, StoredKey, build_provider, provider_name
+from rotation_core.providers import (
+    ApiKeyProvider,
+    KeyRecord,
+    KeyRef,
+    StoredKey,
+    Verdict,
+    admin_provider,
+    admin_settings,
+    build_provider,
+)
+from rotation_core.providers.base import within
 from rotation_core.providers.http import HttpClient
 from rotation_core.rotator import RotationContext
 from rotation_core.secrets import AWSCURRENT, AWSPREVIOUS
@@ -43,8 +59,6 @@ from rotation_core.settings import RevokePolicy, Settings
 
 KEY_NAME_PREFIX = "sm-rotation-"
 _TOKEN_IN_NAME = re.compile(r"^[A-Za-z0-9-]{1,40}$")
-# Admin-secret keys that are configuration rather than credentials (not registered for redaction).
-_ADMIN_NON_SECRET = frozenset({"base_url", "api_base_url", "account_sid"})
 
 
 def key_name_prefix(secret_arn: str) -> str:
@@ -59,15 +73,24 @@ def key_name(secret_arn: str, token: str) -> str:
 
 
 def _identity(secret: Mapping[str, Any]) -> tuple[Any, ...]:
-    """What must not change between versions: the provider account a key belongs to."""
-    base_url = secret.get("base_url")
-    return (
-        secret.get("provider"),
-        secret.get("adminarn"),
-        base_url.rstrip("/") if isinstance(base_url, str) else base_url,
-        secret.get("api_base_url"),
-        json.dumps(secret.get("http"), sort_keys=True),
-    )
+    """What must not change between versions: the admin secret (hence the provider account) they use."""
+    return (secret.get("adminarn"), secret.get("provider"))
+
+
+def value_tie(
+    provider: ApiKeyProvider, key: StoredKey, record: KeyRecord, verdict: Verdict | None = None
+) -> bool | None:
+    """Does the provider tie ``key``'s value to its id in the admin's account? None: it cannot tell.
+
+    Datadog returns the key itself by id; Cloudflare's verify answer and Twilio's authentication name
+    the id the value belongs to. Matching a few characters of a key would prove nothing and is not done.
+    """
+    if record.value is not None:
+        return hmac.compare_digest(record.value.encode("utf-8"), key.value.encode("utf-8"))
+    verdict = verdict or provider.verify(key)
+    if verdict.key_id is not None:
+        return verdict.valid and hmac.compare_digest(verdict.key_id.encode("utf-8"), key.id.encode("utf-8"))
+    return None
 
 
 class ApiKeyRotation:
@@ -95,6 +118,7 @@ class ApiKeyRotation:
 
     def build_pending(self, current: dict[str, Any], context: RotationContext) -> dict[str, Any]:
         provider, current_key = self._provider(current, context, "current")
+        record = self._prove_binding(provider, current_key)
         arn = context.metadata.arn
         name = key_name(arn, context.token)
         minted = provider.find(key_name_prefix(arn))
@@ -102,7 +126,7 @@ class ApiKeyRotation:
         # in flight). after_create revokes them once Secrets Manager holds a key for this rotation.
         self._earlier_attempts[(arn, context.token)] = [key.id for key in minted if key.name == name]
         self._clean_up_before_minting(provider, current_key, context, name, minted)
-        issued = provider.issue(name, current_key)
+        issued = provider.issue(name, provider.successor_template(record))
         register_sensitive(issued.value)
         get_logger().info(
             f"minted a new {provider.display_name} key", extra={"key_name": name, "provider": provider.name}
@@ -115,6 +139,7 @@ class ApiKeyRotation:
         Runs after PutSecretValue, so the stored key can never be revoked, whatever the order of two
         overlapping attempts: when ours was stored, other keys named for this rotation (an attempt that
         died before storing its key, or one still in flight) go; when an earlier value stood, ours goes.
+        Every key revoked here was found by (or minted with) this rotation's own name.
         """
         provider, minted_key = self._provider(pending, context, "pending")
         name = key_name(context.metadata.arn, context.token)
@@ -146,7 +171,7 @@ class ApiKeyRotation:
         attempts = self.settings.api_verify_attempts
         delay = float(self.settings.api_verify_delay)
         for attempt in range(1, attempts + 1):
-            if provider.verify(key):
+            if provider.verify(key).valid:
                 get_logger().info(f"{provider.display_name} accepts the AWSPENDING key", extra={"attempt": attempt})
                 return
             if attempt < attempts:
@@ -171,6 +196,7 @@ class ApiKeyRotation:
             )
             return
         old_version = context.metadata.version_with(AWSCURRENT)
+        description = f"the key of the replaced version {old_version}"
         try:
             new_current = context.store.get_value(context.secret_id, stage=AWSCURRENT, version_id=context.token)
             replaced = (
@@ -192,21 +218,16 @@ class ApiKeyRotation:
                 )
                 return
             old_key = provider.stored_key(replaced, "replaced")
-            if old_key.id == new_key.id:
-                return
-            gone = not provider.revoke(old_key.id)
-            get_logger().info(
-                f"revoked the key of the replaced version {old_version}" + (" (it was already gone)" if gone else "")
-            )
+            if old_key.id != new_key.id:
+                self._revoke_if_ours(provider, old_key, context, description, old_version)
         except RotationError as error:
-            self._report_revoke_failure(error, f"the key of the replaced version {old_version}")
+            self._report_revoke_failure(error, description)
 
     # --- helpers --------------------------------------------------------------------------------
 
     def _provider(
         self, secret: Mapping[str, Any], context: RotationContext, label: str
     ) -> tuple[ApiKeyProvider, StoredKey]:
-        provider_name(secret, label)
         adminarn = secret.get("adminarn")
         if not isinstance(adminarn, str) or not adminarn.strip():
             raise SecretFormatError(
@@ -218,16 +239,79 @@ class ApiKeyRotation:
                 f'the {label} secret\'s "adminarn" names the rotated secret itself; point it at a separate admin secret'
             )
         admin = context.other_secret(adminarn)
-        register_sensitive(*(value for key, value in admin.items() if key not in _ADMIN_NON_SECRET))
+        spec = admin_provider(admin)
+        settings = admin_settings(spec)
+        register_sensitive(*(value for key, value in admin.items() if key not in settings))
         provider = build_provider(secret, admin, self.http, label=label)
         return provider, provider.stored_key(secret, label)
+
+    @staticmethod
+    def _prove_binding(provider: ApiKeyProvider, key: StoredKey) -> KeyRecord:
+        """The current key is valid and belongs to the admin's account; else nothing may be minted."""
+        recover = (
+            f"Nothing was minted. Put a valid {provider.display_name} key of the admin secret's account in "
+            'the rotated secret (or point "adminarn" at the admin secret of the key\'s own account) and rotate again'
+        )
+        verdict = provider.verify(key)
+        if not verdict.valid:
+            raise ConfusedDeputyError(
+                f"{provider.display_name} does not accept the current secret's key, so it cannot be proven to "
+                f"belong to the admin credential's account. {recover}"
+            )
+        record = provider.lookup(key.id)
+        if record is None:
+            raise ConfusedDeputyError(
+                f"the admin credential's {provider.display_name} account has no key with the current secret's "
+                f"key id: the key belongs to another account, or the id is wrong. {recover}"
+            )
+        if verdict.template is not None and not within(record.template, verdict.template):
+            raise ConfusedDeputyError(
+                f"the admin credential's {provider.display_name} account records more privileges for the current "
+                f"secret's key id than the key itself has: the value and the id are different keys. {recover}"
+            )
+        tie = value_tie(provider, key, record, verdict)
+        if tie is False:
+            raise ConfusedDeputyError(
+                f"{provider.display_name} says the current secret's key value does not belong to its key id in "
+                f"the admin credential's account. {recover}"
+            )
+        get_logger().info(
+            "the current key belongs to the admin credential's account",
+            extra={"binding": "value tied to id" if tie else "key valid and its id listed (the provider ties no more)"},
+        )
+        return record
+
+    def _revoke_if_ours(
+        self,
+        provider: ApiKeyProvider,
+        key: StoredKey,
+        context: RotationContext,
+        description: str,
+        version: str | None,
+    ) -> None:
+        """Revoke ``key`` only if it was minted for this secret or its value provably belongs to its id."""
+        record = provider.lookup(key.id)
+        if record is None:
+            get_logger().info(f"{description} was already gone; nothing to revoke")
+            return
+        minted_for_us = record.name.startswith(key_name_prefix(context.metadata.arn))
+        if not minted_for_us and value_tie(provider, key, record) is not True:
+            get_logger().warning(
+                f"{description} was not revoked: {provider.display_name} neither shows it was minted for this "
+                "secret nor confirms the stored value belongs to that key id. Revoke it by hand if it is yours "
+                "and no longer used",
+                extra={"version": version, "revoke_skipped": True},
+            )
+            return
+        gone = not provider.revoke(key.id)
+        get_logger().info(f"revoked {description}" + (" (it was already gone)" if gone else ""))
 
     @staticmethod
     def _check_same_account(current: Mapping[str, Any], other: Mapping[str, Any], label: str) -> None:
         if _identity(current) != _identity(other):
             raise ConfusedDeputyError(
-                f"the {label} secret names another provider, admin secret, base_url or http description than "
-                "the current secret; a rotation never moves a key to another account. Start a new rotation"
+                f"the {label} secret names another provider or admin secret than the current secret; a rotation "
+                "never moves a key to another account. Start a new rotation"
             )
 
     def _clean_up_before_minting(
@@ -241,30 +325,32 @@ class ApiKeyRotation:
         """Revoke what the policy says is replaced, and keys of rotations that never finished.
 
         Keys named for *this* rotation are left to :meth:`after_create`, which runs once Secrets Manager
-        has stored one of them.
+        has stored one of them. Stale keys come from the listing of this secret's own name prefix.
         """
         if self.settings.revoke_policy is RevokePolicy.NEVER:
             return
-        targets: list[tuple[str, str]] = []
-        previous_id = self._previous_key_id(provider, current_key, context)
         version = context.metadata.version_with(AWSPREVIOUS)
-        if previous_id is not None:
-            targets.append((previous_id, f"the key of the previous version {version}"))
-        for stale in minted:
-            if stale.name != name and stale.id not in (current_key.id, previous_id):
-                targets.append((stale.id, f"the key named {stale.name}, minted by a rotation that never finished"))
-        for key_id, description in targets:
+        previous_key = self._previous_key(provider, current_key, context)
+        if previous_key is not None:
+            description = f"the key of the previous version {version}"
             try:
-                gone = not provider.revoke(key_id)
+                self._revoke_if_ours(provider, previous_key, context, description, version)
             except RotationError as error:
                 self._report_revoke_failure(error, description)
-            else:
-                get_logger().info(f"revoked {description}" + (" (it was already gone)" if gone else ""))
+        for stale in minted:
+            if stale.name != name and stale.id not in (current_key.id, previous_key.id if previous_key else None):
+                description = f"the key named {stale.name}, minted by a rotation that never finished"
+                try:
+                    gone = not provider.revoke(stale.id)
+                except RotationError as error:
+                    self._report_revoke_failure(error, description)
+                else:
+                    get_logger().info(f"revoked {description}" + (" (it was already gone)" if gone else ""))
 
-    def _previous_key_id(
+    def _previous_key(
         self, provider: ApiKeyProvider, current_key: StoredKey, context: RotationContext
-    ) -> str | None:
-        """The AWSPREVIOUS key, if it belongs to the same account and is not the key in use."""
+    ) -> StoredKey | None:
+        """The AWSPREVIOUS key, if it belongs to the same admin secret and is not the key in use."""
         previous = context.previous()
         if previous is None:
             return None
@@ -275,8 +361,12 @@ class ApiKeyRotation:
                 extra={"version": context.metadata.version_with(AWSPREVIOUS)},
             )
             return None
-        previous_key = provider.stored_key(previous, "previous")
-        return None if previous_key.id == current_key.id else previous_key.id
+        try:
+            previous_key = provider.stored_key(previous, "previous")
+        except RotationError as error:
+            self._report_revoke_failure(error, "the key of the previous version")
+            return None
+        return None if previous_key.id == current_key.id else previous_key
 
     @staticmethod
     def _report_revoke_failure(error: RotationError, description: str) -> None:

@@ -1,6 +1,8 @@
-"""API-key fixtures: fake providers on 127.0.0.1, their secrets in moto's HTTP server, the function.
+"""API-key fixtures: fake providers over HTTPS on 127.0.0.1, their secrets in moto's HTTP server, the function.
 
-Every fake's access log is watched by the leak guard, and its admin credential is added to it.
+The fakes' certificates come from one CA made for the session; the function trusts it through
+``API_CA_BUNDLE``, as a deployment would trust a private CA. Every fake's access log is watched by the
+leak guard, and its admin credentials are added to it.
 """
 
 from __future__ import annotations
@@ -19,20 +21,29 @@ from rotation_core.handler import RotationHandler, api_key_handler
 from rotation_core.providers.http import HttpClient
 from rotation_core.secrets import SecretStore
 from rotation_local import emulator, service
-from rotation_local.fake_providers import FakeProviderServer
+from rotation_local.fake_providers import AttackerServer, FakeProviderServer, fake_provider
 from rotation_local.invoke import load_function
+from rotation_local.tls import LocalCA
 
 PROVIDERS = ("datadog", "sendgrid", "twilio", "cloudflare")
 # Settings that keep the tests quick: no real waiting between verification checks.
 FAST_ENV = {"API_VERIFY_DELAY": "0", "API_TIMEOUT": "5", "REVOKE_POLICY": "previous_at_next_rotation"}
 
 
+@pytest.fixture(scope="session")
+def provider_ca() -> Iterator[LocalCA]:
+    """The CA of every fake provider (and of the attacker's server): the function trusts it."""
+    ca = LocalCA.create()
+    yield ca
+    ca.cleanup()
+
+
 @pytest.fixture
-def make_fake(leak_guard: LeakGuard) -> Iterator[Callable[..., FakeProviderServer]]:
+def make_fake(leak_guard: LeakGuard, provider_ca: LocalCA) -> Iterator[Callable[..., FakeProviderServer]]:
     started: list[FakeProviderServer] = []
 
     def make(kind: str, **options: Any) -> FakeProviderServer:
-        fake = FakeProviderServer(kind, **options).start()
+        fake = fake_provider(kind, **{"ca": provider_ca, **options}).start()
         started.append(fake)
         leak_guard.add(*fake.admin_values())
         return fake
@@ -43,6 +54,25 @@ def make_fake(leak_guard: LeakGuard) -> Iterator[Callable[..., FakeProviderServe
         # Read the access log into the guard before the fake removes its temporary folder.
         leak_guard.watch_text(fake.access_log_path.read_text(encoding="utf-8"))
         fake.stop()
+
+
+@pytest.fixture
+def attacker(provider_ca: LocalCA) -> Iterator[AttackerServer]:
+    """A server an attacker controls, with a certificate the function trusts: nothing may reach it."""
+    server = AttackerServer(provider_ca).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def attacker_on_443(provider_ca: LocalCA) -> Iterator[AttackerServer]:
+    """The attacker on localhost:443, where a URL without a port goes: parser confusion needs no port in it."""
+    try:
+        server = AttackerServer(provider_ca, port=443).start()
+    except PermissionError:
+        pytest.skip("binding 127.0.0.1:443 needs root (CI runs as root and runs these tests)")
+    yield server
+    server.stop()
 
 
 @dataclass
@@ -56,8 +86,9 @@ class ApiKeySecret:
 def api_key_secret(sm_client: Any, leak_guard: LeakGuard) -> Callable[..., ApiKeySecret]:
     """The admin secret and the rotated secret for a fake provider (rotation enabled)."""
 
-    def make(fake: FakeProviderServer, **extra: Any) -> ApiKeySecret:
-        admin_arn = sm_client.create_secret(Name=unique("admin"), SecretString=json.dumps(fake.admin_secret()))["ARN"]
+    def make(fake: FakeProviderServer, *, admin: dict[str, Any] | None = None, **extra: Any) -> ApiKeySecret:
+        admin_value = fake.admin_secret() if admin is None else admin
+        admin_arn = sm_client.create_secret(Name=unique("admin"), SecretString=json.dumps(admin_value))["ARN"]
         value = fake.seed_secret(admin_arn, owner_team="payments", **extra)
         arn = sm_client.create_secret(Name=unique("apikey"), SecretString=json.dumps(value))["ARN"]
         emulator.enable_rotation(arn)
@@ -67,11 +98,19 @@ def api_key_secret(sm_client: Any, leak_guard: LeakGuard) -> Callable[..., ApiKe
 
 
 @pytest.fixture
-def api_key_function(sm_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Callable[..., ModuleType]:
+def api_key_env(provider_ca: LocalCA) -> dict[str, str]:
+    """The function's settings for the tests: quick verification, and the fakes' CA trusted."""
+    return {**FAST_ENV, "API_CA_BUNDLE": str(provider_ca.bundle_path)}
+
+
+@pytest.fixture
+def api_key_function(
+    sm_env: dict[str, str], api_key_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., ModuleType]:
     """A fresh copy of functions/api_key/app.py configured through its environment, as in Lambda."""
 
     def load(**env: str) -> ModuleType:
-        for name, value in {**FAST_ENV, **env}.items():
+        for name, value in {**api_key_env, **env}.items():
             monkeypatch.setenv(name, value)
         return load_function("api_key")
 
@@ -94,12 +133,17 @@ def sleeper() -> Sleeper:
 
 
 @pytest.fixture
-def fast_handler(sm_env: dict[str, str], sm_client: Any, sleeper: Sleeper) -> Callable[..., RotationHandler]:
+def fast_handler(
+    sm_env: dict[str, str], sm_client: Any, sleeper: Sleeper, api_key_env: dict[str, str]
+) -> Callable[..., RotationHandler]:
     """The API-key handler with a recording sleep and short timeouts (for the failure-mode tests)."""
 
     def make(timeout: float = 2.0, **env: str) -> RotationHandler:
-        http = HttpClient(timeout=timeout, max_attempts=4, sleep=sleeper, backoff=0.01)
-        return api_key_handler(store=SecretStore(sm_client), environ={**FAST_ENV, **env}, http=http, sleep=sleeper)
+        http = HttpClient(
+            timeout=timeout, max_attempts=4, sleep=sleeper, backoff=0.01, ca_bundle=api_key_env["API_CA_BUNDLE"]
+        )
+        environ = {**api_key_env, **env}
+        return api_key_handler(store=SecretStore(sm_client), environ=environ, http=http, sleep=sleeper)
 
     return make
 

@@ -10,12 +10,13 @@ from rotation_local import service
 
 
 def test_built_api_key_two_rotations_keep_two_valid_keys(
-    build: Build, sm_env: dict[str, str], sm_client: Any, make_fake: Any, api_key_secret: Any
-) -> None:
+    build: Build, sm_env: dict[str, str], api_key_env: dict[str, str], sm_client: Any, make_fake: Any,
+    api_key_secret: Any,
+) -> None:  # fmt: skip
     fake = make_fake("datadog")
     secret = api_key_secret(fake)
     first_key = value_at(sm_client, secret.arn, "AWSCURRENT")["api_key"]
-    step = run_built(build, "ApiKeyFunction", {**sm_env, "API_VERIFY_DELAY": "0"})
+    step = run_built(build, "ApiKeyFunction", {**sm_env, **api_key_env})
 
     service.rotate(secret.arn, step)
     second_key = value_at(sm_client, secret.arn, "AWSCURRENT")["api_key"]

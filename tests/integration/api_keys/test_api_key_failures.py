@@ -147,7 +147,7 @@ def test_revoke_already_deleted_key_404_counts_as_done(
     rotate(handler, secret.arn)
 
     messages = [r.getMessage() for r in caplog.records]
-    assert any("it was already gone" in m for m in messages)
+    assert any("already gone" in m for m in messages)
     assert not any(getattr(r, "revoke_failed", False) for r in caplog.records)
 
 
@@ -207,7 +207,8 @@ def test_http_slow_response_times_out_and_is_retried(
     token = rotate(fast_handler(timeout=0.3), secret.arn)
 
     assert stages(sm_client, secret.arn)[token] == ["AWSCURRENT"]
-    assert fake.count("GET", "/user/tokens/verify") == 2
+    # createSecret's binding check timed out once and was retried; testSecret verified the new token.
+    assert fake.count("GET", "/user/tokens/verify") == 3
 
 
 def test_test_secret_new_key_visible_late_verified_after_retries(

@@ -27,6 +27,9 @@ def test_rotation_three_in_a_row_keeps_current_and_previous_keys_valid(
     generations = [value_at(sm_client, secret.arn, "AWSCURRENT")]
     admin_before = value_at(sm_client, secret.admin_arn, "AWSCURRENT")
 
+    # SendGrid cannot tie a key's value to its id, so the console-made first key, not named for this
+    # secret, is never revoked by the function (a warning names it); every other provider's is.
+    kept_by_hand = {generations[0][key_id]} if kind == "sendgrid" else set()
     for _ in range(3):
         token = rotate(app, secret.arn)
         current = value_at(sm_client, secret.arn, "AWSCURRENT")
@@ -36,8 +39,9 @@ def test_rotation_three_in_a_row_keeps_current_and_previous_keys_valid(
         # Exactly the current and the previous key are valid; every older one is revoked.
         assert fake.is_valid(current[value])
         assert fake.is_valid(generations[-2][value])
-        assert all(not fake.is_valid(old[value]) for old in generations[:-2])
-        assert {key.id for key in fake.live_keys()} == {current[key_id], generations[-2][key_id]}
+        assert all(not fake.is_valid(old[value]) for old in generations[:-2] if old[key_id] not in kept_by_hand)
+        live = {key.id for key in fake.live_keys()}
+        assert live - kept_by_hand == {current[key_id], generations[-2][key_id]} - kept_by_hand
         assert {k: v for k, v in current.items() if k not in (value, key_id)} == {
             k: v for k, v in generations[0].items() if k not in (value, key_id)
         }

@@ -10,11 +10,11 @@ live at the provider.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -35,11 +35,12 @@ from integration.test_fault_matrix import (
     sm_client_for,
 )
 from rotation_core.handler import RotationHandler, api_key_handler
-from rotation_core.providers.http import HttpClient, HttpResponse, urllib3_transport
+from rotation_core.providers.http import HttpClient, HttpRequest, HttpResponse, urllib3_transport
 from rotation_core.secrets import SecretStore
 from rotation_local import emulator
-from rotation_local.fake_providers import FakeProviderServer
+from rotation_local.fake_providers import FakeProviderServer, fake_provider
 from rotation_local.postgres_server import free_port
+from rotation_local.tls import LocalCA
 
 RESULTS: list[Result] = []
 API_KEY_FUNCTIONS = ["api_key datadog"]
@@ -55,19 +56,16 @@ def _print_api_key_matrix(request: pytest.FixtureRequest) -> Iterator[None]:
 class SwitchableTransport:
     """The real urllib3 transport, or, while ``down``, the same request to a closed port."""
 
-    def __init__(self) -> None:
-        self.real = urllib3_transport()
+    def __init__(self, ca_bundle: str) -> None:
+        self.real = urllib3_transport(ca_bundle)
         self.down = False
         self.hits = 0
 
-    def __call__(
-        self, method: str, url: str, headers: Mapping[str, str], body: bytes | None, timeout: float
-    ) -> HttpResponse:
+    def __call__(self, request: HttpRequest, timeout: float) -> HttpResponse:
         if self.down:
             self.hits += 1
-            parts = urlsplit(url)
-            url = urlunsplit(parts._replace(netloc=f"127.0.0.1:{free_port()}"))
-        return self.real(method, url, headers, body, timeout)
+            request = dataclasses.replace(request, endpoint=dataclasses.replace(request.endpoint, port=free_port()))
+        return self.real(request, timeout)
 
     @contextlib.contextmanager
     def unreachable(self) -> Iterator[list[int]]:
@@ -81,19 +79,19 @@ class SwitchableTransport:
 
 
 @pytest.fixture(scope="module")
-def datadog() -> Iterator[FakeProviderServer]:
-    fake = FakeProviderServer("datadog").start()
+def datadog(provider_ca: LocalCA) -> Iterator[FakeProviderServer]:
+    fake = fake_provider("datadog", ca=provider_ca).start()
     yield fake
     fake.stop()
 
 
 @pytest.fixture(scope="module")
-def api_key_target(datadog: FakeProviderServer, sm_server: emulator.EmulatorServer) -> Target:
+def api_key_target(datadog: FakeProviderServer, sm_server: emulator.EmulatorServer, provider_ca: LocalCA) -> Target:
     client = sm_client_for(sm_server.endpoint_url)
     admin_arn: str = client.create_secret(Name=unique("fm-admin"), SecretString=json.dumps(datadog.admin_secret()))[
         "ARN"
     ]
-    transport = SwitchableTransport()
+    transport = SwitchableTransport(str(provider_ca.bundle_path))
 
     def new_container() -> RotationHandler:
         http = HttpClient(timeout=2, max_attempts=2, transport=transport, sleep=lambda _s: None, backoff=0.0)

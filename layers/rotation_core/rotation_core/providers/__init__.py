@@ -1,113 +1,161 @@
 """API-key providers: one module per provider behind :class:`~rotation_core.providers.base.ApiKeyProvider`.
 
-The provider is chosen only by the secret's ``provider`` key, checked against :data:`BUILT_IN`;
-nothing else in a secret can make the function load code.
+Each provider declares itself once in :data:`PROVIDERS`. The **admin secret** (named by the rotated
+secret's ``adminarn``) is the source of truth for everything that directs the admin credential: it
+names the ``provider`` (nothing else in a secret can make the function load code), pins endpoints
+(``base_url``; Twilio's ``api_base_url``), and holds the request description of the generic provider
+and any override of a new key's privileges. A rotated secret may repeat the provider and the
+endpoints, never choose others, and may not carry the admin-only fields at all.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from rotation_core.errors import ConfusedDeputyError, SecretFormatError, describe
-from rotation_core.providers.base import ApiKeyProvider, IssuedKey, KeyLimitError, KeyRef, StoredKey
-from rotation_core.providers.http import HttpClient, ProviderError, check_base_url
+from rotation_core.providers.base import (
+    ApiKeyProvider,
+    IssuedKey,
+    KeyLimitError,
+    KeyRecord,
+    KeyRef,
+    ProviderConfig,
+    StoredKey,
+    Verdict,
+)
+from rotation_core.providers.endpoints import Endpoint, EndpointError, parse_endpoint, resolve_endpoint
+from rotation_core.providers.http import HttpClient, ProviderError
 
 __all__ = [
     "BUILT_IN",
-    "DEFAULT_BASE_URLS",
+    "PROVIDERS",
     "ApiKeyProvider",
+    "Endpoint",
+    "EndpointError",
     "IssuedKey",
     "KeyLimitError",
+    "KeyRecord",
     "KeyRef",
+    "ProviderConfig",
     "ProviderError",
+    "ProviderSpec",
     "StoredKey",
+    "Verdict",
+    "admin_provider",
+    "admin_settings",
     "build_provider",
-    "provider_name",
-    "resolve_base_url",
+    "parse_endpoint",
 ]
 
-BUILT_IN = ("datadog", "sendgrid", "twilio", "cloudflare", "http")
 
-# Hosts (and their subdomains) a rotated secret may name as base_url without a pin in the admin secret.
-_PUBLIC_HOSTS: dict[str, tuple[str, ...]] = {
-    "datadog": ("datadoghq.com", "datadoghq.eu", "ddog-gov.com"),
-    "sendgrid": ("api.sendgrid.com", "api.eu.sendgrid.com"),
-    "twilio": ("twilio.com",),
-    "cloudflare": ("api.cloudflare.com",),
+@dataclass(frozen=True)
+class ProviderSpec:
+    """One provider, declared once: the rest of the code reads this, never a provider's name."""
+
+    name: str  # the "provider" value in secrets
+    display_name: str
+    implementation: str  # "module:Class", imported when a rotation first needs it
+    endpoints: Mapping[str, str | None]  # endpoint field -> public default (None: must be pinned)
+    admin_only: tuple[str, ...] = ()  # fields only the admin secret may hold (privileges, descriptions)
+    #: Admin-secret fields that configure rather than authenticate (not registered for redaction).
+    admin_settings: tuple[str, ...] = ()
+
+
+PROVIDERS: dict[str, ProviderSpec] = {
+    spec.name: spec
+    for spec in (
+        ProviderSpec(
+            "datadog",
+            "Datadog",
+            "rotation_core.providers.datadog:DatadogProvider",
+            {"base_url": "https://api.datadoghq.com"},
+        ),
+        ProviderSpec(
+            "sendgrid",
+            "SendGrid",
+            "rotation_core.providers.sendgrid:SendGridProvider",
+            {"base_url": "https://api.sendgrid.com"},
+            admin_only=("scopes",),
+        ),
+        ProviderSpec(
+            "twilio",
+            "Twilio",
+            "rotation_core.providers.twilio:TwilioProvider",
+            {"base_url": "https://iam.twilio.com", "api_base_url": "https://api.twilio.com"},
+            admin_only=("policy",),
+            admin_settings=("account_sid",),
+        ),
+        ProviderSpec(
+            "cloudflare",
+            "Cloudflare",
+            "rotation_core.providers.cloudflare:CloudflareProvider",
+            {"base_url": "https://api.cloudflare.com/client/v4"},
+            admin_only=("policies",),
+        ),
+        ProviderSpec(
+            "http",
+            "HTTP provider",
+            "rotation_core.providers.generic:GenericHttpProvider",
+            {"base_url": None},
+            admin_only=("http",),
+        ),
+    )
 }
-_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
-
-DEFAULT_BASE_URLS = {
-    "datadog": "https://api.datadoghq.com",
-    "sendgrid": "https://api.sendgrid.com",
-    "twilio": "https://iam.twilio.com",
-    "cloudflare": "https://api.cloudflare.com/client/v4",
-}
+BUILT_IN = tuple(PROVIDERS)
+#: Fields of any admin secret that are configuration, not credentials.
+COMMON_ADMIN_SETTINGS = ("provider", "base_url", "api_base_url", "scopes", "policies", "policy", "http")
 
 
-def provider_name(secret: Mapping[str, Any], label: str) -> str:
-    name = secret.get("provider")
-    if not isinstance(name, str) or name not in BUILT_IN:
-        shown = "missing" if name is None else describe(name)
-        raise SecretFormatError(f'the {label} secret\'s "provider" is {shown}; set it to one of: {", ".join(BUILT_IN)}')
-    return name
-
-
-def resolve_base_url(secret: Mapping[str, Any], admin: Mapping[str, Any], name: str, label: str) -> str:
-    """The secret's ``base_url`` or the provider's public endpoint; an admin secret's ``base_url`` pins it."""
-    raw = secret.get("base_url")
-    if raw is None:
-        if name not in DEFAULT_BASE_URLS:
-            raise SecretFormatError(f'the {label} secret needs a "base_url" for the "{name}" provider')
-        raw = DEFAULT_BASE_URLS[name]
-    if not isinstance(raw, str):
-        raise SecretFormatError(f'the {label} secret\'s "base_url" must be a string')
-    base_url = check_base_url(raw, f"{label} secret's")
-    pinned = admin.get("base_url")
-    if pinned is not None:
-        if not isinstance(pinned, str) or pinned.rstrip("/") != base_url:
-            raise ConfusedDeputyError(
-                f'the {label} secret\'s "base_url" differs from the one pinned in the admin secret; the admin '
-                "credential is only ever sent to the pinned URL. Correct the rotated secret's base_url"
-            )
-        return base_url
-    # Someone who may only edit the rotated secret must not be able to send the admin credential to a
-    # server of their choosing: without a pin, only the provider's own endpoints (or loopback) qualify.
-    host = (urlsplit(base_url).hostname or "").lower()
-    allowed = _PUBLIC_HOSTS.get(name, ())
-    if host not in _LOOPBACK_HOSTS and not any(host == h or host.endswith("." + h) for h in allowed):
-        raise ConfusedDeputyError(
-            f'the {label} secret\'s "base_url" host {describe(host)} is not a public endpoint of {name}; to use '
-            'another endpoint, pin it with "base_url" in the admin secret (only its editors may choose where '
-            "the admin credential goes)"
+def admin_provider(admin: Mapping[str, Any]) -> ProviderSpec:
+    """The provider the admin secret names; a missing or unknown one is refused with what to write."""
+    name = admin.get("provider")
+    if name is None:
+        raise SecretFormatError(
+            'the admin secret (adminarn) has no "provider"; add "provider": "<name>" to it (one of: '
+            f"{', '.join(BUILT_IN)}). The admin secret, not the rotated secret, decides which provider its "
+            "credential is for"
         )
-    return base_url
+    if not isinstance(name, str) or name not in PROVIDERS:
+        raise SecretFormatError(f'the admin secret\'s "provider" {describe(name)} is not one of: {", ".join(BUILT_IN)}')
+    return PROVIDERS[name]
+
+
+def admin_settings(spec: ProviderSpec) -> frozenset[str]:
+    """Admin-secret fields that are not credentials (and need no redaction)."""
+    return frozenset(COMMON_ADMIN_SETTINGS + spec.admin_settings)
+
+
+def check_rotated_secret(secret: Mapping[str, Any], spec: ProviderSpec, label: str) -> None:
+    """A rotated secret may repeat the admin's provider, never another, and holds no admin-only field."""
+    named = secret.get("provider")
+    if named is not None and named != spec.name:
+        raise ConfusedDeputyError(
+            f'the {label} secret\'s "provider" is {describe(named)} but its admin secret is for {spec.name}; '
+            '"adminarn" must name the admin secret of this key\'s provider account'
+        )
+    for name in sorted({*spec.admin_only, "http"}):
+        if name in secret:
+            raise SecretFormatError(
+                f'the {label} secret holds "{name}", which only the admin secret may set (it decides what the admin '
+                f'credential does). Move "{name}" into the admin secret named by adminarn and remove it from the '
+                "rotated secret"
+            )
 
 
 def build_provider(
     secret: Mapping[str, Any], admin: Mapping[str, Any], http: HttpClient, *, label: str = "current"
 ) -> ApiKeyProvider:
-    """The provider named by ``secret["provider"]``, holding the admin credential and the base URL."""
-    name = provider_name(secret, label)
-    base_url = resolve_base_url(secret, admin, name, label)
-    if name == "datadog":
-        from rotation_core.providers.datadog import DatadogProvider
-
-        return DatadogProvider(http, base_url, admin)
-    if name == "sendgrid":
-        from rotation_core.providers.sendgrid import SendGridProvider
-
-        return SendGridProvider(http, base_url, admin)
-    if name == "twilio":
-        from rotation_core.providers.twilio import TwilioProvider
-
-        return TwilioProvider(http, base_url, admin)
-    if name == "cloudflare":
-        from rotation_core.providers.cloudflare import CloudflareProvider
-
-        return CloudflareProvider(http, base_url, admin)
-    from rotation_core.providers.generic import GenericHttpProvider
-
-    return GenericHttpProvider(http, base_url, admin, secret)
+    """The admin secret's provider, holding its credential and the endpoints it allows for ``secret``."""
+    spec = admin_provider(admin)
+    check_rotated_secret(secret, spec, label)
+    endpoints = {
+        field: resolve_endpoint(secret.get(field), admin.get(field), default, field=field, provider=spec.display_name)
+        for field, default in spec.endpoints.items()
+    }
+    module_name, _, class_name = spec.implementation.partition(":")
+    provider_type = getattr(importlib.import_module(module_name), class_name)
+    provider: ApiKeyProvider = provider_type(http, ProviderConfig(endpoints=endpoints, admin=admin))
+    return provider

@@ -1,17 +1,22 @@
 """What an API-key provider implements for the rotation, and the helpers every provider shares.
 
 A provider object is built for one rotated secret: it holds the admin credential (read from the
-secret named by ``adminarn``), the base URL and the HTTP client. It never talks to Secrets Manager.
+secret named by ``adminarn``), the endpoints the admin secret allows and the HTTP client. It never
+talks to Secrets Manager, and it never decides on its own whether a key may be revoked: the strategy
+(:mod:`rotation_core.api_keys`) does that from what :meth:`ApiKeyProvider.lookup` and
+:meth:`ApiKeyProvider.verify` report.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from rotation_core.errors import Category, SecretFormatError, TargetError
 from rotation_core.log import register_sensitive
+from rotation_core.providers.endpoints import Endpoint
 from rotation_core.providers.http import HttpClient, HttpResponse, error_for
 
 MAX_LIST_PAGES = 20
@@ -29,6 +34,45 @@ class KeyRef:
 
     id: str = field(repr=False)
     name: str
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    """What the admin credential's account says about one key id.
+
+    ``value`` is set when the provider returns the key itself (Datadog), so the stored value can be
+    compared with it; ``template`` holds the key's privileges (scopes, policies), which a successor
+    copies and never widens.
+    """
+
+    id: str = field(repr=False)
+    name: str
+    value: str | None = field(default=None, repr=False)
+    template: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The provider's answer to a key: does it work, which key id it is and what it may do (when it says)."""
+
+    valid: bool
+    key_id: str | None = field(default=None, repr=False)
+    #: The privileges the key reports about itself (SendGrid's scopes), in :attr:`KeyRecord.template` form.
+    template: Mapping[str, Any] | None = field(default=None, repr=False)
+
+
+def within(granted: Mapping[str, Any], held: Mapping[str, Any]) -> bool:
+    """True when privileges ``granted`` are no more than ``held`` (lists compared as sets, others equal)."""
+    for name, value in granted.items():
+        other = held.get(name)
+        if isinstance(value, list):
+            if not isinstance(other, list) or not {json.dumps(v, sort_keys=True) for v in value} <= {
+                json.dumps(v, sort_keys=True) for v in other
+            }:
+                return False
+        elif value != other:
+            return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -51,9 +95,9 @@ class StoredKey:
 
 
 class ApiKeyProvider(Protocol):
-    """Issue, look up, verify and revoke keys at one provider account."""
+    """Issue, look up, verify and revoke keys at the account of one admin credential."""
 
-    name: str  # the secret's "provider" value
+    name: str  # the admin secret's "provider" value
     display_name: str
     value_field: str  # the secret key holding the key value
     id_field: str  # the secret key holding the key id
@@ -63,15 +107,23 @@ class ApiKeyProvider(Protocol):
         ...
 
     def find(self, name_prefix: str) -> list[KeyRef]:
-        """Every key whose name starts with ``name_prefix`` (used to find keys minted by failed attempts)."""
+        """Every key of the account whose name starts with ``name_prefix`` (keys minted for one secret)."""
         ...
 
-    def issue(self, name: str, current: StoredKey) -> IssuedKey:
-        """Mint a key called ``name`` like ``current`` (same scopes/policies where the provider has them)."""
+    def lookup(self, key_id: str) -> KeyRecord | None:
+        """The account's record of ``key_id``; None when the account has no such key."""
         ...
 
-    def verify(self, key: StoredKey) -> bool:
-        """True if the provider accepts the key; False if it refuses it (401/403); raise on anything else."""
+    def successor_template(self, record: KeyRecord) -> Mapping[str, Any]:
+        """The privileges of the key that replaces ``record``: its own, or the admin secret's override."""
+        ...
+
+    def issue(self, name: str, template: Mapping[str, Any]) -> IssuedKey:
+        """Mint a key called ``name`` with the privileges in ``template`` (from :meth:`successor_template`)."""
+        ...
+
+    def verify(self, key: StoredKey) -> Verdict:
+        """Ask the provider about ``key``: invalid on 401/403; raise on anything unexpected."""
         ...
 
     def revoke(self, key_id: str) -> bool:
@@ -102,20 +154,40 @@ def admin_field(admin: Mapping[str, Any], key: str, provider: str) -> str:
     return text_field(admin, key, f"{provider} admin", what="secret (adminarn)")
 
 
+@dataclass(frozen=True)
+class ProviderConfig:
+    """What the admin secret decides for one provider account: where requests go, and the credential.
+
+    ``endpoints`` maps an endpoint field (``base_url``; Twilio also ``api_base_url``) to where it
+    resolved (:func:`rotation_core.providers.endpoints.resolve_endpoint`).
+    """
+
+    endpoints: Mapping[str, Endpoint]
+    admin: Mapping[str, Any] = field(repr=False)
+
+    @property
+    def base(self) -> Endpoint:
+        return self.endpoints["base_url"]
+
+
 class HttpProviderBase:
-    """Plumbing shared by the built-in providers: the client, the base URL and response checks."""
+    """Plumbing shared by the built-in providers: the client, the endpoint and response checks."""
 
     name = ""
     display_name = ""
     value_field = "api_key"
     id_field = "api_key_id"
 
-    def __init__(self, http: HttpClient, base_url: str) -> None:
+    def __init__(self, http: HttpClient, config: ProviderConfig) -> None:
         self.http = http
-        self.base_url = base_url
+        self.config = config
+        self.base_url = config.base
 
     def stored_key(self, secret: Mapping[str, Any], label: str) -> StoredKey:
         return stored_key_from(self.value_field, self.id_field, secret, label)
+
+    def successor_template(self, record: KeyRecord) -> Mapping[str, Any]:
+        return record.template
 
     def _send(self, method: str, route: str, **kwargs: Any) -> HttpResponse:
         return self.http.request(self.display_name, method, self.base_url, route, **kwargs)
@@ -124,6 +196,15 @@ class HttpProviderBase:
         if not response.ok:
             raise error_for(self.display_name, method, route, response, hint)
         return response.json()
+
+    def _lookup_response(self, response: HttpResponse, method: str, route: str, hint: str) -> Any:
+        """The JSON of a get-by-id answer; None when the account has no such key (404)."""
+        if response.status == 404:
+            return None
+        data = self._expect_ok(response, method, route, hint)
+        if data is None:
+            raise self._malformed(method, route, "a JSON body")
+        return data
 
     def _revoke_response(self, response: HttpResponse, method: str, route: str, hint: str) -> bool:
         if response.status == 404:

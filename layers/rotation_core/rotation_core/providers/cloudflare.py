@@ -1,9 +1,12 @@
 """Cloudflare user API tokens (``/user/tokens``; verification with ``GET /user/tokens/verify``).
 
-Rotated secret: ``api_token``, ``api_token_id``; optional ``policies`` (the new token's policies;
-without it they are copied from the current token). ``base_url`` defaults to
-``https://api.cloudflare.com/client/v4``. Admin secret: ``api_token`` of a token with the
-"API Tokens Write" user permission.
+Rotated secret: ``api_token``, ``api_token_id``. Admin secret: ``"provider": "cloudflare"`` and
+``api_token`` of a token with the "API Tokens Write" user permission; optional ``policies`` to give new
+tokens other policies than the current token's; ``base_url`` defaults to
+``https://api.cloudflare.com/client/v4``.
+
+A new token copies the current token's policies and condition as Cloudflare reports them, never more.
+The verify answer names the token's id, which ties a stored value to its id.
 """
 
 from __future__ import annotations
@@ -17,14 +20,16 @@ from rotation_core.providers.base import (
     HttpProviderBase,
     IssuedKey,
     KeyLimitError,
+    KeyRecord,
     KeyRef,
+    ProviderConfig,
     StoredKey,
+    Verdict,
     admin_field,
     dig,
 )
 from rotation_core.providers.http import HttpClient
 
-DEFAULT_BASE_URL = "https://api.cloudflare.com/client/v4"
 TOKENS = "/user/tokens"
 # Not a secret: a URL route (flagged by its wording).
 TOKEN = "/user/tokens/{id}"  # noqa: S105  # nosec B105
@@ -40,9 +45,14 @@ class CloudflareProvider(HttpProviderBase):
     value_field = "api_token"
     id_field = "api_token_id"
 
-    def __init__(self, http: HttpClient, base_url: str, admin: Mapping[str, Any]) -> None:
-        super().__init__(http, base_url)
+    def __init__(self, http: HttpClient, config: ProviderConfig) -> None:
+        super().__init__(http, config)
+        admin = config.admin
         self._admin_headers = {"Authorization": "Bearer " + admin_field(admin, "api_token", self.display_name)}
+        override = admin.get("policies")
+        if override is not None and (not isinstance(override, list) or not override):
+            raise SecretFormatError('the admin secret\'s "policies" must be a non-empty list of token policies')
+        self._policies_override = override
 
     def find(self, name_prefix: str) -> list[KeyRef]:
         found: list[KeyRef] = []
@@ -58,20 +68,28 @@ class CloudflareProvider(HttpProviderBase):
                 break
         return found
 
-    def _template(self, current: StoredKey) -> dict[str, Any]:
-        policies = current.secret.get("policies")
-        if policies is not None:
-            if not isinstance(policies, list) or not policies:
-                raise SecretFormatError('the current secret\'s "policies" must be a non-empty list of token policies')
-            return {"policies": policies}
-        response = self._send("GET", TOKEN, path_params={"id": current.id}, headers=self._admin_headers)
-        result = dig(self._expect_ok(response, "GET", TOKEN, _ADMIN_HINT + " (reading the current token)"), "result")
-        if not isinstance(result, dict) or not isinstance(result.get("policies"), list):
-            raise self._malformed("GET", TOKEN, "the current token's policies")
-        return {key: result[key] for key in _COPIED if result.get(key) is not None}
+    def lookup(self, key_id: str) -> KeyRecord | None:
+        response = self._send("GET", TOKEN, path_params={"id": key_id}, headers=self._admin_headers)
+        data = self._lookup_response(response, "GET", TOKEN, _ADMIN_HINT)
+        if data is None:
+            return None
+        result = dig(data, "result")
+        if not isinstance(result, dict) or result.get("id") != key_id or not isinstance(result.get("name"), str):
+            raise self._malformed("GET", TOKEN, "the token's id and name")
+        if not isinstance(result.get("policies"), list) or not result["policies"]:
+            raise self._malformed("GET", TOKEN, "the token's policies")
+        template = {key: result[key] for key in _COPIED if result.get(key) is not None}
+        return KeyRecord(id=key_id, name=result["name"], template=template)
 
-    def issue(self, name: str, current: StoredKey) -> IssuedKey:
-        body = {"name": name, **self._template(current)}
+    def successor_template(self, record: KeyRecord) -> Mapping[str, Any]:
+        if self._policies_override is not None:
+            return {"policies": self._policies_override}
+        return record.template
+
+    def issue(self, name: str, template: Mapping[str, Any]) -> IssuedKey:
+        if not isinstance(template.get("policies"), list) or not template["policies"]:
+            raise SecretFormatError("no policies are known for the new Cloudflare token; it is not created")
+        body = {"name": name, **{key: template[key] for key in _COPIED if key in template}}
         response = self._send("POST", TOKENS, json_body=body, headers=self._admin_headers)
         if response.status in (400, 403) and b"limit" in response.body.lower():
             raise KeyLimitError(
@@ -80,14 +98,14 @@ class CloudflareProvider(HttpProviderBase):
             )
         return self._issued(response, TOKENS, _ADMIN_HINT, id_path="result.id", value_path="result.value")
 
-    def verify(self, key: StoredKey) -> bool:
-        response = self.http.request(
-            self.display_name, "GET", self.base_url, VERIFY, headers={"Authorization": "Bearer " + key.value}
-        )
+    def verify(self, key: StoredKey) -> Verdict:
+        response = self._send("GET", VERIFY, headers={"Authorization": "Bearer " + key.value})
         if response.status in (401, 403):
-            return False
+            return Verdict(valid=False)
         data = self._expect_ok(response, "GET", VERIFY, "check base_url points at the Cloudflare API")
-        return dig(data, "success") is True and dig(data, "result.status") == "active"
+        token_id = dig(data, "result.id")
+        valid = dig(data, "success") is True and dig(data, "result.status") == "active"
+        return Verdict(valid=valid, key_id=token_id if isinstance(token_id, str) and token_id else None)
 
     def revoke(self, key_id: str) -> bool:
         response = self._send("DELETE", TOKEN, path_params={"id": key_id}, headers=self._admin_headers)

@@ -1,8 +1,11 @@
 """Datadog API keys (Key Management API v2; validation with v1).
 
-Rotated secret: ``api_key``, ``api_key_id``. Admin secret: ``api_key`` and ``app_key`` of a user
-whose role has ``api_keys_read``, ``api_keys_write`` and ``api_keys_delete``. ``base_url`` picks the
-site (``https://api.datadoghq.eu`` ...).
+Rotated secret: ``api_key``, ``api_key_id``. Admin secret: ``"provider": "datadog"``, ``api_key`` and
+``app_key`` of a user whose role has ``api_keys_read``, ``api_keys_write`` and ``api_keys_delete``; a
+``base_url`` in the admin secret picks another site (``https://api.datadoghq.eu`` ...).
+
+Get-by-id returns the key itself, so a stored value is tied to its id in the admin's organisation.
+API keys have no scopes: a new key is a plain organisation API key, like the one it replaces.
 """
 
 from __future__ import annotations
@@ -15,14 +18,16 @@ from rotation_core.providers.base import (
     HttpProviderBase,
     IssuedKey,
     KeyLimitError,
+    KeyRecord,
     KeyRef,
+    ProviderConfig,
     StoredKey,
+    Verdict,
     admin_field,
     dig,
 )
 from rotation_core.providers.http import HttpClient
 
-DEFAULT_BASE_URL = "https://api.datadoghq.com"
 KEYS = "/api/v2/api_keys"
 KEY = "/api/v2/api_keys/{id}"
 VALIDATE = "/api/v1/validate"
@@ -36,8 +41,9 @@ class DatadogProvider(HttpProviderBase):
     value_field = "api_key"
     id_field = "api_key_id"
 
-    def __init__(self, http: HttpClient, base_url: str, admin: Mapping[str, Any]) -> None:
-        super().__init__(http, base_url)
+    def __init__(self, http: HttpClient, config: ProviderConfig) -> None:
+        super().__init__(http, config)
+        admin = config.admin
         self._admin_headers = {
             "DD-API-KEY": admin_field(admin, "api_key", self.display_name),
             "DD-APPLICATION-KEY": admin_field(admin, "app_key", self.display_name),
@@ -57,7 +63,18 @@ class DatadogProvider(HttpProviderBase):
                 break
         return found
 
-    def issue(self, name: str, current: StoredKey) -> IssuedKey:
+    def lookup(self, key_id: str) -> KeyRecord | None:
+        response = self._send("GET", KEY, path_params={"id": key_id}, headers=self._admin_headers)
+        data = self._lookup_response(response, "GET", KEY, _ADMIN_HINT)
+        if data is None:
+            return None
+        found_id, name = dig(data, "data.id"), dig(data, "data.attributes.name")
+        value = dig(data, "data.attributes.key")
+        if found_id != key_id or not isinstance(name, str):
+            raise self._malformed("GET", KEY, "the key's id and name")
+        return KeyRecord(id=key_id, name=name, value=value if isinstance(value, str) and value else None)
+
+    def issue(self, name: str, template: Mapping[str, Any]) -> IssuedKey:
         body = {"data": {"type": "api_keys", "attributes": {"name": name}}}
         response = self._send("POST", KEYS, json_body=body, headers=self._admin_headers)
         # A 429 that outlasted the client's retries is rate limiting, reported as such by _issued.
@@ -68,12 +85,12 @@ class DatadogProvider(HttpProviderBase):
             )
         return self._issued(response, KEYS, _ADMIN_HINT, id_path="data.id", value_path="data.attributes.key")
 
-    def verify(self, key: StoredKey) -> bool:
+    def verify(self, key: StoredKey) -> Verdict:
         response = self._send("GET", VALIDATE, headers={"DD-API-KEY": key.value})
         if response.status in (401, 403):
-            return False
+            return Verdict(valid=False)
         data = self._expect_ok(response, "GET", VALIDATE, "check base_url points at the Datadog site of the key")
-        return dig(data, "valid") is True
+        return Verdict(valid=dig(data, "valid") is True)
 
     def revoke(self, key_id: str) -> bool:
         response = self._send("DELETE", KEY, path_params={"id": key_id}, headers=self._admin_headers)

@@ -1,4 +1,8 @@
-"""The generic ``http`` provider: the requests are described in the secret's ``http`` object.
+"""The generic ``http`` provider: the requests are described in the admin secret's ``http`` object.
+
+The description directs the admin credential, so it lives in the admin secret (with ``"provider":
+"http"`` and the ``base_url`` it pins), never in the rotated secret: an editor of a rotated secret
+cannot make the function send any other request with the admin credential.
 
 ```json
 "http": {
@@ -9,13 +13,16 @@
              "value_path": "key", "id_path": "id"},        // where the new key and its id are in the response
   "list":   {"path": "/v1/keys", "items_path": "items", "name_path": "name", "id_path": "id"},
   "revoke": {"method": "DELETE", "path": "/v1/keys/{id}"},
-  "verify": {"method": "GET", "path": "/v1/me"}
+  "verify": {"method": "GET", "path": "/v1/me", "id_path": "key.id"}
 }
 ```
 
-The admin secret holds ``api_key`` (``bearer``/``header``) or ``username`` and ``password`` (``basic``).
-With ``basic``, the new key authenticates as ``<id>:<value>``. ``list`` is required: without it a key
-minted by a failed attempt could not be found again. Verification: 2xx is valid, 401/403 is not.
+The admin secret also holds ``api_key`` (``bearer``/``header``) or ``username`` and ``password``
+(``basic``). With ``basic``, the new key authenticates as ``<id>:<value>``. ``list`` is required: it is
+how keys minted by a failed attempt are found, and how a key id is looked up in the admin's account.
+Verification: 2xx is valid, 401/403 is not. ``verify.id_path`` (optional) names where the verify answer
+says which key id it was: that ties a stored value to its id; without it the binding proof is the
+weaker one (the key validates and the admin's list holds its id).
 """
 
 from __future__ import annotations
@@ -25,7 +32,17 @@ from collections.abc import Mapping
 from typing import Any
 
 from rotation_core.errors import SecretFormatError
-from rotation_core.providers.base import HttpProviderBase, IssuedKey, KeyRef, StoredKey, admin_field, dig
+from rotation_core.providers.base import (
+    HttpProviderBase,
+    IssuedKey,
+    KeyRecord,
+    KeyRef,
+    ProviderConfig,
+    StoredKey,
+    Verdict,
+    admin_field,
+    dig,
+)
 from rotation_core.providers.http import HttpClient, error_for
 from rotation_core.providers.twilio import basic_auth
 
@@ -39,7 +56,9 @@ _HINT = "check the admin secret and the secret's http request descriptions"
 def _section(config: Mapping[str, Any], name: str) -> Mapping[str, Any]:
     section = config.get(name)
     if not isinstance(section, dict):
-        raise SecretFormatError(f'the secret\'s "http" object has no "{name}" object; describe the {name} request')
+        raise SecretFormatError(
+            f'the admin secret\'s "http" object has no "{name}" object; describe the {name} request'
+        )
     return section
 
 
@@ -93,23 +112,24 @@ class GenericHttpProvider(HttpProviderBase):
     value_field = "api_key"
     id_field = "api_key_id"
 
-    def __init__(self, http: HttpClient, base_url: str, admin: Mapping[str, Any], secret: Mapping[str, Any]) -> None:
-        super().__init__(http, base_url)
-        config = secret.get("http")
-        if not isinstance(config, dict):
+    def __init__(self, http: HttpClient, config: ProviderConfig) -> None:
+        super().__init__(http, config)
+        admin = config.admin
+        description = admin.get("http")
+        if not isinstance(description, dict):
             raise SecretFormatError(
-                'a secret with "provider": "http" needs an "http" object describing the create, list, revoke '
-                "and verify requests (see the README)"
+                'an admin secret with "provider": "http" needs an "http" object describing the create, list, '
+                "revoke and verify requests (see the README)"
             )
-        admin_auth = _auth(config, "auth")
-        self._key_auth = _auth(config, "key_auth", admin_auth)
+        admin_auth = _auth(description, "auth")
+        self._key_auth = _auth(description, "key_auth", admin_auth)
         self._admin_headers = self._headers(
             admin_auth,
             admin_field(admin, "username", "HTTP") if admin_auth["scheme"] == "basic" else "",
             admin_field(admin, "password" if admin_auth["scheme"] == "basic" else "api_key", "HTTP"),
         )
-        create, listing = _section(config, "create"), _section(config, "list")
-        revoke, verify = _section(config, "revoke"), _section(config, "verify")
+        create, listing = _section(description, "create"), _section(description, "list")
+        revoke, verify = _section(description, "revoke"), _section(description, "verify")
         body = create.get("body", {"name": "{name}"})
         self._create = (_method(create, "create", "POST"), _path(create, "create"), body)
         self._create_value = _field_path(create, "value_path", "create")
@@ -120,6 +140,7 @@ class GenericHttpProvider(HttpProviderBase):
         self._list_id = _field_path(listing, "id_path", "list", "id")
         self._revoke = (_method(revoke, "revoke", "DELETE"), _path(revoke, "revoke", frozenset({"id"})))
         self._verify = (_method(verify, "verify", "GET"), _path(verify, "verify"))
+        self._verify_id = _field_path(verify, "id_path", "verify", "") or None
 
     @staticmethod
     def _headers(auth: Mapping[str, Any], user: str, value: str) -> dict[str, str]:
@@ -129,15 +150,22 @@ class GenericHttpProvider(HttpProviderBase):
             return {str(auth["header"]): value}
         return {"Authorization": "Bearer " + value}
 
-    def find(self, name_prefix: str) -> list[KeyRef]:
+    def _all_keys(self) -> list[KeyRef]:
         method, path = self._list
         data = self._expect_ok(self._send(method, path, headers=self._admin_headers), method, path, _HINT)
         return self._page_keys(
             data, method, path, items_path=self._list_items, id_path=self._list_id, name_path=self._list_name,
-            name_prefix=name_prefix,
+            name_prefix="",
         )[1]  # fmt: skip
 
-    def issue(self, name: str, current: StoredKey) -> IssuedKey:
+    def find(self, name_prefix: str) -> list[KeyRef]:
+        return [key for key in self._all_keys() if key.name.startswith(name_prefix)]
+
+    def lookup(self, key_id: str) -> KeyRecord | None:
+        found = next((key for key in self._all_keys() if key.id == key_id), None)
+        return None if found is None else KeyRecord(id=key_id, name=found.name)
+
+    def issue(self, name: str, template: Mapping[str, Any]) -> IssuedKey:
         method, path, body = self._create
         response = self._send(method, path, json_body=_fill(body, name), headers=self._admin_headers)
         if not response.ok:
@@ -150,13 +178,16 @@ class GenericHttpProvider(HttpProviderBase):
             raise self._malformed(method, path, f'the key at "{self._create_value}" and its id at "{self._create_id}"')
         return IssuedKey(id=key_id, value=value, fields={self.value_field: value, self.id_field: key_id})
 
-    def verify(self, key: StoredKey) -> bool:
+    def verify(self, key: StoredKey) -> Verdict:
         method, path = self._verify
         response = self._send(method, path, headers=self._headers(self._key_auth, key.id, key.value))
         if response.status in (401, 403):
-            return False
-        self._expect_ok(response, method, path, _HINT)
-        return True
+            return Verdict(valid=False)
+        data = self._expect_ok(response, method, path, _HINT)
+        if self._verify_id is None:
+            return Verdict(valid=True)
+        named = dig(data, self._verify_id)
+        return Verdict(valid=True, key_id=str(named) if isinstance(named, str | int) and named != "" else None)
 
     def revoke(self, key_id: str) -> bool:
         method, path = self._revoke

@@ -1,5 +1,8 @@
 """HTTP for the API-key providers: urllib3 (shipped with botocore), bounded and retried.
 
+* Requests go to an :class:`~rotation_core.providers.endpoints.Endpoint`: the transport connects to
+  its parsed host and port and sends only a path, so the host the endpoint rules judged is the host
+  that receives the credential. Bodies are read up to 1 MiB; a longer answer is an error.
 * Timeouts on connect and read; TLS certificate verification always on (an optional CA bundle
   replaces the system store, never disables it); redirects are not followed, so a credential
   header is never replayed to another host.
@@ -23,10 +26,11 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, urlencode
 
 from rotation_core.errors import Category, TargetError
 from rotation_core.log import get_logger, redact
+from rotation_core.providers.endpoints import Endpoint
 
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 DEFAULT_TIMEOUT = 10.0
@@ -35,7 +39,7 @@ DEFAULT_BACKOFF = 0.5
 DEFAULT_MAX_WAIT = 20.0  # longest single wait; a Retry-After beyond it fails the step instead
 DEFAULT_WAIT_BUDGET = 45.0  # all waits of one request together
 MAX_ERROR_TEXT = 300
-_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+MAX_RESPONSE_BYTES = 1024 * 1024  # provider answers are a few kB; anything beyond 1 MiB is refused unread
 _CREDENTIAL_FIELD = re.compile(r"key|secret|token|password|passwd|auth|credential|value|signature", re.IGNORECASE)
 _KEY_LIKE = re.compile(r"[A-Za-z0-9+/=_\-.~]{16,}")
 
@@ -88,66 +92,98 @@ class HttpResponse:
         return 200 <= self.status < 300
 
 
-# method, url, headers, body, timeout -> response (raises TransportError)
-Transport = Callable[[str, str, Mapping[str, str], bytes | None, float], HttpResponse]
+@dataclass(frozen=True)
+class HttpRequest:
+    """One request as a transport sends it: to the endpoint's host and port, the target path only."""
+
+    method: str
+    endpoint: Endpoint
+    target: str  # path and query, e.g. "/api/v2/api_keys?filter=x"
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    body: bytes | None = field(default=None, repr=False)
 
 
-def urllib3_transport(ca_bundle: str | None = None) -> Transport:
-    """The real transport: one pool manager, certificate verification on, no redirects, no retries."""
+# request, timeout -> response (raises TransportError, ResponseTooLargeError)
+Transport = Callable[[HttpRequest, float], HttpResponse]
+
+
+class ResponseTooLargeError(Exception):
+    """Raised by a transport when a response body is longer than it may read."""
+
+
+def urllib3_transport(ca_bundle: str | None = None, *, max_body: int = MAX_RESPONSE_BYTES) -> Transport:
+    """The real transport: certificate verification on, no redirects, no retries, bounded bodies.
+
+    It connects to the :class:`Endpoint`'s own host and port (one pool per origin) and sends only the
+    target path: no URL string is parsed here, so what the endpoint rules judged is where it goes.
+    """
     import urllib3
     from urllib3.exceptions import ConnectTimeoutError, HTTPError, NewConnectionError, SSLError
 
-    pool = urllib3.PoolManager(cert_reqs="CERT_REQUIRED", ca_certs=ca_bundle, retries=False)
+    pools: dict[tuple[str, str, int], Any] = {}
 
-    def send(method: str, url: str, headers: Mapping[str, str], body: bytes | None, timeout: float) -> HttpResponse:
+    def pool_for(endpoint: Endpoint) -> Any:
+        key = (endpoint.scheme, endpoint.host, endpoint.port)
+        if key not in pools:
+            if endpoint.scheme == "https":
+                pools[key] = urllib3.HTTPSConnectionPool(
+                    endpoint.host, endpoint.port, cert_reqs="CERT_REQUIRED", ca_certs=ca_bundle, retries=False
+                )
+            else:
+                pools[key] = urllib3.HTTPConnectionPool(endpoint.host, endpoint.port, retries=False)
+        return pools[key]
+
+    def send(request: HttpRequest, timeout: float) -> HttpResponse:
         try:
-            response = pool.request(
-                method,
-                url,
-                body=body,
-                headers=dict(headers),
+            response = pool_for(request.endpoint).urlopen(
+                request.method,
+                request.target,
+                body=request.body,
+                headers=dict(request.headers),
                 timeout=urllib3.Timeout(connect=timeout, read=timeout),
                 redirect=False,
                 retries=False,
-                preload_content=True,
+                preload_content=False,
+                assert_same_host=True,
             )
+            try:
+                data = _read_bounded(response, max_body)
+            finally:
+                response.release_conn()
+        except ResponseTooLargeError:
+            raise
         except SSLError as error:
             raise TransportError(f"TLS verification failed ({type(error).__name__})", sent=False) from None
         except (NewConnectionError, ConnectTimeoutError) as error:
             raise TransportError(f"could not connect ({type(error).__name__})", sent=False) from None
         except HTTPError as error:
-            # urllib3 wraps the cause: a connect failure inside MaxRetryError never reached the server.
+            # urllib3 may wrap the cause: a connect failure never reached the server.
             cause = getattr(error, "reason", None)
             never_sent = isinstance(cause, NewConnectionError | ConnectTimeoutError)
             if isinstance(cause, SSLError):
                 raise TransportError("TLS verification failed", sent=False) from None
             raise TransportError(f"no response ({type(cause or error).__name__})", sent=not never_sent) from None
-        return HttpResponse(status=response.status, headers=dict(response.headers.items()), body=response.data)
+        return HttpResponse(status=response.status, headers=dict(response.headers.items()), body=data)
 
     return send
 
 
-def check_base_url(base_url: str, label: str) -> str:
-    """``https://host[:port][/prefix]``; plain http only for a loopback host (local tests)."""
-    try:
-        parts = urlsplit(base_url)
-        host = parts.hostname or ""
-        _ = parts.port  # raises on a malformed port
-    except ValueError:
-        host, parts = "", urlsplit("")
-    if parts.query or parts.fragment or parts.username or parts.password or not host:
-        raise TargetError(
-            f'the {label} "base_url" is not a plain https://host[/path] URL; correct it or remove it to use '
-            "the provider's public endpoint",
-            category=Category.SECRET_FORMAT,
-        )
-    if parts.scheme != "https" and not (parts.scheme == "http" and host in _LOOPBACK_HOSTS):
-        raise TargetError(
-            f'the {label} "base_url" must use https (plain http is accepted for 127.0.0.1/localhost only); '
-            "keys and admin credentials are never sent unencrypted",
-            category=Category.TLS,
-        )
-    return base_url.rstrip("/")
+def _read_bounded(response: Any, max_body: int) -> bytes:
+    declared = response.headers.get("Content-Length")
+    if declared is not None and declared.strip().isdigit() and int(declared) > max_body:
+        response.close()
+        raise ResponseTooLargeError
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = response.read(64 * 1024)
+        if not chunk:
+            return b"".join(chunks)
+        size += len(chunk)
+        if size > max_body:
+            response.close()  # a closed connection is not reused: the rest of the body is never read
+            raise ResponseTooLargeError
+        chunks.append(chunk)
 
 
 def scrub(text: str) -> str:
@@ -209,8 +245,10 @@ class HttpClient:
         backoff: float = DEFAULT_BACKOFF,
         max_wait: float = DEFAULT_MAX_WAIT,
         wait_budget: float = DEFAULT_WAIT_BUDGET,
+        max_body: int = MAX_RESPONSE_BYTES,
     ) -> None:
         self.timeout = timeout
+        self.max_body = max_body
         self.max_attempts = max(1, max_attempts)
         self._ca_bundle = ca_bundle
         self._transport = transport
@@ -224,14 +262,14 @@ class HttpClient:
     @property
     def transport(self) -> Transport:
         if self._transport is None:
-            self._transport = urllib3_transport(self._ca_bundle)
+            self._transport = urllib3_transport(self._ca_bundle, max_body=self.max_body)
         return self._transport
 
     def request(
         self,
         provider: str,
         method: str,
-        base_url: str,
+        endpoint: Endpoint,
         route: str,
         *,
         path_params: Mapping[str, str] | None = None,
@@ -241,17 +279,20 @@ class HttpClient:
         form: Mapping[str, str] | None = None,
         idempotent: bool | None = None,
     ) -> HttpResponse:
-        """Send ``method route`` to ``base_url``; returns the final response, whatever its status.
+        """Send ``method route`` to ``endpoint``; returns the final response, whatever its status.
 
-        Raises :class:`ProviderError` (category ``unreachable``) when no response came back after the
-        allowed attempts, or when the provider asks to wait longer than the cap.
+        ``route`` is a template of this package (``/api/v2/api_keys/{id}``); path parameters are quoted
+        whole, so a key id can never add a path segment or a query. Raises :class:`ProviderError`
+        (category ``unreachable``) when no response came back after the allowed attempts, or when the
+        provider asks to wait longer than the cap, and when the answer is larger than
+        :data:`MAX_RESPONSE_BYTES`.
         """
         method = method.upper()
         if idempotent is None:
             idempotent = method in {"GET", "HEAD", "PUT", "DELETE", "OPTIONS"}
-        url = base_url.rstrip("/") + route.format(**{k: quote(v, safe="") for k, v in (path_params or {}).items()})
+        target = endpoint.path + route.format(**{k: quote(v, safe="") for k, v in (path_params or {}).items()})
         if query:
-            url += "?" + urlencode(query)
+            target += "?" + urlencode(query)
         send_headers = {"Accept": "application/json", "User-Agent": "secrets-rotation-functions"}
         body: bytes | None = None
         if json_body is not None:
@@ -267,7 +308,7 @@ class HttpClient:
         while True:
             attempt += 1
             try:
-                response = self.transport(method, url, send_headers, body, self.timeout)
+                response = self._send_bounded(HttpRequest(method, endpoint, target, send_headers, body), what)
             except TransportError as error:
                 retryable = idempotent or not error.sent
                 if not retryable or attempt >= self.max_attempts:
@@ -305,6 +346,19 @@ class HttpClient:
             )
             self._sleep(wait)
             waited += wait
+
+    def _send_bounded(self, request: HttpRequest, what: str) -> HttpResponse:
+        try:
+            response = self.transport(request, self.timeout)
+            if len(response.body) > self.max_body:
+                raise ResponseTooLargeError
+        except ResponseTooLargeError:
+            raise ProviderError(
+                f"{what} answered with more than {self.max_body // 1024} KiB; the function reads no more. "
+                "Check that base_url points at the provider's API",
+                category=Category.VERIFICATION,
+            ) from None
+        return response
 
     def _backoff_wait(self, attempt: int) -> float:
         base: float = self._backoff * 2 ** (attempt - 1)

@@ -1,8 +1,16 @@
 """SendGrid API keys (``/v3/api_keys``; verification with ``GET /v3/scopes``).
 
-Rotated secret: ``api_key``, ``api_key_id``, optional ``scopes`` (a list, given to each new key; without
-it SendGrid grants the key full access). Admin secret: ``api_key`` of a key holding the
-``api_keys.create``, ``api_keys.read`` and ``api_keys.delete`` scopes. An account holds at most 100 keys.
+Rotated secret: ``api_key``, ``api_key_id``. Admin secret: ``"provider": "sendgrid"`` and ``api_key`` of
+a key holding the ``api_keys.create``, ``api_keys.read`` and ``api_keys.delete`` scopes (and every scope
+it hands out); optional ``scopes`` (a list) to give new keys other scopes than the current key's. An
+account holds at most 100 keys.
+
+A new key gets the scopes SendGrid reports for the current key (``GET /v3/api_keys/{id}``), never
+more: SendGrid grants full access to a key created without scopes, so a key is never created without.
+SendGrid cannot tie a key's value to its id; the binding proof is weaker here: the key validates, the
+admin's account lists its id, and the scopes recorded for that id are no more than the key itself
+reports (``GET /v3/scopes``), so swapping in another key's id can never widen the new key. Keys not
+named for this secret are never revoked.
 """
 
 from __future__ import annotations
@@ -11,15 +19,31 @@ from collections.abc import Mapping
 from typing import Any
 
 from rotation_core.errors import SecretFormatError
-from rotation_core.providers.base import HttpProviderBase, IssuedKey, KeyLimitError, KeyRef, StoredKey, admin_field, dig
+from rotation_core.providers.base import (
+    HttpProviderBase,
+    IssuedKey,
+    KeyLimitError,
+    KeyRecord,
+    KeyRef,
+    ProviderConfig,
+    StoredKey,
+    Verdict,
+    admin_field,
+    dig,
+)
 from rotation_core.providers.http import HttpClient
 
-DEFAULT_BASE_URL = "https://api.sendgrid.com"
 KEYS = "/v3/api_keys"
 KEY = "/v3/api_keys/{id}"
 SCOPES = "/v3/scopes"
 KEY_LIMIT = 100
 _ADMIN_HINT = "check the admin secret's api_key and that it holds the api_keys.create/read/delete scopes"
+
+
+def _scopes(value: Any) -> list[str] | None:
+    if isinstance(value, list) and value and all(isinstance(scope, str) and scope for scope in value):
+        return list(value)
+    return None
 
 
 class SendGridProvider(HttpProviderBase):
@@ -28,9 +52,13 @@ class SendGridProvider(HttpProviderBase):
     value_field = "api_key"
     id_field = "api_key_id"
 
-    def __init__(self, http: HttpClient, base_url: str, admin: Mapping[str, Any]) -> None:
-        super().__init__(http, base_url)
-        self._admin_headers = {"Authorization": "Bearer " + admin_field(admin, "api_key", self.display_name)}
+    def __init__(self, http: HttpClient, config: ProviderConfig) -> None:
+        super().__init__(http, config)
+        self._admin_headers = {"Authorization": "Bearer " + admin_field(config.admin, "api_key", self.display_name)}
+        override = config.admin.get("scopes")
+        self._scopes_override = _scopes(override)
+        if override is not None and self._scopes_override is None:
+            raise SecretFormatError('the admin secret\'s "scopes" must be a non-empty list of SendGrid scope names')
 
     def _list(self) -> list[KeyRef]:
         response = self._send("GET", KEYS, query={"limit": str(KEY_LIMIT)}, headers=self._admin_headers)
@@ -46,14 +74,27 @@ class SendGridProvider(HttpProviderBase):
     def find(self, name_prefix: str) -> list[KeyRef]:
         return [key for key in self._list() if key.name.startswith(name_prefix)]
 
-    def issue(self, name: str, current: StoredKey) -> IssuedKey:
-        body: dict[str, Any] = {"name": name}
-        scopes = current.secret.get("scopes")
-        if scopes is not None:
-            if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
-                raise SecretFormatError('the current secret\'s "scopes" must be a list of SendGrid scope names')
-            body["scopes"] = scopes
-        response = self._send("POST", KEYS, json_body=body, headers=self._admin_headers)
+    def lookup(self, key_id: str) -> KeyRecord | None:
+        response = self._send("GET", KEY, path_params={"id": key_id}, headers=self._admin_headers)
+        data = self._lookup_response(response, "GET", KEY, _ADMIN_HINT)
+        if data is None:
+            return None
+        # Documented as {"result": [{...}]}; a bare object is accepted too.
+        items = data.get("result") if isinstance(data, dict) and "result" in data else [data]
+        item = next((i for i in items or [] if isinstance(i, dict) and i.get("api_key_id") == key_id), None)
+        scopes = _scopes(item.get("scopes")) if item is not None else None
+        if item is None or not isinstance(item.get("name"), str) or scopes is None:
+            raise self._malformed("GET", KEY, "the key's name and scopes")
+        return KeyRecord(id=key_id, name=item["name"], template={"scopes": scopes})
+
+    def successor_template(self, record: KeyRecord) -> Mapping[str, Any]:
+        return {"scopes": self._scopes_override} if self._scopes_override else record.template
+
+    def issue(self, name: str, template: Mapping[str, Any]) -> IssuedKey:
+        scopes = _scopes(template.get("scopes"))
+        if scopes is None:  # without scopes SendGrid would grant full access
+            raise SecretFormatError("no scopes are known for the new SendGrid key; it is not created")
+        response = self._send("POST", KEYS, json_body={"name": name, "scopes": scopes}, headers=self._admin_headers)
         if response.status == 403 and len(self._list()) >= KEY_LIMIT:
             raise KeyLimitError(
                 f"SendGrid refused to create an API key: the account already holds {KEY_LIMIT} keys, SendGrid's "
@@ -61,12 +102,13 @@ class SendGridProvider(HttpProviderBase):
             )
         return self._issued(response, KEYS, _ADMIN_HINT, id_path="api_key_id", value_path="api_key")
 
-    def verify(self, key: StoredKey) -> bool:
+    def verify(self, key: StoredKey) -> Verdict:
         response = self._send("GET", SCOPES, headers={"Authorization": "Bearer " + key.value})
         if response.status in (401, 403):
-            return False
+            return Verdict(valid=False)
         data = self._expect_ok(response, "GET", SCOPES, "check base_url points at the SendGrid API")
-        return isinstance(dig(data, "scopes"), list)
+        scopes = _scopes(dig(data, "scopes"))
+        return Verdict(valid=scopes is not None, template=None if scopes is None else {"scopes": scopes})
 
     def revoke(self, key_id: str) -> bool:
         response = self._send("DELETE", KEY, path_params={"id": key_id}, headers=self._admin_headers)

@@ -1,36 +1,44 @@
 """Twilio API keys (IAM Key resource v1; verification with an authenticated REST call).
 
-Rotated secret: ``account_sid``, ``api_key_sid``, ``api_key_secret``; optional ``api_base_url``
-(default ``https://api.twilio.com``) for the verification call. ``base_url`` is the IAM endpoint
-(default ``https://iam.twilio.com``). Admin secret: ``account_sid`` plus either ``auth_token`` or a
-*Main* key's ``api_key_sid`` and ``api_key_secret`` (Standard keys cannot manage keys); optional
-``base_url``/``api_base_url`` pin where the credentials may be sent.
+Rotated secret: ``account_sid``, ``api_key_sid``, ``api_key_secret``. Admin secret: ``"provider":
+"twilio"``, ``account_sid`` plus either ``auth_token`` or a *Main* key's ``api_key_sid`` and
+``api_key_secret`` (Standard keys cannot manage keys); optional ``base_url`` (the IAM endpoint, default
+``https://iam.twilio.com``) and ``api_base_url`` (the REST API used to verify keys, default
+``https://api.twilio.com``) pin where credentials may be sent; optional ``policy`` gives new keys
+another restricted-key policy.
+
+A key's sid and secret authenticating against the admin's account ties the value to its id there. A
+new key keeps the current key's type: a restricted key's policy is copied (``GET /v1/Keys/{sid}``), so
+a rotation never turns a restricted key into a standard one.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl
 
-from rotation_core.errors import ConfusedDeputyError
+from rotation_core.errors import Category, ConfusedDeputyError, SecretFormatError, TargetError
 from rotation_core.providers.base import (
     MAX_LIST_PAGES,
     HttpProviderBase,
     IssuedKey,
     KeyLimitError,
+    KeyRecord,
     KeyRef,
+    ProviderConfig,
     StoredKey,
+    Verdict,
     admin_field,
     dig,
     stored_key_from,
     text_field,
 )
-from rotation_core.providers.http import HttpClient, check_base_url
+from rotation_core.providers.endpoints import EndpointError, parse_endpoint
+from rotation_core.providers.http import HttpClient
 
-DEFAULT_BASE_URL = "https://iam.twilio.com"
-DEFAULT_API_BASE_URL = "https://api.twilio.com"
 KEYS = "/v1/Keys"
 KEY = "/v1/Keys/{id}"
 VERIFY = "/2010-04-01/Accounts/{account}/Balance.json"
@@ -48,8 +56,9 @@ class TwilioProvider(HttpProviderBase):
     value_field = "api_key_secret"
     id_field = "api_key_sid"
 
-    def __init__(self, http: HttpClient, base_url: str, admin: Mapping[str, Any]) -> None:
-        super().__init__(http, base_url)
+    def __init__(self, http: HttpClient, config: ProviderConfig) -> None:
+        super().__init__(http, config)
+        admin = config.admin
         self.account_sid = admin_field(admin, "account_sid", self.display_name)
         if admin.get("auth_token") is not None:
             user, password = self.account_sid, admin_field(admin, "auth_token", self.display_name)
@@ -57,8 +66,11 @@ class TwilioProvider(HttpProviderBase):
             user = admin_field(admin, "api_key_sid", self.display_name)
             password = admin_field(admin, "api_key_secret", self.display_name)
         self._admin_headers = {"Authorization": basic_auth(user, password)}
-        pinned = admin.get("api_base_url")
-        self._pinned_api_base = pinned.rstrip("/") if isinstance(pinned, str) else None
+        self.api_base = config.endpoints["api_base_url"]
+        override = admin.get("policy")
+        if override is not None and not isinstance(override, dict):
+            raise SecretFormatError('the admin secret\'s "policy" must be a Twilio restricted-key policy object')
+        self._policy_override = override
 
     def stored_key(self, secret: Mapping[str, Any], label: str) -> StoredKey:
         account = text_field(secret, "account_sid", label)
@@ -81,11 +93,42 @@ class TwilioProvider(HttpProviderBase):
             next_url = dig(data, "meta.next_page_url")
             if not isinstance(next_url, str) or not next_url:
                 break
-            query = {**dict(parse_qsl(urlsplit(next_url).query)), "AccountSid": self.account_sid}
+            query = {**self._next_page_query(next_url), "AccountSid": self.account_sid}
         return found
 
-    def issue(self, name: str, current: StoredKey) -> IssuedKey:
+    def _next_page_query(self, next_url: str) -> dict[str, str]:
+        """The query of Twilio's next-page link, which must point at the same list on the same endpoint."""
+        page_path, _, page_query = next_url.partition("?")
+        try:
+            link = parse_endpoint(page_path, "Twilio's next_page_url")
+        except EndpointError:
+            link = None
+        if link is None or not link.same_origin(self.base_url) or link.path != self.base_url.path + KEYS:
+            raise TargetError(
+                "Twilio's next_page_url points somewhere else than the key list of the pinned endpoint; the "
+                "admin credential is never sent there. Check base_url",
+                category=Category.CONFUSED_DEPUTY,
+            )
+        return dict(parse_qsl(page_query))
+
+    def lookup(self, key_id: str) -> KeyRecord | None:
+        response = self._send("GET", KEY, path_params={"id": key_id}, headers=self._admin_headers)
+        data = self._lookup_response(response, "GET", KEY, _ADMIN_HINT)
+        if data is None:
+            return None
+        name, policy = dig(data, "friendly_name"), dig(data, "policy")
+        if dig(data, "sid") != key_id or not isinstance(name, str):
+            raise self._malformed("GET", KEY, "the key's sid and friendly_name")
+        return KeyRecord(id=key_id, name=name, template={"policy": policy} if isinstance(policy, dict) else {})
+
+    def successor_template(self, record: KeyRecord) -> Mapping[str, Any]:
+        return {"policy": self._policy_override} if self._policy_override is not None else record.template
+
+    def issue(self, name: str, template: Mapping[str, Any]) -> IssuedKey:
         form = {"AccountSid": self.account_sid, "FriendlyName": name}
+        policy = template.get("policy")
+        if isinstance(policy, dict):
+            form.update(KeyType="restricted", Policy=json.dumps(policy, separators=(",", ":")))
         response = self._send("POST", KEYS, form=form, headers=self._admin_headers)
         if response.status in (400, 403) and b"limit" in response.body.lower():
             raise KeyLimitError(
@@ -101,26 +144,20 @@ class TwilioProvider(HttpProviderBase):
             extra_fields={"account_sid": self.account_sid},
         )
 
-    def verify(self, key: StoredKey) -> bool:
-        api_base = key.secret.get("api_base_url", DEFAULT_API_BASE_URL)
-        api_base = check_base_url(str(api_base), f"{key.label} secret's api_base_url; the")
-        if self._pinned_api_base is not None and api_base != self._pinned_api_base:
-            raise ConfusedDeputyError(
-                f'the {key.label} secret\'s "api_base_url" differs from the one pinned in the admin secret; '
-                "correct the rotated secret"
-            )
+    def verify(self, key: StoredKey) -> Verdict:
         response = self.http.request(
             self.display_name,
             "GET",
-            api_base,
+            self.api_base,
             VERIFY,
             path_params={"account": self.account_sid},
             headers={"Authorization": basic_auth(key.id, key.value)},
         )
         if response.status in (401, 403):
-            return False
+            return Verdict(valid=False)
         self._expect_ok(response, "GET", VERIFY, "check api_base_url points at the Twilio REST API")
-        return True
+        # The sid and secret authenticated against the admin's account: the value belongs to that id there.
+        return Verdict(valid=True, key_id=key.id)
 
     def revoke(self, key_id: str) -> bool:
         response = self._send("DELETE", KEY, path_params={"id": key_id}, headers=self._admin_headers)

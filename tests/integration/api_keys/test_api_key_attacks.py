@@ -1,0 +1,407 @@
+"""Attacks by someone who can edit one rotated secret (``PutSecretValue``), through the real handler.
+
+The fake providers and an attacker's server all speak TLS with certificates the function trusts, so a
+request that went the wrong way would really arrive: :class:`AttackerServer` records whatever reaches
+it, and every test asserts it received nothing. Each attack is also checked for its effect at the
+provider (nothing minted, nothing revoked) and for the category in the function's error log line.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from integration.api_keys.conftest import ApiKeySecret, rotate, value_at
+from integration.conftest import stages, unique
+from rotation_core.errors import Category, RotationError
+from rotation_local import emulator, service
+from rotation_local.fake_providers import AttackerServer, FakeProviderServer
+
+Fake = Callable[..., FakeProviderServer]
+Secret = Callable[..., ApiKeySecret]
+PROVIDERS = ("datadog", "sendgrid", "twilio", "cloudflare")
+VALUE_FIELD = {"datadog": "api_key", "sendgrid": "api_key", "twilio": "api_key_secret", "cloudflare": "api_token"}
+ID_FIELD = {"datadog": "api_key_id", "sendgrid": "api_key_id", "twilio": "api_key_sid", "cloudflare": "api_token_id"}
+
+# {a}: the attacker's host:port; {f}: the fake provider's host:port; {s}: a public host of the provider.
+# Each reads differently to some URL parser, is plain http, or is a host the admin secret never pinned.
+HOSTILE_URLS = [
+    "https://{a}\\.{s}",
+    "https://{a}\\@{s}",
+    "https://{a}\\@{f}",
+    "https://{f}@{a}",
+    "https://{s}:x@{a}",
+    "https://{a}#@{s}",
+    "https://{a}?@{s}",
+    "https://{a}%2f.{s}",
+    "https://{a}%09.{s}",
+    "https://{a}\t.{s}",
+    "https://{a}\u3002{s}",
+    "https://{a}/{s}",
+    "HTTPS://{a}",
+    "http://{a}",
+    "https://localhost:{port}",
+    "https://[::ffff:127.0.0.1]:{port}",
+    "https://127.0.0.1.:{port}",
+]
+PUBLIC_HOST = {"datadog": "datadoghq.com", "sendgrid": "api.sendgrid.com", "twilio": "twilio.com",
+               "cloudflare": "api.cloudflare.com"}  # fmt: skip
+# Without a port the request goes to 443: where the host check and the connection read the host
+# differently (the backslash), the attacker on localhost:443 would receive the admin credential.
+NO_PORT_CONFUSIONS = ["https://localhost\\.{s}", "https://localhost\\@{s}", "https://localhost\\.{s}\\@x"]
+
+
+def hostile(template: str, kind: str, attacker: AttackerServer, fake: FakeProviderServer) -> str:
+    return template.format(
+        a=f"127.0.0.1:{attacker.port}", f=f"127.0.0.1:{fake.port}", s=PUBLIC_HOST[kind], port=attacker.port
+    )
+
+
+def admin_of(fake: FakeProviderServer, pinned: bool) -> dict[str, Any]:
+    """The admin secret, pinning the fake's URL, or not (then only the public endpoint qualifies)."""
+    admin = fake.admin_secret()
+    return admin if pinned else {k: v for k, v in admin.items() if k not in ("base_url", "api_base_url")}
+
+
+def refused(
+    handler: Any, event: dict[str, str], categories: set[Category], caplog: pytest.LogCaptureFixture
+) -> RotationError:
+    """The step fails with one of ``categories``, and its error log line says which."""
+    with pytest.raises(RotationError) as caught:
+        handler(event)
+    assert caught.value.category in categories, caught.value.message
+    logged = [r for r in caplog.records if r.levelname == "ERROR" and getattr(r, "category", None)]
+    assert logged[-1].category == caught.value.category.value  # type: ignore[attr-defined]
+    return caught.value
+
+
+def put_current(sm_client: Any, arn: str, value: dict[str, Any]) -> None:
+    """What the attacker can do: write a new AWSCURRENT value."""
+    sm_client.put_secret_value(SecretId=arn, SecretString=json.dumps(value))
+
+
+def put_pending(sm_client: Any, arn: str, value: dict[str, Any]) -> str:
+    """Stage a rotation (as RotateSecret does) and write the attacker's value into its AWSPENDING version."""
+    token = emulator.stage_pending_placeholder(arn)
+    sm_client.put_secret_value(
+        SecretId=arn, ClientRequestToken=token, SecretString=json.dumps(value), VersionStages=["AWSPENDING"]
+    )
+    return token
+
+
+@pytest.mark.parametrize("pinned", [True, False], ids=["admin-pins", "no-pin"])
+@pytest.mark.parametrize("template", HOSTILE_URLS)
+@pytest.mark.parametrize("kind", PROVIDERS)
+def test_attack_base_url_in_rotated_secret_sends_no_credential_anywhere(
+    kind: str, template: str, pinned: bool, make_fake: Fake, api_key_secret: Secret, attacker: AttackerServer,
+    fast_handler: Any, sm_client: Any, caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    fake = make_fake(kind)
+    secret = api_key_secret(fake, admin=admin_of(fake, pinned), base_url=hostile(template, kind, attacker, fake))
+
+    with pytest.raises(RotationError) as caught:  # all four steps, as a rotation would run them
+        rotate(fast_handler(), secret.arn)
+
+    assert caught.value.category in {Category.SECRET_FORMAT, Category.CONFUSED_DEPUTY, Category.TLS}
+    assert "base_url" in caught.value.message
+    assert attacker.received == []
+    assert fake.requests == []  # refused before any request: the admin credential went nowhere
+
+
+@pytest.mark.parametrize("template", NO_PORT_CONFUSIONS)
+@pytest.mark.parametrize("kind", PROVIDERS)
+def test_attack_parser_confusion_towards_port_443_sends_nothing_there(
+    kind: str, template: str, make_fake: Fake, api_key_secret: Secret, attacker_on_443: AttackerServer,
+    fast_handler: Any, caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    fake = make_fake(kind)
+    secret = api_key_secret(fake, admin=admin_of(fake, pinned=False), base_url=template.format(s=PUBLIC_HOST[kind]))
+
+    with pytest.raises(RotationError) as caught:
+        rotate(fast_handler(), secret.arn)
+
+    assert caught.value.category is Category.SECRET_FORMAT
+    assert attacker_on_443.received == []
+
+
+@pytest.mark.parametrize("step", ["setSecret", "testSecret", "finishSecret"])
+@pytest.mark.parametrize("kind", ["datadog", "cloudflare"])
+def test_attack_pending_base_url_cannot_redirect_the_new_key(
+    kind: str, step: str, make_fake: Fake, api_key_secret: Secret, attacker: AttackerServer,
+    fast_handler: Any, sm_client: Any, caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    fake = make_fake(kind)
+    secret = api_key_secret(fake, base_url=fake.base_url)  # repeating the pin is allowed
+    original = value_at(sm_client, secret.arn, "AWSCURRENT")
+    token = put_pending(sm_client, secret.arn, {**original, "base_url": attacker.base_url})
+
+    handler = fast_handler()
+    if step == "setSecret":  # setSecret only compares versions: the refusal comes at testSecret
+        handler(service.event(step, secret.arn, token))
+        step = "testSecret"
+    refused(handler, service.event(step, secret.arn, token), {Category.CONFUSED_DEPUTY}, caplog)
+
+    assert attacker.received == []
+    assert value_at(sm_client, secret.arn, "AWSCURRENT") == original
+
+
+@pytest.mark.parametrize("pinned", [True, False], ids=["admin-pins", "no-pin"])
+def test_attack_twilio_api_base_url_never_receives_the_new_key(
+    pinned: bool, make_fake: Fake, api_key_secret: Secret, attacker: AttackerServer, fast_handler: Any,
+    sm_client: Any, caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    fake = make_fake("twilio")
+    admin = fake.admin_secret() if pinned else {k: v for k, v in fake.admin_secret().items() if k != "api_base_url"}
+    secret = api_key_secret(fake, admin=admin, base_url=fake.base_url)
+    original = value_at(sm_client, secret.arn, "AWSCURRENT")
+    handler = fast_handler()
+
+    # The attacker points the verification endpoint at their server, hoping testSecret sends the new
+    # key there and their 200 gets it promoted.
+    put_current(sm_client, secret.arn, {**original, "api_base_url": attacker.base_url})
+    with pytest.raises(RotationError) as caught:
+        rotate(handler, secret.arn)
+    assert caught.value.category is Category.CONFUSED_DEPUTY
+    emulator.drop_pending(secret.arn)
+    put_current(sm_client, secret.arn, original)
+    # ... or a pending version's, with a key the attacker obtained.
+    new_key = fake.create_key("minted-elsewhere")
+    pending = {**original, **fake.key_fields(new_key), "api_base_url": attacker.base_url}
+    token = put_pending(sm_client, secret.arn, pending)
+    for step in ("testSecret", "finishSecret"):
+        refused(handler, service.event(step, secret.arn, token), {Category.CONFUSED_DEPUTY}, caplog)
+
+    assert attacker.received == []
+    assert value_at(sm_client, secret.arn, "AWSCURRENT") == original
+    assert fake.count("POST", "") == 0
+
+
+@pytest.mark.parametrize(
+    "description",
+    [
+        {"revoke": {"method": "DELETE", "path": "/v3/api_keys/{id}"}},
+        {
+            "create": {
+                "method": "POST",
+                "path": "/v3/teammates",
+                "body": {"email": "attacker@example.com", "is_admin": True},
+            }
+        },
+        {"verify": {"method": "DELETE", "path": "/v3/api_keys/{id}"}},
+    ],
+)
+def test_attack_http_description_in_rotated_secret_refused_before_any_request(
+    description: dict[str, Any], make_fake: Fake, sm_client: Any, fast_handler: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    fake = make_fake("sendgrid")  # the generic provider, describing SendGrid's API, in the admin secret
+    admin = {**fake.admin_secret(), "provider": "http", "http": GENERIC_SENDGRID}
+    admin_arn = sm_client.create_secret(Name=unique("admin"), SecretString=json.dumps(admin))["ARN"]
+    key = fake.create_key()
+    value = {"provider": "http", "adminarn": admin_arn, "api_key": key.value, "api_key_id": key.id,
+             "http": {**GENERIC_SENDGRID, **description}}  # fmt: skip
+    arn = sm_client.create_secret(Name=unique("apikey"), SecretString=json.dumps(value))["ARN"]
+    emulator.enable_rotation(arn)
+    token = emulator.stage_pending_placeholder(arn)
+
+    error = refused(fast_handler(), service.event("createSecret", arn, token), {Category.SECRET_FORMAT}, caplog)
+
+    assert 'Move "http" into the admin secret' in error.message
+    assert fake.requests == []
+    assert fake.is_valid(key.value)
+
+
+GENERIC_SENDGRID = {
+    "auth": {"scheme": "bearer"},
+    "create": {"method": "POST", "path": "/v3/api_keys", "body": {"name": "{name}", "scopes": ["mail.send"]},
+               "value_path": "api_key", "id_path": "api_key_id"},
+    "list": {"path": "/v3/api_keys", "items_path": "result", "name_path": "name", "id_path": "api_key_id"},
+    "revoke": {"method": "DELETE", "path": "/v3/api_keys/{id}"},
+    "verify": {"method": "GET", "path": "/v3/scopes"},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", PROVIDERS)
+def test_attack_foreign_key_id_in_a_version_is_never_revoked(
+    kind: str, make_fake: Fake, api_key_secret: Secret, fast_handler: Any, sm_client: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    fake = make_fake(kind)
+    secret = api_key_secret(fake, base_url=fake.base_url)
+    genuine = value_at(sm_client, secret.arn, "AWSCURRENT")
+    victim = fake.create_key("another-teams-key")  # same account, not this secret's
+    handler = fast_handler()
+    id_field = ID_FIELD[kind]
+    # With PutSecretValue only: write a version naming the victim's id (the key value stays the
+    # attacker's own), then write the genuine value back, which leaves the forged one as AWSPREVIOUS.
+    put_current(sm_client, secret.arn, {**genuine, id_field: victim.id})
+    forged_version = next(v for v, s in stages(sm_client, secret.arn).items() if "AWSCURRENT" in s)
+    put_current(sm_client, secret.arn, genuine)
+    assert value_at(sm_client, secret.arn, "AWSPREVIOUS")[id_field] == victim.id
+
+    token = rotate(handler, secret.arn)
+
+    assert stages(sm_client, secret.arn)[token] == ["AWSCURRENT"]
+    assert fake.is_valid(victim.value)
+    assert fake.count("DELETE", "") == 0
+    skipped = [r for r in caplog.records if getattr(r, "revoke_skipped", False)]
+    assert [getattr(r, "version", None) for r in skipped] == [forged_version]
+
+
+@pytest.mark.parametrize("kind", PROVIDERS)
+def test_attack_forged_current_id_refused_before_minting_or_revoking(
+    kind: str, make_fake: Fake, api_key_secret: Secret, fast_handler: Any, sm_client: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    fake = make_fake(kind)
+    secret = api_key_secret(fake, base_url=fake.base_url)
+    genuine = value_at(sm_client, secret.arn, "AWSCURRENT")
+    victim = fake.create_key("another-teams-key")
+    if kind == "sendgrid":  # the victim's key may do more than the attacker's: SendGrid's weak proof must see it
+        victim.extra["scopes"] = ["full access"]
+    put_current(sm_client, secret.arn, {**genuine, ID_FIELD[kind]: victim.id})
+    token = emulator.stage_pending_placeholder(secret.arn)
+
+    error = refused(fast_handler(), service.event("createSecret", secret.arn, token), {Category.CONFUSED_DEPUTY},
+                    caplog)  # fmt: skip
+
+    assert "Nothing was minted" in error.message
+    assert fake.count("POST", "") == 0
+    assert fake.count("DELETE", "") == 0
+    assert fake.is_valid(victim.value)
+
+
+@pytest.mark.parametrize("kind", PROVIDERS)
+def test_attack_adminarn_of_another_team_mints_nothing_in_either_account(
+    kind: str, make_fake: Fake, api_key_secret: Secret, fast_handler: Any, sm_client: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    fake = make_fake(kind)
+    team_a = api_key_secret(fake, base_url=fake.base_url)
+    team_b = fake.add_account()
+    b_key = fake.create_key("team-b-key", account=team_b)
+    b_admin_arn = sm_client.create_secret(Name=unique("admin-b"), SecretString=json.dumps(fake.admin_secret(team_b)))[
+        "ARN"
+    ]
+    a_value = value_at(sm_client, team_a.arn, "AWSCURRENT")
+    put_current(sm_client, team_a.arn, {**a_value, "adminarn": b_admin_arn})
+    token = emulator.stage_pending_placeholder(team_a.arn)
+
+    refused(fast_handler(), service.event("createSecret", team_a.arn, token), {Category.CONFUSED_DEPUTY}, caplog)
+
+    assert fake.count("POST", "") == 0
+    assert fake.count("DELETE", "") == 0
+    assert [key.name for key in fake.live_keys(team_b)] == ["team-b-key"]
+    assert fake.is_valid(b_key.value)
+    assert fake.is_valid(a_value[VALUE_FIELD[kind]])
+
+
+@pytest.mark.parametrize("kind", ["datadog", "twilio", "cloudflare"])
+def test_attack_other_teams_admin_with_its_key_id_refused_where_the_provider_ties_value_to_id(
+    kind: str, make_fake: Fake, api_key_secret: Secret, fast_handler: Any, sm_client: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    fake = make_fake(kind)
+    team_a = api_key_secret(fake, base_url=fake.base_url)
+    team_b = fake.add_account()
+    b_key = fake.create_key("team-b-key", account=team_b)
+    b_admin_arn = sm_client.create_secret(Name=unique("admin-b"), SecretString=json.dumps(fake.admin_secret(team_b)))[
+        "ARN"
+    ]
+    a_value = value_at(sm_client, team_a.arn, "AWSCURRENT")
+    forged = {**a_value, "adminarn": b_admin_arn}
+    forged[ID_FIELD[kind]] = b_key.id  # B's key id, A's key value
+    if kind == "twilio":
+        forged["account_sid"] = team_b.account_sid
+    put_current(sm_client, team_a.arn, forged)
+    token = emulator.stage_pending_placeholder(team_a.arn)
+
+    refused(fast_handler(), service.event("createSecret", team_a.arn, token), {Category.CONFUSED_DEPUTY}, caplog)
+
+    assert fake.count("POST", "") == 0
+    assert [key.name for key in fake.live_keys(team_b)] == ["team-b-key"]
+
+
+@pytest.mark.parametrize(("kind", "field", "value"), [
+    ("sendgrid", "scopes", ["full access"]),
+    ("cloudflare", "policies", [{"effect": "allow", "resources": {"com.cloudflare.api.account.*": "*"},
+                                 "permission_groups": [{"id": "all", "name": "Everything"}]}]),
+    ("twilio", "policy", {"allow": ["/twilio"]}),
+])  # fmt: skip
+def test_attack_privileges_in_rotated_secret_cannot_widen_the_new_key(
+    kind: str, field: str, value: Any, make_fake: Fake, api_key_secret: Secret, fast_handler: Any, sm_client: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    fake = make_fake(kind)
+    secret = api_key_secret(fake)
+    put_current(sm_client, secret.arn, {**value_at(sm_client, secret.arn, "AWSCURRENT"), field: value})
+    token = emulator.stage_pending_placeholder(secret.arn)
+
+    error = refused(fast_handler(), service.event("createSecret", secret.arn, token), {Category.SECRET_FORMAT},
+                    caplog)  # fmt: skip
+
+    assert f'Move "{field}" into the admin secret' in error.message
+    assert fake.count("POST", "") == 0
+
+
+@pytest.mark.parametrize("kind", ["sendgrid", "cloudflare", "twilio"])
+def test_rotation_new_key_has_exactly_the_current_keys_privileges(
+    kind: str, make_fake: Fake, api_key_secret: Secret, fast_handler: Any, sm_client: Any
+) -> None:
+    fake = make_fake(kind)
+    field = {"sendgrid": "scopes", "cloudflare": "policies", "twilio": "policy"}[kind]
+    restricted = fake.create_key("restricted-key")
+    restricted.extra[field] = {
+        "sendgrid": ["mail.send"],
+        "cloudflare": [{"effect": "allow", "resources": {"zone": "one"}, "permission_groups": [{"id": "r"}]}],
+        "twilio": {"allow": ["/twilio/messaging/messages/read"]},
+    }[kind]
+    secret = api_key_secret(fake, **fake.key_fields(restricted))
+
+    rotate(fast_handler(), secret.arn)
+
+    new_key = fake.key_by_value(value_at(sm_client, secret.arn, "AWSCURRENT")[VALUE_FIELD[kind]])
+    assert new_key is not None
+    assert new_key.name.startswith("sm-rotation-")
+    assert new_key.extra[field] == restricted.extra[field]
+
+
+def test_attack_sendgrid_id_swap_within_the_keys_own_scopes_is_the_documented_limit(
+    make_fake: Fake, api_key_secret: Secret, fast_handler: Any, sm_client: Any
+) -> None:
+    """SendGrid ties no value to an id: a swapped id of a key with no more scopes passes, but never widens."""
+    fake = make_fake("sendgrid")
+    secret = api_key_secret(fake)
+    genuine = value_at(sm_client, secret.arn, "AWSCURRENT")
+    narrower = fake.create_key("narrower-key")
+    narrower.extra["scopes"] = ["mail.send"]
+    put_current(sm_client, secret.arn, {**genuine, "api_key_id": narrower.id})
+
+    rotate(fast_handler(), secret.arn)
+
+    minted = fake.key_by_value(value_at(sm_client, secret.arn, "AWSCURRENT")["api_key"])
+    assert minted is not None
+    own = fake.key_by_value(genuine["api_key"])
+    assert own is not None
+    assert set(minted.extra["scopes"]) <= set(own.extra["scopes"])
+    assert fake.is_valid(narrower.value)  # the swapped-in id is never revoked: not named for this secret
+
+
+def test_attack_oversized_provider_answer_is_refused_unread(
+    make_fake: Fake, api_key_secret: Secret, fast_handler: Any, sm_client: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake = make_fake("datadog")
+    secret = api_key_secret(fake)
+    original = value_at(sm_client, secret.arn, "AWSCURRENT")
+    oversized = b'{"valid": true, "pad": "' + b"x" * (2 << 20) + b'"}'
+    fake.fail_next(200, method="GET", route="/api/v1/validate", body=oversized)
+    token = emulator.stage_pending_placeholder(secret.arn)
+
+    error = refused(fast_handler(), service.event("createSecret", secret.arn, token), {Category.VERIFICATION}, caplog)
+
+    assert "more than 1024 KiB" in error.message
+    assert fake.count("POST", "") == 0
+    assert value_at(sm_client, secret.arn, "AWSCURRENT") == original
