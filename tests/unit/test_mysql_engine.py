@@ -15,6 +15,7 @@ from rotation_core.engines.base import TlsMode
 from rotation_core.engines.mysql import (
     Flavour,
     MySQLEngine,
+    MySQLSession,
     ServerVersion,
     StatementBuilder,
     TlsRequirement,
@@ -23,8 +24,9 @@ from rotation_core.engines.mysql import (
     native_password_hash,
 )
 from rotation_core.engines.mysql_grants import Account
-from rotation_core.errors import Category, SecretFormatError
+from rotation_core.errors import Category, SecretFormatError, StatementError, TargetError
 from rotation_core.settings import Settings, Strategy
+from unit.pymysql_offline import OfflineConnection, sent_text
 
 PASSWORD = "N3w-Passw0rd-for-the-test"
 ACCOUNT = Account("app", "10.0.%")
@@ -163,25 +165,24 @@ def test_statement_builder_require_tls_values_bound_never_spliced(
 def test_statement_builder_resource_limits_mariadb_includes_statement_time() -> None:
     statement = builder("10.11.19-MariaDB").resource_limits(ACCOUNT, {"MAX_QUERIES_PER_HOUR": "100"})
 
-    assert statement == (
-        "ALTER USER %s@%s WITH MAX_QUERIES_PER_HOUR 100 MAX_UPDATES_PER_HOUR 0 MAX_CONNECTIONS_PER_HOUR 0 "
-        "MAX_USER_CONNECTIONS 0 MAX_STATEMENT_TIME 0",
-        ("app", "10.0.%"),
+    assert sent_text(statement) == (
+        "ALTER USER 'app'@'10.0.%' WITH MAX_QUERIES_PER_HOUR 100 MAX_UPDATES_PER_HOUR 0 MAX_CONNECTIONS_PER_HOUR 0 "
+        "MAX_USER_CONNECTIONS 0 MAX_STATEMENT_TIME 0"
     )
 
 
-def test_statement_builder_default_roles_per_flavour() -> None:
-    roles = [Account("r1", "%"), Account("r2", "%")]
+def test_statement_builder_default_roles_per_flavour_driver_text() -> None:
+    roles = [Account("r1", "%"), Account("r%s", "%")]
 
-    assert builder("8.0.36").default_roles(ACCOUNT, roles) == (
-        "SET DEFAULT ROLE `r1`@`%`, `r2`@`%` TO %s@%s",
-        ("app", "10.0.%"),
+    assert sent_text(builder("8.0.36").default_roles(ACCOUNT, roles)) == (
+        "SET DEFAULT ROLE `r1`@`%`, `r%s`@`%` TO 'app'@'10.0.%'"
     )
-    assert builder("10.11.19-MariaDB").default_roles(ACCOUNT, [Account("r1", None)]) == (
-        "SET DEFAULT ROLE `r1` FOR %s@%s",
-        ("app", "10.0.%"),
+    assert sent_text(builder("10.11.19-MariaDB").default_roles(ACCOUNT, [Account("r%(x)s", None)])) == (
+        "SET DEFAULT ROLE `r%(x)s` FOR 'app'@'10.0.%'"
     )
-    assert builder("10.11.19-MariaDB").default_roles(ACCOUNT, [])[0] == "SET DEFAULT ROLE NONE FOR %s@%s"
+    assert (
+        sent_text(builder("10.11.19-MariaDB").default_roles(ACCOUNT, [])) == "SET DEFAULT ROLE NONE FOR 'app'@'10.0.%'"
+    )
 
 
 @pytest.mark.parametrize(
@@ -313,3 +314,40 @@ def test_mysql_function_import_loads_no_driver_and_no_boto3() -> None:
     )
 
     assert result.stdout.strip() == "none"
+
+
+@pytest.mark.parametrize(
+    ("error", "category"),
+    [
+        (ValueError("unsupported format character '`' (0x60) at index 23"), Category.STATEMENT),
+        (pymysql.err.ProgrammingError("not enough arguments for format string"), Category.STATEMENT),
+        (UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed"), Category.STATEMENT),
+        (pymysql.err.ProgrammingError(1064, "You have an error in your SQL syntax"), Category.PERMISSION),
+        (pymysql.err.OperationalError(1044, "Access denied for user 'm'@'%' to database 'mysql'"), Category.PERMISSION),
+        (pymysql.err.OperationalError(2013, "Lost connection to server during query"), Category.UNREACHABLE),
+    ],
+)
+def test_mysql_engine_statement_error_driver_side_failure_gets_statement_category(
+    error: Exception, category: Category
+) -> None:
+    result = MySQLEngine(Settings())._statement_error(
+        error, "copy grants", "a hint", "GRANT SELECT ON `a%%`.* TO %s@%s"
+    )
+
+    assert isinstance(result, TargetError)
+    assert result.category is category
+    assert isinstance(result, StatementError) is (category is Category.STATEMENT)
+    assert "GRANT SELECT ON `a%`.* TO %s@%s" in result.message  # as the server would see it
+
+
+@pytest.mark.parametrize("template", ["GRANT SELECT ON `a%`.* TO %s@%s", "GRANT SELECT ON `a%s`.* TO %s@%s"])
+def test_mysql_engine_execute_template_the_driver_cannot_format_raises_statement_error(template: str) -> None:
+    """A builder bug (an undoubled %) meets PyMySQL's real formatting: a StatementError, nothing sent."""
+    conn = OfflineConnection()
+    session = MySQLSession(conn=conn, account=Account("master", "%"), server=ServerVersion.parse("8.0.36"))
+
+    with pytest.raises(StatementError) as raised:
+        MySQLEngine(Settings())._execute(session, [(template, ("app", "%"))], action="copy grants")
+
+    assert raised.value.category is Category.STATEMENT
+    assert conn.sent == []

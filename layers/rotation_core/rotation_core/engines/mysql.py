@@ -15,6 +15,10 @@ Accounts are ``user@host``: the host part is read from the server (``CURRENT_USE
 ``mysql.user``), never assumed to be ``'%'``. The alternating clone gets the original's host, auth
 plugin, TLS requirement, resource limits, privileges (``WITH GRANT OPTION`` included), roles and
 default roles; grants are copied as data through :mod:`rotation_core.engines.mysql_grants`.
+
+Every statement is a PyMySQL format template with its bound values (:data:`Statement`) and goes
+through :meth:`MySQLEngine._send`, which always formats it: names spliced into the text have their
+``%`` doubled by :func:`~rotation_core.engines.mysql_grants.quote_identifier`.
 The driver is imported on first connection, never at import time.
 """
 
@@ -40,13 +44,21 @@ from rotation_core.engines.mysql_grants import (
     sync_statements,
 )
 from rotation_core.engines.tls import resolve_ca_bundle
-from rotation_core.errors import Category, SecretFormatError, TargetError, VerificationError, describe
+from rotation_core.errors import (
+    Category,
+    SecretFormatError,
+    StatementError,
+    TargetError,
+    VerificationError,
+    describe,
+)
 from rotation_core.log import get_logger, redact, register_sensitive
 from rotation_core.settings import Settings, Strategy
 from rotation_core.strategies import CLONE_SUFFIX
 
 if TYPE_CHECKING:
     import pymysql.connections
+    import pymysql.cursors
 
 NATIVE_PLUGIN = "mysql_native_password"
 CACHING_SHA2_PLUGIN = "caching_sha2_password"
@@ -62,6 +74,8 @@ _CR_LOST_CONNECTION = frozenset({2003, 2006, 2013, 2055})
 _CR_SSL_CONNECTION_ERROR = 2026
 _CR_AUTH_PLUGIN_ERROR = 2061
 _TLS_MARKERS = ("ssl", "tls", "certificate")
+# What the driver raises when it cannot turn a statement and its values into SQL text.
+_DRIVER_FORMAT_ERRORS = (ValueError, TypeError, KeyError, IndexError)
 
 
 class Flavour(enum.StrEnum):
@@ -490,13 +504,14 @@ class MySQLEngine:
 
         try:
             with session.conn.cursor() as cursor:
-                cursor.execute(query, params)
+                self._send(cursor, (query, params))
                 return list(cursor.fetchall())
-        except pymysql.Error as error:
+        except (pymysql.Error, *_DRIVER_FORMAT_ERRORS) as error:
             raise self._statement_error(
                 error,
                 action,
                 "the master user needs SELECT on the mysql schema to read accounts and grants",
+                query,
             ) from None
 
     def _fetch_column(self, session: MySQLSession, query: str, params: tuple[object, ...], *, action: str) -> list[str]:
@@ -510,19 +525,41 @@ class MySQLEngine:
         sql = ""
         try:
             with session.conn.cursor() as cursor:
-                for sql, values in statements:
-                    cursor.execute(sql, values or None)
-        except pymysql.Error as error:
-            # The statement text holds no value (those are bound parameters), so it can be shown.
-            raise self._statement_error(error, f"{action} (at {describe(sql)})", admin_hint) from None
+                for statement in statements:
+                    sql = statement[0]
+                    self._send(cursor, statement)
+        except (pymysql.Error, *_DRIVER_FORMAT_ERRORS) as error:
+            raise self._statement_error(error, action, admin_hint, sql) from None
         get_logger().debug("ran account statements", extra={"statements": len(statements)})
 
-    def _statement_error(self, error: Exception, action: str, admin_hint: str) -> TargetError:
+    @staticmethod
+    def _send(cursor: pymysql.cursors.Cursor, statement: Statement) -> None:
+        """The one place statements reach the driver: always formatted with their (possibly empty) values.
+
+        Passing None instead of an empty tuple would skip PyMySQL's formatting and send ``%%`` as is.
+        """
+        sql, values = statement
+        cursor.execute(sql, tuple(values))
+
+    def _statement_error(self, error: Exception, action: str, admin_hint: str, sql: str) -> TargetError:
+        import pymysql
+
+        # The statement text holds no value (those are bound parameters), so it can be shown.
+        at = f"{action} (at {describe(_shown(sql))})"
         code = _error_code(error)
+        if isinstance(error, _DRIVER_FORMAT_ERRORS) or (isinstance(error, pymysql.ProgrammingError) and code is None):
+            # PyMySQL formats the statement before sending it: a TypeError there comes out as a
+            # ProgrammingError without a server error number, a ValueError (UnicodeEncodeError
+            # included) as it is.
+            return StatementError(
+                f"PyMySQL could not build the statement to {at}: {type(error).__name__}: {_driver_message(error)}; "
+                "nothing of this statement reached the server. A name in the account or its grants cannot be "
+                "written into SQL text by this function: rename it, or report this as a bug"
+            )
         lost = code in _CR_LOST_CONNECTION
         hint = admin_hint or "see the database's message"
         return TargetError(
-            f"{self.display_name} refused to {action}: {_driver_message(error)}; {hint}",
+            f"{self.display_name} refused to {at}: {_driver_message(error)}; {hint}",
             category=Category.UNREACHABLE if lost else Category.PERMISSION,
         )
 
@@ -607,6 +644,11 @@ def _session(session: Session) -> MySQLSession:
     if not isinstance(session, MySQLSession):
         raise TypeError("expected a session opened by MySQLEngine.connect")
     return session
+
+
+def _shown(sql: str) -> str:
+    """A statement template as the server would see it, placeholders left in, for messages."""
+    return sql.replace("%%", "%")
 
 
 def _text(value: object) -> str:

@@ -7,6 +7,10 @@ append); anything outside it is refused with :class:`GrantSyntaxError`. What com
 are re-quoted, privilege names are checked against ``[A-Z_ ]`` words, the grantee is always a bound
 parameter. A hostile database name can therefore not smuggle SQL into the replay (CWE-89).
 
+A statement's text is a PyMySQL format template (see :data:`Statement`): names are spliced into it
+only through :func:`quote_identifier`, which doubles ``%``, so a name such as ``app\\_%`` or a MySQL
+role ``'r'@'%'`` reaches the server exactly as it is.
+
 Messages about a refused line never quote it: on MariaDB the line carries the account's password hash.
 """
 
@@ -16,7 +20,11 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-#: A statement and the values PyMySQL binds into its ``%s`` placeholders.
+#: A statement: a PyMySQL format template and the values PyMySQL binds into its ``%s`` placeholders.
+#: The template is always formatted, even with no values (the engine executes it with its tuple, an
+#: empty one included), so every ``%`` in it that is not a placeholder is written ``%%``. Names enter
+#: it only through :func:`quote_identifier`, which does that; everything else spliced in is a fixed
+#: keyword, a checked privilege name or a checked number.
 Statement = tuple[str, tuple[object, ...]]
 
 GRANT_OPTION = "GRANT OPTION"
@@ -152,9 +160,10 @@ class AccountGrants:
 
 
 def quote_identifier(name: str) -> str:
+    """``name`` as a backtick-quoted identifier for a :data:`Statement` template (``%`` doubled)."""
     if "\x00" in name:
         raise GrantSyntaxError("identifier contains a NUL character")
-    return "`" + name.replace("`", "``") + "`"
+    return "`" + name.replace("`", "``").replace("%", "%%") + "`"
 
 
 def _star_or_ident(name: str | None) -> str:
