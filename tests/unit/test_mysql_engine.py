@@ -163,12 +163,29 @@ def test_statement_builder_require_tls_values_bound_never_spliced(
 
 
 def test_statement_builder_resource_limits_mariadb_includes_statement_time() -> None:
-    statement = builder("10.11.19-MariaDB").resource_limits(ACCOUNT, {"MAX_QUERIES_PER_HOUR": "100"})
+    statement = builder("10.11.19-MariaDB").resource_limits(
+        ACCOUNT, {"MAX_QUERIES_PER_HOUR": "100", "MAX_USER_CONNECTIONS": "-1", "MAX_STATEMENT_TIME": "1.500000"}
+    )
 
     assert sent_text(statement) == (
         "ALTER USER 'app'@'10.0.%' WITH MAX_QUERIES_PER_HOUR 100 MAX_UPDATES_PER_HOUR 0 MAX_CONNECTIONS_PER_HOUR 0 "
-        "MAX_USER_CONNECTIONS 0 MAX_STATEMENT_TIME 0"
+        "MAX_USER_CONNECTIONS -1 MAX_STATEMENT_TIME 1.500000"
     )
+
+
+def test_statement_builder_resource_limits_mysql_has_no_statement_time() -> None:
+    statement = builder("8.0.36").resource_limits(ACCOUNT, {"MAX_UPDATES_PER_HOUR": "7"})
+
+    assert sent_text(statement) == (
+        "ALTER USER 'app'@'10.0.%' WITH MAX_QUERIES_PER_HOUR 0 MAX_UPDATES_PER_HOUR 7 MAX_CONNECTIONS_PER_HOUR 0 "
+        "MAX_USER_CONNECTIONS 0"
+    )
+
+
+@pytest.mark.parametrize("value", ["1; DROP USER x", "", "1e3", "--1"])
+def test_statement_builder_resource_limits_not_a_number_refused(value: str) -> None:
+    with pytest.raises(UnsupportedAccountError, match="MAX_QUERIES_PER_HOUR"):
+        builder("8.0.36").resource_limits(ACCOUNT, {"MAX_QUERIES_PER_HOUR": value})
 
 
 def test_statement_builder_default_roles_per_flavour_driver_text() -> None:
@@ -351,3 +368,52 @@ def test_mysql_engine_execute_template_the_driver_cannot_format_raises_statement
 
     assert raised.value.category is Category.STATEMENT
     assert conn.sent == []
+
+
+ORIGINAL_MYSQL8_GRANTS = [
+    "GRANT USAGE ON *.* TO `app`@`10.0.%`",
+    "GRANT SELECT, INSERT ON `app\\_%`.* TO `app`@`10.0.%` WITH GRANT OPTION",
+    "GRANT `r%s`@`%`,`reader`@`%` TO `app`@`10.0.%`",
+]
+# plugin, ssl_type, ssl_cipher, x509_issuer, x509_subject, then the four limits: SHOW GRANTS shows none of them.
+ORIGINAL_MYSQL8_ROW = ("caching_sha2_password", "ANY", b"", b"", b"", 10, 20, 30, 4)
+
+
+def mysql8_clone_statements(clone_row: tuple[Any, ...] | None, clone_grants: list[str]) -> list[str]:
+    """What set_clone_password sends to a MySQL 8.0 server (scripted answers, PyMySQL's own formatting)."""
+
+    def answer(sql: str) -> list[tuple[Any, ...]]:
+        is_clone = "'app_clone'" in sql
+        if sql.startswith("SELECT Host FROM mysql.user"):
+            return ([] if clone_row is None else [("10.0.%",)]) if is_clone else [("10.0.%",)]
+        if sql.startswith("SELECT plugin"):
+            return ([] if clone_row is None else [clone_row]) if is_clone else [ORIGINAL_MYSQL8_ROW]
+        if sql.startswith("SHOW GRANTS"):
+            return [(line,) for line in (clone_grants if is_clone else ORIGINAL_MYSQL8_GRANTS)]
+        if sql.startswith("SELECT DEFAULT_ROLE_USER"):
+            return [] if is_clone else [("r%s", "%")]
+        return []
+
+    conn = OfflineConnection(answer)
+    session = MySQLSession(conn=conn, account=Account("master", "%"), server=ServerVersion.parse("8.0.36"))
+    MySQLEngine(Settings(strategy=Strategy.ALTERNATING_USERS)).set_clone_password(
+        session, original="app", target="app_clone", new_password=PASSWORD
+    )
+    return [sql for sql in conn.sent if not sql.startswith(("SELECT", "SHOW"))]
+
+
+CLONE = "'app_clone'@'10.0.%'"
+MYSQL8_LIMITS = "MAX_QUERIES_PER_HOUR 10 MAX_UPDATES_PER_HOUR 20 MAX_CONNECTIONS_PER_HOUR 30 MAX_USER_CONNECTIONS 4"
+
+
+def test_mysql_engine_clone_mysql8_new_clone_gets_limits_from_mysql_user_roles_with_hosts() -> None:
+    """MySQL 8 path (not run against a real MySQL server here): limits, roles 'r'@'%', default roles."""
+    assert mysql8_clone_statements(None, []) == [
+        f"CREATE USER {CLONE} IDENTIFIED WITH caching_sha2_password BY '{PASSWORD}'",
+        f"ALTER USER {CLONE} REQUIRE SSL",
+        f"ALTER USER {CLONE} WITH {MYSQL8_LIMITS}",
+        f"GRANT INSERT, SELECT ON `app\\_%`.* TO {CLONE} WITH GRANT OPTION",
+        f"GRANT `r%s`@`%` TO {CLONE}",
+        f"GRANT `reader`@`%` TO {CLONE}",
+        f"SET DEFAULT ROLE `r%s`@`%` TO {CLONE}",
+    ]

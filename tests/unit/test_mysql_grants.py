@@ -49,8 +49,14 @@ def test_parse_grants_mariadb_lines_privileges_options_roles_limits_as_data() ->
     }
     assert grants.roles == {RoleGrant(Account("reporting", None))}
     assert grants.default_roles == [Account("reporting", None)]
-    assert grants.limits == {"MAX_QUERIES_PER_HOUR": "100"}
     assert grants.auth_plugins == ["mysql_native_password"]
+
+
+def test_parse_grants_mariadb_negative_user_connections_and_statement_time_accepted() -> None:
+    """Limits are checked and skipped (they are read from mysql.user); MariaDB's -1 is valid there."""
+    line = "GRANT USAGE ON *.* TO `app`@`10.0.%` WITH MAX_USER_CONNECTIONS -1 MAX_STATEMENT_TIME 1.500000"
+
+    assert parse_grants([line], APP) == AccountGrants()
 
 
 def test_parse_grants_database_wildcard_and_percent_names_unquoted_exactly() -> None:

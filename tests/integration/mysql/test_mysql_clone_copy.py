@@ -1,4 +1,5 @@
-"""The alternating clone on a real server: names with ``%`` in every place the clone copies.
+"""The alternating clone on a real server: names with ``%`` in every place the clone copies, resource
+limits and REQUIRE clauses.
 
 Every rotation goes through the real function module, PyMySQL and the server the ``mariadb_server``
 fixture provides; flavour-specific setup (MySQL 8+ roles ``'r'@'%'``, ``mysql.default_roles``) is chosen
@@ -7,6 +8,7 @@ from the server's own version at run time (``integration.mysql.accounts``).
 
 from __future__ import annotations
 
+import secrets
 import ssl
 import uuid
 from pathlib import Path
@@ -15,15 +17,20 @@ from typing import Any
 import pymysql
 import pytest
 
+from helpers import LeakGuard
 from integration.conftest import rotate, secret_at, stages
 from integration.mysql.accounts import (
+    account_row,
     account_state,
     account_text,
     create_role,
     grant_role,
     ident,
+    is_mariadb,
     set_default_role,
 )
+from rotation_core.engines.mysql import MySQLEngine
+from rotation_core.settings import Settings, Strategy
 from rotation_local.mariadb_server import MariaDBServer
 
 #: Text a PyMySQL or psycopg2 format template would take for a placeholder or an escape.
@@ -146,3 +153,78 @@ def test_mysql_single_user_percent_in_user_and_grant_names_rotates(
     assert new["username"] == account.username
     assert can_login(mariadb_server, ca_bundle, new)
     assert not can_login(mariadb_server, ca_bundle, old)
+
+
+def _limits_clause(server: MariaDBServer, queries: int, updates: int, connections: int, user_connections: int) -> str:
+    clause = (
+        f"MAX_QUERIES_PER_HOUR {queries} MAX_UPDATES_PER_HOUR {updates} "
+        f"MAX_CONNECTIONS_PER_HOUR {connections} MAX_USER_CONNECTIONS {user_connections}"
+    )
+    return clause + (" MAX_STATEMENT_TIME 2.5" if is_mariadb(server) else "")
+
+
+def test_mysql_alternating_resource_limits_read_from_mysql_user_clone_matches_exactly(
+    mariadb_server: MariaDBServer, sm_client: Any, mysql_account: Any, mysql_function: Any
+) -> None:
+    account = mysql_account(with_master=True)
+    user, host, clone = account.username, account.host, account.username + "_clone"
+    who = account_text(user, host)
+    mariadb_server.execute(f"ALTER USER {who} WITH {_limits_clause(mariadb_server, 1001, 1002, 1003, 14)}")
+    app = mysql_function(ROTATION_STRATEGY="alternating_users")
+
+    rotate(app, account.arn)
+
+    row = account_row(mariadb_server, clone, host)
+    assert (row["max_questions"], row["max_updates"], row["max_connections"], row["max_user_connections"]) == (
+        1001, 1002, 1003, 14,
+    )  # fmt: skip
+    assert row == account_row(mariadb_server, user, host)
+    # The original's limits change and the clone drifts: the clone's next turn matches the original again.
+    mariadb_server.execute(f"ALTER USER {who} WITH {_limits_clause(mariadb_server, 0, 7, 0, 3)}")
+    mariadb_server.execute(f"ALTER USER {account_text(clone, host)} WITH MAX_CONNECTIONS_PER_HOUR 5")
+    rotate(app, account.arn)
+    rotate(app, account.arn)
+    row = account_row(mariadb_server, clone, host)
+    assert (row["max_questions"], row["max_updates"], row["max_connections"], row["max_user_connections"]) == (
+        0, 7, 0, 3,
+    )  # fmt: skip
+    assert row == account_row(mariadb_server, user, host)
+
+
+@pytest.mark.parametrize(
+    "require",
+    [
+        "NONE",
+        "SSL",
+        "X509",
+        "ISSUER '/CN=ca%s o''brien' AND SUBJECT '/CN=app%(x)s' AND CIPHER 'ECDHE-RSA-AES256-GCM-SHA384'",
+        "SUBJECT '/CN=100%%'",
+    ],
+)
+def test_mysql_engine_clone_copies_require_clause_and_limits_new_and_existing_clone(
+    mariadb_server: MariaDBServer, sm_client: Any, mysql_account: Any, ca_bundle: Path, leak_guard: LeakGuard,
+    require: str,
+) -> None:  # fmt: skip
+    """Through the engine with a real master session: the original need not be able to log in itself.
+
+    (A REQUIRE X509/ISSUER account needs a client certificate, and MariaDB's MAX_USER_CONNECTIONS -1
+    forbids logins outright, so neither could run a whole rotation.)
+    """
+    account = mysql_account(with_master=True)
+    user, host, clone = account.username, account.host, account.username + "_clone"
+    user_connections = -1 if is_mariadb(mariadb_server) else 2
+    limits = _limits_clause(mariadb_server, 11, 12, 13, user_connections)
+    mariadb_server.execute(f"ALTER USER {account_text(user, host)} REQUIRE {require} WITH {limits}")
+    engine = MySQLEngine(Settings(strategy=Strategy.ALTERNATING_USERS, db_ca_bundle=str(ca_bundle)))
+    master = engine.parse_login(secret_at(sm_client, account.master_arn, "AWSCURRENT"), "master")
+
+    for _attempt in ("create", "update"):
+        password = secrets.token_urlsafe(24)
+        leak_guard.add(password)
+        session = engine.connect(master)
+        try:
+            engine.set_clone_password(session, original=user, target=clone, new_password=password)
+        finally:
+            session.close()
+        assert account_row(mariadb_server, clone, host) == account_row(mariadb_server, user, host)
+    assert account_row(mariadb_server, clone, host)["max_user_connections"] == user_connections

@@ -14,7 +14,8 @@ The server's flavour and version come from ``VERSION()`` after login and choose 
 Accounts are ``user@host``: the host part is read from the server (``CURRENT_USER()`` at login and
 ``mysql.user``), never assumed to be ``'%'``. The alternating clone gets the original's host, auth
 plugin, TLS requirement, resource limits, privileges (``WITH GRANT OPTION`` included), roles and
-default roles; grants are copied as data through :mod:`rotation_core.engines.mysql_grants`.
+default roles; grants are copied as data through :mod:`rotation_core.engines.mysql_grants`, the
+plugin, TLS requirement and limits are read from ``mysql.user``.
 
 Every statement is a PyMySQL format template with its bound values (:data:`Statement`) and goes
 through :meth:`MySQLEngine._send`, which always formats it: names spliced into the text have their
@@ -30,6 +31,7 @@ import re
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from rotation_core.engines.base import DatabaseLogin, Session, TlsMode, parse_login_fields
@@ -76,6 +78,15 @@ _CR_AUTH_PLUGIN_ERROR = 2061
 _TLS_MARKERS = ("ssl", "tls", "certificate")
 # What the driver raises when it cannot turn a statement and its values into SQL text.
 _DRIVER_FORMAT_ERRORS = (ValueError, TypeError, KeyError, IndexError)
+# Resource limits: the mysql.user column (both flavours) and the ALTER USER ... WITH keyword.
+_LIMIT_COLUMNS = (
+    ("max_questions", "MAX_QUERIES_PER_HOUR"),
+    ("max_updates", "MAX_UPDATES_PER_HOUR"),
+    ("max_connections", "MAX_CONNECTIONS_PER_HOUR"),
+    ("max_user_connections", "MAX_USER_CONNECTIONS"),
+)
+_MARIADB_LIMIT_COLUMNS = (("max_statement_time", "MAX_STATEMENT_TIME"),)
+_LIMIT_VALUE = re.compile(r"-?\d+(?:\.\d+)?")
 
 
 class Flavour(enum.StrEnum):
@@ -221,16 +232,22 @@ class StatementBuilder:
             return ("ALTER USER %s@%s REQUIRE X509", who)
         return ("ALTER USER %s@%s REQUIRE " + " AND ".join(parts), (*who, *values))
 
+    @property
+    def limit_columns(self) -> tuple[tuple[str, str], ...]:
+        """The ``mysql.user`` column of each resource limit this flavour has, and its ``WITH`` keyword."""
+        return _LIMIT_COLUMNS + (_MARIADB_LIMIT_COLUMNS if self.is_mariadb else ())
+
     def resource_limits(self, account: Account, limits: Mapping[str, str]) -> Statement:
-        """``ALTER USER ... WITH`` every limit the flavour knows, 0 where the original has none."""
-        names = ["MAX_QUERIES_PER_HOUR", "MAX_UPDATES_PER_HOUR", "MAX_CONNECTIONS_PER_HOUR", "MAX_USER_CONNECTIONS"]
-        if self.is_mariadb:
-            names.append("MAX_STATEMENT_TIME")
+        """``ALTER USER ... WITH`` every limit the flavour knows, 0 where ``limits`` has none.
+
+        MariaDB's MAX_USER_CONNECTIONS may be -1 (no connection allowed) and MAX_STATEMENT_TIME is
+        a decimal number of seconds.
+        """
         clauses = []
-        for name in names:
+        for _column, name in self.limit_columns:
             value = limits.get(name, "0")
-            if not re.fullmatch(r"\d+(?:\.\d+)?", value):
-                raise GrantSyntaxError(f"the {name} limit is not a number")
+            if not _LIMIT_VALUE.fullmatch(value):
+                raise UnsupportedAccountError(f"the {name} limit is not a number; it cannot be copied")
             clauses.append(f"{name} {value}")
         return ("ALTER USER %s@%s WITH " + " ".join(clauses), (account.user, account.host))
 
@@ -252,6 +269,15 @@ class TlsRequirement:
     cipher: str = ""
     issuer: str = ""
     subject: str = ""
+
+
+@dataclass(frozen=True)
+class AccountRow:
+    """What ``mysql.user`` says about an account that SHOW GRANTS does not (reliably) show."""
+
+    plugin: str
+    requirement: TlsRequirement
+    limits: dict[str, str]  # WITH keyword -> value as text ("MAX_USER_CONNECTIONS": "20")
 
 
 @dataclass
@@ -386,8 +412,10 @@ class MySQLEngine:
         source = Account(original, host)
         clone = Account(target, host)
         source_text = f"{describe(original)}@{describe(host)}"
-        plugin, requirement = self._account_row(session, source, source_text)
-        plugin = builder.check_plugin(plugin, source_text)
+        source_row = self._account_row(session, builder, source, source_text)
+        if source_row is None:
+            raise TargetError(f"{source_text} vanished while it was being copied; retry", category=Category.PERMISSION)
+        plugin = builder.check_plugin(source_row.plugin, source_text)
         exists = bool(self._fetch_column(session, _USER_EXISTS, (target, host), action="look up the alternate user"))
         if target == original:
             statements = [builder.set_password(clone, new_password)]
@@ -399,8 +427,8 @@ class MySQLEngine:
             else:
                 statements = [builder.create_user(clone, plugin, new_password)]
                 existing = AccountGrants()
-            statements.append(builder.require_tls(clone, requirement))
-            statements.append(builder.resource_limits(clone, desired.limits))
+            statements.append(builder.require_tls(clone, source_row.requirement))
+            statements.append(builder.resource_limits(clone, source_row.limits))
             statements.extend(sync_statements(desired, existing, clone))
             # A default role only counts while the role is granted (MariaDB keeps it after a REVOKE).
             granted = {grant.role for grant in desired.roles}
@@ -466,12 +494,25 @@ class MySQLEngine:
             category=Category.PERMISSION,
         )
 
-    def _account_row(self, session: MySQLSession, account: Account, text: str) -> tuple[str, TlsRequirement]:
-        rows = self._fetch_rows(session, _ACCOUNT_ROW, (account.user, account.host), action=f"read {text}")
+    def _account_row(
+        self, session: MySQLSession, builder: StatementBuilder, account: Account, text: str
+    ) -> AccountRow | None:
+        """Plugin, TLS requirement and resource limits from ``mysql.user``; None if there is no such account.
+
+        MySQL 5.7+ never shows resource limits in SHOW GRANTS, so they are read here on both flavours.
+        """
+        columns = [column for column, _name in builder.limit_columns]
+        query = f"{_ACCOUNT_ROW_START}, {', '.join(columns)} {_ACCOUNT_ROW_END}"
+        rows = self._fetch_rows(session, query, (account.user, account.host), action=f"read {text}")
         if not rows:
-            raise TargetError(f"{text} vanished while it was being copied; retry", category=Category.PERMISSION)
-        plugin, ssl_type, cipher, issuer, subject = (_text(value) for value in rows[0])
-        return plugin, TlsRequirement(ssl_type=ssl_type.upper(), cipher=cipher, issuer=issuer, subject=subject)
+            return None
+        plugin, ssl_type, cipher, issuer, subject, *limit_values = rows[0]
+        names = [name for _column, name in builder.limit_columns]
+        limits = {name: _limit_text(value) for name, value in zip(names, limit_values, strict=True)}
+        requirement = TlsRequirement(
+            ssl_type=_text(ssl_type).upper(), cipher=_text(cipher), issuer=_text(issuer), subject=_text(subject)
+        )
+        return AccountRow(plugin=_text(plugin), requirement=requirement, limits=limits)
 
     def _grants(self, session: MySQLSession, account: Account, text: str) -> AccountGrants:
         lines = self._fetch_column(
@@ -612,9 +653,8 @@ class MySQLEngine:
 _USER_HOSTS_MARIADB = "SELECT Host FROM mysql.user WHERE User = %s AND is_role = 'N' ORDER BY Host"
 _USER_HOSTS_MYSQL = "SELECT Host FROM mysql.user WHERE User = %s ORDER BY Host"
 _USER_EXISTS = "SELECT Host FROM mysql.user WHERE User = %s AND Host = %s"
-_ACCOUNT_ROW = (
-    "SELECT plugin, ssl_type, ssl_cipher, x509_issuer, x509_subject FROM mysql.user WHERE User = %s AND Host = %s"
-)
+_ACCOUNT_ROW_START = "SELECT plugin, ssl_type, ssl_cipher, x509_issuer, x509_subject"
+_ACCOUNT_ROW_END = "FROM mysql.user WHERE User = %s AND Host = %s"
 _MYSQL_DEFAULT_ROLES = (
     "SELECT DEFAULT_ROLE_USER, DEFAULT_ROLE_HOST FROM mysql.default_roles WHERE USER = %s AND HOST = %s "
     "ORDER BY DEFAULT_ROLE_USER, DEFAULT_ROLE_HOST"
@@ -644,6 +684,15 @@ def _session(session: Session) -> MySQLSession:
     if not isinstance(session, MySQLSession):
         raise TypeError("expected a session opened by MySQLEngine.connect")
     return session
+
+
+def _limit_text(value: object) -> str:
+    """A resource limit from ``mysql.user`` (an integer, or MariaDB's DECIMAL statement time) as SQL text."""
+    if value is None:
+        return "0"
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    return str(value)
 
 
 def _shown(sql: str) -> str:
