@@ -188,6 +188,26 @@ def test_statement_builder_resource_limits_not_a_number_refused(value: str) -> N
         builder("8.0.36").resource_limits(ACCOUNT, {"MAX_QUERIES_PER_HOUR": value})
 
 
+@pytest.mark.parametrize(
+    ("version", "plugin", "expected_sql"),
+    [
+        ("8.0.36", None, "ALTER USER %s@%s IDENTIFIED BY %s"),
+        ("8.0.36", "caching_sha2_password", "ALTER USER %s@%s IDENTIFIED WITH caching_sha2_password BY %s"),
+        ("8.4.2", "sha256_password", "ALTER USER %s@%s IDENTIFIED WITH sha256_password BY %s"),
+        ("10.11.19-MariaDB", "mysql_native_password", "ALTER USER %s@%s IDENTIFIED BY PASSWORD %s"),
+    ],
+)
+def test_statement_builder_set_password_with_plugin_makes_clone_match_original(
+    version: str, plugin: str | None, expected_sql: str
+) -> None:
+    assert builder(version).set_password(ACCOUNT, PASSWORD, plugin=plugin)[0] == expected_sql
+
+
+def test_statement_builder_set_password_unknown_plugin_refused() -> None:
+    with pytest.raises(UnsupportedAccountError):
+        builder("8.0.36").set_password(ACCOUNT, PASSWORD, plugin="auth_socket BY 'x'")
+
+
 def test_statement_builder_default_roles_per_flavour_driver_text() -> None:
     roles = [Account("r1", "%"), Account("r%s", "%")]
 
@@ -200,6 +220,14 @@ def test_statement_builder_default_roles_per_flavour_driver_text() -> None:
     assert (
         sent_text(builder("10.11.19-MariaDB").default_roles(ACCOUNT, [])) == "SET DEFAULT ROLE NONE FOR 'app'@'10.0.%'"
     )
+
+
+@pytest.mark.parametrize(
+    ("version", "needed"),
+    [("10.11.19-MariaDB", "GRANT UPDATE ON mysql.* TO <master>"), ("8.0.36", "CREATE USER")],
+)
+def test_statement_builder_default_role_privilege_names_what_the_master_needs(version: str, needed: str) -> None:
+    assert needed in builder(version).default_role_privilege
 
 
 @pytest.mark.parametrize(
@@ -414,6 +442,26 @@ def test_mysql_engine_clone_mysql8_new_clone_gets_limits_from_mysql_user_roles_w
         f"ALTER USER {CLONE} WITH {MYSQL8_LIMITS}",
         f"GRANT INSERT, SELECT ON `app\\_%`.* TO {CLONE} WITH GRANT OPTION",
         f"GRANT `r%s`@`%` TO {CLONE}",
+        f"GRANT `reader`@`%` TO {CLONE}",
+        f"SET DEFAULT ROLE `r%s`@`%` TO {CLONE}",
+    ]
+
+
+def test_mysql_engine_clone_mysql8_half_made_clone_synchronised_from_its_state() -> None:
+    """An attempt died after some statements; the clone also drifted (plugin, TLS, limits, a privilege)."""
+    half_made_row = ("sha256_password", "", b"", b"", b"", 0, 0, 0, 0)
+    half_made_grants = [
+        "GRANT USAGE ON *.* TO `app_clone`@`10.0.%`",
+        "GRANT DELETE ON `app\\_%`.* TO `app_clone`@`10.0.%`",
+        "GRANT `r%s`@`%` TO `app_clone`@`10.0.%`",
+    ]
+
+    assert mysql8_clone_statements(half_made_row, half_made_grants) == [
+        f"ALTER USER {CLONE} IDENTIFIED WITH caching_sha2_password BY '{PASSWORD}'",
+        f"ALTER USER {CLONE} REQUIRE SSL",
+        f"ALTER USER {CLONE} WITH {MYSQL8_LIMITS}",
+        f"REVOKE DELETE ON `app\\_%`.* FROM {CLONE}",
+        f"GRANT INSERT, SELECT ON `app\\_%`.* TO {CLONE} WITH GRANT OPTION",
         f"GRANT `reader`@`%` TO {CLONE}",
         f"SET DEFAULT ROLE `r%s`@`%` TO {CLONE}",
     ]

@@ -1,5 +1,5 @@
-"""The alternating clone on a real server: names with ``%`` in every place the clone copies, resource
-limits and REQUIRE clauses.
+"""The alternating clone on a real server: names with ``%``, resource limits, REQUIRE clauses, roles and
+default roles, the privileges the master needs, and a failure between clone statements followed by a retry.
 
 Every rotation goes through the real function module, PyMySQL and the server the ``mariadb_server``
 fixture provides; flavour-specific setup (MySQL 8+ roles ``'r'@'%'``, ``mysql.default_roles``) is chosen
@@ -18,7 +18,7 @@ import pymysql
 import pytest
 
 from helpers import LeakGuard
-from integration.conftest import rotate, secret_at, stages
+from integration.conftest import rotate, secret_at, stages, unique
 from integration.mysql.accounts import (
     account_row,
     account_state,
@@ -27,9 +27,11 @@ from integration.mysql.accounts import (
     grant_role,
     ident,
     is_mariadb,
+    restrict_master,
     set_default_role,
 )
 from rotation_core.engines.mysql import MySQLEngine
+from rotation_core.errors import Category, TargetError
 from rotation_core.settings import Settings, Strategy
 from rotation_local.mariadb_server import MariaDBServer
 
@@ -228,3 +230,165 @@ def test_mysql_engine_clone_copies_require_clause_and_limits_new_and_existing_cl
             session.close()
         assert account_row(mariadb_server, clone, host) == account_row(mariadb_server, user, host)
     assert account_row(mariadb_server, clone, host)["max_user_connections"] == user_connections
+
+
+def _half_made_clone_setup(server: MariaDBServer, account: Any) -> tuple[str, str]:
+    """Two more databases, a role as default, limits and REQUIRE SSL; the master may grant all but ``db_b``.
+
+    The grants run in the order of the database names: the account's own ``db_...``, then ``dba...``,
+    then ``dbb...`` (refused), then the role: the failure falls between clone statements that succeed.
+    """
+    user, host = account.username, account.host
+    who = account_text(user, host)
+    db_a, db_b = unique("dba"), unique("dbb")
+    server.execute(f"CREATE DATABASE {ident(db_a)}")
+    server.execute(f"CREATE DATABASE {ident(db_b)}")
+    server.execute(f"GRANT SELECT ON {ident(db_a)}.* TO {who}")
+    server.execute(f"GRANT SELECT, INSERT ON {ident(db_b)}.* TO {who}")
+    server.execute(f"ALTER USER {who} REQUIRE SSL WITH {_limits_clause(server, 500, 400, 300, 8)}")
+    _documented_master(server, account, account.dbname, db_a, update_on_mysql=True)
+    _role_as_default(server, account)
+    return db_a, db_b
+
+
+def test_mysql_alternating_grant_fails_between_clone_statements_retry_after_fix_completes(
+    mariadb_server: MariaDBServer, sm_client: Any, mysql_account: Any, mysql_function: Any, ca_bundle: Path
+) -> None:
+    account = mysql_account(with_master=True)
+    user, host, clone = account.username, account.host, account.username + "_clone"
+    db_a, db_b = _half_made_clone_setup(mariadb_server, account)
+    original = secret_at(sm_client, account.arn, "AWSCURRENT")
+    app = mysql_function(ROTATION_STRATEGY="alternating_users")
+
+    with pytest.raises(TargetError) as raised:
+        rotate(app, account.arn)
+
+    assert raised.value.category is Category.PERMISSION
+    assert f"GRANT INSERT, SELECT ON `{db_b}`" in raised.value.message
+    assert "next attempt completes" in raised.value.message
+    # Half-made: the account and the statements before the failing one exist, the rest does not.
+    half = account_state(mariadb_server, clone, host)
+    assert {p.target.database for p in half["privileges"]} == {account.dbname, db_a}
+    assert not half["roles"]
+    assert half["account"]["max_questions"] == 500
+    assert can_login(mariadb_server, ca_bundle, original)  # AWSCURRENT keeps working throughout
+    token = pending_token(sm_client, account.arn)
+
+    # Until the cause is fixed, a retry fails at the same statement and nothing else.
+    with pytest.raises(TargetError, match=f"GRANT INSERT, SELECT ON `{db_b}`"):
+        rotate(mysql_function(ROTATION_STRATEGY="alternating_users"), account.arn, token=token)
+    # Meanwhile the half-made clone drifts: a privilege and a limit the original lacks, no TLS requirement,
+    # and (MariaDB) another authentication plugin.
+    mariadb_server.execute(f"GRANT DELETE ON {ident(db_b)}.* TO {account_text(clone, host)}")
+    mariadb_server.execute(f"ALTER USER {account_text(clone, host)} REQUIRE NONE WITH MAX_UPDATES_PER_HOUR 99")
+    if is_mariadb(mariadb_server):
+        mariadb_server.execute(f"ALTER USER {account_text(clone, host)} IDENTIFIED VIA unix_socket")
+    assert can_login(mariadb_server, ca_bundle, original)
+
+    mariadb_server.execute(
+        f"GRANT ALL PRIVILEGES ON {ident(db_b)}.* TO {account_text(account.master_user, '127.0.0.1')} WITH GRANT OPTION"
+    )
+    rotate(mysql_function(ROTATION_STRATEGY="alternating_users"), account.arn, token=token)
+
+    assert stages(sm_client, account.arn)[token] == ["AWSCURRENT"]
+    assert account_state(mariadb_server, clone, host) == account_state(mariadb_server, user, host)
+    current = secret_at(sm_client, account.arn, "AWSCURRENT")
+    assert current["username"] == clone
+    assert can_login(mariadb_server, ca_bundle, current)
+    assert can_login(mariadb_server, ca_bundle, original)
+
+
+def _documented_master(server: MariaDBServer, account: Any, *databases: str, update_on_mysql: bool) -> None:
+    """Leave the master only what the README lists: CREATE USER, SELECT (and, for MariaDB's default roles,
+    UPDATE) on the mysql schema, and the copied privileges WITH GRANT OPTION (here: everything on
+    ``databases``). Taking its privileges also takes its roles, so ADMIN OPTION is given afterwards."""
+    grants = ["GRANT CREATE USER ON *.* TO {master}", "GRANT SELECT ON `mysql`.* TO {master}"]
+    grants += [f"GRANT ALL PRIVILEGES ON {ident(db)}.* TO {{master}} WITH GRANT OPTION" for db in databases]
+    if update_on_mysql:
+        grants.append("GRANT UPDATE ON `mysql`.* TO {master}")
+    restrict_master(server, account.master_user, *grants)
+
+
+def _role_as_default(server: MariaDBServer, account: Any) -> None:
+    """A role with a privilege on the account's database, granted and made the default; ADMIN OPTION to the master."""
+    user, host = account.username, account.host
+    role = create_role(server, unique("role"))
+    server.execute(f"GRANT SELECT ON {ident(account.dbname)}.* TO {account_text(role.user, role.host)}")
+    grant_role(server, role, user, host)
+    grant_role(server, role, account.master_user, "127.0.0.1", admin_option=True)
+    set_default_role(server, role, user, host)
+
+
+def test_mysql_alternating_master_with_documented_privileges_only_rotates_three_times(
+    mariadb_server: MariaDBServer, sm_client: Any, mysql_account: Any, mysql_function: Any, ca_bundle: Path
+) -> None:
+    account = mysql_account(with_master=True)
+    mariadb_server.execute(f"ALTER USER {account_text(account.username, account.host)} REQUIRE SSL "
+                           f"WITH {_limits_clause(mariadb_server, 100, 0, 0, 5)}")  # fmt: skip
+    _documented_master(mariadb_server, account, account.dbname, update_on_mysql=True)
+    _role_as_default(mariadb_server, account)
+    app = mysql_function(ROTATION_STRATEGY="alternating_users")
+
+    for _round in range(3):
+        rotate(app, account.arn)
+        clone = account_state(mariadb_server, account.username + "_clone", account.host)
+        assert clone == account_state(mariadb_server, account.username, account.host)
+        assert can_login(mariadb_server, ca_bundle, secret_at(sm_client, account.arn, "AWSCURRENT"))
+    assert clone["default_roles"]
+
+
+def test_mysql_alternating_mariadb_default_role_needs_update_on_mysql_schema_named_then_retry_completes(
+    mariadb_server: MariaDBServer, sm_client: Any, mysql_account: Any, mysql_function: Any, ca_bundle: Path
+) -> None:
+    if not is_mariadb(mariadb_server):
+        pytest.skip("MariaDB only: on MySQL, SET DEFAULT ROLE ... TO another user needs CREATE USER, which the "
+                    "master has anyway")  # fmt: skip
+    account = mysql_account(with_master=True)
+    _documented_master(mariadb_server, account, account.dbname, update_on_mysql=False)
+    _role_as_default(mariadb_server, account)
+    app = mysql_function(ROTATION_STRATEGY="alternating_users")
+
+    with pytest.raises(TargetError) as raised:
+        rotate(app, account.arn)
+
+    assert raised.value.category is Category.PERMISSION
+    assert "SET DEFAULT ROLE" in raised.value.message
+    assert "GRANT UPDATE ON mysql.* TO <master>" in raised.value.message
+    clone = account.username + "_clone"
+    assert account_state(mariadb_server, clone, account.host)["roles"]  # everything but the default role
+    assert not account_state(mariadb_server, clone, account.host)["default_roles"]
+    assert can_login(mariadb_server, ca_bundle, secret_at(sm_client, account.arn, "AWSCURRENT"))
+
+    mariadb_server.execute(f"GRANT UPDATE ON `mysql`.* TO {account_text(account.master_user, '127.0.0.1')}")
+    token = pending_token(sm_client, account.arn)
+    rotate(mysql_function(ROTATION_STRATEGY="alternating_users"), account.arn, token=token)
+
+    assert stages(sm_client, account.arn)[token] == ["AWSCURRENT"]
+    state = account_state(mariadb_server, clone, account.host)
+    assert state == account_state(mariadb_server, account.username, account.host)
+    assert state["default_roles"]
+
+
+def test_mysql_alternating_two_roles_default_role_change_and_revoke_reach_clone(
+    mariadb_server: MariaDBServer, sm_client: Any, mysql_account: Any, mysql_function: Any
+) -> None:
+    account = mysql_account(with_master=True)
+    user, host, clone = account.username, account.host, account.username + "_clone"
+    first, second = create_role(mariadb_server, unique("role")), create_role(mariadb_server, unique("role"))
+    for role in (first, second):
+        grant_role(mariadb_server, role, user, host)
+        grant_role(mariadb_server, role, account.master_user, "127.0.0.1", admin_option=True)
+    set_default_role(mariadb_server, first, user, host)
+    app = mysql_function(ROTATION_STRATEGY="alternating_users")
+    rotate(app, account.arn)
+    assert account_state(mariadb_server, clone, host)["default_roles"] == [first]
+    rotate(app, account.arn)
+
+    mariadb_server.execute(f"REVOKE {account_text(first.user, first.host)} FROM {account_text(user, host)}")
+    set_default_role(mariadb_server, second, user, host)
+    rotate(app, account.arn)
+
+    state = account_state(mariadb_server, clone, host)
+    assert state == account_state(mariadb_server, user, host)
+    assert [grant.role for grant in state["roles"]] == [second]
+    assert state["default_roles"] == [second]

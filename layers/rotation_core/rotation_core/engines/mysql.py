@@ -17,6 +17,11 @@ plugin, TLS requirement, resource limits, privileges (``WITH GRANT OPTION`` incl
 default roles; grants are copied as data through :mod:`rotation_core.engines.mysql_grants`, the
 plugin, TLS requirement and limits are read from ``mysql.user``.
 
+Account statements cannot be rolled back, so the clone is brought to the original's state from
+whatever state it is in: an existing clone (a half-made one left by a failed attempt included) is
+read back and synchronised, never re-created, and every statement of a retry either sets a value
+outright or is computed from the difference, so a retry completes once the cause is fixed.
+
 Every statement is a PyMySQL format template with its bound values (:data:`Statement`) and goes
 through :meth:`MySQLEngine._send`, which always formats it: names spliced into the text have their
 ``%`` doubled by :func:`~rotation_core.engines.mysql_grants.quote_identifier`.
@@ -87,6 +92,11 @@ _LIMIT_COLUMNS = (
 )
 _MARIADB_LIMIT_COLUMNS = (("max_statement_time", "MAX_STATEMENT_TIME"),)
 _LIMIT_VALUE = re.compile(r"-?\d+(?:\.\d+)?")
+_ADMIN_HINT = (
+    "the master user needs CREATE USER, SELECT on the mysql schema, and every privilege and role of the "
+    "original user WITH GRANT OPTION / WITH ADMIN OPTION (see the README); once it has them, the next "
+    "attempt completes the alternate user from the state this one left"
+)
 
 
 class Flavour(enum.StrEnum):
@@ -192,14 +202,23 @@ class StatementBuilder:
             return ("SET PASSWORD = %s", (native_password_hash(new_password),))
         return ("ALTER USER USER() IDENTIFIED BY %s", (new_password,))
 
-    def set_password(self, account: Account, new_password: str) -> Statement:
-        """As admin, change an existing account's password; the account keeps its plugin."""
+    def set_password(self, account: Account, new_password: str, plugin: str | None = None) -> Statement:
+        """As admin, change an existing account's password.
+
+        Without ``plugin`` the account keeps its own; with one (an alternating clone, which must match
+        the original) MySQL is told ``IDENTIFIED WITH <plugin>``. MariaDB's ``IDENTIFIED BY PASSWORD``
+        always makes the account a mysql_native_password one, the only plugin rotated there.
+        """
         who = (account.user, account.host)
         if self.is_mariadb:
             if self.server.numbers < (10, 2, 0):
                 return ("SET PASSWORD FOR %s@%s = %s", (*who, native_password_hash(new_password)))
             return ("ALTER USER %s@%s IDENTIFIED BY PASSWORD %s", (*who, native_password_hash(new_password)))
-        return ("ALTER USER %s@%s IDENTIFIED BY %s", (*who, new_password))
+        if plugin is None:
+            return ("ALTER USER %s@%s IDENTIFIED BY %s", (*who, new_password))
+        if plugin not in _MYSQL_PASSWORD_PLUGINS:
+            raise UnsupportedAccountError(f"cannot give an account the plugin {describe(plugin)}")
+        return (f"ALTER USER %s@%s IDENTIFIED WITH {plugin} BY %s", (*who, new_password))
 
     def create_user(self, account: Account, plugin: str, new_password: str) -> Statement:
         """As admin, create the account with the given (already checked) plugin and password."""
@@ -250,6 +269,16 @@ class StatementBuilder:
                 raise UnsupportedAccountError(f"the {name} limit is not a number; it cannot be copied")
             clauses.append(f"{name} {value}")
         return ("ALTER USER %s@%s WITH " + " ".join(clauses), (account.user, account.host))
+
+    @property
+    def default_role_privilege(self) -> str:
+        """What the master needs to set another account's default roles (tested on MariaDB 10.11)."""
+        if self.is_mariadb:
+            return (
+                "on MariaDB, SET DEFAULT ROLE ... FOR another user needs UPDATE on the mysql schema: "
+                "GRANT UPDATE ON mysql.* TO <master> (UPDATE on single mysql tables is not enough)"
+            )
+        return "on MySQL, SET DEFAULT ROLE ... TO another user needs CREATE USER (or UPDATE on mysql.default_roles)"
 
     def default_roles(self, account: Account, roles: list[Account]) -> Statement:
         who = (account.user, account.host)
@@ -412,39 +441,43 @@ class MySQLEngine:
         source = Account(original, host)
         clone = Account(target, host)
         source_text = f"{describe(original)}@{describe(host)}"
+        target_text = f"{describe(target)}@{describe(host)}"
         source_row = self._account_row(session, builder, source, source_text)
         if source_row is None:
             raise TargetError(f"{source_text} vanished while it was being copied; retry", category=Category.PERMISSION)
         plugin = builder.check_plugin(source_row.plugin, source_text)
-        exists = bool(self._fetch_column(session, _USER_EXISTS, (target, host), action="look up the alternate user"))
-        if target == original:
-            statements = [builder.set_password(clone, new_password)]
-        else:
-            desired = self._grants(session, source, source_text)
-            if exists:
-                statements = [builder.set_password(clone, new_password)]
-                existing = self._grants(session, clone, f"{describe(target)}@{describe(host)}")
-            else:
-                statements = [builder.create_user(clone, plugin, new_password)]
-                existing = AccountGrants()
-            statements.append(builder.require_tls(clone, source_row.requirement))
-            statements.append(builder.resource_limits(clone, source_row.limits))
-            statements.extend(sync_statements(desired, existing, clone))
-            # A default role only counts while the role is granted (MariaDB keeps it after a REVOKE).
-            granted = {grant.role for grant in desired.roles}
-            wanted = [role for role in self._default_roles(session, builder, source, desired) if role in granted]
-            if wanted != self._default_roles(session, builder, clone, existing):
-                statements.append(builder.default_roles(clone, wanted))
         register_sensitive(new_password, native_password_hash(new_password))
-        self._execute(
-            session,
-            statements,
-            action=f"set the password of {describe(target)}@{describe(host)} as a stand-in for {source_text}",
-            admin_hint=(
-                "the master user needs CREATE USER, SELECT on the mysql schema, and every privilege and role "
-                f"of {source_text} WITH GRANT OPTION / WITH ADMIN OPTION"
-            ),
-        )
+        action = f"set the password of {target_text} as a stand-in for {source_text}"
+        if target == original:
+            self._execute(session, [builder.set_password(clone, new_password)], action=action, admin_hint=_ADMIN_HINT)
+            return
+        # The clone as it is now: absent, complete, or half-made by an attempt that failed part-way
+        # (account statements cannot be rolled back). Everything below is computed from that state
+        # or sets a value outright, so the next attempt completes once the cause is fixed.
+        exists = self._account_row(session, builder, clone, target_text) is not None
+        desired = self._grants(session, source, source_text)
+        if exists:
+            statements = [builder.set_password(clone, new_password, plugin=plugin)]
+            existing = self._grants(session, clone, target_text)
+        else:
+            statements = [builder.create_user(clone, plugin, new_password)]
+            existing = AccountGrants()
+        statements.append(builder.require_tls(clone, source_row.requirement))
+        statements.append(builder.resource_limits(clone, source_row.limits))
+        statements.extend(sync_statements(desired, existing, clone))
+        # A default role only counts while the role is granted (MariaDB keeps it after a REVOKE).
+        granted = {grant.role for grant in desired.roles}
+        wanted = [role for role in self._default_roles(session, builder, source, desired) if role in granted]
+        have = self._default_roles(session, builder, clone, existing) if exists else []
+        self._execute(session, statements, action=action, admin_hint=_ADMIN_HINT)
+        if wanted != have:
+            # Last, once the roles are granted; it needs a privilege of its own on MariaDB.
+            self._execute(
+                session,
+                [builder.default_roles(clone, wanted)],
+                action=f"set the default roles of {target_text} to those of {source_text}",
+                admin_hint=builder.default_role_privilege,
+            )
 
     def probe(self, session: Session, query: str) -> None:
         import pymysql
@@ -529,10 +562,11 @@ class MySQLEngine:
     def _default_roles(
         self, session: MySQLSession, builder: StatementBuilder, account: Account, grants: AccountGrants
     ) -> list[Account]:
+        """The default roles of an existing account: MariaDB shows them in SHOW GRANTS, MySQL 8+ has a table."""
         if builder.is_mariadb:
             return list(grants.default_roles)
-        if not grants.privileges and not grants.roles:
-            return []  # an account that does not exist yet
+        if session.server.numbers < (8, 0, 0):
+            return []  # MySQL 5.7 has no roles
         rows = self._fetch_rows(
             session, _MYSQL_DEFAULT_ROLES, (account.user, account.host), action="read default roles"
         )
@@ -652,7 +686,6 @@ class MySQLEngine:
 # there too on MariaDB, so they are filtered out.
 _USER_HOSTS_MARIADB = "SELECT Host FROM mysql.user WHERE User = %s AND is_role = 'N' ORDER BY Host"
 _USER_HOSTS_MYSQL = "SELECT Host FROM mysql.user WHERE User = %s ORDER BY Host"
-_USER_EXISTS = "SELECT Host FROM mysql.user WHERE User = %s AND Host = %s"
 _ACCOUNT_ROW_START = "SELECT plugin, ssl_type, ssl_cipher, x509_issuer, x509_subject"
 _ACCOUNT_ROW_END = "FROM mysql.user WHERE User = %s AND Host = %s"
 _MYSQL_DEFAULT_ROLES = (
