@@ -116,10 +116,12 @@ class PgAccount:
 
 @pytest.fixture
 def pg_account(pg_server: PostgresServer, sm_client: Any, leak_guard: LeakGuard) -> Callable[..., PgAccount]:
-    """Create a login role, a database it owns, and its secret (rotation enabled)."""
+    """Create a login role (named ``<prefix>_<random>``), a database it owns, and its secret (rotation enabled)."""
 
-    def make(*, with_master: bool = False, master_options: str = "CREATEROLE", **overrides: Any) -> PgAccount:
-        username = unique("app")
+    def make(
+        *, with_master: bool = False, master_options: str = "CREATEROLE", prefix: str = "app", **overrides: Any
+    ) -> PgAccount:
+        username = unique(prefix)
         password = secrets.token_urlsafe(24)
         leak_guard.add(password)
         pg_server.create_login(username, password)

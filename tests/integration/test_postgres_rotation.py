@@ -13,29 +13,10 @@ import pytest
 import trustme
 
 from integration.conftest import rotate, secret_at, stages, unique
+from integration.postgres_logins import can_login, connect
 from rotation_core.errors import Category, PendingNotReadyError, RotationError, TargetError
 from rotation_local import emulator, service
 from rotation_local.postgres_server import PostgresServer
-
-
-def connect(server: PostgresServer, ca_bundle: Path, secret: dict[str, Any], dbname: str | None = None) -> Any:
-    return psycopg2.connect(
-        host="127.0.0.1",
-        port=server.port,
-        user=secret["username"],
-        password=secret["password"],
-        dbname=dbname or secret["dbname"],
-        sslmode="verify-full",
-        sslrootcert=str(ca_bundle),
-    )
-
-
-def can_login(server: PostgresServer, ca_bundle: Path, secret: dict[str, Any]) -> bool:
-    try:
-        connect(server, ca_bundle, secret).close()
-    except psycopg2.OperationalError:
-        return False
-    return True
 
 
 def run_steps(app: Any, arn: str, token: str, *steps: str) -> None:

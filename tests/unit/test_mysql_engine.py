@@ -15,6 +15,7 @@ from rotation_core.engines.base import TlsMode
 from rotation_core.engines.mysql import (
     Flavour,
     MySQLEngine,
+    MySQLSession,
     ServerVersion,
     StatementBuilder,
     TlsRequirement,
@@ -23,8 +24,9 @@ from rotation_core.engines.mysql import (
     native_password_hash,
 )
 from rotation_core.engines.mysql_grants import Account
-from rotation_core.errors import Category, SecretFormatError
+from rotation_core.errors import Category, SecretFormatError, StatementError, TargetError
 from rotation_core.settings import Settings, Strategy
+from unit.pymysql_offline import OfflineConnection, sent_text
 
 PASSWORD = "N3w-Passw0rd-for-the-test"
 ACCOUNT = Account("app", "10.0.%")
@@ -161,27 +163,71 @@ def test_statement_builder_require_tls_values_bound_never_spliced(
 
 
 def test_statement_builder_resource_limits_mariadb_includes_statement_time() -> None:
-    statement = builder("10.11.19-MariaDB").resource_limits(ACCOUNT, {"MAX_QUERIES_PER_HOUR": "100"})
+    statement = builder("10.11.19-MariaDB").resource_limits(
+        ACCOUNT, {"MAX_QUERIES_PER_HOUR": "100", "MAX_USER_CONNECTIONS": "-1", "MAX_STATEMENT_TIME": "1.500000"}
+    )
 
-    assert statement == (
-        "ALTER USER %s@%s WITH MAX_QUERIES_PER_HOUR 100 MAX_UPDATES_PER_HOUR 0 MAX_CONNECTIONS_PER_HOUR 0 "
-        "MAX_USER_CONNECTIONS 0 MAX_STATEMENT_TIME 0",
-        ("app", "10.0.%"),
+    assert sent_text(statement) == (
+        "ALTER USER 'app'@'10.0.%' WITH MAX_QUERIES_PER_HOUR 100 MAX_UPDATES_PER_HOUR 0 MAX_CONNECTIONS_PER_HOUR 0 "
+        "MAX_USER_CONNECTIONS -1 MAX_STATEMENT_TIME 1.500000"
     )
 
 
-def test_statement_builder_default_roles_per_flavour() -> None:
-    roles = [Account("r1", "%"), Account("r2", "%")]
+def test_statement_builder_resource_limits_mysql_has_no_statement_time() -> None:
+    statement = builder("8.0.36").resource_limits(ACCOUNT, {"MAX_UPDATES_PER_HOUR": "7"})
 
-    assert builder("8.0.36").default_roles(ACCOUNT, roles) == (
-        "SET DEFAULT ROLE `r1`@`%`, `r2`@`%` TO %s@%s",
-        ("app", "10.0.%"),
+    assert sent_text(statement) == (
+        "ALTER USER 'app'@'10.0.%' WITH MAX_QUERIES_PER_HOUR 0 MAX_UPDATES_PER_HOUR 7 MAX_CONNECTIONS_PER_HOUR 0 "
+        "MAX_USER_CONNECTIONS 0"
     )
-    assert builder("10.11.19-MariaDB").default_roles(ACCOUNT, [Account("r1", None)]) == (
-        "SET DEFAULT ROLE `r1` FOR %s@%s",
-        ("app", "10.0.%"),
+
+
+@pytest.mark.parametrize("value", ["1; DROP USER x", "", "1e3", "--1"])
+def test_statement_builder_resource_limits_not_a_number_refused(value: str) -> None:
+    with pytest.raises(UnsupportedAccountError, match="MAX_QUERIES_PER_HOUR"):
+        builder("8.0.36").resource_limits(ACCOUNT, {"MAX_QUERIES_PER_HOUR": value})
+
+
+@pytest.mark.parametrize(
+    ("version", "plugin", "expected_sql"),
+    [
+        ("8.0.36", None, "ALTER USER %s@%s IDENTIFIED BY %s"),
+        ("8.0.36", "caching_sha2_password", "ALTER USER %s@%s IDENTIFIED WITH caching_sha2_password BY %s"),
+        ("8.4.2", "sha256_password", "ALTER USER %s@%s IDENTIFIED WITH sha256_password BY %s"),
+        ("10.11.19-MariaDB", "mysql_native_password", "ALTER USER %s@%s IDENTIFIED BY PASSWORD %s"),
+    ],
+)
+def test_statement_builder_set_password_with_plugin_makes_clone_match_original(
+    version: str, plugin: str | None, expected_sql: str
+) -> None:
+    assert builder(version).set_password(ACCOUNT, PASSWORD, plugin=plugin)[0] == expected_sql
+
+
+def test_statement_builder_set_password_unknown_plugin_refused() -> None:
+    with pytest.raises(UnsupportedAccountError):
+        builder("8.0.36").set_password(ACCOUNT, PASSWORD, plugin="auth_socket BY 'x'")
+
+
+def test_statement_builder_default_roles_per_flavour_driver_text() -> None:
+    roles = [Account("r1", "%"), Account("r%s", "%")]
+
+    assert sent_text(builder("8.0.36").default_roles(ACCOUNT, roles)) == (
+        "SET DEFAULT ROLE `r1`@`%`, `r%s`@`%` TO 'app'@'10.0.%'"
     )
-    assert builder("10.11.19-MariaDB").default_roles(ACCOUNT, [])[0] == "SET DEFAULT ROLE NONE FOR %s@%s"
+    assert sent_text(builder("10.11.19-MariaDB").default_roles(ACCOUNT, [Account("r%(x)s", None)])) == (
+        "SET DEFAULT ROLE `r%(x)s` FOR 'app'@'10.0.%'"
+    )
+    assert (
+        sent_text(builder("10.11.19-MariaDB").default_roles(ACCOUNT, [])) == "SET DEFAULT ROLE NONE FOR 'app'@'10.0.%'"
+    )
+
+
+@pytest.mark.parametrize(
+    ("version", "needed"),
+    [("10.11.19-MariaDB", "GRANT UPDATE ON mysql.* TO <master>"), ("8.0.36", "CREATE USER")],
+)
+def test_statement_builder_default_role_privilege_names_what_the_master_needs(version: str, needed: str) -> None:
+    assert needed in builder(version).default_role_privilege
 
 
 @pytest.mark.parametrize(
@@ -313,3 +359,109 @@ def test_mysql_function_import_loads_no_driver_and_no_boto3() -> None:
     )
 
     assert result.stdout.strip() == "none"
+
+
+@pytest.mark.parametrize(
+    ("error", "category"),
+    [
+        (ValueError("unsupported format character '`' (0x60) at index 23"), Category.STATEMENT),
+        (pymysql.err.ProgrammingError("not enough arguments for format string"), Category.STATEMENT),
+        (UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed"), Category.STATEMENT),
+        (pymysql.err.ProgrammingError(1064, "You have an error in your SQL syntax"), Category.PERMISSION),
+        (pymysql.err.OperationalError(1044, "Access denied for user 'm'@'%' to database 'mysql'"), Category.PERMISSION),
+        (pymysql.err.OperationalError(2013, "Lost connection to server during query"), Category.UNREACHABLE),
+    ],
+)
+def test_mysql_engine_statement_error_driver_side_failure_gets_statement_category(
+    error: Exception, category: Category
+) -> None:
+    result = MySQLEngine(Settings())._statement_error(
+        error, "copy grants", "a hint", "GRANT SELECT ON `a%%`.* TO %s@%s"
+    )
+
+    assert isinstance(result, TargetError)
+    assert result.category is category
+    assert isinstance(result, StatementError) is (category is Category.STATEMENT)
+    assert "GRANT SELECT ON `a%`.* TO %s@%s" in result.message  # as the server would see it
+
+
+@pytest.mark.parametrize("template", ["GRANT SELECT ON `a%`.* TO %s@%s", "GRANT SELECT ON `a%s`.* TO %s@%s"])
+def test_mysql_engine_execute_template_the_driver_cannot_format_raises_statement_error(template: str) -> None:
+    """A builder bug (an undoubled %) meets PyMySQL's real formatting: a StatementError, nothing sent."""
+    conn = OfflineConnection()
+    session = MySQLSession(conn=conn, account=Account("master", "%"), server=ServerVersion.parse("8.0.36"))
+
+    with pytest.raises(StatementError) as raised:
+        MySQLEngine(Settings())._execute(session, [(template, ("app", "%"))], action="copy grants")
+
+    assert raised.value.category is Category.STATEMENT
+    assert conn.sent == []
+
+
+ORIGINAL_MYSQL8_GRANTS = [
+    "GRANT USAGE ON *.* TO `app`@`10.0.%`",
+    "GRANT SELECT, INSERT ON `app\\_%`.* TO `app`@`10.0.%` WITH GRANT OPTION",
+    "GRANT `r%s`@`%`,`reader`@`%` TO `app`@`10.0.%`",
+]
+# plugin, ssl_type, ssl_cipher, x509_issuer, x509_subject, then the four limits: SHOW GRANTS shows none of them.
+ORIGINAL_MYSQL8_ROW = ("caching_sha2_password", "ANY", b"", b"", b"", 10, 20, 30, 4)
+
+
+def mysql8_clone_statements(clone_row: tuple[Any, ...] | None, clone_grants: list[str]) -> list[str]:
+    """What set_clone_password sends to a MySQL 8.0 server (scripted answers, PyMySQL's own formatting)."""
+
+    def answer(sql: str) -> list[tuple[Any, ...]]:
+        is_clone = "'app_clone'" in sql
+        if sql.startswith("SELECT Host FROM mysql.user"):
+            return ([] if clone_row is None else [("10.0.%",)]) if is_clone else [("10.0.%",)]
+        if sql.startswith("SELECT plugin"):
+            return ([] if clone_row is None else [clone_row]) if is_clone else [ORIGINAL_MYSQL8_ROW]
+        if sql.startswith("SHOW GRANTS"):
+            return [(line,) for line in (clone_grants if is_clone else ORIGINAL_MYSQL8_GRANTS)]
+        if sql.startswith("SELECT DEFAULT_ROLE_USER"):
+            return [] if is_clone else [("r%s", "%")]
+        return []
+
+    conn = OfflineConnection(answer)
+    session = MySQLSession(conn=conn, account=Account("master", "%"), server=ServerVersion.parse("8.0.36"))
+    MySQLEngine(Settings(strategy=Strategy.ALTERNATING_USERS)).set_clone_password(
+        session, original="app", target="app_clone", new_password=PASSWORD
+    )
+    return [sql for sql in conn.sent if not sql.startswith(("SELECT", "SHOW"))]
+
+
+CLONE = "'app_clone'@'10.0.%'"
+MYSQL8_LIMITS = "MAX_QUERIES_PER_HOUR 10 MAX_UPDATES_PER_HOUR 20 MAX_CONNECTIONS_PER_HOUR 30 MAX_USER_CONNECTIONS 4"
+
+
+def test_mysql_engine_clone_mysql8_new_clone_gets_limits_from_mysql_user_roles_with_hosts() -> None:
+    """MySQL 8 path (not run against a real MySQL server here): limits, roles 'r'@'%', default roles."""
+    assert mysql8_clone_statements(None, []) == [
+        f"CREATE USER {CLONE} IDENTIFIED WITH caching_sha2_password BY '{PASSWORD}'",
+        f"ALTER USER {CLONE} REQUIRE SSL",
+        f"ALTER USER {CLONE} WITH {MYSQL8_LIMITS}",
+        f"GRANT INSERT, SELECT ON `app\\_%`.* TO {CLONE} WITH GRANT OPTION",
+        f"GRANT `r%s`@`%` TO {CLONE}",
+        f"GRANT `reader`@`%` TO {CLONE}",
+        f"SET DEFAULT ROLE `r%s`@`%` TO {CLONE}",
+    ]
+
+
+def test_mysql_engine_clone_mysql8_half_made_clone_synchronised_from_its_state() -> None:
+    """An attempt died after some statements; the clone also drifted (plugin, TLS, limits, a privilege)."""
+    half_made_row = ("sha256_password", "", b"", b"", b"", 0, 0, 0, 0)
+    half_made_grants = [
+        "GRANT USAGE ON *.* TO `app_clone`@`10.0.%`",
+        "GRANT DELETE ON `app\\_%`.* TO `app_clone`@`10.0.%`",
+        "GRANT `r%s`@`%` TO `app_clone`@`10.0.%`",
+    ]
+
+    assert mysql8_clone_statements(half_made_row, half_made_grants) == [
+        f"ALTER USER {CLONE} IDENTIFIED WITH caching_sha2_password BY '{PASSWORD}'",
+        f"ALTER USER {CLONE} REQUIRE SSL",
+        f"ALTER USER {CLONE} WITH {MYSQL8_LIMITS}",
+        f"REVOKE DELETE ON `app\\_%`.* FROM {CLONE}",
+        f"GRANT INSERT, SELECT ON `app\\_%`.* TO {CLONE} WITH GRANT OPTION",
+        f"GRANT `reader`@`%` TO {CLONE}",
+        f"SET DEFAULT ROLE `r%s`@`%` TO {CLONE}",
+    ]

@@ -16,6 +16,7 @@ from rotation_core.engines.mysql_grants import (
     quote_identifier,
     sync_statements,
 )
+from unit.pymysql_offline import sent_text
 
 APP = Account("app", "10.0.%")
 CLONE = Account("app_clone", "10.0.%")
@@ -48,8 +49,30 @@ def test_parse_grants_mariadb_lines_privileges_options_roles_limits_as_data() ->
     }
     assert grants.roles == {RoleGrant(Account("reporting", None))}
     assert grants.default_roles == [Account("reporting", None)]
-    assert grants.limits == {"MAX_QUERIES_PER_HOUR": "100"}
     assert grants.auth_plugins == ["mysql_native_password"]
+
+
+def test_parse_grants_mariadb_negative_user_connections_and_statement_time_accepted() -> None:
+    """Limits are checked and skipped (they are read from mysql.user); MariaDB's -1 is valid there."""
+    line = "GRANT USAGE ON *.* TO `app`@`10.0.%` WITH MAX_USER_CONNECTIONS -1 MAX_STATEMENT_TIME 1.500000"
+
+    assert parse_grants([line], APP) == AccountGrants()
+
+
+def test_parse_grants_database_wildcard_and_percent_names_unquoted_exactly() -> None:
+    lines = [
+        "GRANT SELECT ON `app\\_%`.* TO `app`@`10.0.%`",
+        "GRANT UPDATE (`c%(x)s`) ON `d%%`.`t%s` TO `app`@`10.0.%`",
+        "GRANT `r%s`@`%` TO `app`@`10.0.%`",
+    ]
+
+    grants = parse_grants(lines, APP)
+
+    assert grants.privileges == {
+        Privilege(GrantObject("", "app\\_%", None), "SELECT"),
+        Privilege(GrantObject("", "d%%", "t%s"), "UPDATE", "c%(x)s"),
+    }
+    assert grants.roles == {RoleGrant(Account("r%s", "%"))}
 
 
 def test_parse_grants_mysql8_roles_with_hosts_and_dynamic_privileges_accepted() -> None:
@@ -177,12 +200,47 @@ def test_sync_statements_grant_option_alone_granted_with_usage() -> None:
 
 def test_sync_statements_hostile_names_stay_quoted_identifiers() -> None:
     hostile = "x` TO `evil`@`%`; DROP DATABASE `y"
-    desired = parse_grants([f"GRANT SELECT ON {quote_identifier(hostile)}.* TO `app`@`10.0.%`"], APP)
+    line = "GRANT SELECT ON `" + hostile.replace("`", "``") + "`.* TO `app`@`10.0.%`"
+    desired = parse_grants([line], APP)
 
-    [(sql, values)] = sync_statements(desired, AccountGrants(), CLONE)
+    [statement] = sync_statements(desired, AccountGrants(), CLONE)
 
-    assert sql == "GRANT SELECT ON `x`` TO ``evil``@``%``; DROP DATABASE ``y`.* TO %s@%s"
-    assert values == ("app_clone", "10.0.%")
+    assert statement[1] == ("app_clone", "10.0.%")
+    assert (
+        sent_text(statement) == "GRANT SELECT ON `x`` TO ``evil``@``%``; DROP DATABASE ``y`.* TO 'app_clone'@'10.0.%'"
+    )
+
+
+@pytest.mark.parametrize("pattern", ["%", "%s", "%%", "%(x)s", "%d%%s"])
+def test_sync_statements_percent_in_every_name_driver_sends_names_unchanged(pattern: str) -> None:
+    db, table, column, routine, role = (f"{kind}{pattern}" for kind in ("d", "t", "c", "p", "r"))
+    desired = AccountGrants(
+        privileges={
+            Privilege(GrantObject("", "app\\_%", None), "SELECT"),
+            Privilege(GrantObject("", db, table), "UPDATE", column),
+            Privilege(GrantObject("PROCEDURE", db, routine), "EXECUTE"),
+        },
+        roles={RoleGrant(Account(role, "%"))},
+    )
+    existing = AccountGrants(
+        privileges={Privilege(GrantObject("", db, None), "DELETE")}, roles={RoleGrant(Account(role, None))}
+    )
+
+    texts = [sent_text(statement) for statement in sync_statements(desired, existing, CLONE)]
+
+    grantee = "'app_clone'@'10.0.%'"
+    assert texts == [
+        f"REVOKE DELETE ON `{db}`.* FROM {grantee}",
+        f"REVOKE `{role}` FROM {grantee}",
+        f"GRANT SELECT ON `app\\_%`.* TO {grantee}",
+        f"GRANT UPDATE (`{column}`) ON `{db}`.`{table}` TO {grantee}",
+        f"GRANT EXECUTE ON PROCEDURE `{db}`.`{routine}` TO {grantee}",
+        f"GRANT `{role}`@`%` TO {grantee}",
+    ]
+
+
+def test_quote_identifier_doubles_percent_for_the_driver_template() -> None:
+    assert quote_identifier("a%s`b%") == "`a%%s``b%%`"
 
 
 def test_sync_statements_privilege_name_not_words_refused() -> None:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+from psycopg2 import sql
 
 from rotation_core.engines.base import TlsMode
 from rotation_core.engines.postgres import PostgresEngine
 from rotation_core.engines.tls import resolve_ca_bundle
-from rotation_core.errors import Category, ConfigurationError, SecretFormatError
+from rotation_core.errors import Category, ConfigurationError, SecretFormatError, StatementError
 from rotation_core.settings import Settings
 
 SECRET = {"engine": "postgres", "host": "db.example", "username": "app", "password": "Pw-123456"}
@@ -113,3 +115,62 @@ def test_resolve_ca_bundle_configured_file_is_used(tmp_path: Path) -> None:
     bundle = tmp_path / "rds.pem"
     bundle.write_text("-----BEGIN CERTIFICATE-----\n")
     assert resolve_ca_bundle(str(bundle)) == str(bundle)
+
+
+@dataclass
+class RecordingConnection:
+    """Stands in for a psycopg2 connection: records how statements are executed."""
+
+    fail_with: Exception | None = None
+    calls: list[tuple[Any, ...]] = field(default_factory=list)
+    committed: bool = False
+    rolled_back: bool = False
+
+    def cursor(self) -> RecordingConnection:
+        return self
+
+    def __enter__(self) -> RecordingConnection:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        return None
+
+    description = None
+
+    def execute(self, *args: Any) -> None:
+        self.calls.append(args)
+        if self.fail_with is not None:
+            raise self.fail_with
+
+    def commit(self) -> None:
+        self.committed = True
+
+    def rollback(self) -> None:
+        self.rolled_back = True
+
+
+def test_postgres_engine_run_sends_composed_statements_without_parameters(engine: PostgresEngine) -> None:
+    """No parameters means psycopg2 does no %-formatting: a role named a%s reaches the server as it is."""
+    statement = sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier("a%s"), sql.Literal("SCRAM-SHA-256$x"))
+    conn = RecordingConnection()
+
+    engine._run(conn, [sql.SQL("SET ROLE NONE"), statement], action="change a password")  # type: ignore[arg-type]
+
+    assert conn.calls == [(sql.SQL("SET ROLE NONE"),), (statement,)]
+    assert conn.committed
+
+
+@pytest.mark.parametrize(
+    "error", [IndexError("tuple index out of range"), ValueError("A string literal cannot contain NUL")]
+)
+def test_postgres_engine_run_driver_side_failure_statement_error_rolled_back(
+    engine: PostgresEngine, error: Exception
+) -> None:
+    conn = RecordingConnection(fail_with=error)
+
+    with pytest.raises(StatementError) as raised:
+        engine._run(conn, [sql.SQL("SELECT 1")], action="look up a role")  # type: ignore[arg-type]
+
+    assert raised.value.category is Category.STATEMENT
+    assert conn.rolled_back
+    assert not conn.committed

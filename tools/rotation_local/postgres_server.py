@@ -195,7 +195,11 @@ class PostgresServer:
             conn.close()
 
     def create_login(self, username: str, password: str, *extra: str) -> None:
-        """Create a login role with a password (sent as a client-side SCRAM verifier)."""
+        """Create a login role with a password (sent as a client-side SCRAM verifier).
+
+        The statement is composed (``sql.Literal``) and sent without parameters, so a ``%`` in the
+        name is not taken for a placeholder.
+        """
         from psycopg2 import extensions, sql
 
         conn = self.admin_connect()
@@ -205,8 +209,9 @@ class PostgresServer:
             options = sql.SQL(" ".join(extra))
             with conn.cursor() as cursor:
                 cursor.execute(
-                    sql.SQL("CREATE ROLE {} WITH LOGIN {} PASSWORD %s").format(sql.Identifier(username), options),
-                    (verifier,),
+                    sql.SQL("CREATE ROLE {} WITH LOGIN {} PASSWORD {}").format(
+                        sql.Identifier(username), options, sql.Literal(verifier)
+                    )
                 )
         finally:
             conn.close()

@@ -26,6 +26,7 @@ class Category(enum.StrEnum):
     TLS = "tls"  # TLS negotiation or verification failed
     PERMISSION = "permission"  # logged in, but not allowed to do this
     VERIFICATION = "verification"  # the new credential does not work
+    STATEMENT = "statement"  # the driver could not turn a statement and its names into SQL text
     INTERNAL = "internal"  # an unexpected error: a bug, reported without values
 
 
@@ -84,6 +85,16 @@ class TargetError(RotationError):
 
 class VerificationError(TargetError):
     category = Category.VERIFICATION
+
+
+class StatementError(TargetError):
+    """The database driver refused to build a statement before sending it (nothing of it reached the server).
+
+    Raised instead of the driver's ``ValueError``/``TypeError``: a name the statement had to carry (from
+    the secret or from the server's own catalog) could not be put into SQL text.
+    """
+
+    category = Category.STATEMENT
 
 
 _MAX_DESCRIBED = 80

@@ -61,10 +61,12 @@ def short_name(prefix: str) -> str:
 
 @pytest.fixture
 def mysql_account(mariadb_server: MariaDBServer, sm_client: Any, leak_guard: LeakGuard) -> Callable[..., MySQLAccount]:
-    """Create ``user@host`` with a database it may use, and its secret (rotation enabled)."""
+    """Create ``<prefix>_<random>@host`` with a database it may use, and its secret (rotation enabled)."""
 
-    def make(*, host: str = "%", with_master: bool = False, require: str = "", **overrides: Any) -> MySQLAccount:
-        username = short_name("app")
+    def make(
+        *, host: str = "%", with_master: bool = False, require: str = "", prefix: str = "app", **overrides: Any
+    ) -> MySQLAccount:
+        username = short_name(prefix)
         password = secrets.token_urlsafe(24)
         leak_guard.add(password)
         mariadb_server.create_login(username, host, password, require=require)

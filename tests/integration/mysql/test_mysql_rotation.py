@@ -19,8 +19,9 @@ import trustme
 
 from helpers import LeakGuard
 from integration.conftest import rotate, secret_at, stages, unique
+from integration.mysql.accounts import account_state, account_text, create_role, grant_role, set_default_role
 from rotation_core.engines.mysql import native_password_hash
-from rotation_core.engines.mysql_grants import Account, parse_grants
+from rotation_core.engines.mysql_grants import Account
 from rotation_core.errors import Category, TargetError
 from rotation_local import emulator
 from rotation_local.mariadb_server import MariaDBServer
@@ -42,22 +43,6 @@ def can_login(server: MariaDBServer, ca_bundle: Path, secret: dict[str, Any], *,
     except pymysql.err.OperationalError:
         return False
     return True
-
-
-def effective_grants(server: MariaDBServer, user: str, host: str) -> dict[str, Any]:
-    """An account's grants as data (grantee removed), plus its TLS requirement and limits, for comparison."""
-    grants = parse_grants(server.grants(user, host), Account(user, host))
-    row = server.query(
-        "SELECT ssl_type, ssl_cipher, x509_issuer, x509_subject, plugin FROM mysql.user WHERE User = %s AND Host = %s",
-        (user, host),
-    )
-    return {
-        "privileges": grants.privileges,
-        "roles": grants.roles,
-        "default_roles": [role for role in grants.default_roles if role in {g.role for g in grants.roles}],
-        "limits": grants.limits,
-        "tls_and_plugin": row,
-    }
 
 
 @pytest.mark.parametrize("account_host", ["%", "localhost", "127.0.0.1"])
@@ -142,7 +127,7 @@ def test_mysql_single_user_previous_rotation_died_after_change_new_rotation_uses
     assert not can_login(mariadb_server, ca_bundle, promoted)
 
 
-def _grant_two_databases(server: MariaDBServer, account: Any) -> tuple[str, str, str]:
+def _grant_two_databases(server: MariaDBServer, account: Any) -> tuple[str, str, Account]:
     """Grants on two databases (one WITH GRANT OPTION), a column grant, a role as default, TLS and a limit.
 
     The master gets ADMIN OPTION on the role: MariaDB requires it to grant the role to the clone.
@@ -155,13 +140,13 @@ def _grant_two_databases(server: MariaDBServer, account: Any) -> tuple[str, str,
     server.execute(f"GRANT SELECT, INSERT, UPDATE ON `{db_a}`.* TO %s@%s WITH GRANT OPTION", (user, host))
     server.execute(f"GRANT SELECT ON `{db_b}`.* TO %s@%s", (user, host))
     server.execute(f"GRANT UPDATE (`note`) ON `{db_b}`.`orders` TO %s@%s", (user, host))
-    server.execute(f"CREATE ROLE `{role}`")
-    server.execute(f"GRANT DELETE ON `{db_b}`.* TO `{role}`")
-    server.execute(f"GRANT `{role}` TO %s@%s", (user, host))
-    server.execute(f"GRANT `{role}` TO %s@'127.0.0.1' WITH ADMIN OPTION", (account.master_user,))
-    server.execute(f"SET DEFAULT ROLE `{role}` FOR %s@%s", (user, host))
+    role_account = create_role(server, role)
+    server.execute(f"GRANT DELETE ON `{db_b}`.* TO {account_text(role_account.user, role_account.host)}")
+    grant_role(server, role_account, user, host)
+    grant_role(server, role_account, account.master_user, "127.0.0.1", admin_option=True)
+    set_default_role(server, role_account, user, host)
     server.execute("ALTER USER %s@%s REQUIRE SSL WITH MAX_USER_CONNECTIONS 20", (user, host))
-    return db_a, db_b, role
+    return db_a, db_b, role_account
 
 
 @pytest.mark.parametrize("account_host", ["%", "127.0.0.1"])
@@ -182,7 +167,7 @@ def test_mysql_alternating_three_rotations_both_users_work_with_identical_grants
         assert previous["username"] != current["username"]
         assert can_login(mariadb_server, ca_bundle, current)
         assert can_login(mariadb_server, ca_bundle, previous)
-        assert effective_grants(mariadb_server, clone, account_host) == effective_grants(
+        assert account_state(mariadb_server, clone, account_host) == account_state(
             mariadb_server, account.username, account_host
         )
         assert current["masterarn"] == account.master_arn
@@ -224,17 +209,17 @@ def test_mysql_alternating_grant_changes_on_original_reach_clone_next_time(
     rotate(app, account.arn)  # back to the original
     mariadb_server.execute(f"REVOKE GRANT OPTION ON `{db_a}`.* FROM %s@%s", (user, host))
     mariadb_server.execute(f"REVOKE INSERT ON `{db_a}`.* FROM %s@%s", (user, host))
-    mariadb_server.execute(f"REVOKE `{role}` FROM %s@%s", (user, host))
+    mariadb_server.execute(f"REVOKE {account_text(role.user, role.host)} FROM %s@%s", (user, host))
     mariadb_server.execute(f"GRANT CREATE ON `{db_b}`.* TO %s@%s", (user, host))
     mariadb_server.execute("ALTER USER %s@%s REQUIRE NONE", (user, host))
 
     rotate(app, account.arn)  # the clone again: re-synchronised
 
-    clone_grants = effective_grants(mariadb_server, clone, host)
-    assert clone_grants == effective_grants(mariadb_server, user, host)
+    clone_grants = account_state(mariadb_server, clone, host)
+    assert clone_grants == account_state(mariadb_server, user, host)
     assert not clone_grants["roles"]
     assert not clone_grants["default_roles"]
-    assert clone_grants["tls_and_plugin"][0][0] == ""
+    assert clone_grants["account"]["ssl_type"] == ""
     assert not any(
         p.name in ("INSERT", "GRANT OPTION") and p.target.database == db_a for p in clone_grants["privileges"]
     )
@@ -378,7 +363,7 @@ def test_mysql_alternating_user_with_two_hosts_clone_copies_the_matched_account(
 
     clone = account.username + "_clone"
     assert mariadb_server.query("SELECT Host FROM mysql.user WHERE User = %s", (clone,)) == [("127.0.0.1",)]
-    assert effective_grants(mariadb_server, clone, "127.0.0.1") == effective_grants(
+    assert account_state(mariadb_server, clone, "127.0.0.1") == account_state(
         mariadb_server, account.username, "127.0.0.1"
     )
     assert can_login(mariadb_server, ca_bundle, secret_at(sm_client, account.arn, "AWSCURRENT"))

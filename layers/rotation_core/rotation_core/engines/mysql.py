@@ -14,7 +14,17 @@ The server's flavour and version come from ``VERSION()`` after login and choose 
 Accounts are ``user@host``: the host part is read from the server (``CURRENT_USER()`` at login and
 ``mysql.user``), never assumed to be ``'%'``. The alternating clone gets the original's host, auth
 plugin, TLS requirement, resource limits, privileges (``WITH GRANT OPTION`` included), roles and
-default roles; grants are copied as data through :mod:`rotation_core.engines.mysql_grants`.
+default roles; grants are copied as data through :mod:`rotation_core.engines.mysql_grants`, the
+plugin, TLS requirement and limits are read from ``mysql.user``.
+
+Account statements cannot be rolled back, so the clone is brought to the original's state from
+whatever state it is in: an existing clone (a half-made one left by a failed attempt included) is
+read back and synchronised, never re-created, and every statement of a retry either sets a value
+outright or is computed from the difference, so a retry completes once the cause is fixed.
+
+Every statement is a PyMySQL format template with its bound values (:data:`Statement`) and goes
+through :meth:`MySQLEngine._send`, which always formats it: names spliced into the text have their
+``%`` doubled by :func:`~rotation_core.engines.mysql_grants.quote_identifier`.
 The driver is imported on first connection, never at import time.
 """
 
@@ -26,6 +36,7 @@ import re
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from rotation_core.engines.base import DatabaseLogin, Session, TlsMode, parse_login_fields
@@ -40,13 +51,21 @@ from rotation_core.engines.mysql_grants import (
     sync_statements,
 )
 from rotation_core.engines.tls import resolve_ca_bundle
-from rotation_core.errors import Category, SecretFormatError, TargetError, VerificationError, describe
+from rotation_core.errors import (
+    Category,
+    SecretFormatError,
+    StatementError,
+    TargetError,
+    VerificationError,
+    describe,
+)
 from rotation_core.log import get_logger, redact, register_sensitive
 from rotation_core.settings import Settings, Strategy
 from rotation_core.strategies import CLONE_SUFFIX
 
 if TYPE_CHECKING:
     import pymysql.connections
+    import pymysql.cursors
 
 NATIVE_PLUGIN = "mysql_native_password"
 CACHING_SHA2_PLUGIN = "caching_sha2_password"
@@ -62,6 +81,22 @@ _CR_LOST_CONNECTION = frozenset({2003, 2006, 2013, 2055})
 _CR_SSL_CONNECTION_ERROR = 2026
 _CR_AUTH_PLUGIN_ERROR = 2061
 _TLS_MARKERS = ("ssl", "tls", "certificate")
+# What the driver raises when it cannot turn a statement and its values into SQL text.
+_DRIVER_FORMAT_ERRORS = (ValueError, TypeError, KeyError, IndexError)
+# Resource limits: the mysql.user column (both flavours) and the ALTER USER ... WITH keyword.
+_LIMIT_COLUMNS = (
+    ("max_questions", "MAX_QUERIES_PER_HOUR"),
+    ("max_updates", "MAX_UPDATES_PER_HOUR"),
+    ("max_connections", "MAX_CONNECTIONS_PER_HOUR"),
+    ("max_user_connections", "MAX_USER_CONNECTIONS"),
+)
+_MARIADB_LIMIT_COLUMNS = (("max_statement_time", "MAX_STATEMENT_TIME"),)
+_LIMIT_VALUE = re.compile(r"-?\d+(?:\.\d+)?")
+_ADMIN_HINT = (
+    "the master user needs CREATE USER, SELECT on the mysql schema, and every privilege and role of the "
+    "original user WITH GRANT OPTION / WITH ADMIN OPTION (see the README); once it has them, the next "
+    "attempt completes the alternate user from the state this one left"
+)
 
 
 class Flavour(enum.StrEnum):
@@ -167,14 +202,23 @@ class StatementBuilder:
             return ("SET PASSWORD = %s", (native_password_hash(new_password),))
         return ("ALTER USER USER() IDENTIFIED BY %s", (new_password,))
 
-    def set_password(self, account: Account, new_password: str) -> Statement:
-        """As admin, change an existing account's password; the account keeps its plugin."""
+    def set_password(self, account: Account, new_password: str, plugin: str | None = None) -> Statement:
+        """As admin, change an existing account's password.
+
+        Without ``plugin`` the account keeps its own; with one (an alternating clone, which must match
+        the original) MySQL is told ``IDENTIFIED WITH <plugin>``. MariaDB's ``IDENTIFIED BY PASSWORD``
+        always makes the account a mysql_native_password one, the only plugin rotated there.
+        """
         who = (account.user, account.host)
         if self.is_mariadb:
             if self.server.numbers < (10, 2, 0):
                 return ("SET PASSWORD FOR %s@%s = %s", (*who, native_password_hash(new_password)))
             return ("ALTER USER %s@%s IDENTIFIED BY PASSWORD %s", (*who, native_password_hash(new_password)))
-        return ("ALTER USER %s@%s IDENTIFIED BY %s", (*who, new_password))
+        if plugin is None:
+            return ("ALTER USER %s@%s IDENTIFIED BY %s", (*who, new_password))
+        if plugin not in _MYSQL_PASSWORD_PLUGINS:
+            raise UnsupportedAccountError(f"cannot give an account the plugin {describe(plugin)}")
+        return (f"ALTER USER %s@%s IDENTIFIED WITH {plugin} BY %s", (*who, new_password))
 
     def create_user(self, account: Account, plugin: str, new_password: str) -> Statement:
         """As admin, create the account with the given (already checked) plugin and password."""
@@ -207,18 +251,34 @@ class StatementBuilder:
             return ("ALTER USER %s@%s REQUIRE X509", who)
         return ("ALTER USER %s@%s REQUIRE " + " AND ".join(parts), (*who, *values))
 
+    @property
+    def limit_columns(self) -> tuple[tuple[str, str], ...]:
+        """The ``mysql.user`` column of each resource limit this flavour has, and its ``WITH`` keyword."""
+        return _LIMIT_COLUMNS + (_MARIADB_LIMIT_COLUMNS if self.is_mariadb else ())
+
     def resource_limits(self, account: Account, limits: Mapping[str, str]) -> Statement:
-        """``ALTER USER ... WITH`` every limit the flavour knows, 0 where the original has none."""
-        names = ["MAX_QUERIES_PER_HOUR", "MAX_UPDATES_PER_HOUR", "MAX_CONNECTIONS_PER_HOUR", "MAX_USER_CONNECTIONS"]
-        if self.is_mariadb:
-            names.append("MAX_STATEMENT_TIME")
+        """``ALTER USER ... WITH`` every limit the flavour knows, 0 where ``limits`` has none.
+
+        MariaDB's MAX_USER_CONNECTIONS may be -1 (no connection allowed) and MAX_STATEMENT_TIME is
+        a decimal number of seconds.
+        """
         clauses = []
-        for name in names:
+        for _column, name in self.limit_columns:
             value = limits.get(name, "0")
-            if not re.fullmatch(r"\d+(?:\.\d+)?", value):
-                raise GrantSyntaxError(f"the {name} limit is not a number")
+            if not _LIMIT_VALUE.fullmatch(value):
+                raise UnsupportedAccountError(f"the {name} limit is not a number; it cannot be copied")
             clauses.append(f"{name} {value}")
         return ("ALTER USER %s@%s WITH " + " ".join(clauses), (account.user, account.host))
+
+    @property
+    def default_role_privilege(self) -> str:
+        """What the master needs to set another account's default roles (tested on MariaDB 10.11)."""
+        if self.is_mariadb:
+            return (
+                "on MariaDB, SET DEFAULT ROLE ... FOR another user needs UPDATE on the mysql schema: "
+                "GRANT UPDATE ON mysql.* TO <master> (UPDATE on single mysql tables is not enough)"
+            )
+        return "on MySQL, SET DEFAULT ROLE ... TO another user needs CREATE USER (or UPDATE on mysql.default_roles)"
 
     def default_roles(self, account: Account, roles: list[Account]) -> Statement:
         who = (account.user, account.host)
@@ -238,6 +298,15 @@ class TlsRequirement:
     cipher: str = ""
     issuer: str = ""
     subject: str = ""
+
+
+@dataclass(frozen=True)
+class AccountRow:
+    """What ``mysql.user`` says about an account that SHOW GRANTS does not (reliably) show."""
+
+    plugin: str
+    requirement: TlsRequirement
+    limits: dict[str, str]  # WITH keyword -> value as text ("MAX_USER_CONNECTIONS": "20")
 
 
 @dataclass
@@ -372,37 +441,43 @@ class MySQLEngine:
         source = Account(original, host)
         clone = Account(target, host)
         source_text = f"{describe(original)}@{describe(host)}"
-        plugin, requirement = self._account_row(session, source, source_text)
-        plugin = builder.check_plugin(plugin, source_text)
-        exists = bool(self._fetch_column(session, _USER_EXISTS, (target, host), action="look up the alternate user"))
-        if target == original:
-            statements = [builder.set_password(clone, new_password)]
-        else:
-            desired = self._grants(session, source, source_text)
-            if exists:
-                statements = [builder.set_password(clone, new_password)]
-                existing = self._grants(session, clone, f"{describe(target)}@{describe(host)}")
-            else:
-                statements = [builder.create_user(clone, plugin, new_password)]
-                existing = AccountGrants()
-            statements.append(builder.require_tls(clone, requirement))
-            statements.append(builder.resource_limits(clone, desired.limits))
-            statements.extend(sync_statements(desired, existing, clone))
-            # A default role only counts while the role is granted (MariaDB keeps it after a REVOKE).
-            granted = {grant.role for grant in desired.roles}
-            wanted = [role for role in self._default_roles(session, builder, source, desired) if role in granted]
-            if wanted != self._default_roles(session, builder, clone, existing):
-                statements.append(builder.default_roles(clone, wanted))
+        target_text = f"{describe(target)}@{describe(host)}"
+        source_row = self._account_row(session, builder, source, source_text)
+        if source_row is None:
+            raise TargetError(f"{source_text} vanished while it was being copied; retry", category=Category.PERMISSION)
+        plugin = builder.check_plugin(source_row.plugin, source_text)
         register_sensitive(new_password, native_password_hash(new_password))
-        self._execute(
-            session,
-            statements,
-            action=f"set the password of {describe(target)}@{describe(host)} as a stand-in for {source_text}",
-            admin_hint=(
-                "the master user needs CREATE USER, SELECT on the mysql schema, and every privilege and role "
-                f"of {source_text} WITH GRANT OPTION / WITH ADMIN OPTION"
-            ),
-        )
+        action = f"set the password of {target_text} as a stand-in for {source_text}"
+        if target == original:
+            self._execute(session, [builder.set_password(clone, new_password)], action=action, admin_hint=_ADMIN_HINT)
+            return
+        # The clone as it is now: absent, complete, or half-made by an attempt that failed part-way
+        # (account statements cannot be rolled back). Everything below is computed from that state
+        # or sets a value outright, so the next attempt completes once the cause is fixed.
+        exists = self._account_row(session, builder, clone, target_text) is not None
+        desired = self._grants(session, source, source_text)
+        if exists:
+            statements = [builder.set_password(clone, new_password, plugin=plugin)]
+            existing = self._grants(session, clone, target_text)
+        else:
+            statements = [builder.create_user(clone, plugin, new_password)]
+            existing = AccountGrants()
+        statements.append(builder.require_tls(clone, source_row.requirement))
+        statements.append(builder.resource_limits(clone, source_row.limits))
+        statements.extend(sync_statements(desired, existing, clone))
+        # A default role only counts while the role is granted (MariaDB keeps it after a REVOKE).
+        granted = {grant.role for grant in desired.roles}
+        wanted = [role for role in self._default_roles(session, builder, source, desired) if role in granted]
+        have = self._default_roles(session, builder, clone, existing) if exists else []
+        self._execute(session, statements, action=action, admin_hint=_ADMIN_HINT)
+        if wanted != have:
+            # Last, once the roles are granted; it needs a privilege of its own on MariaDB.
+            self._execute(
+                session,
+                [builder.default_roles(clone, wanted)],
+                action=f"set the default roles of {target_text} to those of {source_text}",
+                admin_hint=builder.default_role_privilege,
+            )
 
     def probe(self, session: Session, query: str) -> None:
         import pymysql
@@ -452,12 +527,25 @@ class MySQLEngine:
             category=Category.PERMISSION,
         )
 
-    def _account_row(self, session: MySQLSession, account: Account, text: str) -> tuple[str, TlsRequirement]:
-        rows = self._fetch_rows(session, _ACCOUNT_ROW, (account.user, account.host), action=f"read {text}")
+    def _account_row(
+        self, session: MySQLSession, builder: StatementBuilder, account: Account, text: str
+    ) -> AccountRow | None:
+        """Plugin, TLS requirement and resource limits from ``mysql.user``; None if there is no such account.
+
+        MySQL 5.7+ never shows resource limits in SHOW GRANTS, so they are read here on both flavours.
+        """
+        columns = [column for column, _name in builder.limit_columns]
+        query = f"{_ACCOUNT_ROW_START}, {', '.join(columns)} {_ACCOUNT_ROW_END}"
+        rows = self._fetch_rows(session, query, (account.user, account.host), action=f"read {text}")
         if not rows:
-            raise TargetError(f"{text} vanished while it was being copied; retry", category=Category.PERMISSION)
-        plugin, ssl_type, cipher, issuer, subject = (_text(value) for value in rows[0])
-        return plugin, TlsRequirement(ssl_type=ssl_type.upper(), cipher=cipher, issuer=issuer, subject=subject)
+            return None
+        plugin, ssl_type, cipher, issuer, subject, *limit_values = rows[0]
+        names = [name for _column, name in builder.limit_columns]
+        limits = {name: _limit_text(value) for name, value in zip(names, limit_values, strict=True)}
+        requirement = TlsRequirement(
+            ssl_type=_text(ssl_type).upper(), cipher=_text(cipher), issuer=_text(issuer), subject=_text(subject)
+        )
+        return AccountRow(plugin=_text(plugin), requirement=requirement, limits=limits)
 
     def _grants(self, session: MySQLSession, account: Account, text: str) -> AccountGrants:
         lines = self._fetch_column(
@@ -474,10 +562,11 @@ class MySQLEngine:
     def _default_roles(
         self, session: MySQLSession, builder: StatementBuilder, account: Account, grants: AccountGrants
     ) -> list[Account]:
+        """The default roles of an existing account: MariaDB shows them in SHOW GRANTS, MySQL 8+ has a table."""
         if builder.is_mariadb:
             return list(grants.default_roles)
-        if not grants.privileges and not grants.roles:
-            return []  # an account that does not exist yet
+        if session.server.numbers < (8, 0, 0):
+            return []  # MySQL 5.7 has no roles
         rows = self._fetch_rows(
             session, _MYSQL_DEFAULT_ROLES, (account.user, account.host), action="read default roles"
         )
@@ -490,13 +579,14 @@ class MySQLEngine:
 
         try:
             with session.conn.cursor() as cursor:
-                cursor.execute(query, params)
+                self._send(cursor, (query, params))
                 return list(cursor.fetchall())
-        except pymysql.Error as error:
+        except (pymysql.Error, *_DRIVER_FORMAT_ERRORS) as error:
             raise self._statement_error(
                 error,
                 action,
                 "the master user needs SELECT on the mysql schema to read accounts and grants",
+                query,
             ) from None
 
     def _fetch_column(self, session: MySQLSession, query: str, params: tuple[object, ...], *, action: str) -> list[str]:
@@ -510,19 +600,41 @@ class MySQLEngine:
         sql = ""
         try:
             with session.conn.cursor() as cursor:
-                for sql, values in statements:
-                    cursor.execute(sql, values or None)
-        except pymysql.Error as error:
-            # The statement text holds no value (those are bound parameters), so it can be shown.
-            raise self._statement_error(error, f"{action} (at {describe(sql)})", admin_hint) from None
+                for statement in statements:
+                    sql = statement[0]
+                    self._send(cursor, statement)
+        except (pymysql.Error, *_DRIVER_FORMAT_ERRORS) as error:
+            raise self._statement_error(error, action, admin_hint, sql) from None
         get_logger().debug("ran account statements", extra={"statements": len(statements)})
 
-    def _statement_error(self, error: Exception, action: str, admin_hint: str) -> TargetError:
+    @staticmethod
+    def _send(cursor: pymysql.cursors.Cursor, statement: Statement) -> None:
+        """The one place statements reach the driver: always formatted with their (possibly empty) values.
+
+        Passing None instead of an empty tuple would skip PyMySQL's formatting and send ``%%`` as is.
+        """
+        sql, values = statement
+        cursor.execute(sql, tuple(values))
+
+    def _statement_error(self, error: Exception, action: str, admin_hint: str, sql: str) -> TargetError:
+        import pymysql
+
+        # The statement text holds no value (those are bound parameters), so it can be shown.
+        at = f"{action} (at {describe(_shown(sql))})"
         code = _error_code(error)
+        if isinstance(error, _DRIVER_FORMAT_ERRORS) or (isinstance(error, pymysql.ProgrammingError) and code is None):
+            # PyMySQL formats the statement before sending it: a TypeError there comes out as a
+            # ProgrammingError without a server error number, a ValueError (UnicodeEncodeError
+            # included) as it is.
+            return StatementError(
+                f"PyMySQL could not build the statement to {at}: {type(error).__name__}: {_driver_message(error)}; "
+                "nothing of this statement reached the server. A name in the account or its grants cannot be "
+                "written into SQL text by this function: rename it, or report this as a bug"
+            )
         lost = code in _CR_LOST_CONNECTION
         hint = admin_hint or "see the database's message"
         return TargetError(
-            f"{self.display_name} refused to {action}: {_driver_message(error)}; {hint}",
+            f"{self.display_name} refused to {at}: {_driver_message(error)}; {hint}",
             category=Category.UNREACHABLE if lost else Category.PERMISSION,
         )
 
@@ -574,10 +686,8 @@ class MySQLEngine:
 # there too on MariaDB, so they are filtered out.
 _USER_HOSTS_MARIADB = "SELECT Host FROM mysql.user WHERE User = %s AND is_role = 'N' ORDER BY Host"
 _USER_HOSTS_MYSQL = "SELECT Host FROM mysql.user WHERE User = %s ORDER BY Host"
-_USER_EXISTS = "SELECT Host FROM mysql.user WHERE User = %s AND Host = %s"
-_ACCOUNT_ROW = (
-    "SELECT plugin, ssl_type, ssl_cipher, x509_issuer, x509_subject FROM mysql.user WHERE User = %s AND Host = %s"
-)
+_ACCOUNT_ROW_START = "SELECT plugin, ssl_type, ssl_cipher, x509_issuer, x509_subject"
+_ACCOUNT_ROW_END = "FROM mysql.user WHERE User = %s AND Host = %s"
 _MYSQL_DEFAULT_ROLES = (
     "SELECT DEFAULT_ROLE_USER, DEFAULT_ROLE_HOST FROM mysql.default_roles WHERE USER = %s AND HOST = %s "
     "ORDER BY DEFAULT_ROLE_USER, DEFAULT_ROLE_HOST"
@@ -607,6 +717,20 @@ def _session(session: Session) -> MySQLSession:
     if not isinstance(session, MySQLSession):
         raise TypeError("expected a session opened by MySQLEngine.connect")
     return session
+
+
+def _limit_text(value: object) -> str:
+    """A resource limit from ``mysql.user`` (an integer, or MariaDB's DECIMAL statement time) as SQL text."""
+    if value is None:
+        return "0"
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    return str(value)
+
+
+def _shown(sql: str) -> str:
+    """A statement template as the server would see it, placeholders left in, for messages."""
+    return sql.replace("%%", "%")
 
 
 def _text(value: object) -> str:

@@ -7,6 +7,10 @@ append); anything outside it is refused with :class:`GrantSyntaxError`. What com
 are re-quoted, privilege names are checked against ``[A-Z_ ]`` words, the grantee is always a bound
 parameter. A hostile database name can therefore not smuggle SQL into the replay (CWE-89).
 
+A statement's text is a PyMySQL format template (see :data:`Statement`): names are spliced into it
+only through :func:`quote_identifier`, which doubles ``%``, so a name such as ``app\\_%`` or a MySQL
+role ``'r'@'%'`` reaches the server exactly as it is.
+
 Messages about a refused line never quote it: on MariaDB the line carries the account's password hash.
 """
 
@@ -16,15 +20,20 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-#: A statement and the values PyMySQL binds into its ``%s`` placeholders.
+#: A statement: a PyMySQL format template and the values PyMySQL binds into its ``%s`` placeholders.
+#: The template is always formatted, even with no values (the engine executes it with its tuple, an
+#: empty one included), so every ``%`` in it that is not a placeholder is written ``%%``. Names enter
+#: it only through :func:`quote_identifier`, which does that; everything else spliced in is a fixed
+#: keyword, a checked privilege name or a checked number.
 Statement = tuple[str, tuple[object, ...]]
 
 GRANT_OPTION = "GRANT OPTION"
 _USAGE = "USAGE"
 _OBJECT_KINDS = ("TABLE", "FUNCTION", "PROCEDURE", "PACKAGE BODY", "PACKAGE")
 _PRIVILEGE_WORD = re.compile(r"^[A-Z][A-Z0-9_]*$")
-_NUMBER = re.compile(r"^\d+(?:\.\d+)?$")
-#: Per-account resource limits shown after WITH (the last one is MariaDB's).
+_NUMBER = re.compile(r"^-?\d+(?:\.\d+)?$")  # MariaDB allows MAX_USER_CONNECTIONS -1
+#: Per-account resource limits (the last one is MariaDB's). MariaDB shows them after WITH in SHOW
+#: GRANTS, MySQL 5.7+ never does: they are read from ``mysql.user`` instead, on both flavours.
 RESOURCE_LIMITS = (
     "MAX_QUERIES_PER_HOUR",
     "MAX_UPDATES_PER_HOUR",
@@ -40,7 +49,7 @@ _TOKEN = re.compile(
     (?P<space>\s+)
   | (?P<backtick>`(?:[^`]|``)*`)
   | (?P<string>'(?:[^'\\]|\\.|'')*')
-  | (?P<number>\d+(?:\.\d+)?)
+  | (?P<number>-?\d+(?:\.\d+)?)
   | (?P<word>[A-Za-z_][A-Za-z0-9_$]*)
   | (?P<punct>[,().*@=])
     """,
@@ -147,14 +156,14 @@ class AccountGrants:
     privileges: set[Privilege] = field(default_factory=set)
     roles: set[RoleGrant] = field(default_factory=set)
     default_roles: list[Account] = field(default_factory=list)
-    limits: dict[str, str] = field(default_factory=dict)
     auth_plugins: list[str] = field(default_factory=list)  # from MariaDB's IDENTIFIED clause
 
 
 def quote_identifier(name: str) -> str:
+    """``name`` as a backtick-quoted identifier for a :data:`Statement` template (``%`` doubled)."""
     if "\x00" in name:
         raise GrantSyntaxError("identifier contains a NUL character")
-    return "`" + name.replace("`", "``") + "`"
+    return "`" + name.replace("`", "``").replace("%", "%%") + "`"
 
 
 def _star_or_ident(name: str | None) -> str:
@@ -238,7 +247,6 @@ class _PrivilegeLine:
     target: GrantObject
     grantee: Account
     grant_option: bool
-    limits: tuple[tuple[str, str], ...]
     auth_plugins: tuple[str, ...]
 
 
@@ -275,10 +283,10 @@ def parse_line(line: str) -> ParsedLine:
     grantee = parser.account("the grantee")
     auth_plugins = _parse_identified(parser)
     _parse_require(parser)
-    grant_option, limits = _parse_with(parser)
+    grant_option = _parse_with(parser)
     if not parser.done():
         raise GrantSyntaxError("unexpected text after the grant's clauses")
-    return _PrivilegeLine(privileges, target, grantee, grant_option, limits, auth_plugins)
+    return _PrivilegeLine(privileges, target, grantee, grant_option, auth_plugins)
 
 
 def _is_role_grant(parser: _Parser) -> bool:
@@ -415,26 +423,25 @@ def _parse_require(parser: _Parser) -> None:
         raise GrantSyntaxError("unknown REQUIRE clause")
 
 
-def _parse_with(parser: _Parser) -> tuple[bool, tuple[tuple[str, str], ...]]:
+def _parse_with(parser: _Parser) -> bool:
+    """``WITH GRANT OPTION`` (returned) and resource limits (checked and skipped: see :data:`RESOURCE_LIMITS`)."""
     if not parser.at_word("WITH"):
-        return False, ()
+        return False
     parser.index += 1
     grant_option = False
-    limits: list[tuple[str, str]] = []
     while not parser.done():
         if parser.at_word("GRANT"):
             parser.index += 1
             parser.expect_word("OPTION")
             grant_option = True
         elif parser.at_word(*RESOURCE_LIMITS):
-            name = parser.next("a resource limit").text
+            parser.index += 1
             value = parser.next("a number")
             if value.kind != "number" or not _NUMBER.match(value.text):
                 raise GrantSyntaxError("expected a number after a resource limit")
-            limits.append((name, value.text))
         else:
             raise GrantSyntaxError("unknown WITH option")
-    return grant_option, tuple(limits)
+    return grant_option
 
 
 def parse_grants(lines: Iterable[str], account: Account) -> AccountGrants:
@@ -467,7 +474,6 @@ def parse_grants(lines: Iterable[str], account: Account) -> AccountGrants:
                     grants.privileges.add(Privilege(parsed.target, name))
             if parsed.grant_option:
                 grants.privileges.add(Privilege(parsed.target, GRANT_OPTION))
-            grants.limits.update(parsed.limits)
             grants.auth_plugins.extend(parsed.auth_plugins)
     return grants
 

@@ -2,23 +2,31 @@
 
 Passwords never appear in SQL text: the server receives a SCRAM-SHA-256 verifier computed on the
 client (``psycopg2.extensions.encrypt_password``), so even ``log_statement=all`` logs no plaintext.
+
+No statement goes through psycopg2's ``%``-formatting: role names are ``sql.Identifier``, values
+``sql.Literal`` (the quoting psycopg2 applies to bound parameters too; it binds on the client), and
+:func:`_send` executes the composed statement without parameters. A role named ``dba%team`` or
+``a%(x)s`` therefore reaches the server exactly as it is. ``set_clone_password`` runs in one
+transaction: a failure at any statement leaves nothing behind.
 The driver is imported on first connection, never at import time.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from rotation_core.engines.base import DatabaseLogin, Session, TlsMode, parse_login_fields
 from rotation_core.engines.tls import resolve_ca_bundle
-from rotation_core.errors import Category, TargetError, VerificationError, describe
+from rotation_core.errors import Category, StatementError, TargetError, VerificationError, describe
 from rotation_core.log import redact, register_sensitive
 from rotation_core.settings import Settings
 
 if TYPE_CHECKING:
     import psycopg2.extensions
+    from psycopg2 import sql as pg_sql
 
 DEFAULT_DBNAME = "postgres"
 APPLICATION_NAME = "secrets-rotation"
@@ -80,9 +88,9 @@ class PostgresEngine:
         statements = [
             # A role whose default role is another (an alternating clone) must act as itself here.
             sql.SQL("SET ROLE NONE"),
-            sql.SQL("ALTER ROLE {} PASSWORD %s").format(sql.Identifier(login.username)),
+            sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(login.username), sql.Literal(verifier)),
         ]
-        self._run(conn, statements, [(), (verifier,)], action=f"change the password of {describe(login.username)}")
+        self._run(conn, statements, action=f"change the password of {describe(login.username)}")
 
     def set_clone_password(self, admin: Session, *, original: str, target: str, new_password: str) -> None:
         from psycopg2 import sql
@@ -90,30 +98,28 @@ class PostgresEngine:
         conn = _pg(admin)
         verifier = _verifier(conn, new_password, target)
         target_id, original_id = sql.Identifier(target), sql.Identifier(original)
+        action = f"set the password of {describe(target)} as a stand-in for {describe(original)}"
         if target == original:
-            statements = [sql.SQL("ALTER ROLE {} WITH LOGIN PASSWORD %s").format(target_id)]
-            params: list[tuple[Any, ...]] = [(verifier,)]
+            statements = [sql.SQL("ALTER ROLE {} WITH LOGIN PASSWORD {}").format(target_id, sql.Literal(verifier))]
         else:
-            with conn.cursor() as cursor:
-                cursor.execute("SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = %s", (target,))
-                exists = cursor.fetchone() is not None
+            lookup = sql.SQL("SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = {}").format(sql.Literal(target))
+            exists = bool(self._run(conn, [lookup], action=f"look up {describe(target)}", commit=False))
             verb = "ALTER" if exists else "CREATE"
             statements = [
-                sql.SQL(verb + " ROLE {} WITH LOGIN PASSWORD %s").format(target_id),
+                sql.SQL(verb + " ROLE {} WITH LOGIN PASSWORD {}").format(target_id, sql.Literal(verifier)),
                 # Membership plus a default role: the clone acts as the original, so what it creates
                 # belongs to the original and every grant the original gets later applies to it too.
                 sql.SQL("GRANT {} TO {}").format(original_id, target_id),
                 sql.SQL("ALTER ROLE {} SET role TO {}").format(target_id, original_id),
             ]
-            params = [(verifier,), (), ()]
+        # One transaction (the lookup above included): if any statement fails, none of them happened.
         self._run(
             conn,
             statements,
-            params,
-            action=f"set the password of {describe(target)} as a stand-in for {describe(original)}",
+            action=action,
             admin_hint=(
                 f"the master user needs CREATEROLE, and on PostgreSQL 16 and later ADMIN OPTION on "
-                f"{describe(original)} (GRANT {original} TO <master> WITH ADMIN OPTION)"
+                f"{describe(original)} (GRANT <that role> TO <master> WITH ADMIN OPTION)"
             ),
         )
 
@@ -137,21 +143,29 @@ class PostgresEngine:
     def _run(
         self,
         conn: psycopg2.extensions.connection,
-        statements: list[Any],
-        params: list[tuple[Any, ...]],
+        statements: Sequence[pg_sql.Composable],
         *,
         action: str,
         admin_hint: str = "",
-    ) -> None:
+        commit: bool = True,
+    ) -> list[tuple[Any, ...]]:
+        """Run the statements in the connection's transaction; the rows of the last one that returns any.
+
+        With ``commit`` the transaction is committed; on any failure it is rolled back.
+        """
         import psycopg2
 
+        rows: list[tuple[Any, ...]] = []
         try:
             with conn.cursor() as cursor:
-                for statement, values in zip(statements, params, strict=True):
-                    cursor.execute(statement, values or None)
-            conn.commit()
+                for statement in statements:
+                    _send(cursor, statement)
+                    if cursor.description is not None:
+                        rows = list(cursor.fetchall())
+            if commit:
+                conn.commit()
         except psycopg2.Error as error:
-            conn.rollback()
+            _rollback(conn)
             insufficient = getattr(error, "pgcode", None) == "42501"
             hint = admin_hint if insufficient and admin_hint else "see the database's message"
             lost_connection = isinstance(error, psycopg2.OperationalError) and not insufficient
@@ -159,6 +173,14 @@ class PostgresEngine:
                 f"{self.display_name} refused to {action}: {_driver_message(error)}; {hint}",
                 category=Category.UNREACHABLE if lost_connection else Category.PERMISSION,
             ) from None
+        except _DRIVER_FORMAT_ERRORS as error:
+            _rollback(conn)
+            raise StatementError(
+                f"psycopg2 could not build a statement to {action}: {type(error).__name__}: "
+                f"{_driver_message(error)}; nothing was changed. A role name cannot be written into SQL text "
+                "by this function: rename it, or report this as a bug"
+            ) from None
+        return rows
 
     def _login_error(self, login: DatabaseLogin, error: Exception, ca_bundle: str | None) -> TargetError:
         message = _driver_message(error)
@@ -192,6 +214,22 @@ class PostgresEngine:
         if "pg_hba.conf" in lowered or "permission denied" in lowered:
             return TargetError(f"{where} was not permitted: {message}", category=Category.PERMISSION)
         return TargetError(f"{where} failed: {message}", category=Category.UNREACHABLE)
+
+
+# What the driver raises when it cannot turn a statement into SQL text (a name it cannot encode, say).
+_DRIVER_FORMAT_ERRORS = (ValueError, TypeError, KeyError, IndexError)
+
+
+def _send(cursor: psycopg2.extensions.cursor, statement: pg_sql.Composable) -> None:
+    """The one place statements reach the driver: composed, and never %-formatted (no parameters)."""
+    cursor.execute(statement)
+
+
+def _rollback(conn: psycopg2.extensions.connection) -> None:
+    import psycopg2
+
+    with contextlib.suppress(psycopg2.Error):
+        conn.rollback()
 
 
 def _pg(session: Session) -> psycopg2.extensions.connection:

@@ -1,0 +1,159 @@
+"""PostgreSQL role names with ``%``, the clone's single transaction, and the master's ADMIN OPTION (16+).
+
+Through the real function module, psycopg2 and the server the ``pg_server`` fixture provides;
+version-specific expectations are chosen from the server's own version at run time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from psycopg2 import sql
+
+from integration.conftest import rotate, secret_at, stages
+from integration.postgres_logins import can_login, connect, server_major
+from rotation_core.errors import Category, TargetError
+from rotation_local.postgres_server import PostgresServer
+
+#: Role-name parts a driver's format template would take for a placeholder or an escape.
+PERCENT_PREFIXES = ["dba%team", "a%s", "a%%b", "a%(x)s"]
+
+
+def roles_tagged(server: PostgresServer, username: str) -> list[str]:
+    """Every role whose name holds the account's random tag: a collapsed ``%%`` would show up here."""
+    tag = username.rsplit("_", 1)[-1]
+    names = server.query_one(
+        "SELECT string_agg(rolname, ',' ORDER BY rolname) FROM pg_catalog.pg_roles WHERE strpos(rolname, %s) > 0",
+        (tag,),
+    )
+    return str(names).split(",")
+
+
+def pending_token(sm_client: Any, arn: str) -> str:
+    return next(version for version, labels in stages(sm_client, arn).items() if "AWSPENDING" in labels)
+
+
+def master_name(sm_client: Any, arn: str) -> str:
+    name: str = secret_at(sm_client, secret_at(sm_client, arn, "AWSCURRENT")["masterarn"], "AWSCURRENT")["username"]
+    return name
+
+
+def grant_admin_option(server: PostgresServer, role: str, master: str) -> None:
+    server.execute(sql.SQL("GRANT {} TO {} WITH ADMIN OPTION").format(sql.Identifier(role), sql.Identifier(master)))
+
+
+@pytest.mark.parametrize("prefix", PERCENT_PREFIXES)
+def test_postgres_single_user_role_name_with_percent_rotates_that_role(
+    pg_server: PostgresServer, sm_client: Any, pg_account: Any, postgres_function: Any, ca_bundle: Path, prefix: str
+) -> None:
+    account = pg_account(prefix=prefix)
+    old = secret_at(sm_client, account.arn, "AWSCURRENT")
+
+    rotate(postgres_function(), account.arn)
+
+    new = secret_at(sm_client, account.arn, "AWSCURRENT")
+    assert new["username"] == account.username
+    assert can_login(pg_server, ca_bundle, new)
+    assert not can_login(pg_server, ca_bundle, old)
+    assert roles_tagged(pg_server, account.username) == [account.username]
+
+
+@pytest.mark.parametrize("prefix", PERCENT_PREFIXES)
+def test_postgres_alternating_role_name_with_percent_clone_acts_as_original(
+    pg_server: PostgresServer, sm_client: Any, pg_account: Any, postgres_function: Any, ca_bundle: Path, prefix: str
+) -> None:
+    account = pg_account(with_master=True, prefix=prefix)
+    grant_admin_option(pg_server, account.username, master_name(sm_client, account.arn))  # needed on 16+
+    app = postgres_function(ROTATION_STRATEGY="alternating_users")
+
+    rotate(app, account.arn)  # creates the clone
+    clone = secret_at(sm_client, account.arn, "AWSCURRENT")
+    with connect(pg_server, ca_bundle, clone) as conn, conn.cursor() as cursor:
+        cursor.execute("SELECT current_user, session_user")
+        assert cursor.fetchone() == (account.username, account.username + "_clone")
+    rotate(app, account.arn)  # the original's turn
+
+    assert secret_at(sm_client, account.arn, "AWSCURRENT")["username"] == account.username
+    assert can_login(pg_server, ca_bundle, secret_at(sm_client, account.arn, "AWSCURRENT"))
+    assert can_login(pg_server, ca_bundle, secret_at(sm_client, account.arn, "AWSPREVIOUS"))
+    assert roles_tagged(pg_server, account.username) == [account.username, account.username + "_clone"]
+
+
+def test_postgres_alternating_grant_fails_after_create_role_nothing_left_retry_after_fix_completes(
+    pg_server: PostgresServer, sm_client: Any, pg_account: Any, postgres_function: Any, ca_bundle: Path
+) -> None:
+    """A superuser original: the master's CREATE ROLE succeeds, the GRANT after it is refused."""
+    account = pg_account(with_master=True)
+    user, clone = account.username, account.username + "_clone"
+    grant_admin_option(pg_server, user, master_name(sm_client, account.arn))
+    pg_server.execute(sql.SQL("ALTER ROLE {} SUPERUSER").format(sql.Identifier(user)))
+    original = secret_at(sm_client, account.arn, "AWSCURRENT")
+    app = postgres_function(ROTATION_STRATEGY="alternating_users")
+    log_start = len(pg_server.log_text())
+
+    with pytest.raises(TargetError) as raised:
+        rotate(app, account.arn)
+
+    assert raised.value.category is Category.PERMISSION
+    log = pg_server.log_text()[log_start:]
+    assert f'CREATE ROLE "{clone}" WITH LOGIN PASSWORD' in log  # it ran, then the GRANT failed ...
+    assert f'GRANT "{user}" TO "{clone}"' in log
+    assert roles_tagged(pg_server, user) == [user]  # ... and the rollback took the role away again
+    assert can_login(pg_server, ca_bundle, original)
+
+    pg_server.execute(sql.SQL("ALTER ROLE {} NOSUPERUSER").format(sql.Identifier(user)))
+    token = pending_token(sm_client, account.arn)
+    rotate(postgres_function(ROTATION_STRATEGY="alternating_users"), account.arn, token=token)
+
+    assert stages(sm_client, account.arn)[token] == ["AWSCURRENT"]
+    current = secret_at(sm_client, account.arn, "AWSCURRENT")
+    with connect(pg_server, ca_bundle, current) as conn, conn.cursor() as cursor:
+        cursor.execute("SELECT current_user, session_user")
+        assert cursor.fetchone() == (user, clone)
+    assert can_login(pg_server, ca_bundle, original)
+
+
+def test_postgres_alternating_master_with_admin_option_rotates_both_turns(
+    pg_server: PostgresServer, sm_client: Any, pg_account: Any, postgres_function: Any, ca_bundle: Path
+) -> None:
+    """The documented master (CREATEROLE plus ADMIN OPTION on the original) works on every version."""
+    account = pg_account(with_master=True)
+    grant_admin_option(pg_server, account.username, master_name(sm_client, account.arn))
+    app = postgres_function(ROTATION_STRATEGY="alternating_users")
+
+    rotate(app, account.arn)
+    rotate(app, account.arn)
+
+    assert secret_at(sm_client, account.arn, "AWSCURRENT")["username"] == account.username
+    assert can_login(pg_server, ca_bundle, secret_at(sm_client, account.arn, "AWSCURRENT"))
+    assert can_login(pg_server, ca_bundle, secret_at(sm_client, account.arn, "AWSPREVIOUS"))
+
+
+def test_postgres16_alternating_master_without_admin_option_refused_nothing_left_then_grant_completes(
+    pg_server: PostgresServer, sm_client: Any, pg_account: Any, postgres_function: Any, ca_bundle: Path
+) -> None:
+    if server_major(pg_server) < 16:
+        pytest.skip(
+            f"PostgreSQL 16+ behaviour; this server is {pg_server.version}: before 16, CREATEROLE alone may "
+            "grant any non-superuser role, so a master without ADMIN OPTION is not refused"
+        )
+    account = pg_account(with_master=True)
+    original = secret_at(sm_client, account.arn, "AWSCURRENT")
+
+    with pytest.raises(TargetError) as raised:
+        rotate(postgres_function(ROTATION_STRATEGY="alternating_users"), account.arn)
+
+    assert raised.value.category is Category.PERMISSION
+    assert "ADMIN OPTION" in raised.value.message
+    assert roles_tagged(pg_server, account.username) == [account.username]
+    assert can_login(pg_server, ca_bundle, original)
+
+    grant_admin_option(pg_server, account.username, master_name(sm_client, account.arn))
+    token = pending_token(sm_client, account.arn)
+    rotate(postgres_function(ROTATION_STRATEGY="alternating_users"), account.arn, token=token)
+
+    assert stages(sm_client, account.arn)[token] == ["AWSCURRENT"]
+    assert can_login(pg_server, ca_bundle, secret_at(sm_client, account.arn, "AWSCURRENT"))
+    assert can_login(pg_server, ca_bundle, original)
