@@ -313,8 +313,9 @@ def test_alternating_hostile_username_rotates_as_a_plain_name_and_log_lines_stay
     [
         ("u" * MEGABYTE, "longer than FakeSQL's limit of 63 bytes"),
         ("ü" * 32, "longer than FakeSQL's limit of 63 bytes"),
+        ("app\ud800", "not valid Unicode"),
     ],
-    ids=["username_1mb", "username_64_bytes_of_umlauts"],
+    ids=["username_1mb", "username_64_bytes_of_umlauts", "username_lone_surrogate"],
 )
 def test_create_secret_over_length_username_raises_format_error_without_echoing_it(
     username: str, message: str, sm_client: Any, make_secret: Callable[..., str], make_rotator: Steps

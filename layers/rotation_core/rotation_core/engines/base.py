@@ -124,6 +124,7 @@ def parse_login_fields(secret: Mapping[str, Any], label: str, engine: EngineLimi
     password = secret.get("password")
     if not isinstance(password, str) or not password:
         raise SecretFormatError(f'the {label} secret has no "password" string')
+    _require_utf8(password, "password", label)
     if "\x00" in password or len(password) > MAX_PASSWORD_CHARACTERS:
         raise SecretFormatError(
             f'the {label} secret\'s "password" contains a NUL character or is over {MAX_PASSWORD_CHARACTERS} characters'
@@ -131,6 +132,8 @@ def parse_login_fields(secret: Mapping[str, Any], label: str, engine: EngineLimi
     dbname = secret.get("dbname")
     if dbname is not None and (not isinstance(dbname, str) or not dbname or "\x00" in dbname):
         raise SecretFormatError(f'the {label} secret\'s "dbname" must be a non-empty string when present')
+    if dbname is not None:
+        _require_utf8(dbname, "dbname", label)
     return DatabaseLogin(
         label=label,
         engine=engine_name,
@@ -147,6 +150,18 @@ def _required_text(secret: Mapping[str, Any], key: str, label: str) -> str:
     value = secret.get(key)
     if not isinstance(value, str) or not value.strip():
         raise SecretFormatError(f'the {label} secret has no "{key}" string; add it (see the README\'s secret format)')
+    return _require_utf8(value, key, label)
+
+
+def _require_utf8(value: str, key: str, label: str) -> str:
+    """JSON may carry lone surrogates (``"\\ud800"``), which no driver can send: refuse them here."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise SecretFormatError(
+            f'the {label} secret\'s "{key}" holds characters that are not valid Unicode (a lone surrogate); '
+            "correct the value"
+        ) from None
     return value
 
 
