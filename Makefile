@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)/layers/rotation_core:$(CURDIR)/tools
 
-.PHONY: help demo demo-alternating test test-unit test-integration lint format invoke clean
+.PHONY: help demo demo-alternating test test-unit test-integration lint format invoke clean template
 
 help:
 	@echo "make demo               rotate throwaway PostgreSQL and MariaDB users and fake Datadog keys (no AWS, no Docker)"
@@ -12,6 +12,7 @@ help:
 	@echo "make test               the whole test suite (unit + integration against real servers)"
 	@echo "make test-unit          unit tests only (no servers, no network)"
 	@echo "make lint               ruff and mypy"
+	@echo "make template           regenerate template.yaml from the engine registry"
 	@echo "make bench              benchmarks (BENCH_ARGS=\"--repeats 7 --fleet 1,10,100,1000\")"
 	@echo "make invoke FUNCTION=functions/postgres EVENT=events/... ENDPOINT=http://127.0.0.1:5000"
 	@echo "                        run a handler on an event, like sam local invoke, without Docker"
@@ -49,6 +50,10 @@ lint: venv
 format: venv
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
+
+# template.yaml is generated from the engine registry (tests/unit/test_template.py checks it is current).
+template: venv
+	$(PY) -m rotation_local template
 
 invoke: venv
 	$(PY) -m rotation_local invoke --function $(FUNCTION) --event $(EVENT) \

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from rotation_core.engines.mysql import MySQLEngine
 from rotation_core.handler import database_handler
 
-lambda_handler = database_handler(MySQLEngine, default_exclude_characters=MySQLEngine.default_exclude_characters)
+lambda_handler = database_handler("mysql")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from rotation_core.engines.postgres import PostgresEngine
 from rotation_core.handler import database_handler
 
-lambda_handler = database_handler(PostgresEngine, default_exclude_characters=PostgresEngine.default_exclude_characters)
+lambda_handler = database_handler("postgres")

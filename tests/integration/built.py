@@ -18,19 +18,14 @@ from typing import Any
 import pytest
 
 from helpers import REPO_ROOT
+from rotation_core.registry import rotation_functions
 from rotation_local.invoke import invoke
 
 BUILD_DIR = REPO_ROOT / ".aws-sam" / "build"
 RUNTIME_PYTHON = REPO_ROOT / ".venv-py313" / "bin" / "python"
 LAYER_SOURCE = REPO_ROOT / "layers" / "rotation_core"
-# Built function folder -> source folder.
-BUILT_FUNCTIONS = {
-    "PostgresSingleUserFunction": "postgres",
-    "PostgresAlternatingUsersFunction": "postgres",
-    "MySqlSingleUserFunction": "mysql",
-    "MySqlAlternatingUsersFunction": "mysql",
-    "ApiKeyFunction": "api_key",
-}
+# Built function folder -> source folder, for every function of the registry.
+BUILT_FUNCTIONS = {function.logical_name + "Function": function.folder for function in rotation_functions()}
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ from botocore.config import Config
 
 from helpers import LeakGuard
 from integration.conftest import unique
-from rotation_core.engines.postgres import PostgresEngine
+from rotation_core.engines.postgres.engine import PostgresEngine
 from rotation_core.errors import RotationError
 from rotation_core.handler import RotationHandler, database_handler
 from rotation_core.secrets import SecretStore
@@ -454,12 +454,7 @@ def pg_target(
     environ = {"ROTATION_STRATEGY": strategy, "DB_CA_BUNDLE": str(ca_bundle), "DB_CONNECT_TIMEOUT": "2"}
 
     def new_container() -> RotationHandler:
-        return database_handler(
-            PostgresEngine,
-            default_exclude_characters=PostgresEngine.default_exclude_characters,
-            store=SecretStore(client),
-            environ=environ,
-        )
+        return database_handler("postgres", store=SecretStore(client), environ=environ)
 
     def new_secret() -> str:
         username, password = unique("fm"), secrets.token_urlsafe(24)

@@ -7,9 +7,23 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from rotation_core.engines.base import DatabaseLogin, Session, parse_login_fields
+from rotation_core.engines.base import DatabaseLogin, Session, check_username_bytes, parse_login_fields
 from rotation_core.errors import Category, TargetError, VerificationError
-from rotation_core.settings import Settings
+from rotation_core.registry import EngineSpec
+from rotation_core.settings import Settings, Strategy
+
+#: The fake's registry entry, for handlers built around it (its class is injected: engine_factory).
+FAKE_ENGINE = EngineSpec(
+    name="fake",
+    display_name="FakeSQL",
+    implementation="unit.fakes:FakeEngine",
+    secret_engines=frozenset({"postgres"}),
+    default_port=5432,
+    strategies=(Strategy.SINGLE_USER, Strategy.ALTERNATING_USERS),
+    driver="",
+    default_exclude_characters="",
+    template_name="Fake",
+)
 
 
 @dataclass
@@ -48,7 +62,6 @@ class FakeEngine:
     engine_names = frozenset({"postgres"})
     default_port = 5432
     max_username_bytes = 63
-    default_exclude_characters = ":/@\"'\\"
 
     def __init__(self, settings: Settings, database: FakeDatabase) -> None:
         self.settings = settings
@@ -56,6 +69,9 @@ class FakeEngine:
 
     def parse_login(self, secret: Mapping[str, Any], label: str) -> DatabaseLogin:
         return parse_login_fields(secret, label, self)
+
+    def check_username(self, username: str, what: str) -> None:
+        check_username_bytes(username, what, self)
 
     def connect(self, login: DatabaseLogin) -> Session:
         self.database.connections.append(login.username)
@@ -72,8 +88,12 @@ class FakeEngine:
         self.database.users[login.username].password = new_password
         self.database.changes.append(f"self:{login.username}")
 
-    def set_clone_password(self, admin: Session, *, original: str, target: str, new_password: str) -> None:
+    def set_clone_password(
+        self, admin: Session, *, caller: Session, original: str, target: str, new_password: str
+    ) -> None:
         assert isinstance(admin, FakeSession)
+        assert isinstance(caller, FakeSession)
+        assert not caller.closed  # the current login, still open
         if admin.username not in self.database.admins:
             raise TargetError("FakeSQL: permission denied", category=Category.PERMISSION)
         user = self.database.users.setdefault(target, FakeUser(password=""))

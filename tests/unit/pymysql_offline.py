@@ -13,7 +13,7 @@ from typing import Any
 import pymysql
 import pymysql.cursors
 
-from rotation_core.engines.mysql_grants import Statement
+from rotation_core.engines.mysql.grants import Statement
 
 #: Given the text PyMySQL would send, the rows the fake server answers (``[]`` for statements).
 Answer = Callable[[str], Sequence[tuple[Any, ...]]]

@@ -15,7 +15,7 @@ from rotation_core.handler import database_handler
 from rotation_core.secrets import SecretStore
 from rotation_local import emulator, service
 from rotation_local.invoke import load_function
-from unit.fakes import FakeDatabase, FakeEngine, value_at
+from unit.fakes import FAKE_ENGINE, FakeDatabase, FakeEngine, value_at
 
 
 def test_import_function_module_loads_no_driver_no_boto3_and_reads_no_settings() -> None:
@@ -49,7 +49,7 @@ def test_handler_endpoint_variables_configure_the_client(aws_env: None, monkeypa
          "https://vpce-1.secretsmanager.eu-west-1.vpce.amazonaws.com"),
         ({}, "https://secretsmanager.eu-west-1.amazonaws.com"),
     ]:  # fmt: skip
-        handler = database_handler(FakeEngineFactory(FakeDatabase()), default_exclude_characters="", environ=env)
+        handler = database_handler(FAKE_ENGINE, engine_factory=FakeEngineFactory(FakeDatabase()), environ=env)
         rotator = handler._build_rotator(env)
         assert rotator.store.client.meta.endpoint_url == expected
 
@@ -67,7 +67,7 @@ def test_handler_full_rotation_through_lambda_entry_point(
 ) -> None:
     arn = make_secret()
     handler = database_handler(
-        FakeEngineFactory(database), default_exclude_characters="", store=SecretStore(sm_client), environ={}
+        FAKE_ENGINE, engine_factory=FakeEngineFactory(database), store=SecretStore(sm_client), environ={}
     )
 
     service.rotate(arn, lambda event: handler(dict(event), None))
@@ -81,7 +81,7 @@ def test_handler_failure_is_logged_once_with_category_and_reraised(
     arn = make_secret()
     token = emulator.stage_pending_placeholder(arn)
     handler = database_handler(
-        FakeEngineFactory(database), default_exclude_characters="", store=SecretStore(sm_client), environ={}
+        FAKE_ENGINE, engine_factory=FakeEngineFactory(database), store=SecretStore(sm_client), environ={}
     )
 
     handler(service.event("createSecret", arn, token), None)
@@ -100,8 +100,8 @@ def test_handler_failure_is_logged_once_with_category_and_reraised(
 
 def test_handler_bad_configuration_fails_every_invocation_clearly(sm_client: Any) -> None:
     handler = database_handler(
-        FakeEngineFactory(FakeDatabase()),
-        default_exclude_characters="",
+        FAKE_ENGINE,
+        engine_factory=FakeEngineFactory(FakeDatabase()),
         store=SecretStore(sm_client),
         environ={"ROTATION_STRATEGY": "guess"},
     )
@@ -133,7 +133,7 @@ def test_handler_unexpected_exception_is_wrapped_without_values(
 
 def test_handler_invalid_event_reports_event_category(sm_client: Any, capfd: pytest.CaptureFixture[str]) -> None:
     handler = database_handler(
-        FakeEngineFactory(FakeDatabase()), default_exclude_characters="", store=SecretStore(sm_client), environ={}
+        FAKE_ENGINE, engine_factory=FakeEngineFactory(FakeDatabase()), store=SecretStore(sm_client), environ={}
     )
     with pytest.raises(InvalidEventError):
         handler({"Step": "createSecret"}, None)

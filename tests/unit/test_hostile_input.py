@@ -28,7 +28,7 @@ from rotation_core.secrets import SecretStore
 from rotation_core.settings import Strategy
 from rotation_local import emulator, service
 from unit.conftest import CallCounter
-from unit.fakes import FakeDatabase, FakeEngine, FakeUser, stages, value_at
+from unit.fakes import FAKE_ENGINE, FakeDatabase, FakeEngine, FakeUser, stages, value_at
 
 Steps = Callable[..., Rotator]
 MEGABYTE = 1024 * 1024
@@ -290,8 +290,8 @@ def test_alternating_hostile_username_rotates_as_a_plain_name_and_log_lines_stay
     database.users[username] = FakeUser(password="Hostile-Name-Password-1")
     arn = make_secret(with_master=True, username=username, password="Hostile-Name-Password-1")
     handler = database_handler(
-        lambda settings: FakeEngine(settings, database),
-        default_exclude_characters="",
+        FAKE_ENGINE,
+        engine_factory=lambda settings: FakeEngine(settings, database),
         store=SecretStore(sm_client),
         environ={"ROTATION_STRATEGY": "alternating_users"},
     )
@@ -338,8 +338,8 @@ def test_set_secret_username_with_newline_refused_login_error_is_one_log_line(
     arn = make_secret(username=forged, password="Not-The-Password-1")
     token = emulator.stage_pending_placeholder(arn)
     handler = database_handler(
-        lambda settings: FakeEngine(settings, database),
-        default_exclude_characters="",
+        FAKE_ENGINE,
+        engine_factory=lambda settings: FakeEngine(settings, database),
         store=SecretStore(sm_client),
         environ={},
     )

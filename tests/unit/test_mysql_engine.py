@@ -12,20 +12,19 @@ import pytest
 
 from helpers import REPO_ROOT
 from rotation_core.engines.base import TlsMode
-from rotation_core.engines.mysql import (
+from rotation_core.engines.mysql.engine import MySQLEngine, MySQLSession, _tls_context
+from rotation_core.engines.mysql.grants import Account
+from rotation_core.engines.mysql.statements import (
     Flavour,
-    MySQLEngine,
-    MySQLSession,
     ServerVersion,
     StatementBuilder,
     TlsRequirement,
     UnsupportedAccountError,
-    _tls_context,
     native_password_hash,
 )
-from rotation_core.engines.mysql_grants import Account
 from rotation_core.errors import Category, SecretFormatError, StatementError, TargetError
 from rotation_core.settings import Settings, Strategy
+from rotation_core.strategies import AlternatingUsers
 from unit.pymysql_offline import OfflineConnection, sent_text
 
 PASSWORD = "N3w-Passw0rd-for-the-test"
@@ -279,13 +278,16 @@ def test_mysql_engine_parse_login_username_character_limit_from_settings() -> No
         engine.parse_login(secret(username="a" * 17), "current")
 
 
-def test_mysql_engine_parse_login_alternating_clone_would_be_too_long_refused_early() -> None:
-    engine = MySQLEngine(Settings(strategy=Strategy.ALTERNATING_USERS))
+def test_mysql_alternating_clone_name_over_character_limit_refused_by_the_strategy() -> None:
+    settings = Settings(strategy=Strategy.ALTERNATING_USERS)
+    engine = MySQLEngine(settings)
+    strategy = AlternatingUsers(engine, settings)
+    context: Any = None  # build_pending reads nothing else
 
-    assert engine.parse_login(secret(username="a" * 26), "current")
-    with pytest.raises(SecretFormatError, match="at most 26 characters"):
-        engine.parse_login(secret(username="a" * 27), "current")
-    # The master's name is not cloned.
+    assert strategy.build_pending(secret(username="a" * 26, masterarn="arn:m"), context)["username"].endswith("_clone")
+    with pytest.raises(SecretFormatError, match=r"is 33 characters, over the limit of 32 .*leave room for"):
+        strategy.build_pending(secret(username="a" * 27, masterarn="arn:m"), context)
+    # The engine itself knows no strategy: a 30-character name (a master's, say) is fine.
     assert engine.parse_login(secret(username="m" * 30), "master")
 
 
@@ -423,9 +425,11 @@ def mysql8_clone_statements(clone_row: tuple[Any, ...] | None, clone_grants: lis
         return []
 
     conn = OfflineConnection(answer)
-    session = MySQLSession(conn=conn, account=Account("master", "%"), server=ServerVersion.parse("8.0.36"))
+    server = ServerVersion.parse("8.0.36")
+    session = MySQLSession(conn=conn, account=Account("master", "%"), server=server)
+    caller = MySQLSession(conn=OfflineConnection(answer), account=Account("app", "10.0.%"), server=server)
     MySQLEngine(Settings(strategy=Strategy.ALTERNATING_USERS)).set_clone_password(
-        session, original="app", target="app_clone", new_password=PASSWORD
+        session, caller=caller, original="app", target="app_clone", new_password=PASSWORD
     )
     return [sql for sql in conn.sent if not sql.startswith(("SELECT", "SHOW"))]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rotation_core.engines.mysql_grants import (
+from rotation_core.engines.mysql.grants import (
     Account,
     AccountGrants,
     GrantObject,

@@ -10,7 +10,8 @@ import pytest
 from psycopg2 import sql
 
 from rotation_core.engines.base import TlsMode
-from rotation_core.engines.postgres import PostgresEngine
+from rotation_core.engines.postgres.engine import PostgresEngine
+from rotation_core.engines.postgres.statements import own_password, role_exists
 from rotation_core.engines.tls import resolve_ca_bundle
 from rotation_core.errors import Category, ConfigurationError, SecretFormatError, StatementError
 from rotation_core.settings import Settings
@@ -151,12 +152,13 @@ class RecordingConnection:
 
 def test_postgres_engine_run_sends_composed_statements_without_parameters(engine: PostgresEngine) -> None:
     """No parameters means psycopg2 does no %-formatting: a role named a%s reaches the server as it is."""
-    statement = sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier("a%s"), sql.Literal("SCRAM-SHA-256$x"))
+    statements = own_password("a%s", "SCRAM-SHA-256$x")
     conn = RecordingConnection()
 
-    engine._run(conn, [sql.SQL("SET ROLE NONE"), statement], action="change a password")  # type: ignore[arg-type]
+    engine._run(conn, statements, action="change a password")  # type: ignore[arg-type]
 
-    assert conn.calls == [(sql.SQL("SET ROLE NONE"),), (statement,)]
+    composed = sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier("a%s"), sql.Literal("SCRAM-SHA-256$x"))
+    assert conn.calls == [(sql.SQL("SET ROLE NONE").format(),), (composed,)]
     assert conn.committed
 
 
@@ -169,7 +171,7 @@ def test_postgres_engine_run_driver_side_failure_statement_error_rolled_back(
     conn = RecordingConnection(fail_with=error)
 
     with pytest.raises(StatementError) as raised:
-        engine._run(conn, [sql.SQL("SELECT 1")], action="look up a role")  # type: ignore[arg-type]
+        engine._run(conn, [role_exists("a")], action="look up a role")  # type: ignore[arg-type]
 
     assert raised.value.category is Category.STATEMENT
     assert conn.rolled_back

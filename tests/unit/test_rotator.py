@@ -492,7 +492,9 @@ def test_alternating_username_too_long_for_clone_fails_clearly(
     arn = make_secret(with_master=True, username=long_name)
     token = emulator.stage_pending_placeholder(arn)
 
-    with pytest.raises(SecretFormatError, match="at most 57 bytes"):
+    with pytest.raises(
+        SecretFormatError, match="longer than FakeSQL's limit of 63 bytes; the user name must leave room"
+    ):
         run(make_rotator(Strategy.ALTERNATING_USERS), arn, token, "createSecret")
 
 

@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from helpers import REPO_ROOT
-from rotation_core import settings
+from rotation_core import registry, settings
+from rotation_local.template import check_template
 
 TEMPLATE = REPO_ROOT / "template.yaml"
 ATTACH = REPO_ROOT / "examples" / "attach-rotation.yaml"
@@ -49,19 +50,21 @@ class FunctionSpec:
     in_vpc: bool
 
 
-FUNCTIONS = {
-    "PostgresSingleUserFunction": FunctionSpec(
-        "functions/postgres", "single_user", "PostgresSingleUserSecrets", None, True
-    ),
-    "PostgresAlternatingUsersFunction": FunctionSpec(
-        "functions/postgres", "alternating_users", "PostgresAlternatingUsersSecrets", "PostgresMasterSecrets", True
-    ),
-    "MySqlSingleUserFunction": FunctionSpec("functions/mysql", "single_user", "MySqlSingleUserSecrets", None, True),
-    "MySqlAlternatingUsersFunction": FunctionSpec(
-        "functions/mysql", "alternating_users", "MySqlAlternatingUsersSecrets", "MySqlMasterSecrets", True
-    ),
-    "ApiKeyFunction": FunctionSpec("functions/api_key", None, "ApiKeySecrets", "ApiKeyAdminSecrets", False),
-}
+def _expected(function: registry.FunctionSpec) -> FunctionSpec:
+    """What the registry says a function's resources must be (the rules below assert them)."""
+    if function.engine is None:
+        read_only: str | None = "ApiKeyAdminSecrets"
+    elif function.strategy is settings.Strategy.ALTERNATING_USERS:
+        read_only = function.engine.template_name + "MasterSecrets"
+    else:
+        read_only = None
+    strategy = function.strategy.value if function.strategy else None
+    return FunctionSpec(
+        f"functions/{function.folder}", strategy, function.logical_name + "Secrets", read_only, function.is_database
+    )
+
+
+FUNCTIONS = {f.logical_name + "Function": _expected(f) for f in registry.rotation_functions()}
 
 
 class CloudFormationLoader(yaml.SafeLoader):
@@ -145,6 +148,10 @@ def function_role(template: dict[str, Any], function: str) -> str:
 
 def secret_arn(parameter: str) -> dict[str, str]:
     return {"Fn::Sub": SECRET_ARN % parameter}
+
+
+def test_template_is_what_the_registry_generates() -> None:
+    assert check_template(TEMPLATE), "template.yaml is out of date: run `python -m rotation_local template`"
 
 
 def test_template_functions_five_with_handler_code_and_runtime_expected(template: dict[str, Any]) -> None:

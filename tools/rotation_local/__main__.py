@@ -1,4 +1,4 @@
-"""Command line: ``python -m rotation_local demo`` and ``python -m rotation_local invoke``."""
+"""Command line: ``python -m rotation_local demo``, ``invoke`` and ``template``."""
 
 from __future__ import annotations
 
@@ -33,7 +33,20 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--endpoint", help="Secrets Manager endpoint URL (sets AWS_ENDPOINT_URL_SECRETSMANAGER)")
     run.add_argument("--python", help="Python interpreter that runs the handler (default: this one)")
 
+    generate = commands.add_parser("template", help="write template.yaml from the engine registry")
+    generate.add_argument("--check", action="store_true", help="only check that template.yaml is up to date")
+
     args = parser.parse_args(argv)
+    if args.command == "template":
+        from rotation_local.template import TEMPLATE_PATH, check_template, write_template
+
+        if args.check:
+            if check_template():
+                return 0
+            print(f"{TEMPLATE_PATH.name} is out of date: run `python -m rotation_local template`", file=sys.stderr)
+            return 1
+        write_template()
+        return 0
     if args.command == "demo":
         from rotation_local.demo import ENGINES
         from rotation_local.demo import run as run_demo

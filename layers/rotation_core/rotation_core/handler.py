@@ -7,13 +7,17 @@ for the life of the container.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rotation_core.errors import Category, RotationError
+from rotation_core.errors import Category, ConfigurationError, RotationError
 from rotation_core.log import get_logger, invocation_scope, redact
 from rotation_core.rotator import Rotator
 from rotation_core.secrets import SecretStore
-from rotation_core.settings import Settings, Strategy
+from rotation_core.settings import ROTATION_STRATEGY, Settings, Strategy
+
+if TYPE_CHECKING:
+    from rotation_core.engines.base import DatabaseEngine
+    from rotation_core.registry import EngineSpec
 
 RotatorFactory = Callable[[Mapping[str, str] | None], Rotator]
 
@@ -56,22 +60,33 @@ class RotationHandler:
 
 
 def database_handler(
-    engine_type: Callable[[Settings], Any],
+    engine: str | EngineSpec,
     *,
-    default_exclude_characters: str,
+    engine_factory: Callable[[Settings], DatabaseEngine] | None = None,
     store: SecretStore | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> RotationHandler:
-    """A handler for a SQL engine; the strategy comes from ``ROTATION_STRATEGY`` only."""
+    """A handler for a registered engine (its name or spec); the strategy comes from ``ROTATION_STRATEGY`` only.
+
+    ``engine_factory`` (tests) builds the engine instead of the spec's class.
+    """
 
     def build(env: Mapping[str, str] | None) -> Rotator:
+        from rotation_core.registry import engine as engine_spec
         from rotation_core.strategies import AlternatingUsers, SingleUser
 
-        settings = Settings.from_env(env, default_exclude_characters=default_exclude_characters)
-        engine = engine_type(settings)
+        spec = engine_spec(engine) if isinstance(engine, str) else engine
+        settings = Settings.from_env(env, default_exclude_characters=spec.default_exclude_characters)
+        if settings.strategy not in spec.strategies:
+            allowed = ", ".join(strategy.value for strategy in spec.strategies)
+            raise ConfigurationError(
+                f"{ROTATION_STRATEGY}={settings.strategy.value} is not a strategy of the {spec.display_name} "
+                f"function; use one of: {allowed}"
+            )
+        database = (engine_factory or spec.load())(settings)
         strategy_type = AlternatingUsers if settings.strategy is Strategy.ALTERNATING_USERS else SingleUser
         secret_store = store or SecretStore(endpoint_url=settings.secrets_manager_endpoint)
-        return Rotator(secret_store, strategy_type(engine, settings))
+        return Rotator(secret_store, strategy_type(database, settings))
 
     return RotationHandler(build, environ=environ)
 

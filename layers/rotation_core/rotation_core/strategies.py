@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rotation_core.engines.base import DatabaseEngine, DatabaseLogin, Session
+from rotation_core.engines.base import CLONE_SUFFIX, DatabaseEngine, DatabaseLogin, Session
 from rotation_core.errors import (
     Category,
     ConfusedDeputyError,
@@ -24,7 +24,7 @@ from rotation_core.passwords import generate_password
 from rotation_core.rotator import RotationContext
 from rotation_core.settings import Settings
 
-CLONE_SUFFIX = "_clone"
+__all__ = ["CLONE_SUFFIX", "AlternatingUsers", "DatabaseStrategy", "SingleUser"]
 
 
 class DatabaseStrategy:
@@ -156,24 +156,28 @@ class AlternatingUsers(DatabaseStrategy):
         master_arn = self._master_arn(current_secret, "current")
         if self._master_arn(pending_secret, "pending") != master_arn:
             raise ConfusedDeputyError("the pending and current secrets name different master secrets")
-        # Prove the caller's own secret is genuine before acting with the master's rights.
-        self.engine.connect(current).close()
         master = self.login(context.other_secret(master_arn), "master")
         if not master.same_server(current):
             raise ConfusedDeputyError(
                 "the master secret names another server than the secret being rotated; point "
                 '"masterarn" at the admin secret of the same database'
             )
-        admin = self.engine.connect(master)
+        # Prove the caller's own secret is genuine before acting with the master's rights.
+        caller = self.engine.connect(current)
         try:
-            self.engine.set_clone_password(
-                admin,
-                original=self._original_username(current.username),
-                target=pending.username,
-                new_password=pending.password,
-            )
+            admin = self.engine.connect(master)
+            try:
+                self.engine.set_clone_password(
+                    admin,
+                    caller=caller,
+                    original=self._original_username(current.username),
+                    target=pending.username,
+                    new_password=pending.password,
+                )
+            finally:
+                admin.close()
         finally:
-            admin.close()
+            caller.close()
         get_logger().info("set the alternate user's password", extra={"user": pending.username})
 
     def _original_username(self, username: str) -> str:
@@ -183,12 +187,13 @@ class AlternatingUsers(DatabaseStrategy):
         if username.endswith(CLONE_SUFFIX):
             return username[: -len(CLONE_SUFFIX)]
         other = username + CLONE_SUFFIX
-        limit = self.engine.max_username_bytes
-        if len(other.encode("utf-8")) > limit:
+        try:
+            self.engine.check_username(other, f"the alternate user {describe(other)}")
+        except SecretFormatError as error:
             raise SecretFormatError(
-                f"the alternate user {describe(other)} would be longer than {self.engine.display_name}'s "
-                f"limit of {limit} bytes; use a username of at most {limit - len(CLONE_SUFFIX)} bytes"
-            )
+                f"{error.message}; the user name must leave room for the {CLONE_SUFFIX!r} suffix "
+                f"({len(CLONE_SUFFIX)} characters) of its alternate"
+            ) from None
         return other
 
     @staticmethod

@@ -16,8 +16,8 @@ from typing import Any
 
 from pymysql.converters import escape_string
 
-from rotation_core.engines.mysql import Flavour, ServerVersion
-from rotation_core.engines.mysql_grants import Account, parse_grants
+from rotation_core.engines.mysql.grants import Account, parse_grants
+from rotation_core.engines.mysql.statements import Flavour, ServerVersion
 from rotation_local.mariadb_server import MariaDBServer
 
 ACCOUNT_COLUMNS = ("plugin", "ssl_type", "ssl_cipher", "x509_issuer", "x509_subject")

@@ -31,7 +31,7 @@ from integration.test_fault_matrix import (
     run_case,
     sm_client_for,
 )
-from rotation_core.engines.mysql import MySQLEngine
+from rotation_core.engines.mysql.engine import MySQLEngine
 from rotation_core.handler import RotationHandler, database_handler
 from rotation_core.secrets import SecretStore
 from rotation_local import emulator
@@ -89,12 +89,7 @@ def mysql_target(
     environ = {"ROTATION_STRATEGY": strategy, "DB_CA_BUNDLE": str(ca_bundle), "DB_CONNECT_TIMEOUT": "2"}
 
     def new_container() -> RotationHandler:
-        return database_handler(
-            MySQLEngine,
-            default_exclude_characters=MySQLEngine.default_exclude_characters,
-            store=SecretStore(client),
-            environ=environ,
-        )
+        return database_handler("mysql", store=SecretStore(client), environ=environ)
 
     def new_secret() -> str:
         username, password = short_name("fm"), secrets.token_urlsafe(24)

@@ -30,7 +30,7 @@ from integration.mysql.accounts import (
     restrict_master,
     set_default_role,
 )
-from rotation_core.engines.mysql import MySQLEngine
+from rotation_core.engines.mysql.engine import MySQLEngine
 from rotation_core.errors import Category, TargetError
 from rotation_core.settings import Settings, Strategy
 from rotation_local.mariadb_server import MariaDBServer
@@ -225,7 +225,8 @@ def test_mysql_engine_clone_copies_require_clause_and_limits_new_and_existing_cl
         leak_guard.add(password)
         session = engine.connect(master)
         try:
-            engine.set_clone_password(session, original=user, target=clone, new_password=password)
+            # The master's own login stands in for the caller: the original has one host, so it decides nothing.
+            engine.set_clone_password(session, caller=session, original=user, target=clone, new_password=password)
         finally:
             session.close()
         assert account_row(mariadb_server, clone, host) == account_row(mariadb_server, user, host)

@@ -20,8 +20,8 @@ import trustme
 from helpers import LeakGuard
 from integration.conftest import rotate, secret_at, stages, unique
 from integration.mysql.accounts import account_state, account_text, create_role, grant_role, set_default_role
-from rotation_core.engines.mysql import native_password_hash
-from rotation_core.engines.mysql_grants import Account
+from rotation_core.engines.mysql.grants import Account
+from rotation_core.engines.mysql.statements import native_password_hash
 from rotation_core.errors import Category, TargetError
 from rotation_local import emulator
 from rotation_local.mariadb_server import MariaDBServer

@@ -1,7 +1,9 @@
 """What a database engine provides to the rotation strategies, and the secret's login fields.
 
-A new engine is one module implementing :class:`DatabaseEngine` plus a thin handler. Engines know
-SQL and drivers; they never call Secrets Manager.
+A new engine is a package under :mod:`rotation_core.engines` that declares itself (``ENGINE``, see
+:mod:`rotation_core.registry`) and implements :class:`DatabaseEngine`; ``docs/adding-an-engine.md``
+lists every file. Engines know SQL and drivers; they never call Secrets Manager, and they never
+branch on the strategy: the strategies decide which users to use and ask the engine to act.
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from rotation_core.errors import SecretFormatError, describe
+
+#: The alternating-users strategy's second user is ``<user>`` + this suffix (AWS's templates use it too).
+CLONE_SUFFIX = "_clone"
 
 
 class TlsMode(enum.StrEnum):
@@ -59,10 +64,13 @@ class DatabaseEngine(Protocol):
     engine_names: frozenset[str]  # accepted values of the secret's "engine" key
     default_port: int
     max_username_bytes: int
-    default_exclude_characters: str
 
     def parse_login(self, secret: Mapping[str, Any], label: str) -> DatabaseLogin:
         """Validate a secret's login fields; raise :class:`SecretFormatError` naming the bad key."""
+        ...
+
+    def check_username(self, username: str, what: str) -> None:
+        """Raise :class:`SecretFormatError` (starting with ``what``) if the server cannot hold this name."""
         ...
 
     def connect(self, login: DatabaseLogin) -> Session:
@@ -73,10 +81,14 @@ class DatabaseEngine(Protocol):
         """As ``login``, change that user's own password."""
         ...
 
-    def set_clone_password(self, admin: Session, *, original: str, target: str, new_password: str) -> None:
+    def set_clone_password(
+        self, admin: Session, *, caller: Session, original: str, target: str, new_password: str
+    ) -> None:
         """As an admin, give ``target`` the password, creating it as a stand-in for ``original`` if needed.
 
-        ``target`` equals ``original`` when the original user's turn has come round again.
+        ``caller`` is the session the current secret opened (proving it genuine), so the engine can
+        tell which account it is; ``target`` equals ``original`` when the original user's turn has
+        come round again.
         """
         ...
 
@@ -100,10 +112,17 @@ class EngineLimits(Protocol):
     max_username_bytes: int
 
 
+def check_username_bytes(username: str, what: str, engine: EngineLimits) -> None:
+    """The byte limit most engines have (PostgreSQL: NAMEDATALEN - 1)."""
+    if len(username.encode("utf-8")) > engine.max_username_bytes:
+        limit = engine.max_username_bytes
+        raise SecretFormatError(f"{what} is longer than {engine.display_name}'s limit of {limit} bytes")
+
+
 def parse_login_fields(secret: Mapping[str, Any], label: str, engine: EngineLimits) -> DatabaseLogin:
     """The checks every SQL engine shares: types, ranges, lengths, TLS mode."""
     engine_names, display_name = engine.engine_names, engine.display_name
-    default_port, max_username_bytes = engine.default_port, engine.max_username_bytes
+    default_port = engine.default_port
     engine_name = secret.get("engine")
     if engine_name is not None and engine_name not in engine_names:
         allowed = ", ".join(sorted(engine_names))
@@ -117,10 +136,7 @@ def parse_login_fields(secret: Mapping[str, Any], label: str, engine: EngineLimi
     username = _required_text(secret, "username", label)
     if "\x00" in username:
         raise SecretFormatError(f'the {label} secret\'s "username" contains a NUL character')
-    if len(username.encode("utf-8")) > max_username_bytes:
-        raise SecretFormatError(
-            f"the {label} secret's \"username\" is longer than {display_name}'s limit of {max_username_bytes} bytes"
-        )
+    check_username_bytes(username, f'the {label} secret\'s "username"', engine)
     password = secret.get("password")
     if not isinstance(password, str) or not password:
         raise SecretFormatError(f'the {label} secret has no "password" string')

@@ -1,20 +1,10 @@
-"""MySQL and MariaDB engine (PyMySQL).
+"""MySQL and MariaDB engine: PyMySQL I/O (the statements come from :mod:`.statements`).
 
-The server's flavour and version come from ``VERSION()`` after login and choose the statements:
-
-* MariaDB, mysql_native_password: passwords are sent as the hash the server stores
-  (``*`` + hex SHA1(SHA1(password)), computed here), never as plaintext, so the general log, the slow
-  log and the binary log see only the hash. A user changes its own password with
-  ``SET PASSWORD = '<hash>'``, which needs no privilege; ``ALTER USER CURRENT_USER()`` would need
-  CREATE USER. Accounts with another plugin (ed25519, PAM ...) are refused rather than exposed.
-* MySQL 5.7.6 and later: ``ALTER USER USER() IDENTIFIED BY`` for oneself and ``ALTER USER`` /
-  ``CREATE USER ... IDENTIFIED WITH <plugin> BY`` as admin. The plaintext travels over the (TLS)
-  connection; MySQL itself rewrites it as ``<secret>`` in its general, slow and binary logs.
-
+The server's flavour and version come from ``VERSION()`` after login and choose the statements.
 Accounts are ``user@host``: the host part is read from the server (``CURRENT_USER()`` at login and
 ``mysql.user``), never assumed to be ``'%'``. The alternating clone gets the original's host, auth
 plugin, TLS requirement, resource limits, privileges (``WITH GRANT OPTION`` included), roles and
-default roles; grants are copied as data through :mod:`rotation_core.engines.mysql_grants`, the
+default roles; grants are copied as data through :mod:`rotation_core.engines.mysql.grants`, the
 plugin, TLS requirement and limits are read from ``mysql.user``.
 
 Account statements cannot be rolled back, so the clone is brought to the original's state from
@@ -22,55 +12,52 @@ whatever state it is in: an existing clone (a half-made one left by a failed att
 read back and synchronised, never re-created, and every statement of a retry either sets a value
 outright or is computed from the difference, so a retry completes once the cause is fixed.
 
-Every statement is a PyMySQL format template with its bound values (:data:`Statement`) and goes
-through :meth:`MySQLEngine._send`, which always formats it: names spliced into the text have their
-``%`` doubled by :func:`~rotation_core.engines.mysql_grants.quote_identifier`.
-The driver is imported on first connection, never at import time.
+Every statement goes through :meth:`MySQLEngine._send`, which always formats it, so ``%`` doubled in
+spliced names is undone exactly once. The driver is imported on first connection, never at import time.
 """
 
 from __future__ import annotations
 
-import enum
-import hashlib
 import re
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from rotation_core.engines.base import DatabaseLogin, Session, TlsMode, parse_login_fields
-from rotation_core.engines.mysql_grants import (
+from rotation_core.engines.mysql import ENGINE
+from rotation_core.engines.mysql.grants import (
     Account,
     AccountGrants,
     GrantSyntaxError,
     Statement,
     auth_plugins_of,
     parse_grants,
-    render_role,
     sync_statements,
 )
-from rotation_core.engines.tls import resolve_ca_bundle
-from rotation_core.errors import (
-    Category,
-    SecretFormatError,
-    StatementError,
-    TargetError,
-    VerificationError,
-    describe,
+from rotation_core.engines.mysql.statements import (
+    ACCOUNT_ROW_END,
+    ACCOUNT_ROW_START,
+    MYSQL_DEFAULT_ROLES,
+    USER_HOSTS_MARIADB,
+    USER_HOSTS_MYSQL,
+    AccountRow,
+    Flavour,
+    ServerVersion,
+    StatementBuilder,
+    TlsRequirement,
+    UnsupportedAccountError,
+    limit_text,
+    native_password_hash,
 )
+from rotation_core.engines.tls import resolve_ca_bundle
+from rotation_core.errors import Category, SecretFormatError, StatementError, TargetError, VerificationError, describe
 from rotation_core.log import get_logger, redact, register_sensitive
-from rotation_core.settings import Settings, Strategy
-from rotation_core.strategies import CLONE_SUFFIX
+from rotation_core.settings import Settings
 
 if TYPE_CHECKING:
     import pymysql.connections
     import pymysql.cursors
-
-NATIVE_PLUGIN = "mysql_native_password"
-CACHING_SHA2_PLUGIN = "caching_sha2_password"
-SHA256_PLUGIN = "sha256_password"
-_MYSQL_PASSWORD_PLUGINS = frozenset({NATIVE_PLUGIN, CACHING_SHA2_PLUGIN, SHA256_PLUGIN})
 
 # Client error numbers (CR_*) and server error numbers (ER_*) that decide a category.
 _ER_ACCESS_DENIED = 1045
@@ -83,230 +70,11 @@ _CR_AUTH_PLUGIN_ERROR = 2061
 _TLS_MARKERS = ("ssl", "tls", "certificate")
 # What the driver raises when it cannot turn a statement and its values into SQL text.
 _DRIVER_FORMAT_ERRORS = (ValueError, TypeError, KeyError, IndexError)
-# Resource limits: the mysql.user column (both flavours) and the ALTER USER ... WITH keyword.
-_LIMIT_COLUMNS = (
-    ("max_questions", "MAX_QUERIES_PER_HOUR"),
-    ("max_updates", "MAX_UPDATES_PER_HOUR"),
-    ("max_connections", "MAX_CONNECTIONS_PER_HOUR"),
-    ("max_user_connections", "MAX_USER_CONNECTIONS"),
-)
-_MARIADB_LIMIT_COLUMNS = (("max_statement_time", "MAX_STATEMENT_TIME"),)
-_LIMIT_VALUE = re.compile(r"-?\d+(?:\.\d+)?")
 _ADMIN_HINT = (
     "the master user needs CREATE USER, SELECT on the mysql schema, and every privilege and role of the "
     "original user WITH GRANT OPTION / WITH ADMIN OPTION (see the README); once it has them, the next "
     "attempt completes the alternate user from the state this one left"
 )
-
-
-class Flavour(enum.StrEnum):
-    MYSQL = "MySQL"
-    MARIADB = "MariaDB"
-
-
-_VERSION = re.compile(r"^(?:5\.5\.5-)?(\d+)\.(\d+)\.(\d+)")
-
-
-@dataclass(frozen=True, order=True)
-class ServerVersion:
-    """Flavour and numeric version, parsed from ``VERSION()`` (and ``@@version_comment``)."""
-
-    flavour: Flavour
-    major: int
-    minor: int
-    patch: int
-
-    @classmethod
-    def parse(cls, version: str, comment: str = "") -> ServerVersion:
-        """``"10.11.6-MariaDB-log"``, ``"5.5.5-10.6.16-MariaDB"``, ``"8.0.36"``, ``"8.0.mysql_aurora.3.05.2"``.
-
-        Raises:
-            ValueError: the text does not start with a version number.
-        """
-        text = version.strip()
-        match = _VERSION.match(text)
-        if match is None:
-            aurora = re.match(r"^(\d+)\.(\d+)\.mysql_aurora\.", text)
-            if aurora is None:
-                raise ValueError("not a MySQL or MariaDB version string")
-            return cls(Flavour.MYSQL, int(aurora.group(1)), int(aurora.group(2)), 0)
-        flavour = Flavour.MARIADB if "mariadb" in f"{text} {comment}".lower() else Flavour.MYSQL
-        return cls(flavour, int(match.group(1)), int(match.group(2)), int(match.group(3)))
-
-    @property
-    def numbers(self) -> tuple[int, int, int]:
-        return (self.major, self.minor, self.patch)
-
-    def __str__(self) -> str:
-        return f"{self.flavour.value} {self.major}.{self.minor}.{self.patch}"
-
-
-def native_password_hash(password: str) -> str:
-    """What mysql_native_password stores: ``*`` + upper-case hex SHA1(SHA1(password)).
-
-    Not a secure hash by today's standards, but the one the server keeps anyway; sending it instead
-    of the password keeps the plaintext out of every server log.
-    """
-    # The protocol fixes the hash; it protects nothing here, it is the format the server stores.
-    inner = hashlib.sha1(password.encode("utf-8"), usedforsecurity=False).digest()
-    digest = hashlib.sha1(inner, usedforsecurity=False).hexdigest()
-    return "*" + digest.upper()
-
-
-class UnsupportedAccountError(TargetError):
-    """The account or server cannot be rotated without exposing the password, or at all."""
-
-    category = Category.PERMISSION
-
-
-class StatementBuilder:
-    """The password statements for one server flavour and version; pure, so each version is unit-tested."""
-
-    def __init__(self, server: ServerVersion) -> None:
-        self.server = server
-        if server.flavour is Flavour.MYSQL and server.numbers < (5, 7, 6):
-            raise UnsupportedAccountError(
-                f"{server} is not supported: password rotation needs MySQL 5.7.6 or later (ALTER USER); "
-                "upgrade the server"
-            )
-
-    @property
-    def is_mariadb(self) -> bool:
-        return self.server.flavour is Flavour.MARIADB
-
-    def check_plugin(self, plugin: str, account: str) -> str:
-        """The account's auth plugin if this function can set its password; else a clear refusal."""
-        plugin = plugin or NATIVE_PLUGIN  # MariaDB and old MySQL show "" for native passwords
-        if self.is_mariadb and plugin != NATIVE_PLUGIN:
-            raise UnsupportedAccountError(
-                f"{account} authenticates with {describe(plugin)}; on MariaDB this function only rotates "
-                f"{NATIVE_PLUGIN} accounts, whose hash it can compute so that no plaintext reaches the "
-                f"server's logs. Switch the account to {NATIVE_PLUGIN} (ALTER USER ... IDENTIFIED VIA "
-                f"{NATIVE_PLUGIN} USING PASSWORD(...)) or rotate it another way"
-            )
-        if not self.is_mariadb and plugin not in _MYSQL_PASSWORD_PLUGINS:
-            raise UnsupportedAccountError(
-                f"{account} authenticates with {describe(plugin)}, which has no password to rotate; "
-                f"use one of: {', '.join(sorted(_MYSQL_PASSWORD_PLUGINS))}"
-            )
-        if not self.is_mariadb and plugin == NATIVE_PLUGIN and self.server.major >= 9:
-            raise UnsupportedAccountError(
-                f"{account} uses {NATIVE_PLUGIN}, which {self.server} no longer has; "
-                f"move the account to {CACHING_SHA2_PLUGIN}"
-            )
-        return plugin
-
-    def own_password(self, new_password: str) -> Statement:
-        """Change the logged-in user's own password, with no privilege beyond logging in."""
-        if self.is_mariadb:
-            return ("SET PASSWORD = %s", (native_password_hash(new_password),))
-        return ("ALTER USER USER() IDENTIFIED BY %s", (new_password,))
-
-    def set_password(self, account: Account, new_password: str, plugin: str | None = None) -> Statement:
-        """As admin, change an existing account's password.
-
-        Without ``plugin`` the account keeps its own; with one (an alternating clone, which must match
-        the original) MySQL is told ``IDENTIFIED WITH <plugin>``. MariaDB's ``IDENTIFIED BY PASSWORD``
-        always makes the account a mysql_native_password one, the only plugin rotated there.
-        """
-        who = (account.user, account.host)
-        if self.is_mariadb:
-            if self.server.numbers < (10, 2, 0):
-                return ("SET PASSWORD FOR %s@%s = %s", (*who, native_password_hash(new_password)))
-            return ("ALTER USER %s@%s IDENTIFIED BY PASSWORD %s", (*who, native_password_hash(new_password)))
-        if plugin is None:
-            return ("ALTER USER %s@%s IDENTIFIED BY %s", (*who, new_password))
-        if plugin not in _MYSQL_PASSWORD_PLUGINS:
-            raise UnsupportedAccountError(f"cannot give an account the plugin {describe(plugin)}")
-        return (f"ALTER USER %s@%s IDENTIFIED WITH {plugin} BY %s", (*who, new_password))
-
-    def create_user(self, account: Account, plugin: str, new_password: str) -> Statement:
-        """As admin, create the account with the given (already checked) plugin and password."""
-        who = (account.user, account.host)
-        if self.is_mariadb:
-            return ("CREATE USER %s@%s IDENTIFIED BY PASSWORD %s", (*who, native_password_hash(new_password)))
-        if plugin not in _MYSQL_PASSWORD_PLUGINS:
-            raise UnsupportedAccountError(f"cannot create an account with the plugin {describe(plugin)}")
-        return (f"CREATE USER %s@%s IDENTIFIED WITH {plugin} BY %s", (*who, new_password))
-
-    def require_tls(self, account: Account, requirement: TlsRequirement) -> Statement:
-        """``ALTER USER ... REQUIRE``: same clause on MySQL 5.7+ and MariaDB 10.2+."""
-        who: tuple[object, ...] = (account.user, account.host)
-        if requirement.ssl_type == "":
-            return ("ALTER USER %s@%s REQUIRE NONE", who)
-        if requirement.ssl_type == "ANY":
-            return ("ALTER USER %s@%s REQUIRE SSL", who)
-        if requirement.ssl_type == "X509":
-            return ("ALTER USER %s@%s REQUIRE X509", who)
-        parts, values = [], []
-        for keyword, value in (
-            ("ISSUER", requirement.issuer),
-            ("SUBJECT", requirement.subject),
-            ("CIPHER", requirement.cipher),
-        ):
-            if value:
-                parts.append(f"{keyword} %s")
-                values.append(value)
-        if not parts:
-            return ("ALTER USER %s@%s REQUIRE X509", who)
-        return ("ALTER USER %s@%s REQUIRE " + " AND ".join(parts), (*who, *values))
-
-    @property
-    def limit_columns(self) -> tuple[tuple[str, str], ...]:
-        """The ``mysql.user`` column of each resource limit this flavour has, and its ``WITH`` keyword."""
-        return _LIMIT_COLUMNS + (_MARIADB_LIMIT_COLUMNS if self.is_mariadb else ())
-
-    def resource_limits(self, account: Account, limits: Mapping[str, str]) -> Statement:
-        """``ALTER USER ... WITH`` every limit the flavour knows, 0 where ``limits`` has none.
-
-        MariaDB's MAX_USER_CONNECTIONS may be -1 (no connection allowed) and MAX_STATEMENT_TIME is
-        a decimal number of seconds.
-        """
-        clauses = []
-        for _column, name in self.limit_columns:
-            value = limits.get(name, "0")
-            if not _LIMIT_VALUE.fullmatch(value):
-                raise UnsupportedAccountError(f"the {name} limit is not a number; it cannot be copied")
-            clauses.append(f"{name} {value}")
-        return ("ALTER USER %s@%s WITH " + " ".join(clauses), (account.user, account.host))
-
-    @property
-    def default_role_privilege(self) -> str:
-        """What the master needs to set another account's default roles (tested on MariaDB 10.11)."""
-        if self.is_mariadb:
-            return (
-                "on MariaDB, SET DEFAULT ROLE ... FOR another user needs UPDATE on the mysql schema: "
-                "GRANT UPDATE ON mysql.* TO <master> (UPDATE on single mysql tables is not enough)"
-            )
-        return "on MySQL, SET DEFAULT ROLE ... TO another user needs CREATE USER (or UPDATE on mysql.default_roles)"
-
-    def default_roles(self, account: Account, roles: list[Account]) -> Statement:
-        who = (account.user, account.host)
-        if self.is_mariadb:
-            # MariaDB has one default role per account.
-            role = render_role(roles[0]) if roles else "NONE"
-            return (f"SET DEFAULT ROLE {role} FOR %s@%s", who)
-        listed = ", ".join(render_role(role) for role in roles) if roles else "NONE"
-        return (f"SET DEFAULT ROLE {listed} TO %s@%s", who)
-
-
-@dataclass(frozen=True)
-class TlsRequirement:
-    """An account's ``REQUIRE`` clause, as ``mysql.user`` stores it."""
-
-    ssl_type: str = ""  # "", "ANY", "X509", "SPECIFIED"
-    cipher: str = ""
-    issuer: str = ""
-    subject: str = ""
-
-
-@dataclass(frozen=True)
-class AccountRow:
-    """What ``mysql.user`` says about an account that SHOW GRANTS does not (reliably) show."""
-
-    plugin: str
-    requirement: TlsRequirement
-    limits: dict[str, str]  # WITH keyword -> value as text ("MAX_USER_CONNECTIONS": "20")
 
 
 @dataclass
@@ -316,7 +84,6 @@ class MySQLSession:
     conn: pymysql.connections.Connection[Any]
     account: Account
     server: ServerVersion
-    endpoint: tuple[str, int] = ("", 0)  # (host, port) as the secret names the server
     closed: bool = field(default=False, repr=False)
 
     def close(self) -> None:
@@ -326,37 +93,28 @@ class MySQLSession:
 
 
 class MySQLEngine:
-    display_name = "MySQL/MariaDB"
-    engine_names = frozenset({"mysql", "aurora-mysql", "mariadb"})
-    default_port = 3306
-    default_exclude_characters = "/@\"'\\"
+    display_name = ENGINE.display_name
+    engine_names = ENGINE.secret_engines
+    default_port = ENGINE.default_port
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._limit = settings.username_character_limit
         # MySQL counts characters (the User column is CHAR(32) in utf8mb3); the byte bound shared with
-        # the strategies is the widest UTF-8 encoding of that many characters. The real check is below.
+        # the other engines is the widest UTF-8 encoding of that many characters. check_username counts.
         self.max_username_bytes = 4 * self._limit
-        # Account hosts seen at login, per server and user: the clone gets the host the current login
-        # matched when the original exists with several hosts.
-        self._seen_hosts: dict[tuple[tuple[str, int], str], str] = {}
 
     def parse_login(self, secret: Mapping[str, Any], label: str) -> DatabaseLogin:
         login = parse_login_fields(secret, label, self)
-        if len(login.username) > self._limit:
-            raise SecretFormatError(
-                f'the {label} secret\'s "username" is {len(login.username)} characters, over the limit of '
-                f"{self._limit} (USERNAME_CHARACTER_LIMIT; MySQL 5.7+ allows 32, older MySQL 16)"
-            )
-        alternating = self._settings.strategy is Strategy.ALTERNATING_USERS
-        original = alternating and label == "current" and not login.username.endswith(CLONE_SUFFIX)
-        if original and len(login.username) + len(CLONE_SUFFIX) > self._limit:
-            raise SecretFormatError(
-                f"the alternate user {describe(login.username + CLONE_SUFFIX)} would be over the limit of "
-                f"{self._limit} characters (USERNAME_CHARACTER_LIMIT); use a username of at most "
-                f"{self._limit - len(CLONE_SUFFIX)} characters"
-            )
+        self.check_username(login.username, f'the {label} secret\'s "username"')
         return login
+
+    def check_username(self, username: str, what: str) -> None:
+        if len(username) > self._limit:
+            raise SecretFormatError(
+                f"{what} is {len(username)} characters, over the limit of {self._limit} "
+                "(USERNAME_CHARACTER_LIMIT; MySQL 5.7+ and MariaDB allow 32, older MySQL 16)"
+            )
 
     def connect(self, login: DatabaseLogin) -> Session:
         import pymysql
@@ -411,10 +169,7 @@ class MySQLEngine:
                 "this client host. Create it, or drop the anonymous account",
                 category=Category.PERMISSION,
             )
-        endpoint = (login.host.lower(), login.port)
-        self._seen_hosts.pop((endpoint, login.username), None)  # re-insert: the newest login comes last
-        self._seen_hosts[(endpoint, login.username)] = str(account.host)
-        return MySQLSession(conn=conn, account=account, server=server, endpoint=endpoint)
+        return MySQLSession(conn=conn, account=account, server=server)
 
     def set_own_password(self, session: Session, login: DatabaseLogin, new_password: str) -> None:
         mysql_session = _session(session)
@@ -434,10 +189,12 @@ class MySQLEngine:
         register_sensitive(new_password, native_password_hash(new_password))
         self._execute(mysql_session, [statement], action=f"change the password of {where}")
 
-    def set_clone_password(self, admin: Session, *, original: str, target: str, new_password: str) -> None:
+    def set_clone_password(
+        self, admin: Session, *, caller: Session, original: str, target: str, new_password: str
+    ) -> None:
         session = _session(admin)
         builder = StatementBuilder(session.server)
-        host = self._original_host(session, original)
+        host = self._original_host(session, original, _session(caller).account)
         source = Account(original, host)
         clone = Account(target, host)
         source_text = f"{describe(original)}@{describe(host)}"
@@ -500,24 +257,22 @@ class MySQLEngine:
 
     # -- helpers ---------------------------------------------------------------------------------
 
-    def _original_host(self, session: MySQLSession, original: str) -> str:
-        """The host part of the original account, from the server; ambiguity is an error, not a guess."""
-        query = _USER_HOSTS_MARIADB if session.server.flavour is Flavour.MARIADB else _USER_HOSTS_MYSQL
+    def _original_host(self, session: MySQLSession, original: str, caller: Account) -> str:
+        """The host part of the original account, from the server; ambiguity is an error, not a guess.
+
+        ``caller`` is the account the current secret logged in as (the original or its alternate, which
+        share the host part): where the original exists with several hosts, that login says which.
+        """
+        query = USER_HOSTS_MARIADB if session.server.flavour is Flavour.MARIADB else USER_HOSTS_MYSQL
         hosts = self._fetch_column(session, query, (original,), action="look up the original user's hosts")
-        seen = [
-            host
-            for (endpoint, user), host in self._seen_hosts.items()
-            if endpoint == session.endpoint and user in (original, original + CLONE_SUFFIX)
-        ]
         if not hosts:
             raise TargetError(
                 f"the user {describe(original)} does not exist on the server; create it (the alternating "
                 "strategy copies it, it does not invent it)",
                 category=Category.PERMISSION,
             )
-        for host in reversed(seen):  # the most recent login first
-            if host in hosts:
-                return host
+        if caller.host in hosts:
+            return str(caller.host)
         if len(hosts) == 1:
             return hosts[0]
         listed = ", ".join(describe(h) for h in sorted(hosts))
@@ -535,13 +290,13 @@ class MySQLEngine:
         MySQL 5.7+ never shows resource limits in SHOW GRANTS, so they are read here on both flavours.
         """
         columns = [column for column, _name in builder.limit_columns]
-        query = f"{_ACCOUNT_ROW_START}, {', '.join(columns)} {_ACCOUNT_ROW_END}"
+        query = f"{ACCOUNT_ROW_START}, {', '.join(columns)} {ACCOUNT_ROW_END}"
         rows = self._fetch_rows(session, query, (account.user, account.host), action=f"read {text}")
         if not rows:
             return None
         plugin, ssl_type, cipher, issuer, subject, *limit_values = rows[0]
         names = [name for _column, name in builder.limit_columns]
-        limits = {name: _limit_text(value) for name, value in zip(names, limit_values, strict=True)}
+        limits = {name: limit_text(value) for name, value in zip(names, limit_values, strict=True)}
         requirement = TlsRequirement(
             ssl_type=_text(ssl_type).upper(), cipher=_text(cipher), issuer=_text(issuer), subject=_text(subject)
         )
@@ -567,9 +322,7 @@ class MySQLEngine:
             return list(grants.default_roles)
         if session.server.numbers < (8, 0, 0):
             return []  # MySQL 5.7 has no roles
-        rows = self._fetch_rows(
-            session, _MYSQL_DEFAULT_ROLES, (account.user, account.host), action="read default roles"
-        )
+        rows = self._fetch_rows(session, MYSQL_DEFAULT_ROLES, (account.user, account.host), action="read default roles")
         return [Account(_text(user), _text(host)) for user, host in rows]
 
     def _fetch_rows(
@@ -682,18 +435,6 @@ class MySQLEngine:
         )
 
 
-# mysql.user exists on both flavours (a view over mysql.global_priv on MariaDB 10.4+); roles are rows
-# there too on MariaDB, so they are filtered out.
-_USER_HOSTS_MARIADB = "SELECT Host FROM mysql.user WHERE User = %s AND is_role = 'N' ORDER BY Host"
-_USER_HOSTS_MYSQL = "SELECT Host FROM mysql.user WHERE User = %s ORDER BY Host"
-_ACCOUNT_ROW_START = "SELECT plugin, ssl_type, ssl_cipher, x509_issuer, x509_subject"
-_ACCOUNT_ROW_END = "FROM mysql.user WHERE User = %s AND Host = %s"
-_MYSQL_DEFAULT_ROLES = (
-    "SELECT DEFAULT_ROLE_USER, DEFAULT_ROLE_HOST FROM mysql.default_roles WHERE USER = %s AND HOST = %s "
-    "ORDER BY DEFAULT_ROLE_USER, DEFAULT_ROLE_HOST"
-)
-
-
 def _tls_context(mode: TlsMode, ca_bundle: str | None) -> ssl.SSLContext:
     if mode.verifies_certificate:
         context = ssl.create_default_context(cafile=ca_bundle)
@@ -717,15 +458,6 @@ def _session(session: Session) -> MySQLSession:
     if not isinstance(session, MySQLSession):
         raise TypeError("expected a session opened by MySQLEngine.connect")
     return session
-
-
-def _limit_text(value: object) -> str:
-    """A resource limit from ``mysql.user`` (an integer, or MariaDB's DECIMAL statement time) as SQL text."""
-    if value is None:
-        return "0"
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    return str(value)
 
 
 def _shown(sql: str) -> str:

@@ -1,4 +1,4 @@
-"""PostgreSQL engine (psycopg2).
+"""PostgreSQL engine: psycopg2 I/O (the statements come from :mod:`.statements`).
 
 Passwords never appear in SQL text: the server receives a SCRAM-SHA-256 verifier computed on the
 client (``psycopg2.extensions.encrypt_password``), so even ``log_statement=all`` logs no plaintext.
@@ -18,7 +18,16 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from rotation_core.engines.base import DatabaseLogin, Session, TlsMode, parse_login_fields
+from rotation_core.engines.base import DatabaseLogin, Session, TlsMode, check_username_bytes, parse_login_fields
+from rotation_core.engines.postgres import ENGINE
+from rotation_core.engines.postgres.statements import (
+    Ident,
+    Statement,
+    clone_password,
+    original_password,
+    own_password,
+    role_exists,
+)
 from rotation_core.engines.tls import resolve_ca_bundle
 from rotation_core.errors import Category, StatementError, TargetError, VerificationError, describe
 from rotation_core.log import redact, register_sensitive
@@ -26,7 +35,6 @@ from rotation_core.settings import Settings
 
 if TYPE_CHECKING:
     import psycopg2.extensions
-    from psycopg2 import sql as pg_sql
 
 DEFAULT_DBNAME = "postgres"
 APPLICATION_NAME = "secrets-rotation"
@@ -46,17 +54,19 @@ _UNREACHABLE_MARKERS = (
 
 
 class PostgresEngine:
-    display_name = "PostgreSQL"
-    engine_names = frozenset({"postgres", "aurora-postgresql"})
-    default_port = 5432
+    display_name = ENGINE.display_name
+    engine_names = ENGINE.secret_engines
+    default_port = ENGINE.default_port
     max_username_bytes = 63  # NAMEDATALEN - 1
-    default_exclude_characters = ":/@\"'\\"
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
 
     def parse_login(self, secret: Mapping[str, Any], label: str) -> DatabaseLogin:
         return parse_login_fields(secret, label, self)
+
+    def check_username(self, username: str, what: str) -> None:
+        check_username_bytes(username, what, self)
 
     def connect(self, login: DatabaseLogin) -> Session:
         import psycopg2
@@ -81,37 +91,22 @@ class PostgresEngine:
             raise self._login_error(login, error, ca_bundle) from None
 
     def set_own_password(self, session: Session, login: DatabaseLogin, new_password: str) -> None:
-        from psycopg2 import sql
-
         conn = _pg(session)
         verifier = _verifier(conn, new_password, login.username)
-        statements = [
-            # A role whose default role is another (an alternating clone) must act as itself here.
-            sql.SQL("SET ROLE NONE"),
-            sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(login.username), sql.Literal(verifier)),
-        ]
+        statements = own_password(login.username, verifier)
         self._run(conn, statements, action=f"change the password of {describe(login.username)}")
 
-    def set_clone_password(self, admin: Session, *, original: str, target: str, new_password: str) -> None:
-        from psycopg2 import sql
-
+    def set_clone_password(
+        self, admin: Session, *, caller: Session, original: str, target: str, new_password: str
+    ) -> None:
         conn = _pg(admin)
         verifier = _verifier(conn, new_password, target)
-        target_id, original_id = sql.Identifier(target), sql.Identifier(original)
         action = f"set the password of {describe(target)} as a stand-in for {describe(original)}"
         if target == original:
-            statements = [sql.SQL("ALTER ROLE {} WITH LOGIN PASSWORD {}").format(target_id, sql.Literal(verifier))]
+            statements = original_password(original, verifier)
         else:
-            lookup = sql.SQL("SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = {}").format(sql.Literal(target))
-            exists = bool(self._run(conn, [lookup], action=f"look up {describe(target)}", commit=False))
-            verb = "ALTER" if exists else "CREATE"
-            statements = [
-                sql.SQL(verb + " ROLE {} WITH LOGIN PASSWORD {}").format(target_id, sql.Literal(verifier)),
-                # Membership plus a default role: the clone acts as the original, so what it creates
-                # belongs to the original and every grant the original gets later applies to it too.
-                sql.SQL("GRANT {} TO {}").format(original_id, target_id),
-                sql.SQL("ALTER ROLE {} SET role TO {}").format(target_id, original_id),
-            ]
+            exists = bool(self._run(conn, [role_exists(target)], action=f"look up {describe(target)}", commit=False))
+            statements = clone_password(original, target, verifier, exists=exists)
         # One transaction (the lookup above included): if any statement fails, none of them happened.
         self._run(
             conn,
@@ -143,7 +138,7 @@ class PostgresEngine:
     def _run(
         self,
         conn: psycopg2.extensions.connection,
-        statements: Sequence[pg_sql.Composable],
+        statements: Sequence[Statement],
         *,
         action: str,
         admin_hint: str = "",
@@ -220,9 +215,12 @@ class PostgresEngine:
 _DRIVER_FORMAT_ERRORS = (ValueError, TypeError, KeyError, IndexError)
 
 
-def _send(cursor: psycopg2.extensions.cursor, statement: pg_sql.Composable) -> None:
+def _send(cursor: psycopg2.extensions.cursor, statement: Statement) -> None:
     """The one place statements reach the driver: composed, and never %-formatted (no parameters)."""
-    cursor.execute(statement)
+    from psycopg2 import sql
+
+    parts = [sql.Identifier(p.name) if isinstance(p, Ident) else sql.Literal(p.value) for p in statement.parts]
+    cursor.execute(sql.SQL(statement.template).format(*parts))
 
 
 def _rollback(conn: psycopg2.extensions.connection) -> None:

@@ -1,0 +1,135 @@
+"""The registry: every database engine and the API-key function declare themselves here, once.
+
+A database engine is a package under :mod:`rotation_core.engines` whose ``__init__`` holds ``ENGINE``,
+an :class:`EngineSpec`. Nothing else names an engine: the handlers, the local runner, the demo, the
+benchmarks, the template generator and the tests all read :func:`engines` and :func:`rotation_functions`.
+API-key providers declare themselves in :data:`rotation_core.providers.PROVIDERS`; one function
+(:data:`API_KEY_FUNCTION`) serves them all.
+
+Reading a spec imports only the engine package's ``__init__`` (no driver, no engine code).
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from rotation_core.errors import ConfigurationError, describe
+from rotation_core.settings import Strategy
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    """An environment setting a function reads, as a deployment template exposes it."""
+
+    env: str
+    description: str
+    default: str
+    number_range: tuple[int, int] | None = None  # a whole number in this range; None: free text
+    choices: tuple[str, ...] = ()
+    parameter: str = ""  # the template parameter's name; default: the owner's prefix + the CamelCase env name
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """One database engine: what its package provides and what a deployment of it needs."""
+
+    name: str  # the package under rotation_core.engines and the function folder under functions/
+    display_name: str  # "PostgreSQL"
+    implementation: str  # "module:Class", imported when a rotation first needs it
+    secret_engines: frozenset[str]  # accepted values of the secret's "engine" key
+    default_port: int
+    strategies: tuple[Strategy, ...]
+    driver: str  # the PyPI requirement the function ships (functions/<name>/requirements.in)
+    default_exclude_characters: str
+    template_name: str  # prefix of the deployment template's logical ids ("Postgres")
+    settings: tuple[SettingSpec, ...] = ()  # settings of this engine only (beyond the shared ones)
+
+    def load(self) -> Any:
+        """The engine class."""
+        module_name, _, class_name = self.implementation.partition(":")
+        return getattr(importlib.import_module(module_name), class_name)
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """A rotation function as it is deployed: a handler folder and what it is configured for."""
+
+    logical_name: str  # the template's logical id prefix: PostgresSingleUser, ApiKey
+    folder: str  # functions/<folder>
+    description: str
+    engine: EngineSpec | None = None  # None: the API-key function
+    strategy: Strategy | None = None
+    settings: tuple[SettingSpec, ...] = field(default=())
+
+    @property
+    def is_database(self) -> bool:
+        return self.engine is not None
+
+
+API_KEY_FUNCTION = FunctionSpec(
+    logical_name="ApiKey",
+    folder="api_key",
+    description="third-party API keys",
+    settings=(
+        SettingSpec(
+            "REVOKE_POLICY",
+            "decides when the API-key function revokes the key it replaced. previous_at_next_rotation keeps the "
+            "previous key valid until the next rotation, so consumers have a whole interval to refresh",
+            "previous_at_next_rotation",
+            choices=("previous_at_next_rotation", "previous_at_finish", "never"),
+            parameter="ApiKeyRevokePolicy",
+        ),
+        SettingSpec("API_TIMEOUT", "in seconds for each provider API call", "10", (1, 60)),
+        SettingSpec(
+            "API_MAX_ATTEMPTS", "for a provider API call (retries on throttling and server errors)", "4", (1, 10)
+        ),
+        SettingSpec("API_VERIFY_ATTEMPTS", "of testSecret while a new key propagates at the provider", "6", (1, 30)),
+        SettingSpec("API_VERIFY_DELAY", "in seconds between verify attempts", "5", (0, 60)),
+        SettingSpec("API_CA_BUNDLE", "is a PEM bundle for provider APIs (empty = the runtime's system bundle)", ""),
+    ),
+)
+
+_STRATEGY_WORDS = {Strategy.SINGLE_USER: "SingleUser", Strategy.ALTERNATING_USERS: "AlternatingUsers"}
+
+
+def engines() -> dict[str, EngineSpec]:
+    """Every engine package under :mod:`rotation_core.engines`, by name."""
+    import rotation_core.engines as package
+
+    found: dict[str, EngineSpec] = {}
+    for module in pkgutil.iter_modules(package.__path__):
+        if module.ispkg:
+            spec = getattr(importlib.import_module(f"{package.__name__}.{module.name}"), "ENGINE", None)
+            if isinstance(spec, EngineSpec):
+                found[spec.name] = spec
+    return dict(sorted(found.items()))
+
+
+def engine(name: str) -> EngineSpec:
+    """The engine called ``name``, importing only its package."""
+    try:
+        spec = getattr(importlib.import_module(f"rotation_core.engines.{name}"), "ENGINE", None)
+    except ImportError:
+        spec = None
+    if not isinstance(spec, EngineSpec):
+        raise ConfigurationError(f"{describe(name)} is not a registered database engine")
+    return spec
+
+
+def rotation_functions() -> Iterator[FunctionSpec]:
+    """Every function a deployment holds: each engine once per strategy, then the API-key function."""
+    for spec in engines().values():
+        for strategy in spec.strategies:
+            yield FunctionSpec(
+                logical_name=spec.template_name + _STRATEGY_WORDS[strategy],
+                folder=spec.name,
+                description=f"{spec.display_name} passwords, {strategy.value.replace('_', '-')} strategy",
+                engine=spec,
+                strategy=strategy,
+                settings=spec.settings,
+            )
+    yield API_KEY_FUNCTION

@@ -1,0 +1,692 @@
+"""``template.yaml`` generated from the registry: every function is an instance of one definition.
+
+``python -m rotation_local template`` writes it; ``--check`` fails when the committed file differs
+(``tests/unit/test_template.py`` runs the same comparison). Each function of
+:func:`rotation_core.registry.rotation_functions` gets the same six resources (log group, role,
+secrets policy, function, invoke permission, errors alarm), named ``<LogicalName><Resource>`` as
+before generation, so an existing stack sees no logical id change. What differs between functions
+comes from the registry: the code folder, the strategy, the secrets it reads besides its own (master
+or admin secrets), its settings, whether it may run in a VPC.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from rotation_core.registry import API_KEY_FUNCTION, FunctionSpec, SettingSpec, engines, rotation_functions
+from rotation_core.settings import Strategy
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE_PATH = REPO_ROOT / "template.yaml"
+# Not secrets: a pattern of secret names and an ARN template (flagged by their wording).
+SECRET_NAME_PATTERN = '"^[A-Za-z0-9/_+=.@!*?-]+$"'  # noqa: S105  # nosec B105
+SECRET_ARN = "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${%s}"  # noqa: S105  # nosec B105
+
+
+@dataclass(frozen=True)
+class Parameter:
+    name: str
+    lines: tuple[str, ...]  # the parameter's body, indented under its name
+
+
+def _camel(env: str) -> str:
+    return "".join(part.capitalize() for part in env.lower().split("_"))
+
+
+def _quoted(value: str) -> str:
+    """A YAML scalar for a parameter default (single quotes doubled)."""
+    if value in ("true", "false") or value == "" or re.search(r"[^A-Za-z0-9_./-]", value):
+        return "'" + value.replace("'", "''") + "'" if value != "" else '""'
+    return value
+
+
+def _quoted_choice(value: str) -> str:
+    """YAML would read true/false/yes/no and numbers as other types: quote them."""
+    plain = re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", value) and value.lower() not in ("true", "false", "yes", "no")
+    return value if plain else f'"{value}"'
+
+
+def description_lines(text: str) -> list[str]:
+    """``Description: ...`` on one line, or folded (``>-``) when long or when YAML would misread it."""
+    if len(text) <= 100 and ": " not in text and " #" not in text and not text.startswith(("'", '"', "!")):
+        return [f"Description: {text}"]
+    lines, line = ["Description: >-"], ""
+    for word in text.split():
+        if line and len(line) + 1 + len(word) > 100:
+            lines.append("  " + line)
+            line = word
+        else:
+            line = f"{line} {word}" if line else word
+    return [*lines, "  " + line]
+
+
+def setting_parameter(setting: SettingSpec, prefix: str) -> Parameter:
+    name = setting.parameter or prefix + _camel(setting.env)
+    if setting.number_range is not None:
+        low, high = setting.number_range
+        body = ["Type: Number", f"Default: {setting.default}", f"MinValue: {low}", f"MaxValue: {high}"]
+    else:
+        body = ["Type: String", f"Default: {_quoted(setting.default)}"]
+        if setting.choices:
+            body.append(f"AllowedValues: [{', '.join(_quoted_choice(c) for c in setting.choices)}]")
+    body += description_lines(f"{setting.env} {setting.description}.")
+    return Parameter(name, tuple(body))
+
+
+# Settings every database function reads, with the template parameter each one is set from.
+DATABASE_SETTINGS = (
+    SettingSpec(
+        "DB_CA_BUNDLE",
+        "is the path of a PEM bundle to verify database certificates, e.g. /opt/python/certs/global-bundle.pem for a "
+        "bundle placed in layers/rotation_core/certs/ before the build. Empty: the runtime's system bundle (which "
+        "does not hold the RDS CAs)",
+        "",
+        parameter="DbCaBundle",
+    ),
+    SettingSpec("DB_CONNECT_TIMEOUT", "in seconds", "5", (1, 60), parameter="DbConnectTimeout"),
+    SettingSpec(
+        "TEST_QUERY", "run by testSecret with the new credentials (empty = SELECT 1)", "", parameter="TestQuery"
+    ),
+    SettingSpec("PASSWORD_LENGTH", "of generated database passwords", "32", (8, 4096), parameter="PasswordLength"),
+    SettingSpec(
+        "EXCLUDE_NUMBERS", "from generated passwords", "false", choices=("true", "false"), parameter="ExcludeNumbers"
+    ),
+    SettingSpec(
+        "EXCLUDE_PUNCTUATION",
+        "from generated passwords",
+        "false",
+        choices=("true", "false"),
+        parameter="ExcludePunctuation",
+    ),
+    SettingSpec(
+        "EXCLUDE_UPPERCASE",
+        "from generated passwords",
+        "false",
+        choices=("true", "false"),
+        parameter="ExcludeUppercase",
+    ),
+    SettingSpec(
+        "EXCLUDE_LOWERCASE",
+        "from generated passwords",
+        "false",
+        choices=("true", "false"),
+        parameter="ExcludeLowercase",
+    ),
+    SettingSpec(
+        "REQUIRE_EACH_INCLUDED_TYPE",
+        "in generated passwords",
+        "true",
+        choices=("true", "false"),
+        parameter="RequireEachIncludedType",
+    ),
+)
+# The order of the database function's environment (the template's order before generation).
+_DATABASE_ENV_ORDER = (
+    "EXCLUDE_CHARACTERS", "PASSWORD_LENGTH", "EXCLUDE_NUMBERS", "EXCLUDE_PUNCTUATION", "EXCLUDE_UPPERCASE",
+    "EXCLUDE_LOWERCASE", "REQUIRE_EACH_INCLUDED_TYPE", "DB_CA_BUNDLE", "DB_CONNECT_TIMEOUT", "TEST_QUERY",
+)  # fmt: skip
+
+
+def exclude_characters_setting(function: FunctionSpec) -> SettingSpec:
+    assert function.engine is not None
+    why = " (the default keeps URLs and .pgpass intact)" if function.engine.name == "postgres" else ""
+    return SettingSpec(
+        "EXCLUDE_CHARACTERS",
+        f"for {function.engine.display_name} passwords{why}",
+        function.engine.default_exclude_characters,
+        parameter=function.engine.template_name + "ExcludeCharacters",
+    )
+
+
+def function_environment(function: FunctionSpec) -> list[tuple[str, str]]:
+    """(variable, value) pairs of a function's environment; values are template expressions."""
+    if not function.is_database:
+        return [(s.env, f"!Ref {s.parameter or _camel(s.env)}") for s in function.settings]
+    assert function.strategy is not None
+    assert function.engine is not None
+    prefix = function.engine.template_name
+    by_env = {s.env: s for s in (*DATABASE_SETTINGS, exclude_characters_setting(function))}
+    pairs = [("ROTATION_STRATEGY", function.strategy.value)]
+    pairs += [(env, f"!Ref {by_env[env].parameter}") for env in _DATABASE_ENV_ORDER]
+    pairs += [(s.env, f"!Ref {s.parameter or prefix + _camel(s.env)}") for s in function.settings]
+    return pairs
+
+
+def read_only_secrets(function: FunctionSpec) -> tuple[str, str] | None:
+    """(statement id, parameter) of the other secrets a function reads: master secrets or admin secrets."""
+    if function.engine is None:
+        return ("ReadAdminSecrets", "ApiKeyAdminSecrets")
+    if function.strategy is Strategy.ALTERNATING_USERS:
+        return ("ReadMasterSecrets", function.engine.template_name + "MasterSecrets")
+    return None
+
+
+def _strategy_words(function: FunctionSpec) -> str:
+    assert function.strategy is not None
+    return function.strategy.value.replace("_", "-")
+
+
+def _function_title(function: FunctionSpec) -> str:
+    """'the PostgreSQL single-user rotation function', for descriptions."""
+    if function.engine is None:
+        return "the API-key rotation function"
+    return f"the {function.engine.display_name} {_strategy_words(function)} rotation function"
+
+
+def _indent(lines: Iterable[str], spaces: int) -> list[str]:
+    return [(" " * spaces + line) if line else "" for line in lines]
+
+
+def parameters_section() -> tuple[list[str], list[tuple[str, list[str]]]]:
+    """The Parameters section's lines, and the parameter groups (label, names) for the console."""
+    secrets: list[Parameter] = [
+        Parameter(
+            "Architecture",
+            (
+                "Type: String",
+                "Default: arm64",
+                "AllowedValues: [arm64, x86_64]",
+                "Description: Instruction set of the functions (the layer is pure Python and fits both).",
+            ),
+        )
+    ]
+    for function in rotation_functions():
+        secrets.append(_secrets_parameter(function))
+        extra = read_only_secrets(function)
+        if extra is not None and not any(p.name == extra[1] for p in secrets):
+            secrets.append(_read_only_parameter(function, extra[1]))
+    secret_names = [p.name for p in secrets[1:]]
+    kms = Parameter(
+        "KmsKeyArn",
+        (
+            "Type: String",
+            'Default: ""',
+            'AllowedPattern: "^$|^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$"',
+            "Description: >-",
+            "  ARN of the customer-managed KMS key that encrypts the secrets (key ARN, not an alias). Empty when",
+            "  they use the AWS managed key aws/secretsmanager, which needs no grant.",
+        ),
+    )
+    database = [setting_parameter(s, "") for s in DATABASE_SETTINGS]
+    per_engine: list[Parameter] = []
+    for spec in engines().values():
+        function = next(f for f in rotation_functions() if f.engine == spec)
+        per_engine.append(setting_parameter(exclude_characters_setting(function), ""))
+    engine_settings = [setting_parameter(s, spec.template_name) for spec in engines().values() for s in spec.settings]
+    api = [setting_parameter(s, "") for s in API_KEY_FUNCTION.settings]
+    database_group = [p.name for p in database[:3]] + ["PasswordLength"]
+    database_group += [p.name for p in per_engine] + [p.name for p in database[4:]] + [p.name for p in engine_settings]
+    groups = [
+        ("Which secrets each function may rotate", [*secret_names, "KmsKeyArn"]),
+        ("Network (database functions only)", ["VpcSubnetIds", "VpcSecurityGroupIds", "SecretsManagerEndpoint"]),
+        (
+            "Runtime",
+            [
+                "Architecture",
+                "MemorySize",
+                "DatabaseFunctionTimeout",
+                "ApiKeyFunctionTimeout",
+                "ReservedConcurrency",
+                "LogRetentionInDays",
+                "LogLevel",
+            ],
+        ),
+        ("Database rotation", database_group),
+        ("API key rotation", [p.name for p in api]),
+        ("Alarms", ["AlarmTopicArn"]),
+    ]
+    ordered = [*secrets, kms, *_STATIC_PARAMETERS, *database[:4], *per_engine, *database[4:], *engine_settings, *api,
+               _ALARM_TOPIC]  # fmt: skip
+    lines = ["Parameters:"]
+    for parameter in ordered:
+        lines.append(f"  {parameter.name}:")
+        lines += _indent(parameter.lines, 4)
+    return lines, groups
+
+
+def _secrets_parameter(function: FunctionSpec) -> Parameter:
+    default = f"rotation/{function.folder.replace('_', '-')}"
+    if function.strategy is not None:
+        default += "/" + _strategy_words(function)
+    description: tuple[str, ...]
+    if function is API_KEY_FUNCTION:
+        description = ("Description: Names of the API-key secrets the API-key function may rotate (as above).",)
+    elif function.engine is not None and function == next(iter(rotation_functions())):
+        description = (
+            "Description: >-",
+            f"  Names of the secrets the {function.engine.display_name} {_strategy_words(function)} function may "
+            "rotate, in this account and region",
+            '  (the part of the secret ARN after "secret:"; IAM wildcards * and ? allowed; Secrets Manager adds a',
+            "  6-character suffix, so end an exact name with -??????).",
+        )
+    else:
+        assert function.engine is not None
+        description = (
+            f"Description: Names of the secrets the {function.engine.display_name} {_strategy_words(function)} "
+            "function may rotate (as above).",
+        )
+    return Parameter(
+        function.logical_name + "Secrets",
+        ("Type: String", f"Default: {default}/*", f"AllowedPattern: {SECRET_NAME_PATTERN}", *description),
+    )
+
+
+def _read_only_parameter(function: FunctionSpec, name: str) -> Parameter:
+    description: tuple[str, ...]
+    if function.engine is None:
+        default = "rotation/api-key-admin/*"
+        description = ('Description: Names of the provider admin secrets named by "adminarn" (read only).',)
+    else:
+        default = f"rotation/{function.engine.name}/master/*"
+        description = (
+            "Description: >-",
+            f'  Names of the {function.engine.display_name} master secrets named by "masterarn"; the '
+            "alternating-users function may only read them.",
+        )
+    return Parameter(
+        name, ("Type: String", f"Default: {default}", f"AllowedPattern: {SECRET_NAME_PATTERN}", *description)
+    )
+
+
+def function_resources(function: FunctionSpec) -> list[str]:
+    """The six resources of one function, as template lines (indented under Resources)."""
+    name = function.logical_name
+    title = _function_title(function)
+    extra = read_only_secrets(function)
+    lines = [
+        f"{name}LogGroup:",
+        "  Type: AWS::Logs::LogGroup",
+        "  DeletionPolicy: Retain",
+        "  UpdateReplacePolicy: Retain",
+        "  Properties:",
+        "    RetentionInDays: !Ref LogRetentionInDays",
+        "  Metadata:",
+        "    checkov:",
+        "      skip:",
+        "        - id: CKV_AWS_158",
+        "          comment: >-",
+        "            Log groups are encrypted by CloudWatch Logs with its own keys; the rotation logs hold no",
+        "            secret values (the test suite's leak guard checks every log line), so a CMK adds cost only.",
+        "",
+        f"{name}Role:",
+        "  Type: AWS::IAM::Role",
+        "  Properties:",
+        f"    Description: Execution role of {title}",
+        "    AssumeRolePolicyDocument:",
+        '      Version: "2012-10-17"',
+        "      Statement:",
+        "        - Effect: Allow",
+        "          Principal: { Service: lambda.amazonaws.com }",
+        "          Action: sts:AssumeRole",
+        "    Policies:",
+        "      - PolicyName: write-own-logs",
+        "        PolicyDocument:",
+        '          Version: "2012-10-17"',
+        "          Statement:",
+        "            - Sid: WriteOwnLogGroup",
+        "              Effect: Allow",
+        "              Action: [logs:CreateLogStream, logs:PutLogEvents]",
+        f"              Resource: !GetAtt {name}LogGroup.Arn",
+    ]
+    if function.is_database:
+        lines += _indent(_VPC_POLICY, 6)
+    lines += [
+        "",
+        f"{name}SecretsPolicy:",
+        "  Type: AWS::IAM::Policy",
+        "  Properties:",
+        "    PolicyName: rotate-own-secrets",
+        f"    Roles: [!Ref {name}Role]",
+        "    PolicyDocument:",
+        '      Version: "2012-10-17"',
+        "      Statement:",
+        "        - Sid: RotateSecretsAssignedToThisFunction",
+        "          Effect: Allow",
+        "          Action:",
+        "            - secretsmanager:DescribeSecret",
+        "            - secretsmanager:GetSecretValue",
+        "            - secretsmanager:PutSecretValue",
+        "            - secretsmanager:UpdateSecretVersionStage",
+        f"          Resource: !Sub {SECRET_ARN % (name + 'Secrets')}",
+        "          Condition:",
+        "            StringEquals:",
+        f"              secretsmanager:resource/AllowRotationLambdaArn: !GetAtt {name}Function.Arn",
+    ]
+    if extra is not None:
+        sid, parameter = extra
+        lines += [
+            f"        - Sid: {sid}",
+            "          Effect: Allow",
+            "          Action: secretsmanager:GetSecretValue",
+            f"          Resource: !Sub {SECRET_ARN % parameter}",
+        ]
+    lines += [
+        "        - !If",
+        "          - HasKmsKey",
+        "          - Sid: UseSecretsKeyThroughSecretsManager",
+        "            Effect: Allow",
+        "            Action: [kms:Decrypt, kms:GenerateDataKey]",
+        "            Resource: !Ref KmsKeyArn",
+        "            Condition:",
+        "              StringEquals:",
+        "                kms:ViaService: !Sub secretsmanager.${AWS::Region}.amazonaws.com",
+        "              StringLike:",
+        "                kms:EncryptionContext:SecretARN:",
+        f"                  - !Sub {SECRET_ARN % (name + 'Secrets')}",
+    ]
+    if extra is not None:
+        lines.append(f"                  - !Sub {SECRET_ARN % extra[1]}")
+    timeout = "DatabaseFunctionTimeout" if function.is_database else "ApiKeyFunctionTimeout"
+    lines += [
+        "          - !Ref AWS::NoValue",
+        "",
+        f"{name}Function:",
+        "  Type: AWS::Serverless::Function",
+        "  Properties:",
+        f"    Description: Rotates {_rotates(function)}",
+        f"    CodeUri: functions/{function.folder}",
+        f"    Role: !GetAtt {name}Role.Arn",
+        f"    Timeout: !Ref {timeout}",
+        "    LoggingConfig:",
+        f"      LogGroup: !Ref {name}LogGroup",
+    ]
+    if function.is_database:
+        lines += [
+            "    VpcConfig: !If",
+            "      - InVpc",
+            "      - SubnetIds: !Ref VpcSubnetIds",
+            "        SecurityGroupIds: !Ref VpcSecurityGroupIds",
+            "      - !Ref AWS::NoValue",
+        ]
+    lines += ["    Environment:", "      Variables:"]
+    lines += [f"        {env}: {value}" for env, value in function_environment(function)]
+    lines += [
+        "  Metadata:",
+        "    checkov:",
+        "      skip:",
+        "        - id: CKV_AWS_116",
+        "          comment: Secrets Manager invokes rotation functions synchronously and retries itself; a DLQ "
+        "never receives anything.",
+    ]
+    if not function.is_database:
+        lines += [
+            "        - id: CKV_AWS_117",
+            "          comment: The function calls the providers' public APIs; a VPC would only add a NAT gateway in "
+            "the path.",
+        ]
+    lines += [
+        "        - id: CKV_AWS_173",
+        "          comment: The environment holds settings only, never credentials; Lambda encrypts it at rest with "
+        "its own key.",
+        "",
+        f"{name}InvokePermission:",
+        "  Type: AWS::Lambda::Permission",
+        "  Properties:",
+        f"    FunctionName: !GetAtt {name}Function.Arn",
+        "    Action: lambda:InvokeFunction",
+        "    Principal: secretsmanager.amazonaws.com",
+        "    SourceAccount: !Ref AWS::AccountId",
+        "",
+        f"{name}ErrorsAlarm:",
+        "  Type: AWS::CloudWatch::Alarm",
+        "  Properties:",
+        f"    AlarmDescription: {title[0].upper() + title[1:]} reported errors (a rotation step failed).",
+        "    Namespace: AWS/Lambda",
+        "    MetricName: Errors",
+        "    Dimensions:",
+        "      - Name: FunctionName",
+        f"        Value: !Ref {name}Function",
+        "    Statistic: Sum",
+        "    Period: 300",
+        "    EvaluationPeriods: 1",
+        "    Threshold: 1",
+        "    ComparisonOperator: GreaterThanOrEqualToThreshold",
+        "    TreatMissingData: notBreaching",
+        "    AlarmActions: !If [HasAlarmTopic, [!Ref AlarmTopicArn], !Ref AWS::NoValue]",
+    ]
+    return lines
+
+
+def _rotates(function: FunctionSpec) -> str:
+    if function.engine is None:
+        from rotation_core.providers import PROVIDERS
+
+        names = ", ".join(spec.display_name for spec in PROVIDERS.values() if spec.name != "http")
+        return f"third-party API keys ({names}, generic HTTP)"
+    return f"{function.engine.display_name} passwords, {_strategy_words(function)} strategy"
+
+
+def _section_comment(function: FunctionSpec) -> list[str]:
+    if function.engine is None:
+        return [
+            "# Third-party API keys. Outside any VPC (it calls the providers' public APIs) and without a",
+            "# database driver: functions/api_key has no requirements of its own.",
+        ]
+    return [
+        f"# {function.engine.display_name}, {function.strategy.value.replace('_', ' ') if function.strategy else ''}"
+    ]
+
+
+def outputs_section() -> list[str]:
+    lines = ["Outputs:", "  RotationCoreLayerArn:", "    Description: The shared layer version",
+             "    Value: !Ref RotationCoreLayer"]  # fmt: skip
+    for function in rotation_functions():
+        if function.engine is None:
+            what = "third-party API key secrets"
+        else:
+            what = f"{function.engine.display_name} secrets, {_strategy_words(function)} strategy"
+        name = function.logical_name + "FunctionArn"
+        lines += [
+            f"  {name}:",
+            f"    Description: Rotation function for {what}",
+            f"    Value: !GetAtt {function.logical_name}Function.Arn",
+            f'    Export: {{ Name: !Sub "${{AWS::StackName}}-{name}" }}',
+        ]
+    return lines
+
+
+def render_template() -> str:
+    parameters, groups = parameters_section()
+    lines = list(_HEADER)
+    lines += ["Metadata:", "  AWS::CloudFormation::Interface:", "    ParameterGroups:"]
+    for label, names in groups:
+        lines.append(f"      - Label: {{ default: {label} }}")
+        if len(names) <= 3:
+            lines.append(f"        Parameters: [{', '.join(names)}]")
+        else:
+            lines.append("        Parameters:")
+            lines += [f"          - {name}" for name in names]
+    lines += ["", *parameters, "", *_MIDDLE]
+    for function in rotation_functions():
+        lines += [
+            "",
+            "  # " + "-" * 93,
+            *_indent(_section_comment(function), 2),
+            *_indent(function_resources(function), 2),
+        ]
+    lines += ["", *outputs_section()]
+    return "\n".join(lines) + "\n"
+
+
+def write_template(path: Path = TEMPLATE_PATH) -> None:
+    path.write_text(render_template(), encoding="utf-8")
+
+
+def check_template(path: Path = TEMPLATE_PATH) -> bool:
+    """True when the committed template is what the registry generates."""
+    return path.exists() and path.read_text(encoding="utf-8") == render_template()
+
+
+_VPC_POLICY = (
+    "- !If",
+    "  - InVpc",
+    "  - PolicyName: vpc-network-interfaces",
+    "    PolicyDocument:",
+    '      Version: "2012-10-17"',
+    "      Statement:",
+    "        - Sid: ManageVpcNetworkInterfaces",
+    "          Effect: Allow",
+    "          Action:",
+    "            - ec2:CreateNetworkInterface",
+    "            - ec2:DescribeNetworkInterfaces",
+    "            - ec2:DescribeSubnets",
+    "            - ec2:DeleteNetworkInterface",
+    "            - ec2:AssignPrivateIpAddresses",
+    "            - ec2:UnassignPrivateIpAddresses",
+    '          Resource: "*"',
+    "  - !Ref AWS::NoValue",
+)
+
+_HEADER = (
+    'AWSTemplateFormatVersion: "2010-09-09"',
+    "Transform: AWS::Serverless-2016-10-31",
+    "Description: >-",
+    "  Secrets Manager rotation functions: PostgreSQL and MySQL/MariaDB (single user and alternating users)",
+    "  and third-party API keys. Each function has its own least-privilege role; attach them to secrets with",
+    "  examples/attach-rotation.yaml, the console or `aws secretsmanager rotate-secret`.",
+    "",
+    "# GENERATED by `python -m rotation_local template` (tools/rotation_local/template.py) from the engine",
+    "# registry: edit the generator or the registry, not this file. tests/unit/test_template.py fails when",
+    "# the two disagree.",
+    "#",
+    "# Least privilege, per function (tests/unit/test_template.py asserts every rule below):",
+    "#   - DescribeSecret, GetSecretValue, PutSecretValue and UpdateSecretVersionStage only on the secrets",
+    "#     matching that function's name pattern AND only while the secret names that very function as its",
+    "#     rotation function (condition secretsmanager:resource/AllowRotationLambdaArn).",
+    "#   - secretsmanager:GetRandomPassword is NOT granted at all: the functions generate passwords locally",
+    "#     with Python's `secrets` module, so they never call it. AWS's examples grant it on \"*\"; leaving",
+    "#     it out is strictly tighter.",
+    "#   - Read-only GetSecretValue on master secrets (alternating users) or admin secrets (API keys) only",
+    "#     for the functions that read them.",
+    "#   - kms:Decrypt / kms:GenerateDataKey only when KmsKeyArn is given, only through Secrets Manager and",
+    "#     only for the secrets the function may touch (encryption context SecretARN).",
+    '#   - EC2 network-interface actions (the only "*" resource: those actions cannot be scoped further)',
+    "#     only for the database functions and only when VpcSubnetIds is given.",
+    "#   - Logs: create streams and write events in the function's own log group only.",
+    "",
+)
+
+_STATIC_PARAMETERS = (
+    Parameter("VpcSubnetIds", (
+        "Type: CommaDelimitedList",
+        'Default: ""',
+        "Description: >-",
+        "  Subnets for the database functions when the databases are only reachable in a VPC (empty: no VPC).",
+        "  The subnets need a route to Secrets Manager: an interface VPC endpoint or a NAT gateway.",
+    )),
+    Parameter("VpcSecurityGroupIds", (
+        "Type: CommaDelimitedList",
+        'Default: ""',
+        "Description: Security groups for the database functions (required with VpcSubnetIds).",
+    )),
+    Parameter("SecretsManagerEndpoint", (
+        "Type: String",
+        'Default: ""',
+        "Description: >-",
+        "  Secrets Manager endpoint URL (SECRETS_MANAGER_ENDPOINT), e.g. a VPC endpoint's DNS name when its",
+        "  private DNS is off. Empty: the regional endpoint.",
+    )),
+    Parameter("MemorySize", (
+        "Type: Number",
+        "Default: 256",
+        "MinValue: 128",
+        "MaxValue: 3008",
+        "Description: Memory of each function in MB (CPU grows with it; 256 keeps cold starts short).",
+    )),
+    Parameter("DatabaseFunctionTimeout", (
+        "Type: Number",
+        "Default: 60",
+        "MinValue: 15",
+        "MaxValue: 900",
+        "Description: >-",
+        "  Timeout of the database functions in seconds. Each step connects at most a few times with",
+        "  DbConnectTimeout each.",
+    )),
+    Parameter("ApiKeyFunctionTimeout", (
+        "Type: Number",
+        "Default: 120",
+        "MinValue: 30",
+        "MaxValue: 900",
+        "Description: >-",
+        "  Timeout of the API-key function in seconds; must cover ApiVerifyAttempts x (ApiVerifyDelay +",
+        "  ApiTimeout) for testSecret.",
+    )),
+    Parameter("ReservedConcurrency", (
+        "Type: Number",
+        "Default: 0",
+        "MinValue: 0",
+        "Description: >-",
+        "  Reserved concurrency per function; 0 reserves none (a reservation takes from the account's",
+        "  unreserved pool, which new accounts cannot spare).",
+    )),
+    Parameter("LogRetentionInDays", (
+        "Type: Number",
+        "Default: 365",
+        "AllowedValues: [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, "
+        "2922, 3288, 3653]",
+        "Description: Days to keep the functions' logs (rotation logs are audit records; they never hold secret "
+        "values).",
+    )),
+    Parameter("LogLevel", (
+        "Type: String",
+        "Default: INFO",
+        "AllowedValues: [DEBUG, INFO, WARNING, ERROR]",
+        "Description: POWERTOOLS_LOG_LEVEL of the functions.",
+    )),
+)  # fmt: skip
+
+_ALARM_TOPIC = Parameter(
+    "AlarmTopicArn",
+    (
+        "Type: String",
+        'Default: ""',
+        'AllowedPattern: "^$|^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_.-]+$"',
+        "Description: SNS topic notified when a rotation function reports errors (empty = alarms without actions).",
+    ),
+)
+
+_MIDDLE = (
+    "Rules:",
+    "  SecurityGroupsWithSubnets:",
+    '    RuleCondition: !Not [!Equals [!Join ["", !Ref VpcSubnetIds], ""]]',
+    "    Assertions:",
+    '      - Assert: !Not [!Equals [!Join ["", !Ref VpcSecurityGroupIds], ""]]',
+    "        AssertDescription: VpcSecurityGroupIds is required when VpcSubnetIds is given.",
+    "",
+    "Conditions:",
+    '  InVpc: !Not [!Equals [!Join ["", !Ref VpcSubnetIds], ""]]',
+    '  HasKmsKey: !Not [!Equals [!Ref KmsKeyArn, ""]]',
+    '  HasReservedConcurrency: !Not [!Equals [!Ref ReservedConcurrency, "0"]]',
+    '  HasAlarmTopic: !Not [!Equals [!Ref AlarmTopicArn, ""]]',
+    "",
+    "Globals:",
+    "  Function:",
+    "    Runtime: python3.13",
+    "    Handler: app.lambda_handler",
+    "    Architectures: [!Ref Architecture]",
+    "    MemorySize: !Ref MemorySize",
+    "    Layers: [!Ref RotationCoreLayer]",
+    "    ReservedConcurrentExecutions: !If [HasReservedConcurrency, !Ref ReservedConcurrency, !Ref AWS::NoValue]",
+    "    Environment:",
+    "      Variables:",
+    "        POWERTOOLS_LOG_LEVEL: !Ref LogLevel",
+    "        SECRETS_MANAGER_ENDPOINT: !Ref SecretsManagerEndpoint",
+    "",
+    "Resources:",
+    "  # " + "-" * 93,
+    "  # The shared layer: rotation_core + Powertools, pure Python (layers/rotation_core/Makefile fails",
+    "  # the build if a compiled module gets in). Database drivers ship with the functions that use them.",
+    "  RotationCoreLayer:",
+    "    Type: AWS::Serverless::LayerVersion",
+    "    Properties:",
+    "      Description: rotation_core (the rotation state machine) and Powertools for AWS Lambda",
+    "      ContentUri: layers/rotation_core",
+    "      CompatibleRuntimes: [python3.13]",
+    "      CompatibleArchitectures: [arm64, x86_64]",
+    "      RetentionPolicy: Delete",
+    "    Metadata:",
+    "      BuildMethod: makefile",
+)
