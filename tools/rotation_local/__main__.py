@@ -1,11 +1,14 @@
-"""Command line: ``python -m rotation_local demo`` and ``python -m rotation_local invoke``."""
+"""Command line: ``python -m rotation_local demo | invoke | roots``."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
+
+SERVERS_HELP = "server kinds, comma-separated names or patterns (default: $ROTATION_TEST_SERVERS, else all)"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,7 +36,14 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--endpoint", help="Secrets Manager endpoint URL (sets AWS_ENDPOINT_URL_SECRETSMANAGER)")
     run.add_argument("--python", help="Python interpreter that runs the handler (default: this one)")
 
+    roots = commands.add_parser("roots", help="build or show the private root filesystems of the newer servers")
+    roots.add_argument("action", choices=["build", "status"])
+    roots.add_argument("--servers", help=SERVERS_HELP)
+    roots.add_argument("--force", action="store_true", help="rebuild even when current")
+
     args = parser.parse_args(argv)
+    if args.command == "roots":
+        return _roots(args.action, args.servers, force=args.force)
     if args.command == "demo":
         from rotation_local.demo import ENGINES
         from rotation_local.demo import run as run_demo
@@ -55,6 +65,40 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     print(json.dumps({"errorType": result.error_type, "errorMessage": result.error_message}))
     return 1
+
+
+def _roots(action: str, spec: str | None, *, force: bool) -> int:
+    """Build the roots the selected kinds need (as root), or say which kinds cannot run and why."""
+    from rotation_local import server_kinds
+    from rotation_local.rootfs import RootError
+
+    try:
+        kinds = server_kinds.select(spec if spec is not None else os.environ.get("ROTATION_TEST_SERVERS"))
+    except ValueError as error:
+        print(f"servers: {error}", file=sys.stderr)
+        return 2
+    unavailable = [(kind, kind.unavailable_reason()) for kind in kinds]
+    skipped = [(kind, reason) for kind, reason in unavailable if reason]
+    if skipped:
+        names = ", ".join(kind.name for kind, _reason in skipped)
+        print(f"servers: skipped without root: {names} (private Debian root filesystems need chroot)")
+        for reason in sorted({reason for _kind, reason in skipped if reason}):
+            print(f"servers:   {reason}")
+        print("servers: their tests are skipped; run `make test` as root to include them")
+    wanted = [kind for kind, reason in unavailable if not reason]
+    if action == "status":
+        for root in server_kinds.roots(wanted):
+            state = "current" if root.is_current() else (root.problem() or "stale")
+            print(f"servers: {server_kinds.describe_root(root) if root.is_current() else state}")
+        return 0
+    try:
+        for root, report in server_kinds.build_roots(wanted, say=lambda line: print(f"servers: {line}"), force=force):
+            verb = "built" if report is not None else "current"
+            print(f"servers: {verb}: {server_kinds.describe_root(root)}")
+    except RootError as error:
+        print(f"servers: {error}", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
