@@ -10,11 +10,13 @@ import pytest
 
 from helpers import LeakGuard
 from rotation_core import log as rotation_log
+from rotation_local import emulator
 
 
 @pytest.fixture(autouse=True)
 def leak_guard(capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> Iterator[LeakGuard]:
     """Fails any test whose logs, stdout, stderr or watched files contain a secret value it handled."""
+    emulator.record_secret_access()
     guard = LeakGuard()
     yield guard
     with contextlib.suppress(Exception):  # no emulator state in this test
@@ -32,9 +34,10 @@ def leak_guard(capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixtu
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     stats = LeakGuard.stats
     terminalreporter.write_line(
-        f"leak guard: {stats['tests']} tests checked, {stats['values']} secret values searched for "
-        f"in {stats['bytes_scanned']:,} characters of logs, output and server logs"
+        f"leak guard: {stats['tests']:.0f} tests checked, {stats['values']:.0f} secret values searched for "
+        f"in {stats['bytes_scanned']:,.0f} characters of logs, output and server logs"
     )
+    terminalreporter.write_line(f"leak guard: {stats['seconds']:.1f} s spent collecting and searching")
 
 
 @pytest.fixture(autouse=True)
