@@ -1,4 +1,4 @@
-"""Command line: ``python -m rotation_local demo | invoke | roots``."""
+"""Command line: ``python -m rotation_local demo | invoke | roots | verified-table``."""
 
 from __future__ import annotations
 
@@ -41,9 +41,15 @@ def main(argv: list[str] | None = None) -> int:
     roots.add_argument("--servers", help=SERVERS_HELP)
     roots.add_argument("--force", action="store_true", help="rebuild even when current")
 
+    table = commands.add_parser("verified-table", help="render the last test run's verified-against table")
+    table.add_argument("--input", type=Path, help="the run's record (default: .pytest_cache/rotation-verified.json)")
+    table.add_argument("--readme", type=Path, help="replace the table between the markers in this file")
+
     args = parser.parse_args(argv)
     if args.command == "roots":
         return _roots(args.action, args.servers, force=args.force)
+    if args.command == "verified-table":
+        return _verified_table(args.input, args.readme)
     if args.command == "demo":
         from rotation_local.demo import ENGINES
         from rotation_local.demo import run as run_demo
@@ -98,6 +104,27 @@ def _roots(action: str, spec: str | None, *, force: bool) -> int:
     except RootError as error:
         print(f"servers: {error}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _verified_table(source: Path | None, readme: Path | None) -> int:
+    from rotation_local import verified
+
+    path = source or verified.default_path(Path.cwd())
+    try:
+        table = verified.render_table(verified.load(path))
+    except (OSError, ValueError) as error:
+        print(f"verified-table: cannot read {path}: {error} (run `make test` first)", file=sys.stderr)
+        return 1
+    if readme is None:
+        print(table)
+        return 0
+    try:
+        readme.write_text(verified.replace_in(readme.read_text(encoding="utf-8"), table), encoding="utf-8")
+    except (OSError, ValueError) as error:
+        print(f"verified-table: {readme}: {error}", file=sys.stderr)
+        return 1
+    print(f"verified-table: updated {readme}")
     return 0
 
 
