@@ -7,21 +7,26 @@ built with ``mmdebstrap`` (variant minbase) and kept in a cache outside the repo
 are never touched. Servers run with ``chroot ROOT ...``; their data, sockets and logs live in a
 temporary folder inside the root, so the host reads them at ``ROOT/<path>``. chroot needs root.
 
-A build goes to a fresh folder named after a hash of what it contains (suite, packages, mirror,
-recipe); ``CACHE/<suite>`` is a symbolic link to the finished folder, replaced atomically at the end.
-An interrupted build therefore never leaves a broken root behind, and a root whose package list
-changed is rebuilt. The stamp inside each root records what it holds.
+A build goes to a fresh folder (named after a hash of what it holds: suite, packages, mirror, recipe);
+``CACHE/<suite>`` is a symbolic link to the finished folder, replaced atomically at the end, and the
+previous folder is removed after that. An interrupted build therefore never leaves a broken root
+behind (its folder is removed by the next build), and a root whose package list changed is rebuilt.
+The stamp inside each root records what it holds, how long its build took and its size. A server
+that is running from a root while it is rebuilt loses it: rebuild between test runs.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import fcntl
 import hashlib
 import json
 import os
 import re
+import secrets
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -125,6 +130,9 @@ class RootFS:
             )
         return None
 
+    def _linked_name(self) -> str:
+        return os.readlink(self.link) if self.link.is_symlink() else ""
+
     def resolved(self) -> Path:
         """The build folder the link points to now (a running server keeps using it across rebuilds)."""
         problem = self.problem()
@@ -153,8 +161,8 @@ class RootFS:
         with _locked(cache / ".lock"):
             if self.is_current() and not force:
                 return None
-            _remove_leftovers(cache, self.suite)
-            target = cache / self.build_name
+            _remove_leftovers(cache, self.suite, keep=self._linked_name())
+            target = cache / f"{self.build_name}-{secrets.token_hex(4)}"  # never the folder in use
             work = Path(tempfile.mkdtemp(prefix=f".{self.suite}-building-", dir=cache))
             say(f"building the Debian {self.suite} root filesystem ({', '.join(self.packages)}) in {cache}")
             started = time.monotonic()
@@ -174,8 +182,6 @@ class RootFS:
                     "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 }
                 (work / STAMP_NAME).write_text(json.dumps(stamp, indent=2) + "\n", encoding="utf-8")
-                if target.exists():
-                    _remove_tree(target)
                 work.rename(target)
             except BaseException:
                 _remove_tree(work)
@@ -222,9 +228,24 @@ def tree_size(path: Path) -> int:
     return total
 
 
+def _terminate_with_parent() -> None:
+    """In the child: SIGTERM when the parent dies, so that a killed build does not go on in the background.
+
+    mmdebstrap answers SIGTERM by unmounting what it mounted in the root and exiting.
+    """
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 def _mmdebstrap(suite: str, packages: Sequence[str], target: Path) -> None:
     command = ["mmdebstrap", *_MMDEBSTRAP_OPTIONS, f"--include={','.join(packages)}", suite, str(target), mirror()]
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        check=False,
+        preexec_fn=_terminate_with_parent,
+    )
     if result.returncode != 0:
         raise RootError(
             f"mmdebstrap {suite} failed ({result.returncode}): {(result.stderr or result.stdout).strip()[-3000:]}"
