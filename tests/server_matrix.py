@@ -136,10 +136,12 @@ class Recorder:
             passed = outcome.called and not outcome.failed
             entry = kinds.setdefault(
                 kind, {"version": self.versions.get(kind, ""), "tests": {"passed": 0, "failed": 0}, "claims": {},
-                       "seconds": 0.0},
+                       "seconds": 0.0, "failed_tests": []},
             )  # fmt: skip
             key = "passed" if passed else "failed"
             entry["tests"][key] += 1
+            if not passed:
+                entry["failed_tests"].append(nodeid)
             entry["seconds"] += outcome.seconds
             for claim in claims:
                 entry["claims"].setdefault(claim, {"passed": 0, "failed": 0})[key] += 1

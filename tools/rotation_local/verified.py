@@ -57,13 +57,19 @@ def render_table(record: Mapping[str, Any]) -> str:
         cells += [_cell(entry.get("claims", {}).get(claim)) for claim in CLAIMS]
         cells.append(_cell(entry.get("tests")))
         lines.append("| " + " | ".join(cells) + " |")
+    failed = [(kind.name, test) for kind in KINDS for test in kinds.get(kind.name, {}).get("failed_tests", [])]
     run = record.get("run", {})
     lines.append("")
     totals = f"{run.get('passed', '?')} passed, {run.get('failed', '?')} failed, {run.get('skipped', '?')} skipped"
     lines.append(
-        f"Numbers are passing tests. From `make test` on {run.get('finished_at', '?')} "
+        f"Numbers are passing tests, from the run of {run.get('finished_at', '?')} "
         f"(Python {run.get('python', '?')}; the whole run: {totals})."
     )
+    if failed:
+        lines.append("")
+        lines.append("Failed in that run:")
+        lines.append("")
+        lines += [f"- `{kind}`: `{test}`" for kind, test in failed]
     return "\n".join(lines)
 
 
