@@ -56,11 +56,12 @@ def test_leak_guard_value_written_during_the_test_and_printed_is_reported(sm_cli
 def test_leak_guard_collects_secrets_read_since_last_check_not_every_secret(sm_client: Any) -> None:
     untouched = "Untouched-Secret-Value-" + secrets.token_hex(8)
     read = "Read-Secret-Value-" + secrets.token_hex(8)
+    read_name = "read-during-the-test"
     sm_client.create_secret(Name="untouched", SecretString=json.dumps({"password": untouched}))
-    sm_client.create_secret(Name="read", SecretString=json.dumps({"password": read}))
+    sm_client.create_secret(Name=read_name, SecretString=json.dumps({"password": read}))
     emulator.take_accessed_secrets()  # an earlier test's check
 
-    sm_client.get_secret_value(SecretId="read")  # this test only reads one of them
+    sm_client.get_secret_value(SecretId=read_name)  # this test only reads one of them
     guard = LeakGuard()
     guard.add_from_emulator()
 
