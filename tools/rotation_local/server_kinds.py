@@ -101,10 +101,10 @@ class ServerKind:
         tls_cert_pem: bytes | None = None,
         tls_key_pem: bytes | None = None,
         settings: Mapping[str, str] | None = None,
-    ) -> Any:
+    ) -> DatabaseServer:
         """A running server of this kind (a PostgresServer, MariaDBServer or MySQLServer)."""
         root = self.rootfs.resolved() if self.rootfs is not None else None
-        server: Any
+        server: DatabaseServer
         if self.flavour == POSTGRESQL:
             from rotation_local.postgres_server import PostgresServer
 
@@ -235,12 +235,13 @@ class ServerPool:
     A kind that failed to start fails again at once, with the same reason, instead of being retried.
     """
 
-    starter: Callable[[ServerKind], Any]
-    servers: dict[str, Any] = field(default_factory=dict)
+    starter: Callable[[ServerKind], DatabaseServer]
+    servers: dict[str, DatabaseServer] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
     start_seconds: dict[str, float] = field(default_factory=dict)
 
     def get(self, kind: ServerKind) -> Any:
+        """The kind's server (typed ``Any``: callers know which class their family's kind gives)."""
         if kind.name in self.failures:
             raise ServerUnavailableError(self.failures[kind.name])
         if kind.name not in self.servers:
