@@ -4,15 +4,17 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)/layers/rotation_core:$(CURDIR)/tools
 
-.PHONY: help demo demo-alternating test test-unit test-integration lint format invoke clean template
+.PHONY: help demo demo-alternating test test-unit test-integration lint format invoke clean template verified-table
 
 help:
 	@echo "make demo               rotate throwaway PostgreSQL and MariaDB users and fake Datadog keys (no AWS, no Docker)"
 	@echo "make demo-alternating   the databases with ROTATION_STRATEGY=alternating_users, three rotations"
 	@echo "make test               the whole test suite (unit + integration against real servers)"
+	@echo "                        ROTATION_TEST_SERVERS=postgres-17,mysql-* make test: only those database servers"
 	@echo "make test-unit          unit tests only (no servers, no network)"
 	@echo "make lint               ruff and mypy"
 	@echo "make template           regenerate template.yaml from the engine registry"
+	@echo "make verified-table     write the last test run's verified-against table into README.md"
 	@echo "make bench              benchmarks (BENCH_ARGS=\"--repeats 7 --fleet 1,10,100,1000\")"
 	@echo "make invoke FUNCTION=functions/postgres EVENT=events/... ENDPOINT=http://127.0.0.1:5000"
 	@echo "                        run a handler on an event, like sam local invoke, without Docker"
@@ -41,6 +43,9 @@ test-unit: venv
 
 test-integration: servers
 	$(PY) -m pytest tests/integration
+
+verified-table: venv
+	$(PY) -m rotation_local verified-table --readme README.md
 
 lint: venv
 	$(PY) -m ruff check .

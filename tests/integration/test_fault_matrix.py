@@ -38,13 +38,14 @@ import pytest
 from botocore.config import Config
 
 from helpers import LeakGuard
-from integration.conftest import unique
+from integration.conftest import grant_admin_option, unique
 from rotation_core.engines.postgres.engine import PostgresEngine
 from rotation_core.errors import RotationError
 from rotation_core.handler import RotationHandler, database_handler
 from rotation_core.secrets import SecretStore
 from rotation_local import emulator, service
 from rotation_local.postgres_server import PostgresServer, free_port
+from rotation_local.server_kinds import ServerKind
 
 CREATE, SET, TEST, FINISH = service.STEPS
 THROTTLING, INTERNAL, ACCESS_DENIED = "ThrottlingException", "InternalServiceError", "AccessDeniedException"
@@ -101,6 +102,8 @@ def matrix_cases() -> list[Case]:
 
 CASES = matrix_cases()
 CASE_IDS = [case.id for case in CASES]
+STRATEGY_NAMES = ["single_user", "alternating_users"]
+STRATEGIES = [pytest.param(strategy, marks=pytest.mark.verifies(strategy)) for strategy in STRATEGY_NAMES]
 
 
 class SimulatedCrashError(Exception):
@@ -402,13 +405,13 @@ def print_matrix(request: pytest.FixtureRequest, function_names: list[str], resu
 # --- PostgreSQL --------------------------------------------------------------------------------------------------
 
 RESULTS: list[Result] = []
-PG_FUNCTIONS = ["postgres single_user", "postgres alternating_users"]
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _print_postgres_matrix(request: pytest.FixtureRequest) -> Iterator[None]:
+def _print_postgres_matrix(request: pytest.FixtureRequest, pg_kind: ServerKind) -> Iterator[None]:
+    """The matrix of this server kind, once its tests ran."""
     yield
-    print_matrix(request, PG_FUNCTIONS, RESULTS)
+    print_matrix(request, [f"{pg_kind.name} {strategy}" for strategy in STRATEGY_NAMES], RESULTS)
 
 
 def pg_can_login(server: PostgresServer, ca_bundle: Path, secret: Mapping[str, Any]) -> bool:
@@ -429,24 +432,25 @@ def pg_can_login(server: PostgresServer, ca_bundle: Path, secret: Mapping[str, A
 
 
 @pytest.fixture(scope="module")
-def pg_master(pg_server: PostgresServer, sm_server: emulator.EmulatorServer) -> str:
-    """One admin secret (CREATEROLE) shared by the module's alternating-users secrets."""
+def pg_master(pg_server: PostgresServer, sm_server: emulator.EmulatorServer) -> tuple[str, str]:
+    """One admin (CREATEROLE) shared by the module's alternating-users secrets: its secret's ARN and name."""
     client = sm_client_for(sm_server.endpoint_url)
     user, password = unique("fmmaster"), secrets.token_urlsafe(24)
     pg_server.create_login(user, password, "CREATEROLE")
     value = {"engine": "postgres", "host": "127.0.0.1", "port": pg_server.port, "username": user,
              "password": password, "dbname": "postgres"}  # fmt: skip
     arn: str = client.create_secret(Name=unique("fm-master"), SecretString=json.dumps(value))["ARN"]
-    return arn
+    return arn, user
 
 
-@pytest.fixture(scope="module", params=["single_user", "alternating_users"])
+@pytest.fixture(scope="module", params=STRATEGIES)
 def pg_target(
     request: pytest.FixtureRequest,
+    pg_kind: ServerKind,
     pg_server: PostgresServer,
     sm_server: emulator.EmulatorServer,
     ca_bundle: Path,
-    pg_master: str,
+    pg_master: tuple[str, str],
 ) -> Target:
     strategy: str = request.param
     client = sm_client_for(sm_server.endpoint_url)
@@ -464,7 +468,8 @@ def pg_target(
                                  "username": username, "password": password, "dbname": "postgres",
                                  "owner_team": "payments"}  # fmt: skip
         if strategy == "alternating_users":
-            value["masterarn"] = pg_master
+            value["masterarn"], master_user = pg_master
+            grant_admin_option(pg_server, username, master_user)
         arn: str = client.create_secret(Name=unique("fm"), SecretString=json.dumps(value))["ARN"]
         emulator.enable_rotation(arn)
         return arn
@@ -480,7 +485,7 @@ def pg_target(
     method = "set_clone_password" if strategy == "alternating_users" else "set_own_password"
     return Target(
         passwords=passwords,
-        name=f"postgres {strategy}",
+        name=f"{pg_kind.name} {strategy}",
         client=client,
         new_container=new_container,
         new_secret=new_secret,

@@ -17,6 +17,7 @@ from integration.postgres_logins import can_login, connect
 from rotation_core.errors import Category, PendingNotReadyError, RotationError, TargetError
 from rotation_local import emulator, service
 from rotation_local.postgres_server import PostgresServer
+from rotation_local.server_kinds import ServerKind
 
 
 def run_steps(app: Any, arn: str, token: str, *steps: str) -> None:
@@ -24,6 +25,7 @@ def run_steps(app: Any, arn: str, token: str, *steps: str) -> None:
         app.lambda_handler(service.event(step, arn, token), None)
 
 
+@pytest.mark.verifies("single_user", "tls_verify_full")
 def test_postgres_single_user_rotation_new_password_works_old_refused(
     pg_server: PostgresServer, sm_client: Any, pg_account: Any, postgres_function: Any, ca_bundle: Path
 ) -> None:
@@ -56,6 +58,7 @@ def test_postgres_server_log_has_verifier_never_plaintext(
     assert new_password not in log  # the leak guard checks every known password as well
 
 
+@pytest.mark.verifies("single_user")
 def test_postgres_every_step_invoked_twice_rotation_still_correct(
     pg_server: PostgresServer, sm_client: Any, pg_account: Any, postgres_function: Any, ca_bundle: Path
 ) -> None:
@@ -71,6 +74,7 @@ def test_postgres_every_step_invoked_twice_rotation_still_correct(
     assert not can_login(pg_server, ca_bundle, secret_at(sm_client, account.arn, "AWSPREVIOUS"))
 
 
+@pytest.mark.verifies("single_user")
 def test_postgres_crash_after_password_change_then_retry_completes(
     pg_server: PostgresServer, sm_client: Any, pg_account: Any, postgres_function: Any, ca_bundle: Path
 ) -> None:
@@ -88,6 +92,7 @@ def test_postgres_crash_after_password_change_then_retry_completes(
     assert [v for v, s in stages(sm_client, account.arn).items() if "AWSPENDING" in s] == []
 
 
+@pytest.mark.verifies("single_user")
 def test_postgres_database_still_on_previous_password_rotation_recovers(
     pg_server: PostgresServer, sm_client: Any, pg_account: Any, postgres_function: Any, ca_bundle: Path
 ) -> None:
@@ -151,6 +156,7 @@ def test_postgres_rotation_disabled_every_step_refused(
     assert stages(sm_client, arn)[token] == ["AWSPENDING"]
 
 
+@pytest.mark.verifies("tls_wrong_ca")
 def test_postgres_wrong_ca_fails_tls_without_fallback_and_changes_nothing(
     pg_server: PostgresServer,
     sm_client: Any,
@@ -177,6 +183,7 @@ def test_postgres_wrong_ca_fails_tls_without_fallback_and_changes_nothing(
     assert can_login(pg_server, ca_bundle, secret_at(sm_client, account.arn, "AWSCURRENT"))
 
 
+@pytest.mark.verifies("tls_verify_full")
 def test_postgres_verify_full_host_name_mismatch_is_refused(
     pg_server: PostgresServer, sm_client: Any, pg_account: Any, postgres_function: Any
 ) -> None:
@@ -191,12 +198,14 @@ def test_postgres_verify_full_host_name_mismatch_is_refused(
 
 
 @pytest.fixture(scope="module")
-def plain_pg_server() -> Iterator[PostgresServer]:
-    server = PostgresServer.start()  # no TLS at all
+def plain_pg_server(pg_kind: ServerKind) -> Iterator[PostgresServer]:
+    """Another server of this test's kind, without TLS at all."""
+    server: PostgresServer = pg_kind.start()
     yield server
     server.stop()
 
 
+@pytest.mark.verifies("tls_absent")
 def test_postgres_server_without_tls_gives_opt_out_hint_then_ssl_false_works(
     plain_pg_server: PostgresServer, sm_client: Any, postgres_function: Any, leak_guard: Any
 ) -> None:
@@ -260,6 +269,7 @@ def test_postgres_probe_query_is_configurable_and_read_only(
     assert "AWSCURRENT" in stages(sm_client, account.arn)[token]
 
 
+@pytest.mark.verifies("alternating_users")
 def test_postgres_alternating_users_twice_both_users_work_and_clone_acts_as_original(
     pg_server: PostgresServer, sm_client: Any, pg_account: Any, postgres_function: Any, ca_bundle: Path
 ) -> None:
@@ -301,6 +311,23 @@ def test_postgres_alternating_master_without_createrole_fails_clearly_and_change
     app = postgres_function(ROTATION_STRATEGY="alternating_users")
 
     with pytest.raises(TargetError, match="CREATEROLE") as raised:
+        rotate(app, account.arn)
+
+    assert raised.value.category is Category.PERMISSION
+    clone = f"{account.username}_clone"
+    assert pg_server.query_one("SELECT count(*) FROM pg_roles WHERE rolname = %s", (clone,)) == 0
+    assert can_login(pg_server, ca_bundle, secret_at(sm_client, account.arn, "AWSCURRENT"))
+
+
+@pytest.mark.servers("postgres-17", "postgres-18")
+def test_postgres_16_plus_alternating_master_without_admin_option_fails_clearly_and_changes_nothing(
+    pg_server: PostgresServer, sm_client: Any, pg_account: Any, postgres_function: Any, ca_bundle: Path
+) -> None:
+    """PostgreSQL 16+: CREATEROLE alone no longer lets the master grant or alter a role it did not create."""
+    account = pg_account(with_master=True, admin_option=False)
+    app = postgres_function(ROTATION_STRATEGY="alternating_users")
+
+    with pytest.raises(TargetError, match="ADMIN OPTION") as raised:
         rotate(app, account.arn)
 
     assert raised.value.category is Category.PERMISSION

@@ -1,11 +1,14 @@
-"""Command line: ``python -m rotation_local demo``, ``invoke`` and ``template``."""
+"""Command line: ``python -m rotation_local demo | invoke | roots | verified-table | template``."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
+
+SERVERS_HELP = "server kinds, comma-separated names or patterns (default: $ROTATION_TEST_SERVERS, else all)"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,17 +39,22 @@ def main(argv: list[str] | None = None) -> int:
     generate = commands.add_parser("template", help="write template.yaml from the engine registry")
     generate.add_argument("--check", action="store_true", help="only check that template.yaml is up to date")
 
-    args = parser.parse_args(argv)
-    if args.command == "template":
-        from rotation_local.template import TEMPLATE_PATH, check_template, write_template
+    roots = commands.add_parser("roots", help="build or show the private root filesystems of the newer servers")
+    roots.add_argument("action", choices=["build", "status"])
+    roots.add_argument("--servers", help=SERVERS_HELP)
+    roots.add_argument("--force", action="store_true", help="rebuild even when current")
 
-        if args.check:
-            if check_template():
-                return 0
-            print(f"{TEMPLATE_PATH.name} is out of date: run `python -m rotation_local template`", file=sys.stderr)
-            return 1
-        write_template()
-        return 0
+    table = commands.add_parser("verified-table", help="render the last test run's verified-against table")
+    table.add_argument("--input", type=Path, help="the run's record (default: .pytest_cache/rotation-verified.json)")
+    table.add_argument("--readme", type=Path, help="replace the table between the markers in this file")
+
+    args = parser.parse_args(argv)
+    if args.command == "roots":
+        return _roots(args.action, args.servers, force=args.force)
+    if args.command == "verified-table":
+        return _verified_table(args.input, args.readme)
+    if args.command == "template":
+        return _template(check=args.check)
     if args.command == "demo":
         from rotation_local.demo import ENGINES
         from rotation_local.demo import run as run_demo
@@ -69,6 +77,73 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps({"errorType": result.error_type, "errorMessage": result.error_message}))
     return 1
 
+
+def _roots(action: str, spec: str | None, *, force: bool) -> int:
+    """Build the roots the selected kinds need (as root), or say which kinds cannot run and why."""
+    from rotation_local import server_kinds
+    from rotation_local.rootfs import RootError
+
+    try:
+        kinds = server_kinds.select(spec if spec is not None else os.environ.get("ROTATION_TEST_SERVERS"))
+    except ValueError as error:
+        print(f"servers: {error}", file=sys.stderr)
+        return 2
+    unavailable = [(kind, kind.unavailable_reason()) for kind in kinds]
+    skipped = [(kind, reason) for kind, reason in unavailable if reason]
+    if skipped:
+        names = ", ".join(kind.name for kind, _reason in skipped)
+        print(f"servers: skipped without root: {names} (private Debian root filesystems need chroot)")
+        for reason in sorted({reason for _kind, reason in skipped if reason}):
+            print(f"servers:   {reason}")
+        print("servers: their tests are skipped; run `make test` as root to include them")
+    wanted = [kind for kind, reason in unavailable if not reason]
+    if action == "status":
+        for root in server_kinds.roots(wanted):
+            state = "current" if root.is_current() else (root.problem() or "stale")
+            print(f"servers: {server_kinds.describe_root(root) if root.is_current() else state}")
+        return 0
+    try:
+        for root, report in server_kinds.build_roots(wanted, say=lambda line: print(f"servers: {line}"), force=force):
+            verb = "built" if report is not None else "current"
+            print(f"servers: {verb}: {server_kinds.describe_root(root)}")
+    except RootError as error:
+        print(f"servers: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _verified_table(source: Path | None, readme: Path | None) -> int:
+    from rotation_local import verified
+
+    path = source or verified.default_path(Path.cwd())
+    try:
+        table = verified.render_table(verified.load(path))
+    except (OSError, ValueError) as error:
+        print(f"verified-table: cannot read {path}: {error} (run `make test` first)", file=sys.stderr)
+        return 1
+    if readme is None:
+        print(table)
+        return 0
+    try:
+        readme.write_text(verified.replace_in(readme.read_text(encoding="utf-8"), table), encoding="utf-8")
+    except (OSError, ValueError) as error:
+        print(f"verified-table: {readme}: {error}", file=sys.stderr)
+        return 1
+    print(f"verified-table: updated {readme}")
+    return 0
+
+
+
+def _template(*, check: bool) -> int:
+    from rotation_local.template import TEMPLATE_PATH, check_template, write_template
+
+    if not check:
+        write_template()
+        return 0
+    if check_template():
+        return 0
+    print(f"{TEMPLATE_PATH.name} is out of date: run `python -m rotation_local template`", file=sys.stderr)
+    return 1
 
 if __name__ == "__main__":
     sys.exit(main())

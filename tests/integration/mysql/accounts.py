@@ -3,7 +3,7 @@
 MySQL 8+ roles have a host part (``'r'@'%'``), take ``SET DEFAULT ROLE ... TO`` and keep default roles
 in ``mysql.default_roles``; MariaDB roles have no host, take ``SET DEFAULT ROLE ... FOR`` and show the
 default role in SHOW GRANTS. The helpers ask the server which one it is at run time, so the same tests
-run on whichever server the ``mariadb_server`` fixture provides.
+run on whichever server the ``mysql_server`` fixture provides.
 
 Setup statements are sent verbatim (no parameters, so the driver does no ``%``-formatting) with names
 quoted here, independently of the code under test: a name like ``app\\_%`` or ``r%s`` reaches the
@@ -18,19 +18,19 @@ from pymysql.converters import escape_string
 
 from rotation_core.engines.mysql.grants import Account, parse_grants
 from rotation_core.engines.mysql.statements import Flavour, ServerVersion
-from rotation_local.mariadb_server import MariaDBServer
+from rotation_local.mysql_server import MySQLFamilyServer
 
 ACCOUNT_COLUMNS = ("plugin", "ssl_type", "ssl_cipher", "x509_issuer", "x509_subject")
 LIMIT_COLUMNS = ("max_questions", "max_updates", "max_connections", "max_user_connections")
 MARIADB_LIMIT_COLUMNS = ("max_statement_time",)
 
 
-def server_version(server: MariaDBServer) -> ServerVersion:
+def server_version(server: MySQLFamilyServer) -> ServerVersion:
     version, comment = server.query("SELECT VERSION(), @@version_comment")[0]
     return ServerVersion.parse(str(version), str(comment or ""))
 
 
-def is_mariadb(server: MariaDBServer) -> bool:
+def is_mariadb(server: MySQLFamilyServer) -> bool:
     return server_version(server).flavour is Flavour.MARIADB
 
 
@@ -45,25 +45,25 @@ def account_text(user: str, host: str | None) -> str:
     return user_text if host is None else f"{user_text}@'{escape_string(host)}'"
 
 
-def create_role(server: MariaDBServer, name: str) -> Account:
+def create_role(server: MySQLFamilyServer, name: str) -> Account:
     """A role as the server models it: ``'name'@'%'`` on MySQL 8+, a bare name on MariaDB."""
     role = Account(name, None) if is_mariadb(server) else Account(name, "%")
     server.execute(f"CREATE ROLE {account_text(role.user, role.host)}")
     return role
 
 
-def grant_role(server: MariaDBServer, role: Account, user: str, host: str, *, admin_option: bool = False) -> None:
+def grant_role(server: MySQLFamilyServer, role: Account, user: str, host: str, *, admin_option: bool = False) -> None:
     option = " WITH ADMIN OPTION" if admin_option else ""
     server.execute(f"GRANT {account_text(role.user, role.host)} TO {account_text(user, host)}{option}")
 
 
-def set_default_role(server: MariaDBServer, role: Account | None, user: str, host: str) -> None:
+def set_default_role(server: MySQLFamilyServer, role: Account | None, user: str, host: str) -> None:
     named = "NONE" if role is None else account_text(role.user, role.host)
     keyword = "FOR" if is_mariadb(server) else "TO"
     server.execute(f"SET DEFAULT ROLE {named} {keyword} {account_text(user, host)}")
 
 
-def default_roles(server: MariaDBServer, user: str, host: str) -> list[Account]:
+def default_roles(server: MySQLFamilyServer, user: str, host: str) -> list[Account]:
     """The account's default roles that are in effect (granted)."""
     grants = parse_grants(server.grants(user, host), Account(user, host))
     granted = {grant.role for grant in grants.roles}
@@ -77,7 +77,7 @@ def default_roles(server: MariaDBServer, user: str, host: str) -> list[Account]:
     return [Account(str(role_user), str(role_host)) for role_user, role_host in rows]
 
 
-def account_row(server: MariaDBServer, user: str, host: str) -> dict[str, Any]:
+def account_row(server: MySQLFamilyServer, user: str, host: str) -> dict[str, Any]:
     """Plugin, TLS requirement and resource limits as ``mysql.user`` stores them."""
     columns = ACCOUNT_COLUMNS + LIMIT_COLUMNS + (MARIADB_LIMIT_COLUMNS if is_mariadb(server) else ())
     query = f"SELECT {', '.join(columns)} FROM mysql.user WHERE User = %s AND Host = %s"  # noqa: S608 (fixed names)
@@ -86,7 +86,7 @@ def account_row(server: MariaDBServer, user: str, host: str) -> dict[str, Any]:
     return dict(zip(columns, rows[0], strict=True))
 
 
-def account_state(server: MariaDBServer, user: str, host: str) -> dict[str, Any]:
+def account_state(server: MySQLFamilyServer, user: str, host: str) -> dict[str, Any]:
     """Everything the clone must copy, grantee removed, for comparing an account with its clone."""
     grants = parse_grants(server.grants(user, host), Account(user, host))
     return {
@@ -97,7 +97,7 @@ def account_state(server: MariaDBServer, user: str, host: str) -> dict[str, Any]
     }
 
 
-def restrict_master(server: MariaDBServer, master: str, *grants: str) -> None:
+def restrict_master(server: MySQLFamilyServer, master: str, *grants: str) -> None:
     """Take every privilege from ``master@127.0.0.1``, then run ``grants``, each naming it ``{master}``."""
     who = account_text(master, "127.0.0.1")
     server.execute(f"REVOKE ALL PRIVILEGES, GRANT OPTION FROM {who}")

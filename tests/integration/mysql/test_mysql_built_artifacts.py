@@ -1,4 +1,4 @@
-"""The MySQL function as `sam build` produced it rotates a real MariaDB user under Python 3.13."""
+"""The MySQL function as `sam build` produced it rotates a user of each MySQL-family server kind under Python 3.13."""
 
 from __future__ import annotations
 
@@ -7,14 +7,15 @@ from pathlib import Path
 from typing import Any
 
 import pymysql
+import pytest
 
 from integration.built import Build, run_built
 from integration.conftest import secret_at, stages
 from rotation_local import service
-from rotation_local.mariadb_server import MariaDBServer
+from rotation_local.mariadb_server import MySQLFamilyServer
 
 
-def can_login(server: MariaDBServer, ca_bundle: Path, secret: dict[str, Any]) -> bool:
+def can_login(server: MySQLFamilyServer, ca_bundle: Path, secret: dict[str, Any]) -> bool:
     try:
         pymysql.connect(
             host="127.0.0.1", port=server.port, user=secret["username"], password=secret["password"],
@@ -25,8 +26,9 @@ def can_login(server: MariaDBServer, ca_bundle: Path, secret: dict[str, Any]) ->
     return True
 
 
+@pytest.mark.verifies("single_user")
 def test_built_mysql_single_user_full_rotation_new_password_works(
-    build: Build, mariadb_server: MariaDBServer, sm_env: dict[str, str], sm_client: Any, mysql_account: Any,
+    build: Build, mysql_server: MySQLFamilyServer, sm_env: dict[str, str], sm_client: Any, mysql_account: Any,
     ca_bundle: Path,
 ) -> None:  # fmt: skip
     account = mysql_account()
@@ -37,12 +39,13 @@ def test_built_mysql_single_user_full_rotation_new_password_works(
 
     new = secret_at(sm_client, account.arn, "AWSCURRENT")
     assert stages(sm_client, account.arn)[token] == ["AWSCURRENT"]
-    assert can_login(mariadb_server, ca_bundle, new)
-    assert not can_login(mariadb_server, ca_bundle, old)
+    assert can_login(mysql_server, ca_bundle, new)
+    assert not can_login(mysql_server, ca_bundle, old)
 
 
+@pytest.mark.verifies("alternating_users")
 def test_built_mysql_alternating_users_two_rotations_alternate(
-    build: Build, mariadb_server: MariaDBServer, sm_env: dict[str, str], sm_client: Any, mysql_account: Any,
+    build: Build, mysql_server: MySQLFamilyServer, sm_env: dict[str, str], sm_client: Any, mysql_account: Any,
     ca_bundle: Path,
 ) -> None:  # fmt: skip
     account = mysql_account(with_master=True)
@@ -56,5 +59,5 @@ def test_built_mysql_alternating_users_two_rotations_alternate(
 
     assert first["username"] == f"{account.username}_clone"
     assert second["username"] == account.username
-    assert can_login(mariadb_server, ca_bundle, first)
-    assert can_login(mariadb_server, ca_bundle, second)
+    assert can_login(mysql_server, ca_bundle, first)
+    assert can_login(mysql_server, ca_bundle, second)

@@ -1,7 +1,7 @@
 """The alternating clone on a real server: names with ``%``, resource limits, REQUIRE clauses, roles and
 default roles, the privileges the master needs, and a failure between clone statements followed by a retry.
 
-Every rotation goes through the real function module, PyMySQL and the server the ``mariadb_server``
+Every rotation goes through the real function module, PyMySQL and the server the ``mysql_server``
 fixture provides; flavour-specific setup (MySQL 8+ roles ``'r'@'%'``, ``mysql.default_roles``) is chosen
 from the server's own version at run time (``integration.mysql.accounts``).
 """
@@ -33,7 +33,7 @@ from integration.mysql.accounts import (
 from rotation_core.engines.mysql.engine import MySQLEngine
 from rotation_core.errors import Category, TargetError
 from rotation_core.settings import Settings, Strategy
-from rotation_local.mariadb_server import MariaDBServer
+from rotation_local.mysql_server import MySQLFamilyServer
 
 #: Text a PyMySQL or psycopg2 format template would take for a placeholder or an escape.
 PERCENT_PATTERNS = ["%", "%s", "%%", "%(x)s"]
@@ -41,7 +41,7 @@ PERCENT_PATTERNS = ["%", "%s", "%%", "%(x)s"]
 WILDCARD_DATABASE = "app\\_%"
 
 
-def login(server: MariaDBServer, ca_bundle: Path, secret: dict[str, Any], database: str | None = None) -> Any:
+def login(server: MySQLFamilyServer, ca_bundle: Path, secret: dict[str, Any], database: str | None = None) -> Any:
     return pymysql.connect(
         host="127.0.0.1",
         port=server.port,
@@ -54,7 +54,7 @@ def login(server: MariaDBServer, ca_bundle: Path, secret: dict[str, Any], databa
     )
 
 
-def can_login(server: MariaDBServer, ca_bundle: Path, secret: dict[str, Any]) -> bool:
+def can_login(server: MySQLFamilyServer, ca_bundle: Path, secret: dict[str, Any]) -> bool:
     try:
         login(server, ca_bundle, secret).close()
     except pymysql.err.OperationalError:
@@ -66,7 +66,7 @@ def pending_token(sm_client: Any, arn: str) -> str:
     return next(version for version, labels in stages(sm_client, arn).items() if "AWSPENDING" in labels)
 
 
-def grant_objects_named(server: MariaDBServer, account: Any, pattern: str) -> dict[str, str]:
+def grant_objects_named(server: MySQLFamilyServer, account: Any, pattern: str) -> dict[str, str]:
     """Give the account grants on objects whose names contain ``pattern``, at every level the clone copies.
 
     A database-wildcard grant, database privileges WITH GRANT OPTION, a column privilege, procedure and
@@ -104,31 +104,31 @@ def grant_objects_named(server: MariaDBServer, account: Any, pattern: str) -> di
 
 @pytest.mark.parametrize("pattern", PERCENT_PATTERNS)
 def test_mysql_alternating_percent_in_every_name_clone_equals_original(
-    mariadb_server: MariaDBServer, sm_client: Any, mysql_account: Any, mysql_function: Any, ca_bundle: Path,
+    mysql_server: MySQLFamilyServer, sm_client: Any, mysql_account: Any, mysql_function: Any, ca_bundle: Path,
     pattern: str,
 ) -> None:  # fmt: skip
     account = mysql_account(with_master=True, prefix=f"u{pattern}")
     user, host, clone = account.username, account.host, account.username + "_clone"
-    names = grant_objects_named(mariadb_server, account, pattern)
+    names = grant_objects_named(mysql_server, account, pattern)
     app = mysql_function(ROTATION_STRATEGY="alternating_users")
 
     rotate(app, account.arn)  # creates the clone
-    assert account_state(mariadb_server, clone, host) == account_state(mariadb_server, user, host)
+    assert account_state(mysql_server, clone, host) == account_state(mysql_server, user, host)
     rotate(app, account.arn)  # the original's turn
-    mariadb_server.execute(f"REVOKE EXECUTE ON PROCEDURE {ident(names['database'])}.{ident(names['procedure'])} "
+    mysql_server.execute(f"REVOKE EXECUTE ON PROCEDURE {ident(names['database'])}.{ident(names['procedure'])} "
                            f"FROM {account_text(user, host)}")  # fmt: skip
     rotate(app, account.arn)  # the clone again, re-synchronised: the revoke reaches it
 
-    state = account_state(mariadb_server, clone, host)
-    assert state == account_state(mariadb_server, user, host)
+    state = account_state(mysql_server, clone, host)
+    assert state == account_state(mysql_server, user, host)
     assert {p.target.database for p in state["privileges"]} == {WILDCARD_DATABASE, names["database"], account.dbname}
     assert [role.user for role in state["default_roles"]] == [names["role"]]
     # No account or role with a collapsed name ("%%" sent as "%") appeared next to the real ones.
-    assert mariadb_server.query("SELECT COUNT(*) FROM mysql.user WHERE User = %s", (clone,)) == [(1,)]
+    assert mysql_server.query("SELECT COUNT(*) FROM mysql.user WHERE User = %s", (clone,)) == [(1,)]
     current = secret_at(sm_client, account.arn, "AWSCURRENT")
     assert current["username"] == clone
     table, column = ident(names["table"]), ident(names["column"])
-    conn = login(mariadb_server, ca_bundle, current, names["database"])
+    conn = login(mysql_server, ca_bundle, current, names["database"])
     try:
         with conn.cursor() as cursor:
             cursor.execute(f"SELECT {ident(names['function'])}()")  # routine privilege
@@ -142,22 +142,24 @@ def test_mysql_alternating_percent_in_every_name_clone_equals_original(
 
 @pytest.mark.parametrize("pattern", PERCENT_PATTERNS)
 def test_mysql_single_user_percent_in_user_and_grant_names_rotates(
-    mariadb_server: MariaDBServer, sm_client: Any, mysql_account: Any, mysql_function: Any, ca_bundle: Path,
+    mysql_server: MySQLFamilyServer, sm_client: Any, mysql_account: Any, mysql_function: Any, ca_bundle: Path,
     pattern: str,
 ) -> None:  # fmt: skip
     account = mysql_account(with_master=True, prefix=f"u{pattern}")
-    grant_objects_named(mariadb_server, account, pattern)
+    grant_objects_named(mysql_server, account, pattern)
     old = secret_at(sm_client, account.arn, "AWSCURRENT")
 
     rotate(mysql_function(), account.arn)
 
     new = secret_at(sm_client, account.arn, "AWSCURRENT")
     assert new["username"] == account.username
-    assert can_login(mariadb_server, ca_bundle, new)
-    assert not can_login(mariadb_server, ca_bundle, old)
+    assert can_login(mysql_server, ca_bundle, new)
+    assert not can_login(mysql_server, ca_bundle, old)
 
 
-def _limits_clause(server: MariaDBServer, queries: int, updates: int, connections: int, user_connections: int) -> str:
+def _limits_clause(
+    server: MySQLFamilyServer, queries: int, updates: int, connections: int, user_connections: int
+) -> str:
     clause = (
         f"MAX_QUERIES_PER_HOUR {queries} MAX_UPDATES_PER_HOUR {updates} "
         f"MAX_CONNECTIONS_PER_HOUR {connections} MAX_USER_CONNECTIONS {user_connections}"
@@ -166,31 +168,31 @@ def _limits_clause(server: MariaDBServer, queries: int, updates: int, connection
 
 
 def test_mysql_alternating_resource_limits_read_from_mysql_user_clone_matches_exactly(
-    mariadb_server: MariaDBServer, sm_client: Any, mysql_account: Any, mysql_function: Any
+    mysql_server: MySQLFamilyServer, sm_client: Any, mysql_account: Any, mysql_function: Any
 ) -> None:
     account = mysql_account(with_master=True)
     user, host, clone = account.username, account.host, account.username + "_clone"
     who = account_text(user, host)
-    mariadb_server.execute(f"ALTER USER {who} WITH {_limits_clause(mariadb_server, 1001, 1002, 1003, 14)}")
+    mysql_server.execute(f"ALTER USER {who} WITH {_limits_clause(mysql_server, 1001, 1002, 1003, 14)}")
     app = mysql_function(ROTATION_STRATEGY="alternating_users")
 
     rotate(app, account.arn)
 
-    row = account_row(mariadb_server, clone, host)
+    row = account_row(mysql_server, clone, host)
     assert (row["max_questions"], row["max_updates"], row["max_connections"], row["max_user_connections"]) == (
         1001, 1002, 1003, 14,
     )  # fmt: skip
-    assert row == account_row(mariadb_server, user, host)
+    assert row == account_row(mysql_server, user, host)
     # The original's limits change and the clone drifts: the clone's next turn matches the original again.
-    mariadb_server.execute(f"ALTER USER {who} WITH {_limits_clause(mariadb_server, 0, 7, 0, 3)}")
-    mariadb_server.execute(f"ALTER USER {account_text(clone, host)} WITH MAX_CONNECTIONS_PER_HOUR 5")
+    mysql_server.execute(f"ALTER USER {who} WITH {_limits_clause(mysql_server, 0, 7, 0, 3)}")
+    mysql_server.execute(f"ALTER USER {account_text(clone, host)} WITH MAX_CONNECTIONS_PER_HOUR 5")
     rotate(app, account.arn)
     rotate(app, account.arn)
-    row = account_row(mariadb_server, clone, host)
+    row = account_row(mysql_server, clone, host)
     assert (row["max_questions"], row["max_updates"], row["max_connections"], row["max_user_connections"]) == (
         0, 7, 0, 3,
     )  # fmt: skip
-    assert row == account_row(mariadb_server, user, host)
+    assert row == account_row(mysql_server, user, host)
 
 
 @pytest.mark.parametrize(
@@ -204,7 +206,7 @@ def test_mysql_alternating_resource_limits_read_from_mysql_user_clone_matches_ex
     ],
 )
 def test_mysql_engine_clone_copies_require_clause_and_limits_new_and_existing_clone(
-    mariadb_server: MariaDBServer, sm_client: Any, mysql_account: Any, ca_bundle: Path, leak_guard: LeakGuard,
+    mysql_server: MySQLFamilyServer, sm_client: Any, mysql_account: Any, ca_bundle: Path, leak_guard: LeakGuard,
     require: str,
 ) -> None:  # fmt: skip
     """Through the engine with a real master session: the original need not be able to log in itself.
@@ -214,9 +216,9 @@ def test_mysql_engine_clone_copies_require_clause_and_limits_new_and_existing_cl
     """
     account = mysql_account(with_master=True)
     user, host, clone = account.username, account.host, account.username + "_clone"
-    user_connections = -1 if is_mariadb(mariadb_server) else 2
-    limits = _limits_clause(mariadb_server, 11, 12, 13, user_connections)
-    mariadb_server.execute(f"ALTER USER {account_text(user, host)} REQUIRE {require} WITH {limits}")
+    user_connections = -1 if is_mariadb(mysql_server) else 2
+    limits = _limits_clause(mysql_server, 11, 12, 13, user_connections)
+    mysql_server.execute(f"ALTER USER {account_text(user, host)} REQUIRE {require} WITH {limits}")
     engine = MySQLEngine(Settings(strategy=Strategy.ALTERNATING_USERS, db_ca_bundle=str(ca_bundle)))
     master = engine.parse_login(secret_at(sm_client, account.master_arn, "AWSCURRENT"), "master")
 
@@ -229,11 +231,11 @@ def test_mysql_engine_clone_copies_require_clause_and_limits_new_and_existing_cl
             engine.set_clone_password(session, caller=session, original=user, target=clone, new_password=password)
         finally:
             session.close()
-        assert account_row(mariadb_server, clone, host) == account_row(mariadb_server, user, host)
-    assert account_row(mariadb_server, clone, host)["max_user_connections"] == user_connections
+        assert account_row(mysql_server, clone, host) == account_row(mysql_server, user, host)
+    assert account_row(mysql_server, clone, host)["max_user_connections"] == user_connections
 
 
-def _half_made_clone_setup(server: MariaDBServer, account: Any) -> tuple[str, str]:
+def _half_made_clone_setup(server: MySQLFamilyServer, account: Any) -> tuple[str, str]:
     """Two more databases, a role as default, limits and REQUIRE SSL; the master may grant all but ``db_b``.
 
     The grants run in the order of the database names: the account's own ``db_...``, then ``dba...``,
@@ -253,11 +255,11 @@ def _half_made_clone_setup(server: MariaDBServer, account: Any) -> tuple[str, st
 
 
 def test_mysql_alternating_grant_fails_between_clone_statements_retry_after_fix_completes(
-    mariadb_server: MariaDBServer, sm_client: Any, mysql_account: Any, mysql_function: Any, ca_bundle: Path
+    mysql_server: MySQLFamilyServer, sm_client: Any, mysql_account: Any, mysql_function: Any, ca_bundle: Path
 ) -> None:
     account = mysql_account(with_master=True)
     user, host, clone = account.username, account.host, account.username + "_clone"
-    db_a, db_b = _half_made_clone_setup(mariadb_server, account)
+    db_a, db_b = _half_made_clone_setup(mysql_server, account)
     original = secret_at(sm_client, account.arn, "AWSCURRENT")
     app = mysql_function(ROTATION_STRATEGY="alternating_users")
 
@@ -268,11 +270,11 @@ def test_mysql_alternating_grant_fails_between_clone_statements_retry_after_fix_
     assert f"GRANT INSERT, SELECT ON `{db_b}`" in raised.value.message
     assert "next attempt completes" in raised.value.message
     # Half-made: the account and the statements before the failing one exist, the rest does not.
-    half = account_state(mariadb_server, clone, host)
+    half = account_state(mysql_server, clone, host)
     assert {p.target.database for p in half["privileges"]} == {account.dbname, db_a}
     assert not half["roles"]
     assert half["account"]["max_questions"] == 500
-    assert can_login(mariadb_server, ca_bundle, original)  # AWSCURRENT keeps working throughout
+    assert can_login(mysql_server, ca_bundle, original)  # AWSCURRENT keeps working throughout
     token = pending_token(sm_client, account.arn)
 
     # Until the cause is fixed, a retry fails at the same statement and nothing else.
@@ -280,26 +282,26 @@ def test_mysql_alternating_grant_fails_between_clone_statements_retry_after_fix_
         rotate(mysql_function(ROTATION_STRATEGY="alternating_users"), account.arn, token=token)
     # Meanwhile the half-made clone drifts: a privilege and a limit the original lacks, no TLS requirement,
     # and (MariaDB) another authentication plugin.
-    mariadb_server.execute(f"GRANT DELETE ON {ident(db_b)}.* TO {account_text(clone, host)}")
-    mariadb_server.execute(f"ALTER USER {account_text(clone, host)} REQUIRE NONE WITH MAX_UPDATES_PER_HOUR 99")
-    if is_mariadb(mariadb_server):
-        mariadb_server.execute(f"ALTER USER {account_text(clone, host)} IDENTIFIED VIA unix_socket")
-    assert can_login(mariadb_server, ca_bundle, original)
+    mysql_server.execute(f"GRANT DELETE ON {ident(db_b)}.* TO {account_text(clone, host)}")
+    mysql_server.execute(f"ALTER USER {account_text(clone, host)} REQUIRE NONE WITH MAX_UPDATES_PER_HOUR 99")
+    if is_mariadb(mysql_server):
+        mysql_server.execute(f"ALTER USER {account_text(clone, host)} IDENTIFIED VIA unix_socket")
+    assert can_login(mysql_server, ca_bundle, original)
 
-    mariadb_server.execute(
+    mysql_server.execute(
         f"GRANT ALL PRIVILEGES ON {ident(db_b)}.* TO {account_text(account.master_user, '127.0.0.1')} WITH GRANT OPTION"
     )
     rotate(mysql_function(ROTATION_STRATEGY="alternating_users"), account.arn, token=token)
 
     assert stages(sm_client, account.arn)[token] == ["AWSCURRENT"]
-    assert account_state(mariadb_server, clone, host) == account_state(mariadb_server, user, host)
+    assert account_state(mysql_server, clone, host) == account_state(mysql_server, user, host)
     current = secret_at(sm_client, account.arn, "AWSCURRENT")
     assert current["username"] == clone
-    assert can_login(mariadb_server, ca_bundle, current)
-    assert can_login(mariadb_server, ca_bundle, original)
+    assert can_login(mysql_server, ca_bundle, current)
+    assert can_login(mysql_server, ca_bundle, original)
 
 
-def _documented_master(server: MariaDBServer, account: Any, *databases: str, update_on_mysql: bool) -> None:
+def _documented_master(server: MySQLFamilyServer, account: Any, *databases: str, update_on_mysql: bool) -> None:
     """Leave the master only what the README lists: CREATE USER, SELECT (and, for MariaDB's default roles,
     UPDATE) on the mysql schema, and the copied privileges WITH GRANT OPTION (here: everything on
     ``databases``). Taking its privileges also takes its roles, so ADMIN OPTION is given afterwards."""
@@ -310,7 +312,7 @@ def _documented_master(server: MariaDBServer, account: Any, *databases: str, upd
     restrict_master(server, account.master_user, *grants)
 
 
-def _role_as_default(server: MariaDBServer, account: Any) -> None:
+def _role_as_default(server: MySQLFamilyServer, account: Any) -> None:
     """A role with a privilege on the account's database, granted and made the default; ADMIN OPTION to the master."""
     user, host = account.username, account.host
     role = create_role(server, unique("role"))
@@ -321,32 +323,32 @@ def _role_as_default(server: MariaDBServer, account: Any) -> None:
 
 
 def test_mysql_alternating_master_with_documented_privileges_only_rotates_three_times(
-    mariadb_server: MariaDBServer, sm_client: Any, mysql_account: Any, mysql_function: Any, ca_bundle: Path
+    mysql_server: MySQLFamilyServer, sm_client: Any, mysql_account: Any, mysql_function: Any, ca_bundle: Path
 ) -> None:
     account = mysql_account(with_master=True)
-    mariadb_server.execute(f"ALTER USER {account_text(account.username, account.host)} REQUIRE SSL "
-                           f"WITH {_limits_clause(mariadb_server, 100, 0, 0, 5)}")  # fmt: skip
-    _documented_master(mariadb_server, account, account.dbname, update_on_mysql=True)
-    _role_as_default(mariadb_server, account)
+    mysql_server.execute(f"ALTER USER {account_text(account.username, account.host)} REQUIRE SSL "
+                           f"WITH {_limits_clause(mysql_server, 100, 0, 0, 5)}")  # fmt: skip
+    _documented_master(mysql_server, account, account.dbname, update_on_mysql=True)
+    _role_as_default(mysql_server, account)
     app = mysql_function(ROTATION_STRATEGY="alternating_users")
 
     for _round in range(3):
         rotate(app, account.arn)
-        clone = account_state(mariadb_server, account.username + "_clone", account.host)
-        assert clone == account_state(mariadb_server, account.username, account.host)
-        assert can_login(mariadb_server, ca_bundle, secret_at(sm_client, account.arn, "AWSCURRENT"))
+        clone = account_state(mysql_server, account.username + "_clone", account.host)
+        assert clone == account_state(mysql_server, account.username, account.host)
+        assert can_login(mysql_server, ca_bundle, secret_at(sm_client, account.arn, "AWSCURRENT"))
     assert clone["default_roles"]
 
 
 def test_mysql_alternating_mariadb_default_role_needs_update_on_mysql_schema_named_then_retry_completes(
-    mariadb_server: MariaDBServer, sm_client: Any, mysql_account: Any, mysql_function: Any, ca_bundle: Path
+    mysql_server: MySQLFamilyServer, sm_client: Any, mysql_account: Any, mysql_function: Any, ca_bundle: Path
 ) -> None:
-    if not is_mariadb(mariadb_server):
+    if not is_mariadb(mysql_server):
         pytest.skip("MariaDB only: on MySQL, SET DEFAULT ROLE ... TO another user needs CREATE USER, which the "
                     "master has anyway")  # fmt: skip
     account = mysql_account(with_master=True)
-    _documented_master(mariadb_server, account, account.dbname, update_on_mysql=False)
-    _role_as_default(mariadb_server, account)
+    _documented_master(mysql_server, account, account.dbname, update_on_mysql=False)
+    _role_as_default(mysql_server, account)
     app = mysql_function(ROTATION_STRATEGY="alternating_users")
 
     with pytest.raises(TargetError) as raised:
@@ -356,40 +358,40 @@ def test_mysql_alternating_mariadb_default_role_needs_update_on_mysql_schema_nam
     assert "SET DEFAULT ROLE" in raised.value.message
     assert "GRANT UPDATE ON mysql.* TO <master>" in raised.value.message
     clone = account.username + "_clone"
-    assert account_state(mariadb_server, clone, account.host)["roles"]  # everything but the default role
-    assert not account_state(mariadb_server, clone, account.host)["default_roles"]
-    assert can_login(mariadb_server, ca_bundle, secret_at(sm_client, account.arn, "AWSCURRENT"))
+    assert account_state(mysql_server, clone, account.host)["roles"]  # everything but the default role
+    assert not account_state(mysql_server, clone, account.host)["default_roles"]
+    assert can_login(mysql_server, ca_bundle, secret_at(sm_client, account.arn, "AWSCURRENT"))
 
-    mariadb_server.execute(f"GRANT UPDATE ON `mysql`.* TO {account_text(account.master_user, '127.0.0.1')}")
+    mysql_server.execute(f"GRANT UPDATE ON `mysql`.* TO {account_text(account.master_user, '127.0.0.1')}")
     token = pending_token(sm_client, account.arn)
     rotate(mysql_function(ROTATION_STRATEGY="alternating_users"), account.arn, token=token)
 
     assert stages(sm_client, account.arn)[token] == ["AWSCURRENT"]
-    state = account_state(mariadb_server, clone, account.host)
-    assert state == account_state(mariadb_server, account.username, account.host)
+    state = account_state(mysql_server, clone, account.host)
+    assert state == account_state(mysql_server, account.username, account.host)
     assert state["default_roles"]
 
 
 def test_mysql_alternating_two_roles_default_role_change_and_revoke_reach_clone(
-    mariadb_server: MariaDBServer, sm_client: Any, mysql_account: Any, mysql_function: Any
+    mysql_server: MySQLFamilyServer, sm_client: Any, mysql_account: Any, mysql_function: Any
 ) -> None:
     account = mysql_account(with_master=True)
     user, host, clone = account.username, account.host, account.username + "_clone"
-    first, second = create_role(mariadb_server, unique("role")), create_role(mariadb_server, unique("role"))
+    first, second = create_role(mysql_server, unique("role")), create_role(mysql_server, unique("role"))
     for role in (first, second):
-        grant_role(mariadb_server, role, user, host)
-        grant_role(mariadb_server, role, account.master_user, "127.0.0.1", admin_option=True)
-    set_default_role(mariadb_server, first, user, host)
+        grant_role(mysql_server, role, user, host)
+        grant_role(mysql_server, role, account.master_user, "127.0.0.1", admin_option=True)
+    set_default_role(mysql_server, first, user, host)
     app = mysql_function(ROTATION_STRATEGY="alternating_users")
     rotate(app, account.arn)
-    assert account_state(mariadb_server, clone, host)["default_roles"] == [first]
+    assert account_state(mysql_server, clone, host)["default_roles"] == [first]
     rotate(app, account.arn)
 
-    mariadb_server.execute(f"REVOKE {account_text(first.user, first.host)} FROM {account_text(user, host)}")
-    set_default_role(mariadb_server, second, user, host)
+    mysql_server.execute(f"REVOKE {account_text(first.user, first.host)} FROM {account_text(user, host)}")
+    set_default_role(mysql_server, second, user, host)
     rotate(app, account.arn)
 
-    state = account_state(mariadb_server, clone, host)
-    assert state == account_state(mariadb_server, user, host)
+    state = account_state(mysql_server, clone, host)
+    assert state == account_state(mysql_server, user, host)
     assert [grant.role for grant in state["roles"]] == [second]
     assert state["default_roles"] == [second]

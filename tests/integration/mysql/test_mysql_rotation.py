@@ -1,7 +1,9 @@
-"""MySQL-function rotations end to end: the real function module, a real MariaDB 10.11, Secrets Manager over HTTP.
+"""MySQL-function rotations end to end: the real function module, real MariaDB and MySQL servers, Secrets Manager.
 
-Every test runs with the server's general query log on and the leak guard reading it: no plaintext
-password the test knows may appear there (MariaDB receives only mysql_native_password hashes).
+Every test runs on each MySQL-family server kind (``mysql_server``), with the server's general query
+log on and the leak guard reading it: no plaintext password the test knows may appear there (MariaDB
+receives only mysql_native_password hashes; MySQL receives the password in ``IDENTIFIED BY`` and logs
+``<secret>`` instead).
 """
 
 from __future__ import annotations
@@ -20,16 +22,18 @@ import trustme
 from helpers import LeakGuard
 from integration.conftest import rotate, secret_at, stages, unique
 from integration.mysql.accounts import account_state, account_text, create_role, grant_role, set_default_role
+from integration.mysql.conftest import start_extra_server
 from rotation_core.engines.mysql.grants import Account
 from rotation_core.engines.mysql.statements import native_password_hash
 from rotation_core.errors import Category, TargetError
 from rotation_local import emulator
-from rotation_local.mariadb_server import MariaDBServer
+from rotation_local.mariadb_server import MySQLFamilyServer
+from rotation_local.server_kinds import ServerKind
 
 STEPS_BEFORE_FINISH = ("createSecret", "setSecret", "testSecret")
 
 
-def can_login(server: MariaDBServer, ca_bundle: Path, secret: dict[str, Any], *, host: str = "127.0.0.1") -> bool:
+def can_login(server: MySQLFamilyServer, ca_bundle: Path, secret: dict[str, Any], *, host: str = "127.0.0.1") -> bool:
     try:
         pymysql.connect(
             host=host,
@@ -45,9 +49,10 @@ def can_login(server: MariaDBServer, ca_bundle: Path, secret: dict[str, Any], *,
     return True
 
 
+@pytest.mark.verifies("single_user", "tls_verify_full")
 @pytest.mark.parametrize("account_host", ["%", "localhost", "127.0.0.1"])
 def test_mysql_single_user_rotation_host_pattern_kept_new_password_works_old_refused(
-    mariadb_server: MariaDBServer, sm_client: Any, mysql_account: Any, mysql_function: Any, ca_bundle: Path,
+    mysql_server: MySQLFamilyServer, sm_client: Any, mysql_account: Any, mysql_function: Any, ca_bundle: Path,
     account_host: str,
 ) -> None:  # fmt: skip
     secret_host = "localhost" if account_host == "localhost" else "127.0.0.1"
@@ -64,47 +69,50 @@ def test_mysql_single_user_rotation_host_pattern_kept_new_password_works_old_ref
     assert secret_at(sm_client, account.arn, "AWSPREVIOUS") == old
     assert new["password"] != old["password"]
     assert {k: v for k, v in new.items() if k != "password"} == {k: v for k, v in old.items() if k != "password"}
-    assert can_login(mariadb_server, ca_bundle, new, host=secret_host)
-    assert not can_login(mariadb_server, ca_bundle, old, host=secret_host)
+    assert can_login(mysql_server, ca_bundle, new, host=secret_host)
+    assert not can_login(mysql_server, ca_bundle, old, host=secret_host)
     # The account kept its host part: no new account appeared under another host.
-    hosts = mariadb_server.query("SELECT Host FROM mysql.user WHERE User = %s", (account.username,))
+    hosts = mysql_server.query("SELECT Host FROM mysql.user WHERE User = %s", (account.username,))
     assert hosts == [(account_host,)]
 
 
+@pytest.mark.servers("mariadb-*")
 def test_mysql_single_user_rotation_general_log_holds_hash_not_plaintext(
-    mariadb_server: MariaDBServer, sm_client: Any, mysql_account: Any, mysql_function: Any
+    mysql_server: MySQLFamilyServer, sm_client: Any, mysql_account: Any, mysql_function: Any
 ) -> None:
     account = mysql_account()
 
     rotate(mysql_function(), account.arn)
 
     new_password = secret_at(sm_client, account.arn, "AWSCURRENT")["password"]
-    log = mariadb_server.log_text()
+    log = mysql_server.log_text()
     assert f"SET PASSWORD = '{native_password_hash(new_password)}'" in log
     assert new_password not in log
 
 
+@pytest.mark.verifies("single_user")
 def test_mysql_single_user_crash_before_finish_retry_same_token_completes(
-    mariadb_server: MariaDBServer, sm_client: Any, mysql_account: Any, mysql_function: Any, ca_bundle: Path
+    mysql_server: MySQLFamilyServer, sm_client: Any, mysql_account: Any, mysql_function: Any, ca_bundle: Path
 ) -> None:
     account = mysql_account()
     old = secret_at(sm_client, account.arn, "AWSCURRENT")
     app = mysql_function()
     token = rotate(app, account.arn, steps=STEPS_BEFORE_FINISH)
     pending = secret_at(sm_client, account.arn, "AWSPENDING")
-    assert can_login(mariadb_server, ca_bundle, pending)
-    assert not can_login(mariadb_server, ca_bundle, old)
+    assert can_login(mysql_server, ca_bundle, pending)
+    assert not can_login(mysql_server, ca_bundle, old)
 
     # Secrets Manager retries the whole rotation with the same token, in a fresh Lambda container.
     rotate(mysql_function(), account.arn, token=token)
 
     assert stages(sm_client, account.arn)[token] == ["AWSCURRENT"]
     assert secret_at(sm_client, account.arn, "AWSCURRENT") == pending
-    assert can_login(mariadb_server, ca_bundle, pending)
+    assert can_login(mysql_server, ca_bundle, pending)
 
 
+@pytest.mark.verifies("single_user")
 def test_mysql_single_user_previous_rotation_died_after_change_new_rotation_uses_previous(
-    mariadb_server: MariaDBServer, sm_client: Any, mysql_account: Any, mysql_function: Any, ca_bundle: Path
+    mysql_server: MySQLFamilyServer, sm_client: Any, mysql_account: Any, mysql_function: Any, ca_bundle: Path
 ) -> None:
     account = mysql_account()
     app = mysql_function()
@@ -123,14 +131,15 @@ def test_mysql_single_user_previous_rotation_died_after_change_new_rotation_uses
     rotate(app, account.arn)
 
     final = secret_at(sm_client, account.arn, "AWSCURRENT")
-    assert can_login(mariadb_server, ca_bundle, final)
-    assert not can_login(mariadb_server, ca_bundle, promoted)
+    assert can_login(mysql_server, ca_bundle, final)
+    assert not can_login(mysql_server, ca_bundle, promoted)
 
 
-def _grant_two_databases(server: MariaDBServer, account: Any) -> tuple[str, str, Account]:
+def _grant_two_databases(server: MySQLFamilyServer, account: Any) -> tuple[str, str, Account]:
     """Grants on two databases (one WITH GRANT OPTION), a column grant, a role as default, TLS and a limit.
 
-    The master gets ADMIN OPTION on the role: MariaDB requires it to grant the role to the clone.
+    The master gets ADMIN OPTION on the role: MariaDB requires it to grant the role to the clone (MySQL's
+    ALL PRIVILEGES holds ROLE_ADMIN, which is enough there).
     """
     user, host = account.username, account.host
     db_a, db_b, role = unique("dba"), unique("dbb"), unique("role")
@@ -149,14 +158,15 @@ def _grant_two_databases(server: MariaDBServer, account: Any) -> tuple[str, str,
     return db_a, db_b, role_account
 
 
+@pytest.mark.verifies("alternating_users")
 @pytest.mark.parametrize("account_host", ["%", "127.0.0.1"])
 def test_mysql_alternating_three_rotations_both_users_work_with_identical_grants(
-    mariadb_server: MariaDBServer, sm_client: Any, mysql_account: Any, mysql_function: Any, ca_bundle: Path,
+    mysql_server: MySQLFamilyServer, sm_client: Any, mysql_account: Any, mysql_function: Any, ca_bundle: Path,
     account_host: str,
 ) -> None:  # fmt: skip
     account = mysql_account(host=account_host, with_master=True)
     clone = account.username + "_clone"
-    db_a, db_b, _role = _grant_two_databases(mariadb_server, account)
+    db_a, db_b, _role = _grant_two_databases(mysql_server, account)
     app = mysql_function(ROTATION_STRATEGY="alternating_users")
 
     for round_number in range(1, 4):
@@ -165,10 +175,10 @@ def test_mysql_alternating_three_rotations_both_users_work_with_identical_grants
         previous = secret_at(sm_client, account.arn, "AWSPREVIOUS")
         assert current["username"] == (clone if round_number % 2 else account.username)
         assert previous["username"] != current["username"]
-        assert can_login(mariadb_server, ca_bundle, current)
-        assert can_login(mariadb_server, ca_bundle, previous)
-        assert account_state(mariadb_server, clone, account_host) == account_state(
-            mariadb_server, account.username, account_host
+        assert can_login(mysql_server, ca_bundle, current)
+        assert can_login(mysql_server, ca_bundle, previous)
+        assert account_state(mysql_server, clone, account_host) == account_state(
+            mysql_server, account.username, account_host
         )
         assert current["masterarn"] == account.master_arn
         assert current["owner_team"] == "payments"
@@ -176,7 +186,7 @@ def test_mysql_alternating_three_rotations_both_users_work_with_identical_grants
     # The clone uses its privileges for real: the column grant and the default role.
     clone_secret = next(secret for secret in (current, previous) if secret["username"] == clone)
     conn = pymysql.connect(
-        host="127.0.0.1", port=mariadb_server.port, user=clone, password=clone_secret["password"],
+        host="127.0.0.1", port=mysql_server.port, user=clone, password=clone_secret["password"],
         database=db_b, ssl=ssl.create_default_context(cafile=str(ca_bundle)), autocommit=True,
     )  # fmt: skip
     try:
@@ -186,37 +196,38 @@ def test_mysql_alternating_three_rotations_both_users_work_with_identical_grants
             cursor.execute("UPDATE orders SET note = 'y' WHERE id = 0")  # column privilege
             with pytest.raises(pymysql.err.OperationalError):
                 cursor.execute("UPDATE orders SET total = 2 WHERE id = 0")
-        assert mariadb_server.query("SELECT User, Host FROM mysql.user WHERE User = %s", (clone,)) == [
+        assert mysql_server.query("SELECT User, Host FROM mysql.user WHERE User = %s", (clone,)) == [
             (clone, account_host)
         ]
         # ... and its grant option on the first database.
         other = unique("grantee")[:20]
-        mariadb_server.execute("CREATE USER %s@'%%'", (other,))
+        mysql_server.execute("CREATE USER %s@'%%'", (other,))
         with conn.cursor() as cursor:
             cursor.execute(f"GRANT SELECT ON `{db_a}`.* TO %s@'%%'", (other,))
     finally:
         conn.close()
 
 
+@pytest.mark.verifies("alternating_users")
 def test_mysql_alternating_grant_changes_on_original_reach_clone_next_time(
-    mariadb_server: MariaDBServer, sm_client: Any, mysql_account: Any, mysql_function: Any
+    mysql_server: MySQLFamilyServer, sm_client: Any, mysql_account: Any, mysql_function: Any
 ) -> None:
     account = mysql_account(with_master=True)
     user, host, clone = account.username, account.host, account.username + "_clone"
-    db_a, db_b, role = _grant_two_databases(mariadb_server, account)
+    db_a, db_b, role = _grant_two_databases(mysql_server, account)
     app = mysql_function(ROTATION_STRATEGY="alternating_users")
     rotate(app, account.arn)  # creates the clone
     rotate(app, account.arn)  # back to the original
-    mariadb_server.execute(f"REVOKE GRANT OPTION ON `{db_a}`.* FROM %s@%s", (user, host))
-    mariadb_server.execute(f"REVOKE INSERT ON `{db_a}`.* FROM %s@%s", (user, host))
-    mariadb_server.execute(f"REVOKE {account_text(role.user, role.host)} FROM %s@%s", (user, host))
-    mariadb_server.execute(f"GRANT CREATE ON `{db_b}`.* TO %s@%s", (user, host))
-    mariadb_server.execute("ALTER USER %s@%s REQUIRE NONE", (user, host))
+    mysql_server.execute(f"REVOKE GRANT OPTION ON `{db_a}`.* FROM %s@%s", (user, host))
+    mysql_server.execute(f"REVOKE INSERT ON `{db_a}`.* FROM %s@%s", (user, host))
+    mysql_server.execute(f"REVOKE {account_text(role.user, role.host)} FROM %s@%s", (user, host))
+    mysql_server.execute(f"GRANT CREATE ON `{db_b}`.* TO %s@%s", (user, host))
+    mysql_server.execute("ALTER USER %s@%s REQUIRE NONE", (user, host))
 
     rotate(app, account.arn)  # the clone again: re-synchronised
 
-    clone_grants = account_state(mariadb_server, clone, host)
-    assert clone_grants == account_state(mariadb_server, user, host)
+    clone_grants = account_state(mysql_server, clone, host)
+    assert clone_grants == account_state(mysql_server, user, host)
     assert not clone_grants["roles"]
     assert not clone_grants["default_roles"]
     assert clone_grants["account"]["ssl_type"] == ""
@@ -225,8 +236,9 @@ def test_mysql_alternating_grant_changes_on_original_reach_clone_next_time(
     )
 
 
+@pytest.mark.verifies("alternating_users")
 def test_mysql_alternating_crash_before_finish_retry_completes(
-    mariadb_server: MariaDBServer, sm_client: Any, mysql_account: Any, mysql_function: Any, ca_bundle: Path
+    mysql_server: MySQLFamilyServer, sm_client: Any, mysql_account: Any, mysql_function: Any, ca_bundle: Path
 ) -> None:
     account = mysql_account(with_master=True)
     original = secret_at(sm_client, account.arn, "AWSCURRENT")
@@ -237,12 +249,13 @@ def test_mysql_alternating_crash_before_finish_retry_completes(
     current = secret_at(sm_client, account.arn, "AWSCURRENT")
     assert stages(sm_client, account.arn)[token] == ["AWSCURRENT"]
     assert current["username"] == account.username + "_clone"
-    assert can_login(mariadb_server, ca_bundle, current)
-    assert can_login(mariadb_server, ca_bundle, original)
+    assert can_login(mysql_server, ca_bundle, current)
+    assert can_login(mysql_server, ca_bundle, original)
 
 
+@pytest.mark.verifies("tls_wrong_ca")
 def test_mysql_tls_wrong_ca_fails_without_fallback_password_unchanged(
-    mariadb_server: MariaDBServer, sm_client: Any, mysql_account: Any, mysql_function: Any, ca_bundle: Path,
+    mysql_server: MySQLFamilyServer, sm_client: Any, mysql_account: Any, mysql_function: Any, ca_bundle: Path,
     tmp_path: Path,
 ) -> None:  # fmt: skip
     account = mysql_account()
@@ -250,7 +263,7 @@ def test_mysql_tls_wrong_ca_fails_without_fallback_password_unchanged(
     other_ca = tmp_path / "other-ca.pem"
     trustme.CA().cert_pem.write_to_path(str(other_ca))
     app = mysql_function(DB_CA_BUNDLE=str(other_ca))
-    log_before = mariadb_server.log_text()
+    log_before = mysql_server.log_text()
 
     with pytest.raises(TargetError) as raised:
         rotate(app, account.arn)
@@ -258,24 +271,20 @@ def test_mysql_tls_wrong_ca_fails_without_fallback_password_unchanged(
     assert raised.value.category is Category.TLS
     assert "DB_CA_BUNDLE" in raised.value.message
     # No login reached the server at all: no retry without TLS or without verification.
-    assert account.username not in mariadb_server.log_text()[len(log_before) :]
-    assert can_login(mariadb_server, ca_bundle, old)
+    assert account.username not in mysql_server.log_text()[len(log_before) :]
+    assert can_login(mysql_server, ca_bundle, old)
     emulator.drop_pending(account.arn)
 
 
 @pytest.fixture(scope="module")
-def misnamed_server(tls_ca: trustme.CA) -> Iterator[MariaDBServer]:
-    """A second MariaDB whose certificate (from the trusted CA) names another host than 127.0.0.1."""
-    cert = tls_ca.issue_cert("db.example.internal")
-    server = MariaDBServer.start(
-        tls_cert_pem=b"".join(blob.bytes() for blob in cert.cert_chain_pems),
-        tls_key_pem=cert.private_key_pem.bytes(),
-    )
+def misnamed_server(mysql_kind: ServerKind, tls_ca: trustme.CA) -> Iterator[MySQLFamilyServer]:
+    """A second server of this kind whose certificate (from the trusted CA) names another host than 127.0.0.1."""
+    server = start_extra_server(mysql_kind, tls_ca, "db.example.internal")
     yield server
     server.stop()
 
 
-def _account_on(server: MariaDBServer, sm_client: Any, leak_guard: LeakGuard, **extra: Any) -> tuple[str, str]:
+def _account_on(server: MySQLFamilyServer, sm_client: Any, leak_guard: LeakGuard, **extra: Any) -> tuple[str, str]:
     username, password = unique("acct")[:20], secrets.token_urlsafe(24)
     leak_guard.add(password)
     leak_guard.watch_file(server.log_path)
@@ -287,8 +296,9 @@ def _account_on(server: MariaDBServer, sm_client: Any, leak_guard: LeakGuard, **
     return arn, password
 
 
+@pytest.mark.verifies("tls_verify_full")
 def test_mysql_tls_verify_full_host_not_in_certificate_fails(
-    misnamed_server: MariaDBServer, sm_client: Any, mysql_function: Any, leak_guard: LeakGuard
+    misnamed_server: MySQLFamilyServer, sm_client: Any, mysql_function: Any, leak_guard: LeakGuard
 ) -> None:
     arn, _password = _account_on(misnamed_server, sm_client, leak_guard)
 
@@ -301,7 +311,7 @@ def test_mysql_tls_verify_full_host_not_in_certificate_fails(
 
 
 def test_mysql_tls_explicit_verify_ca_skips_host_check_rotates(
-    misnamed_server: MariaDBServer, sm_client: Any, mysql_function: Any, leak_guard: LeakGuard
+    misnamed_server: MySQLFamilyServer, sm_client: Any, mysql_function: Any, leak_guard: LeakGuard
 ) -> None:
     arn, password = _account_on(misnamed_server, sm_client, leak_guard, sslmode="verify-ca")
 
@@ -312,15 +322,16 @@ def test_mysql_tls_explicit_verify_ca_skips_host_check_rotates(
 
 
 @pytest.fixture(scope="module")
-def plain_server() -> Iterator[MariaDBServer]:
-    """A second MariaDB without TLS, to check the refusal and the explicit opt-out."""
-    server = MariaDBServer.start()
+def plain_server(mysql_kind: ServerKind) -> Iterator[MySQLFamilyServer]:
+    """A second server of this kind without TLS, to check the refusal and the explicit opt-out."""
+    server = start_extra_server(mysql_kind, None)
     yield server
     server.stop()
 
 
+@pytest.mark.verifies("tls_absent")
 def test_mysql_server_without_tls_default_refused_with_opt_out_hint(
-    plain_server: MariaDBServer, sm_client: Any, mysql_function: Any, leak_guard: LeakGuard
+    plain_server: MySQLFamilyServer, sm_client: Any, mysql_function: Any, leak_guard: LeakGuard
 ) -> None:
     arn, _password = _account_on(plain_server, sm_client, leak_guard)
 
@@ -333,8 +344,9 @@ def test_mysql_server_without_tls_default_refused_with_opt_out_hint(
     emulator.drop_pending(arn)
 
 
+@pytest.mark.verifies("tls_absent")
 def test_mysql_server_without_tls_ssl_false_rotates(
-    plain_server: MariaDBServer, sm_client: Any, mysql_function: Any, leak_guard: LeakGuard
+    plain_server: MySQLFamilyServer, sm_client: Any, mysql_function: Any, leak_guard: LeakGuard
 ) -> None:
     arn, password = _account_on(plain_server, sm_client, leak_guard, ssl=False)
 
@@ -346,40 +358,40 @@ def test_mysql_server_without_tls_ssl_false_rotates(
     pymysql.connect(host="127.0.0.1", port=plain_server.port, user=new["username"], password=new["password"]).close()
 
 
+@pytest.mark.verifies("alternating_users")
 def test_mysql_alternating_user_with_two_hosts_clone_copies_the_matched_account(
-    mariadb_server: MariaDBServer, sm_client: Any, mysql_account: Any, mysql_function: Any, ca_bundle: Path,
+    mysql_server: MySQLFamilyServer, sm_client: Any, mysql_account: Any, mysql_function: Any, ca_bundle: Path,
     leak_guard: LeakGuard,
 ) -> None:  # fmt: skip
     account = mysql_account(host="127.0.0.1", with_master=True)
     # The same name also exists for every other host, with another password and other grants.
     wide_password = secrets.token_urlsafe(24)
     leak_guard.add(wide_password)
-    mariadb_server.create_login(account.username, "%", wide_password)
+    mysql_server.create_login(account.username, "%", wide_password)
     wide_db = unique("wide")
-    mariadb_server.execute(f"CREATE DATABASE `{wide_db}`")
-    mariadb_server.execute(f"GRANT SELECT ON `{wide_db}`.* TO %s@'%%'", (account.username,))
+    mysql_server.execute(f"CREATE DATABASE `{wide_db}`")
+    mysql_server.execute(f"GRANT SELECT ON `{wide_db}`.* TO %s@'%%'", (account.username,))
 
     rotate(mysql_function(ROTATION_STRATEGY="alternating_users"), account.arn)
 
     clone = account.username + "_clone"
-    assert mariadb_server.query("SELECT Host FROM mysql.user WHERE User = %s", (clone,)) == [("127.0.0.1",)]
-    assert account_state(mariadb_server, clone, "127.0.0.1") == account_state(
-        mariadb_server, account.username, "127.0.0.1"
-    )
-    assert can_login(mariadb_server, ca_bundle, secret_at(sm_client, account.arn, "AWSCURRENT"))
+    assert mysql_server.query("SELECT Host FROM mysql.user WHERE User = %s", (clone,)) == [("127.0.0.1",)]
+    assert account_state(mysql_server, clone, "127.0.0.1") == account_state(mysql_server, account.username, "127.0.0.1")
+    assert can_login(mysql_server, ca_bundle, secret_at(sm_client, account.arn, "AWSCURRENT"))
 
 
+@pytest.mark.servers("mariadb-*")
 def test_mysql_general_log_alternating_statements_carry_hashes_only(
-    mariadb_server: MariaDBServer, sm_client: Any, mysql_account: Any, mysql_function: Any
+    mysql_server: MySQLFamilyServer, sm_client: Any, mysql_account: Any, mysql_function: Any
 ) -> None:
     account = mysql_account(with_master=True)
     app = mysql_function(ROTATION_STRATEGY="alternating_users")
-    log_before = len(mariadb_server.log_text())
+    log_before = len(mysql_server.log_text())
 
     rotate(app, account.arn)  # creates the clone
     rotate(app, account.arn)  # the original's new password
 
-    log = mariadb_server.log_text()[log_before:]
+    log = mysql_server.log_text()[log_before:]
     clone_password = secret_at(sm_client, account.arn, "AWSPREVIOUS")["password"]
     original_password = secret_at(sm_client, account.arn, "AWSCURRENT")["password"]
     assert (
@@ -391,3 +403,39 @@ def test_mysql_general_log_alternating_statements_carry_hashes_only(
     )
     assert clone_password not in log
     assert original_password not in log
+
+
+@pytest.mark.servers("mysql-*")
+def test_mysql_general_log_single_user_password_logged_as_secret_placeholder(
+    mysql_server: MySQLFamilyServer, sm_client: Any, mysql_account: Any, mysql_function: Any
+) -> None:
+    """MySQL: the password travels in ``IDENTIFIED BY`` (over TLS); the server logs ``<secret>`` instead."""
+    account = mysql_account()
+    log_before = len(mysql_server.log_text())
+
+    rotate(mysql_function(), account.arn)
+
+    log = mysql_server.log_text()[log_before:]
+    assert f"ALTER USER '{account.username}'@'%' IDENTIFIED BY <secret>" in log
+    assert secret_at(sm_client, account.arn, "AWSCURRENT")["password"] not in log
+
+
+@pytest.mark.servers("mysql-*")
+@pytest.mark.verifies("alternating_users")
+def test_mysql_general_log_alternating_clone_created_with_caching_sha2_password_as_secret_placeholder(
+    mysql_server: MySQLFamilyServer, sm_client: Any, mysql_account: Any, mysql_function: Any
+) -> None:
+    account = mysql_account(with_master=True)
+    app = mysql_function(ROTATION_STRATEGY="alternating_users")
+    log_before = len(mysql_server.log_text())
+
+    rotate(app, account.arn)  # creates the clone
+    rotate(app, account.arn)  # the original's new password
+
+    log = mysql_server.log_text()[log_before:]
+    clone = f"{account.username}_clone"
+    assert f"CREATE USER '{clone}'@'%' IDENTIFIED WITH 'caching_sha2_password' BY <secret>" in log
+    assert f"ALTER USER '{account.username}'@'%' IDENTIFIED BY <secret>" in log
+    assert mysql_server.query("SELECT plugin FROM mysql.user WHERE User = %s", (clone,)) == [("caching_sha2_password",)]
+    for stage in ("AWSCURRENT", "AWSPREVIOUS"):
+        assert secret_at(sm_client, account.arn, stage)["password"] not in log

@@ -1,0 +1,189 @@
+"""The database server matrix of the test suite: which server kinds run, and what passed on each.
+
+Every test that uses the PostgreSQL server (fixture ``pg_kind``, behind ``pg_server``) runs once per
+selected PostgreSQL kind, every test that uses the MySQL-family server (``mysql_kind``, behind
+``mysql_server``) once per selected MariaDB/MySQL kind; the test id names the kind
+(``test_x[postgres-17]``). Select kinds with ``--servers=postgres-17,mysql-*`` or
+``ROTATION_TEST_SERVERS`` (the option wins; default: all of :data:`rotation_local.server_kinds.KINDS`).
+``@pytest.mark.servers("mariadb-*")`` limits a test to the kinds it applies to.
+
+Kinds that need a private root filesystem cannot run without root (chroot): their tests are skipped
+with that reason. As root nothing is skipped: a kind that cannot start fails its tests with the reason.
+
+:class:`Recorder` collects, per kind, the version that ran and how many tests passed or failed per
+claim (``@pytest.mark.verifies("single_user")``, see :data:`rotation_local.verified.CLAIMS`), and
+writes the record :mod:`rotation_local.verified` renders as the README's table.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rotation_local import server_kinds, verified
+from rotation_local.server_kinds import MYSQL, POSTGRES, ServerKind
+
+OPTION = "--servers"
+ENV_VAR = "ROTATION_TEST_SERVERS"
+# Fixture whose parameter is the server kind -> the engine family it takes.
+KIND_FIXTURES = {"pg_kind": POSTGRES, "mysql_kind": MYSQL}
+
+
+def selected_kinds(config: pytest.Config) -> list[ServerKind]:
+    spec = config.getoption(OPTION) or os.environ.get(ENV_VAR)
+    try:
+        return server_kinds.select(spec)
+    except ValueError as error:
+        raise pytest.UsageError(f"{OPTION} / {ENV_VAR}: {error}") from None
+
+
+def parametrize_server_kinds(metafunc: pytest.Metafunc) -> None:
+    """Run the test once per selected kind of each server family it uses (session-scoped parameters)."""
+    patterns = [pattern for mark in metafunc.definition.iter_markers("servers") for pattern in mark.args]
+    selected = selected_kinds(metafunc.config)
+    for fixture, family in KIND_FIXTURES.items():
+        if fixture not in metafunc.fixturenames:
+            continue
+        family_kinds = [kind for kind in server_kinds.KINDS if kind.family == family]
+        applicable = server_kinds.select(",".join(patterns)) if patterns else family_kinds
+        kinds = [kind for kind in selected if kind in applicable and kind.family == family]
+        params = [
+            pytest.param(
+                kind.name, id=kind.name, marks=[pytest.mark.skip(reason=f"{kind.name}: {reason}")] if reason else []
+            )
+            for kind in kinds
+            for reason in [kind.unavailable_reason()]
+        ]
+        if not params:
+            wanted = ", ".join(kind.name for kind in applicable if kind.family == family)
+            chosen = ", ".join(kind.name for kind in selected) or "none"
+            reason = f"applies to {wanted}; none of them is selected ({OPTION} / {ENV_VAR}: {chosen})"
+            params = [pytest.param(None, id="no-server-selected", marks=[pytest.mark.skip(reason=reason)])]
+        metafunc.parametrize(fixture, params, indirect=True, scope="session")
+
+
+def kind_of(request: pytest.FixtureRequest) -> ServerKind:
+    name = getattr(request, "param", None)
+    if name is None:
+        raise pytest.UsageError(f"the fixture {request.fixturename} is only usable through pytest_generate_tests")
+    return server_kinds.KINDS_BY_NAME[name]
+
+
+def item_kind(item: pytest.Item) -> str | None:
+    callspec = getattr(item, "callspec", None)
+    if callspec is None:
+        return None
+    for fixture in KIND_FIXTURES:
+        name = callspec.params.get(fixture)
+        if isinstance(name, str):
+            return name
+    return None
+
+
+@dataclass
+class _Outcome:
+    failed: bool = False
+    called: bool = False
+    skipped: bool = False
+    seconds: float = 0.0
+
+
+@dataclass
+class Recorder:
+    """Per kind: the server version, tests passed/failed, per claim; plus the time spent per kind."""
+
+    versions: dict[str, str] = field(default_factory=dict)
+    outcomes: dict[str, _Outcome] = field(default_factory=lambda: defaultdict(_Outcome))
+    items: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)  # nodeid -> kind, claims
+    skipped_kinds: dict[str, str] = field(default_factory=dict)
+    write_error: str = ""
+
+    def record(self, item: pytest.Item, report: pytest.TestReport) -> None:
+        kind = item_kind(item)
+        if kind is None:
+            return
+        claims = tuple(claim for mark in item.iter_markers("verifies") for claim in mark.args)
+        unknown = [claim for claim in claims if claim not in verified.CLAIMS]
+        if unknown:
+            raise pytest.UsageError(f"{item.nodeid}: unknown verifies claim {unknown}; known: {list(verified.CLAIMS)}")
+        self.items[item.nodeid] = (kind, claims)
+        outcome = self.outcomes[item.nodeid]
+        outcome.seconds += report.duration
+        if report.failed:
+            outcome.failed = True
+        elif report.skipped:
+            outcome.skipped = True
+            if report.when == "setup" and isinstance(report.longrepr, tuple):
+                reason = str(report.longrepr[2]).removeprefix("Skipped: ").removeprefix(f"{kind}: ")
+                self.skipped_kinds.setdefault(kind, reason)
+        elif report.when == "call":
+            outcome.called = True
+
+    def per_kind(self) -> dict[str, dict[str, Any]]:
+        kinds: dict[str, dict[str, Any]] = {}
+        for nodeid, (kind, claims) in self.items.items():
+            outcome = self.outcomes[nodeid]
+            if outcome.skipped and not outcome.failed:
+                continue
+            passed = outcome.called and not outcome.failed
+            entry = kinds.setdefault(
+                kind, {"version": self.versions.get(kind, ""), "tests": {"passed": 0, "failed": 0}, "claims": {},
+                       "seconds": 0.0, "failed_tests": []},
+            )  # fmt: skip
+            key = "passed" if passed else "failed"
+            entry["tests"][key] += 1
+            if not passed:
+                entry["failed_tests"].append(nodeid)
+            entry["seconds"] += outcome.seconds
+            for claim in claims:
+                entry["claims"].setdefault(claim, {"passed": 0, "failed": 0})[key] += 1
+        return kinds
+
+    def write(self, path: Path, session: pytest.Session) -> Path | None:
+        kinds = self.per_kind()
+        if not kinds:
+            return None
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        stats = getattr(reporter, "stats", {})
+        record = {
+            "run": {
+                "finished_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                "python": platform.python_version(),
+                "passed": len(stats.get("passed", [])),
+                "failed": len(stats.get("failed", [])) + len(stats.get("error", [])),
+                "skipped": len(stats.get("skipped", [])),
+            },
+            "kinds": kinds,
+        }
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        except OSError as error:
+            self.write_error = f"servers: the verified-against record was not written: {error}"
+            return None
+        return path
+
+    def summary_lines(self) -> list[str]:
+        lines = []
+        for kind, entry in self.per_kind().items():
+            tests = entry["tests"]
+            lines.append(
+                f"servers: {kind} ({entry['version'] or '?'}): {tests['passed']} passed, {tests['failed']} failed, "
+                f"{entry['seconds']:.1f} s in its tests"
+            )
+        for kind, reason in self.skipped_kinds.items():
+            lines.append(f"servers: {kind} skipped: {reason}")
+        if self.write_error:
+            lines.append(self.write_error)
+        return lines
+
+
+RECORDER = Recorder()
