@@ -13,7 +13,7 @@ import pytest
 from psycopg2 import sql
 
 from integration.conftest import rotate, secret_at, stages
-from integration.postgres_logins import can_login, connect, server_major
+from integration.postgres_logins import can_login, connect
 from rotation_core.errors import Category, TargetError
 from rotation_local.postgres_server import PostgresServer
 
@@ -131,15 +131,11 @@ def test_postgres_alternating_master_with_admin_option_rotates_both_turns(
     assert can_login(pg_server, ca_bundle, secret_at(sm_client, account.arn, "AWSPREVIOUS"))
 
 
+@pytest.mark.servers("postgres-17", "postgres-18")  # before 16, CREATEROLE alone may grant any non-superuser role
 def test_postgres16_alternating_master_without_admin_option_refused_nothing_left_then_grant_completes(
     pg_server: PostgresServer, sm_client: Any, pg_account: Any, postgres_function: Any, ca_bundle: Path
 ) -> None:
-    if server_major(pg_server) < 16:
-        pytest.skip(
-            f"PostgreSQL 16+ behaviour; this server is {pg_server.version}: before 16, CREATEROLE alone may "
-            "grant any non-superuser role, so a master without ADMIN OPTION is not refused"
-        )
-    account = pg_account(with_master=True)
+    account = pg_account(with_master=True, admin_option=False)
     original = secret_at(sm_client, account.arn, "AWSCURRENT")
 
     with pytest.raises(TargetError) as raised:

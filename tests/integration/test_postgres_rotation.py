@@ -319,23 +319,6 @@ def test_postgres_alternating_master_without_createrole_fails_clearly_and_change
     assert can_login(pg_server, ca_bundle, secret_at(sm_client, account.arn, "AWSCURRENT"))
 
 
-@pytest.mark.servers("postgres-17", "postgres-18")
-def test_postgres_16_plus_alternating_master_without_admin_option_fails_clearly_and_changes_nothing(
-    pg_server: PostgresServer, sm_client: Any, pg_account: Any, postgres_function: Any, ca_bundle: Path
-) -> None:
-    """PostgreSQL 16+: CREATEROLE alone no longer lets the master grant or alter a role it did not create."""
-    account = pg_account(with_master=True, admin_option=False)
-    app = postgres_function(ROTATION_STRATEGY="alternating_users")
-
-    with pytest.raises(TargetError, match="ADMIN OPTION") as raised:
-        rotate(app, account.arn)
-
-    assert raised.value.category is Category.PERMISSION
-    clone = f"{account.username}_clone"
-    assert pg_server.query_one("SELECT count(*) FROM pg_roles WHERE rolname = %s", (clone,)) == 0
-    assert can_login(pg_server, ca_bundle, secret_at(sm_client, account.arn, "AWSCURRENT"))
-
-
 def test_postgres_alternating_master_pointing_at_other_server_is_refused(
     pg_server: PostgresServer, sm_client: Any, pg_account: Any, postgres_function: Any
 ) -> None:

@@ -57,6 +57,10 @@ def grant_role(server: MySQLFamilyServer, role: Account, user: str, host: str, *
     server.execute(f"GRANT {account_text(role.user, role.host)} TO {account_text(user, host)}{option}")
 
 
+def revoke_role(server: MySQLFamilyServer, role: Account, user: str, host: str) -> None:
+    server.execute(f"REVOKE {account_text(role.user, role.host)} FROM {account_text(user, host)}")
+
+
 def set_default_role(server: MySQLFamilyServer, role: Account | None, user: str, host: str) -> None:
     named = "NONE" if role is None else account_text(role.user, role.host)
     keyword = "FOR" if is_mariadb(server) else "TO"

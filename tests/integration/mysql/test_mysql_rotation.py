@@ -21,7 +21,14 @@ import trustme
 
 from helpers import LeakGuard
 from integration.conftest import rotate, secret_at, stages, unique
-from integration.mysql.accounts import account_state, account_text, create_role, grant_role, set_default_role
+from integration.mysql.accounts import (
+    account_state,
+    account_text,
+    create_role,
+    grant_role,
+    revoke_role,
+    set_default_role,
+)
 from integration.mysql.conftest import start_extra_server
 from rotation_core.engines.mysql.grants import Account
 from rotation_core.engines.mysql.statements import native_password_hash
@@ -220,7 +227,7 @@ def test_mysql_alternating_grant_changes_on_original_reach_clone_next_time(
     rotate(app, account.arn)  # back to the original
     mysql_server.execute(f"REVOKE GRANT OPTION ON `{db_a}`.* FROM %s@%s", (user, host))
     mysql_server.execute(f"REVOKE INSERT ON `{db_a}`.* FROM %s@%s", (user, host))
-    mysql_server.execute(f"REVOKE {account_text(role.user, role.host)} FROM %s@%s", (user, host))
+    revoke_role(mysql_server, role, user, host)
     mysql_server.execute(f"GRANT CREATE ON `{db_b}`.* TO %s@%s", (user, host))
     mysql_server.execute("ALTER USER %s@%s REQUIRE NONE", (user, host))
 
