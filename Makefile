@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)/layers/rotation_core:$(CURDIR)/tools
 
-.PHONY: help demo demo-alternating test test-unit test-integration lint format invoke clean template
+.PHONY: help demo demo-alternating test test-unit test-integration lint format invoke clean template rds-ca-bundle
 
 help:
 	@echo "make demo               rotate throwaway PostgreSQL and MariaDB users and fake Datadog keys (no AWS, no Docker)"
@@ -13,6 +13,7 @@ help:
 	@echo "make test-unit          unit tests only (no servers, no network)"
 	@echo "make lint               ruff and mypy"
 	@echo "make template           regenerate template.yaml from the engine registry"
+	@echo "make rds-ca-bundle      refresh the layer's Amazon RDS CA bundle from AWS (needs internet access)"
 	@echo "make bench              benchmarks (BENCH_ARGS=\"--repeats 7 --fleet 1,10,100,1000\")"
 	@echo "make invoke FUNCTION=functions/postgres EVENT=events/... ENDPOINT=http://127.0.0.1:5000"
 	@echo "                        run a handler on an event, like sam local invoke, without Docker"
@@ -54,6 +55,11 @@ format: venv
 # template.yaml is generated from the engine registry (tests/unit/test_template.py checks it is current).
 template: venv
 	$(PY) -m rotation_local template
+
+# Replaces layers/rotation_core/certs/rds-global-bundle.pem and its provenance note only if AWS's download
+# parses and still holds every root the committed file holds; offline it fails and changes nothing.
+rds-ca-bundle: venv
+	$(PY) -m rotation_local.rds_ca_bundle
 
 invoke: venv
 	$(PY) -m rotation_local invoke --function $(FUNCTION) --event $(EVENT) \
