@@ -4,7 +4,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)/layers/rotation_core:$(CURDIR)/tools
 
-.PHONY: help demo demo-alternating test test-unit test-integration lint format invoke clean template verified-table
+.PHONY: help demo demo-alternating test test-unit test-integration lint format invoke clean template verified-table \
+	rds-ca-bundle
 
 help:
 	@echo "make demo               rotate throwaway PostgreSQL and MariaDB users and fake Datadog keys (no AWS, no Docker)"
@@ -15,6 +16,7 @@ help:
 	@echo "make lint               ruff and mypy"
 	@echo "make template           regenerate template.yaml from the engine registry"
 	@echo "make verified-table     write the last test run's verified-against table into README.md"
+	@echo "make rds-ca-bundle      refresh the layer's Amazon RDS CA bundle from AWS (needs internet access)"
 	@echo "make bench              benchmarks (BENCH_ARGS=\"--repeats 7 --fleet 1,10,100,1000\")"
 	@echo "make invoke FUNCTION=functions/postgres EVENT=events/... ENDPOINT=http://127.0.0.1:5000"
 	@echo "                        run a handler on an event, like sam local invoke, without Docker"
@@ -59,6 +61,11 @@ format: venv
 # template.yaml is generated from the engine registry (tests/unit/test_template.py checks it is current).
 template: venv
 	$(PY) -m rotation_local template
+
+# Replaces layers/rotation_core/certs/rds-global-bundle.pem and its provenance note only if AWS's download
+# parses and still holds every root the committed file holds; offline it fails and changes nothing.
+rds-ca-bundle: venv
+	$(PY) -m rotation_local.rds_ca_bundle
 
 invoke: venv
 	$(PY) -m rotation_local invoke --function $(FUNCTION) --event $(EVENT) \

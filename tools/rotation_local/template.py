@@ -80,9 +80,10 @@ def setting_parameter(setting: SettingSpec, prefix: str) -> Parameter:
 DATABASE_SETTINGS = (
     SettingSpec(
         "DB_CA_BUNDLE",
-        "is the path of a PEM bundle to verify database certificates, e.g. /opt/python/certs/global-bundle.pem for a "
-        "bundle placed in layers/rotation_core/certs/ before the build. Empty: the runtime's system bundle (which "
-        "does not hold the RDS CAs)",
+        "is the path of a PEM bundle to verify database certificates with; it replaces the defaults. Empty: the "
+        "runtime's system bundle plus the Amazon RDS CA bundle in the layer (/opt/python/certs/rds-global-bundle.pem, "
+        "regions listed in layers/rotation_core/certs/README.md), which covers RDS, Aurora, RDS Proxy and servers "
+        "with public certificates",
         "",
         parameter="DbCaBundle",
     ),

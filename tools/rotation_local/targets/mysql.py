@@ -1,0 +1,84 @@
+"""MySQL and MariaDB, locally: the host's MariaDB 10.11, MariaDB 11.8 (trixie) and Oracle MySQL 9.7 (sid)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from rotation_local.server_kinds import MARIADB, ORACLE_MYSQL, ServerKind
+from rotation_local.targets import TlsMaterial
+
+ENGINE = "mysql"
+KINDS = (
+    ServerKind("mariadb-10.11", ENGINE, MARIADB, "10.11"),
+    ServerKind(
+        "mariadb-11.8", ENGINE, MARIADB, "11.8",
+        # mariadb-install-db needs my_print_defaults, which is in the client package.
+        suite="trixie", packages=("mariadb-server-core", "mariadb-client-core"), version_package="mariadb-server-core",
+    ),
+    ServerKind(
+        "mysql-9.7", ENGINE, ORACLE_MYSQL, "9.7",
+        suite="sid", packages=("mysql-server-core",), version_package="mysql-server-core",
+    ),
+)  # fmt: skip
+
+
+class MySQLTarget:
+    engine = ENGINE
+    kinds = KINDS
+    driver_module = "pymysql"
+
+    def start(self, kind: ServerKind, *, tls: TlsMaterial | None = None, log_statements: bool = True) -> Any:
+        """MySQL-family servers always keep their general log (``log_statements`` changes nothing)."""
+        from rotation_local.mariadb_server import MariaDBServer
+        from rotation_local.mysql_server import MySQLServer
+
+        root = kind.rootfs.resolved() if kind.rootfs is not None else None
+        server_class = MariaDBServer if kind.flavour == MARIADB else MySQLServer
+        return server_class.start(
+            tls_cert_pem=tls.cert_pem if tls else None, tls_key_pem=tls.key_pem if tls else None, root=root
+        )
+
+    def create_login(
+        self, server: Any, username: str, password: str, *, database: str | None = None, **options: str
+    ) -> None:
+        """``options``: ``host`` (the account's host part, default ``%``) and ``require`` (a TLS clause)."""
+        host = options.get("host", "%")
+        server.create_login(username, host, password, require=options.get("require", ""))
+        if database is not None:
+            server.execute(f"CREATE DATABASE `{database}`")
+            server.execute(f"GRANT ALL PRIVILEGES ON `{database}`.* TO %s@%s", (username, host))
+
+    def create_master(self, server: Any, username: str, password: str) -> None:
+        server.create_login(username, "127.0.0.1", password)
+        server.execute("GRANT ALL PRIVILEGES ON *.* TO %s@'127.0.0.1' WITH GRANT OPTION", (username,))
+
+    def allow_master(self, server: Any, master: str, username: str) -> None:
+        """Nothing beyond :meth:`create_master` for plain logins (roles: the docs list ADMIN OPTION)."""
+
+    def secret(self, server: Any, username: str, password: str, **extra: Any) -> dict[str, Any]:
+        engine = "mariadb" if server.flavour == MARIADB else "mysql"
+        return {"engine": engine, "host": "127.0.0.1", "port": server.port, "username": username,
+                "password": password, **extra}  # fmt: skip
+
+    def logs_in(self, server: Any, secret: Mapping[str, Any], ca_bundle: Path) -> bool:
+        import ssl
+
+        import pymysql
+
+        try:
+            pymysql.connect(
+                host="127.0.0.1", port=server.port, user=secret["username"], password=secret["password"],
+                database=secret.get("dbname"), ssl=ssl.create_default_context(cafile=str(ca_bundle)), connect_timeout=5,
+            ).close()  # fmt: skip
+        except pymysql.err.OperationalError:
+            return False
+        return True
+
+    def statement_log(self, server: Any) -> Path:
+        path: Path = server.log_path
+        return path
+
+
+TARGET = MySQLTarget()

@@ -1,0 +1,81 @@
+"""PostgreSQL, locally: the host's PostgreSQL 15 and PostgreSQL 17/18 from Debian trixie/sid roots."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from rotation_local.server_kinds import POSTGRESQL, ServerKind
+from rotation_local.targets import TlsMaterial
+
+ENGINE = "postgres"
+KINDS = (
+    ServerKind("postgres-15", ENGINE, POSTGRESQL, "15"),
+    ServerKind(
+        "postgres-17", ENGINE, POSTGRESQL, "17",
+        suite="trixie", packages=("postgresql-17",), version_package="postgresql-17",
+    ),
+    ServerKind(
+        "postgres-18", ENGINE, POSTGRESQL, "18",
+        suite="sid", packages=("postgresql-18",), version_package="postgresql-18",
+    ),
+)  # fmt: skip
+
+
+class PostgresTarget:
+    engine = ENGINE
+    kinds = KINDS
+    driver_module = "psycopg2"
+
+    def start(self, kind: ServerKind, *, tls: TlsMaterial | None = None, log_statements: bool = True) -> Any:
+        from rotation_local.postgres_server import PostgresServer
+
+        root = kind.rootfs.resolved() if kind.rootfs is not None else None
+        return PostgresServer.start(
+            tls_cert_pem=tls.cert_pem if tls else None,
+            tls_key_pem=tls.key_pem if tls else None,
+            settings={"log_statement": "all"} if log_statements else None,
+            bindir=Path(f"/usr/lib/postgresql/{kind.version}/bin") if root is not None else None,
+            root=root,
+        )
+
+    def create_login(
+        self, server: Any, username: str, password: str, *, database: str | None = None, **options: str
+    ) -> None:
+        """``options``: ``role_options`` (e.g. ``"CREATEROLE"``, trusted test input)."""
+        server.create_login(username, password, *options.get("role_options", "").split())
+        if database is not None:
+            server.execute(f'CREATE DATABASE "{database}" OWNER "{username}"')
+
+    def create_master(self, server: Any, username: str, password: str) -> None:
+        server.create_login(username, password, "CREATEROLE")
+
+    def allow_master(self, server: Any, master: str, username: str) -> None:
+        """PostgreSQL 16 and later: CREATEROLE alone may no longer manage a role without ADMIN OPTION on it."""
+        if server.major >= 16:
+            server.execute(f'GRANT "{username}" TO "{master}" WITH ADMIN OPTION')
+
+    def secret(self, server: Any, username: str, password: str, **extra: Any) -> dict[str, Any]:
+        return {"engine": ENGINE, "host": "127.0.0.1", "port": server.port, "username": username,
+                "password": password, "dbname": "postgres", **extra}  # fmt: skip
+
+    def logs_in(self, server: Any, secret: Mapping[str, Any], ca_bundle: Path) -> bool:
+        import psycopg2
+
+        try:
+            psycopg2.connect(
+                host="127.0.0.1", port=server.port, user=secret["username"], password=secret["password"],
+                dbname=secret.get("dbname") or "postgres", sslmode="verify-full", sslrootcert=str(ca_bundle),
+                connect_timeout=5,
+            ).close()  # fmt: skip
+        except psycopg2.OperationalError:
+            return False
+        return True
+
+    def statement_log(self, server: Any) -> Path:
+        path: Path = server.log_path
+        return path
+
+
+TARGET = PostgresTarget()
