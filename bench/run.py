@@ -1,8 +1,9 @@
 """Benchmarks: cold start, Secrets Manager calls, DB connections, latency, memory, size, fleet scaling.
 
 Run with `make bench` (or `PYTHONPATH=layers/rotation_core:tools python bench/run.py --help`).
-Starts its own PostgreSQL (TLS, verify-full as in production) and Secrets Manager emulator on
-127.0.0.1, prints a table and writes bench/results/latest.json and bench/results/fleet.png.
+Starts a server of every local database target (``rotation_local.targets``; TLS, verify-full as in
+production) and a Secrets Manager emulator on 127.0.0.1, prints a table and writes
+bench/results/latest.json and bench/results/fleet.png.
 Nothing here is a test: figures are reported, never asserted.
 """
 
@@ -29,7 +30,8 @@ from typing import Any
 
 from rotation_local import emulator, service
 from rotation_local.invoke import load_function
-from rotation_local.postgres_server import PostgresServer
+from rotation_local.targets import DatabaseTarget, database_targets
+from rotation_local.tls import LocalCA
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -221,12 +223,13 @@ def measure_rotations(bench: Bench, repeats: int) -> dict[str, Any]:
 class FleetWorkers:
     """Rotates secrets on worker threads, each holding one warm function instance (one container)."""
 
-    def __init__(self) -> None:
+    def __init__(self, function: str) -> None:
+        self.function = function
         self._local = threading.local()
 
     def rotate(self, arn: str) -> float:
         if not hasattr(self._local, "app"):
-            self._local.app = load_function("postgres")
+            self._local.app = load_function(self.function)
         app = self._local.app
         started = time.perf_counter()
         service.rotate(arn, lambda event: app.lambda_handler(dict(event), None))
@@ -237,7 +240,7 @@ def measure_fleet(bench: Bench, sizes: list[int], concurrency: int) -> list[dict
     results = []
     for size in sizes:
         arns = [bench.new_secret("fleet") for _ in range(size)]
-        workers = FleetWorkers()
+        workers = FleetWorkers(bench.function)
         SERVER_CALLS.clear()
         started = time.perf_counter()
         with contextlib.redirect_stdout(io.StringIO()), ThreadPoolExecutor(max_workers=concurrency) as pool:
@@ -246,6 +249,7 @@ def measure_fleet(bench: Bench, sizes: list[int], concurrency: int) -> list[dict
         writes = sum(SERVER_CALLS[operation] for operation in WRITE_OPERATIONS)
         results.append(
             {
+                "function": bench.function,
                 "secrets": size,
                 "concurrency": concurrency,
                 "wall_s": wall,
@@ -292,7 +296,7 @@ def plot(fleet: list[dict[str, Any]], path: Path) -> bool:
     ax.set_xlabel("secrets rotated")
     ax.set_ylabel("ms per rotation")
     ax.set_ylim(bottom=0)
-    ax.set_title(f"PostgreSQL single-user rotations, {fleet[0]['concurrency']} concurrent")
+    ax.set_title(f"{fleet[0]['function']} single-user rotations, {fleet[0]['concurrency']} concurrent")
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
@@ -300,26 +304,13 @@ def plot(fleet: list[dict[str, Any]], path: Path) -> bool:
     return True
 
 
-def _postgres_bench(cert: bytes, key: bytes) -> tuple[Any, Callable[[str, str], dict[str, Any]]]:
-    server = PostgresServer.start(tls_cert_pem=cert, tls_key_pem=key)
+def _database_bench(target: DatabaseTarget, ca: LocalCA) -> tuple[Any, Callable[[str, str], dict[str, Any]]]:
+    """A server of the target's first kind (the host's packages), TLS on, without a statement log."""
+    server = target.kinds[0].start(tls=ca.server_material(), log_statements=False)
 
     def make_value(username: str, password: str) -> dict[str, Any]:
-        server.create_login(username, password)
-        return {"engine": "postgres", "host": "127.0.0.1", "port": server.port, "username": username,
-                "password": password, "dbname": "postgres"}  # fmt: skip
-
-    return server, make_value
-
-
-def _mysql_bench(cert: bytes, key: bytes) -> tuple[Any, Callable[[str, str], dict[str, Any]]]:
-    from rotation_local.mariadb_server import MariaDBServer
-
-    server = MariaDBServer.start(tls_cert_pem=cert, tls_key_pem=key)
-
-    def make_value(username: str, password: str) -> dict[str, Any]:
-        server.create_login(username, "%", password)
-        return {"engine": "mariadb", "host": "127.0.0.1", "port": server.port, "username": username,
-                "password": password}  # fmt: skip
+        target.create_login(server, username, password)
+        return target.secret(server, username, password)
 
     return server, make_value
 
@@ -330,35 +321,30 @@ def main() -> int:
     parser.add_argument("--latency-ms", type=float, default=0, help="added to every emulated API call")
     parser.add_argument("--fleet", default="1,10,100,1000", help="fleet sizes, comma separated")
     parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--fleet-engine", default="postgres", choices=sorted(database_targets()))
     parser.add_argument("--name", default="latest", help="results file: bench/results/<name>.json (and .png)")
     args = parser.parse_args()
-
-    import trustme
 
     functions = sorted(p.name for p in (REPO / "functions").iterdir() if (p / "app.py").is_file())
     print(f"cold imports ({args.repeats} fresh processes each): {', '.join(functions)}", flush=True)
     imports = measure_imports(functions, args.repeats)
 
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1")
-    cert_pem, key_pem = b"".join(b.bytes() for b in cert.cert_chain_pems), cert.private_key_pem.bytes()
     instrument_emulator(args.latency_ms)
     sm = emulator.EmulatorServer().start()
     rotations: dict[str, Any] = {}
     fleet: list[dict[str, Any]] = []
     try:
         with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
-            ca_path = Path(scratch) / "bench-ca.pem"
-            ca.cert_pem.write_to_path(str(ca_path))
-            for function, start_server in (("postgres", _postgres_bench), ("mysql", _mysql_bench)):
-                server, make_value = start_server(cert_pem, key_pem)
+            ca = LocalCA.create(Path(scratch))
+            for function, target in database_targets().items():
+                server, make_value = _database_bench(target, ca)
                 try:
-                    bench = Bench(sm, function, ca_path, make_value)
+                    bench = Bench(sm, function, ca.bundle_path, make_value)
                     print(f"{function}: {args.repeats} cold, {args.repeats} split and {args.repeats} warm rotations")
                     # In-process handlers log to stdout like in Lambda; keep their lines out of the report.
                     with contextlib.redirect_stdout(io.StringIO()):
                         rotations[function] = measure_rotations(bench, args.repeats)
-                    if function == "postgres":
+                    if function == args.fleet_engine:
                         fleet = measure_fleet(bench, [int(n) for n in args.fleet.split(",") if n], args.concurrency)
                 finally:
                     server.stop()
@@ -398,7 +384,7 @@ def print_table(report: dict[str, Any], written: str) -> None:
         print(f"| {function}: Secrets Manager calls, one warm container / each step in a new one | "
               f"{rot['calls_per_rotation']} / {rot['split_calls_per_rotation']} | 14 |")  # fmt: skip
         print(f"| {function}: cold import + rotation (4 steps, fresh process) | {rot['cold_rotation_ms']:.0f} ms "
-              f"| {reference[function]} |")  # fmt: skip
+              f"| {reference.get(function, '-')} |")  # fmt: skip
         print(f"| {function}: warm rotation (container reused) | {rot['warm_rotation_ms']:.0f} ms | - |")
         print(f"| {function}: peak RSS of a cold rotation | {rot['peak_rss_mib']:.0f} MiB | - |")
     for name, value in imports.items():
@@ -413,8 +399,8 @@ def print_table(report: dict[str, Any], written: str) -> None:
             print(f"| {step} | {calls} | {data['connections']} | {data['cold_ms']:.0f} | {alone}, "
                   f"{data['alone_cold_ms']:.0f} ms, {drivers} |")  # fmt: skip
     if report["fleet"]:
-        print("\npostgres fleet\n| secrets | wall s | ms per rotation | median latency ms | SM calls per rotation "
-              "| SM writes/s |\n|---|---|---|---|---|---|")  # fmt: skip
+        print(f"\n{report['fleet'][0].get('function', '')} fleet\n| secrets | wall s | ms per rotation "
+              "| median latency ms | SM calls per rotation | SM writes/s |\n|---|---|---|---|---|---|")  # fmt: skip
         for row in report["fleet"]:
             print(f"| {row['secrets']} | {row['wall_s']:.2f} | {row['ms_per_rotation']:.1f} | "
                   f"{row['median_latency_ms']:.1f} | {row['sm_calls_per_rotation']:.1f} | "

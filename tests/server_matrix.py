@@ -1,10 +1,10 @@
 """The database server matrix of the test suite: which server kinds run, and what passed on each.
 
-Every test that uses the PostgreSQL server (fixture ``pg_kind``, behind ``pg_server``) runs once per
+Every test that uses the PostgreSQL server (fixture ``postgres_kind``, behind ``postgres_server``) runs once per
 selected PostgreSQL kind, every test that uses the MySQL-family server (``mysql_kind``, behind
 ``mysql_server``) once per selected MariaDB/MySQL kind; the test id names the kind
 (``test_x[postgres-17]``). Select kinds with ``--servers=postgres-17,mysql-*`` or
-``ROTATION_TEST_SERVERS`` (the option wins; default: all of :data:`rotation_local.server_kinds.KINDS`).
+``ROTATION_TEST_SERVERS`` (the option wins; default: every kind of :func:`rotation_local.server_kinds.kinds`).
 ``@pytest.mark.servers("mariadb-*")`` limits a test to the kinds it applies to.
 
 Kinds that need a private root filesystem cannot run without root (chroot): their tests are skipped
@@ -29,12 +29,21 @@ from typing import Any
 import pytest
 
 from rotation_local import server_kinds, verified
-from rotation_local.server_kinds import MYSQL, POSTGRES, ServerKind
+from rotation_local.server_kinds import ServerKind
 
 OPTION = "--servers"
 ENV_VAR = "ROTATION_TEST_SERVERS"
-# Fixture whose parameter is the server kind -> the engine family it takes.
-KIND_FIXTURES = {"pg_kind": POSTGRES, "mysql_kind": MYSQL}
+ANY_ENGINE = "*"
+
+
+def kind_fixtures() -> dict[str, str]:
+    """Fixture whose parameter is the server kind -> the engine whose kinds it takes.
+
+    ``<engine>_kind`` for each local target's engine, and ``db_kind`` for the kinds of every engine.
+    """
+    from rotation_local.targets import database_targets
+
+    return {**{f"{engine}_kind": engine for engine in database_targets()}, "db_kind": ANY_ENGINE}
 
 
 def selected_kinds(config: pytest.Config) -> list[ServerKind]:
@@ -49,12 +58,12 @@ def parametrize_server_kinds(metafunc: pytest.Metafunc) -> None:
     """Run the test once per selected kind of each server family it uses (session-scoped parameters)."""
     patterns = [pattern for mark in metafunc.definition.iter_markers("servers") for pattern in mark.args]
     selected = selected_kinds(metafunc.config)
-    for fixture, family in KIND_FIXTURES.items():
+    for fixture, family in kind_fixtures().items():
         if fixture not in metafunc.fixturenames:
             continue
-        family_kinds = [kind for kind in server_kinds.KINDS if kind.family == family]
+        family_kinds = [kind for kind in server_kinds.kinds() if family in (ANY_ENGINE, kind.family)]
         applicable = server_kinds.select(",".join(patterns)) if patterns else family_kinds
-        kinds = [kind for kind in selected if kind in applicable and kind.family == family]
+        kinds = [kind for kind in selected if kind in applicable and kind in family_kinds]
         params = [
             pytest.param(
                 kind.name, id=kind.name, marks=[pytest.mark.skip(reason=f"{kind.name}: {reason}")] if reason else []
@@ -63,7 +72,7 @@ def parametrize_server_kinds(metafunc: pytest.Metafunc) -> None:
             for reason in [kind.unavailable_reason()]
         ]
         if not params:
-            wanted = ", ".join(kind.name for kind in applicable if kind.family == family)
+            wanted = ", ".join(kind.name for kind in applicable if kind in family_kinds)
             chosen = ", ".join(kind.name for kind in selected) or "none"
             reason = f"applies to {wanted}; none of them is selected ({OPTION} / {ENV_VAR}: {chosen})"
             params = [pytest.param(None, id="no-server-selected", marks=[pytest.mark.skip(reason=reason)])]
@@ -74,14 +83,14 @@ def kind_of(request: pytest.FixtureRequest) -> ServerKind:
     name = getattr(request, "param", None)
     if name is None:
         raise pytest.UsageError(f"the fixture {request.fixturename} is only usable through pytest_generate_tests")
-    return server_kinds.KINDS_BY_NAME[name]
+    return server_kinds.kind_named(name)
 
 
 def item_kind(item: pytest.Item) -> str | None:
     callspec = getattr(item, "callspec", None)
     if callspec is None:
         return None
-    for fixture in KIND_FIXTURES:
+    for fixture in kind_fixtures():
         name = callspec.params.get(fixture)
         if isinstance(name, str):
             return name

@@ -2,8 +2,9 @@
 
 The handlers run through the Docker-free runner with the built layer as /opt/python and the built
 function folder as /var/task, on .venv-py313 (Python 3.13 with boto3 only, like the Lambda runtime),
-so every other import must come from the build output (see integration/built.py). MySQL and API-key
-rotations from the build live beside their fixtures, in integration/mysql and integration/api_keys.
+so every other import must come from the build output (see integration/built.py). Every database
+function rotates on every server kind of its engine; the API-key function's built test lives beside
+its fixtures, in integration/api_keys.
 """
 
 from __future__ import annotations
@@ -13,24 +14,16 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import psycopg2
 import pytest
 
+from helpers import LeakGuard
 from integration.built import BUILT_FUNCTIONS, Build, run_built
-from integration.conftest import secret_at, stages
+from integration.support import create_account, secret_at, stages, unique
+from rotation_core.registry import rotation_functions
+from rotation_core.settings import Strategy
 from rotation_local import service
-from rotation_local.postgres_server import PostgresServer
-
-
-def _can_login(server: PostgresServer, ca_bundle: Path, secret: dict[str, Any]) -> bool:
-    try:
-        psycopg2.connect(
-            host="127.0.0.1", port=server.port, user=secret["username"], password=secret["password"],
-            dbname=secret["dbname"], sslmode="verify-full", sslrootcert=str(ca_bundle), connect_timeout=5,
-        ).close()  # fmt: skip
-    except psycopg2.OperationalError:
-        return False
-    return True
+from rotation_local.server_kinds import ServerKind
+from rotation_local.targets import DatabaseTarget
 
 
 def test_built_runtime_python_313_with_boto3_only(build: Build) -> None:
@@ -65,37 +58,30 @@ def test_built_function_imports_under_python_313(build: Build, function: str) ->
     assert completed.returncode == 0, completed.stderr[-2000:]
 
 
-@pytest.mark.verifies("single_user")
-def test_built_postgres_single_user_full_rotation_new_password_works(
-    build: Build, pg_server: PostgresServer, sm_env: dict[str, str], sm_client: Any, pg_account: Any, ca_bundle: Path
-) -> None:
-    account = pg_account()
-    old = secret_at(sm_client, account.arn, "AWSCURRENT")
-    env = {**sm_env, "DB_CA_BUNDLE": str(ca_bundle), "ROTATION_STRATEGY": "single_user"}
-
-    token = service.rotate(account.arn, run_built(build, "PostgresSingleUserFunction", env))
-
-    new = secret_at(sm_client, account.arn, "AWSCURRENT")
-    assert stages(sm_client, account.arn)[token] == ["AWSCURRENT"]
-    assert new["password"] != old["password"]
-    assert _can_login(pg_server, ca_bundle, new)
-    assert not _can_login(pg_server, ca_bundle, old)
-
-
-@pytest.mark.verifies("alternating_users")
-def test_built_postgres_alternating_users_two_rotations_alternate(
-    build: Build, pg_server: PostgresServer, sm_env: dict[str, str], sm_client: Any, pg_account: Any, ca_bundle: Path
-) -> None:
-    account = pg_account(with_master=True)
-    env = {**sm_env, "DB_CA_BUNDLE": str(ca_bundle), "ROTATION_STRATEGY": "alternating_users"}
-    step = run_built(build, "PostgresAlternatingUsersFunction", env)
-
-    service.rotate(account.arn, step)
+@pytest.mark.parametrize("strategy", [pytest.param(s, marks=pytest.mark.verifies(s.value)) for s in Strategy])
+def test_built_database_function_rotates_on_every_server_kind(
+    build: Build, db_kind: ServerKind, db_server: Any, db_target: DatabaseTarget, strategy: Strategy,
+    sm_env: dict[str, str], sm_client: Any, ca_bundle: Path, leak_guard: LeakGuard,
+) -> None:  # fmt: skip
+    """Each strategy's built function, twice: single user changes the password, alternating users take turns."""
+    function = next(f for f in rotation_functions() if f.folder == db_kind.family and f.strategy is strategy)
+    account = create_account(
+        db_target, db_server, sm_client, leak_guard, username=unique("built")[:16],
+        master_username=unique("bm")[:16], with_master=strategy is Strategy.ALTERNATING_USERS,
+    )  # fmt: skip
     first = secret_at(sm_client, account.arn, "AWSCURRENT")
-    service.rotate(account.arn, step)
-    second = secret_at(sm_client, account.arn, "AWSCURRENT")
+    env = {**sm_env, "DB_CA_BUNDLE": str(ca_bundle), "ROTATION_STRATEGY": strategy.value}
+    step = run_built(build, function.logical_name + "Function", env)
 
-    assert first["username"] != account.username
-    assert second["username"] == account.username
-    assert _can_login(pg_server, ca_bundle, first)
-    assert _can_login(pg_server, ca_bundle, second)
+    generations = [first]
+    for _ in range(2):
+        token = service.rotate(account.arn, step)
+        assert stages(sm_client, account.arn)[token] == ["AWSCURRENT"]
+        generations.append(secret_at(sm_client, account.arn, "AWSCURRENT"))
+
+    assert all(db_target.logs_in(db_server, generation, ca_bundle) for generation in generations[-2:])
+    if strategy is Strategy.SINGLE_USER:
+        assert len({g["password"] for g in generations}) == 3
+        assert not db_target.logs_in(db_server, first, ca_bundle)
+    else:
+        assert [g["username"] for g in generations] == [account.username, account.username + "_clone", account.username]

@@ -9,34 +9,38 @@ from pathlib import Path
 from typing import Any
 
 from helpers import FUNCTIONS_DIR, REPO_ROOT
-from integration.conftest import secret_at, stages
+from integration.support import secret_at, stages
 from rotation_local import demo, emulator, service
 from rotation_local.invoke import invoke, load_env_vars
+from rotation_local.targets import database_targets
+
+DATABASES = tuple(database_targets())
 
 
-def test_demo_default_rotates_postgres_mysql_and_api_key_without_printing_values() -> None:
+def test_demo_default_rotates_every_database_target_and_api_key_without_printing_values() -> None:
     lines: list[str] = []
 
     assert demo.run(out=lines.append) == 0
 
     text = "\n".join(lines)
     headings = [line.strip().split(":")[0] for line in lines if line.strip().startswith("== ")]
-    assert headings == ["== postgres", "== mysql", "== api_key"]
-    assert text.count("new AWSCURRENT as app_user works: yes") == 4  # two rotations, two databases
-    assert text.count("old password refused: yes") == 4
+    assert headings == [f"== {engine}" for engine in (*DATABASES, "api_key")]
+    assert DATABASES == ("mysql", "postgres")  # every engine of the registry has a local target
+    assert text.count("new AWSCURRENT as app_user works: yes") == 2 * len(DATABASES)  # two rotations each
+    assert text.count("old password refused: yes") == 2 * len(DATABASES)
     assert text.count("new AWSCURRENT works: yes") == 2  # the API key
     assert text.count("key from two generations ago revoked: yes") == 1
     assert "NO" not in text
     assert "0 found" in lines[-1]
 
 
-def test_demo_alternating_users_three_rotations_alternate_on_both_databases() -> None:
+def test_demo_alternating_users_three_rotations_alternate_on_every_database() -> None:
     lines: list[str] = []
 
-    assert demo.run(engines=("postgres", "mysql"), strategy="alternating_users", rotations=3, out=lines.append) == 0
+    assert demo.run(engines=DATABASES, strategy="alternating_users", rotations=3, out=lines.append) == 0
 
     users = [line.split(" as ")[1].split()[0] for line in lines if "new AWSCURRENT as" in line]
-    assert users == ["app_user_clone", "app_user", "app_user_clone"] * 2
+    assert users == ["app_user_clone", "app_user", "app_user_clone"] * len(DATABASES)
     assert "previous credentials still work (kept until the next rotation): yes" in "\n".join(lines)
 
 

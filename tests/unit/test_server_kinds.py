@@ -8,28 +8,29 @@ import pytest
 
 from rotation_local import server_kinds, verified
 from rotation_local.rootfs import Chroot, RootFS, upstream_version
-from rotation_local.server_kinds import KINDS_BY_NAME, check_root_versions, select, suite_packages
+from rotation_local.server_kinds import check_root_versions, kind_named, select, suite_packages
 
 
 def test_select_names_and_patterns_in_declaration_order() -> None:
-    assert [kind.name for kind in select("mysql-9.7,postgres-1*")] == [
-        "postgres-15", "postgres-17", "postgres-18", "mysql-9.7",
+    # Declaration order: the local targets by engine name, each target's kinds as it lists them.
+    assert [kind.name for kind in select("postgres-1*,mysql-9.7")] == [
+        "mysql-9.7", "postgres-15", "postgres-17", "postgres-18",
     ]  # fmt: skip
     assert [kind.name for kind in select("mariadb-*")] == ["mariadb-10.11", "mariadb-11.8"]
-    assert select(None) == list(server_kinds.KINDS)
-    assert select(" all ") == list(server_kinds.KINDS)
+    assert select(None) == list(server_kinds.kinds())
+    assert select(" all ") == list(server_kinds.kinds())
 
 
 def test_select_unknown_name_is_an_error_listing_the_known_ones() -> None:
-    with pytest.raises(ValueError, match=r"postgres-16.*known: postgres-15"):
+    with pytest.raises(ValueError, match=r"postgres-16.*known: mariadb-10.11, .*postgres-15"):
         select("postgres-16")
 
 
 def test_kinds_of_one_suite_share_one_root_with_all_their_packages() -> None:
-    assert suite_packages("trixie") == ("postgresql-17", "mariadb-server-core", "mariadb-client-core")
-    assert suite_packages("sid") == ("postgresql-18", "mysql-server-core")
-    assert KINDS_BY_NAME["postgres-17"].rootfs == KINDS_BY_NAME["mariadb-11.8"].rootfs
-    assert KINDS_BY_NAME["postgres-15"].rootfs is None
+    assert suite_packages("trixie") == ("mariadb-server-core", "mariadb-client-core", "postgresql-17")
+    assert suite_packages("sid") == ("mysql-server-core", "postgresql-18")
+    assert kind_named("postgres-17").rootfs == kind_named("mariadb-11.8").rootfs
+    assert kind_named("postgres-15").rootfs is None
 
 
 @pytest.mark.parametrize(
@@ -45,7 +46,7 @@ def test_kinds_of_one_suite_share_one_root_with_all_their_packages() -> None:
     ],
 )
 def test_kind_accepts_only_its_own_version(kind: str, reported: str, matches: bool) -> None:
-    assert KINDS_BY_NAME[kind].matches_version(reported) is matches
+    assert kind_named(kind).matches_version(reported) is matches
 
 
 def test_root_with_another_version_than_its_kinds_name_is_reported() -> None:
@@ -90,9 +91,10 @@ def test_verified_table_renders_counts_failures_and_unrun_claims() -> None:
     }  # fmt: skip
     table = verified.render_table(record)
     rows = [line for line in table.splitlines() if line.startswith("| `")]
-    assert rows[0].startswith("| `postgres-17` | 17.12 | ✓ 2 | not run |")
-    assert rows[1].startswith("| `mysql-9.7` | 9.7.4-2 | not run | ✗ 1 of 2 failed |")
-    assert rows[1].endswith("| ✗ 1 of 3 failed |")
+    # In declaration order (the local targets by engine name).
+    assert rows[0].startswith("| `mysql-9.7` | 9.7.4-2 | not run | ✗ 1 of 2 failed |")
+    assert rows[1].startswith("| `postgres-17` | 17.12 | ✓ 2 | not run |")
+    assert rows[0].endswith("| ✗ 1 of 3 failed |")
 
 
 def test_verified_table_replaces_only_the_block_between_the_markers() -> None:

@@ -15,12 +15,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rotation_local", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
+    from rotation_local.demo import ENGINES
+
     demo = commands.add_parser("demo", help="rotate throwaway database users and a fake API's keys, locally")
     demo.add_argument(
-        "--engine",
-        action="append",
-        choices=["postgres", "mysql", "api_key"],
-        help="what to rotate (repeatable; default: all three)",
+        "--engine", action="append", choices=ENGINES, help="what to rotate (repeatable; default: all of them)"
     )
     demo.add_argument("--strategy", choices=["single_user", "alternating_users"], default="single_user")
     demo.add_argument("--rotations", type=int, default=2, help="how many rotations in a row (default 2)")
@@ -56,7 +55,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "template":
         return _template(check=args.check)
     if args.command == "demo":
-        from rotation_local.demo import ENGINES
         from rotation_local.demo import run as run_demo
 
         engines = tuple(args.engine or ENGINES)
@@ -133,7 +131,6 @@ def _verified_table(source: Path | None, readme: Path | None) -> int:
     return 0
 
 
-
 def _template(*, check: bool) -> int:
     from rotation_local.template import TEMPLATE_PATH, check_template, write_template
 
@@ -144,6 +141,7 @@ def _template(*, check: bool) -> int:
         return 0
     print(f"{TEMPLATE_PATH.name} is out of date: run `python -m rotation_local template`", file=sys.stderr)
     return 1
+
 
 if __name__ == "__main__":
     sys.exit(main())

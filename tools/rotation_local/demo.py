@@ -1,7 +1,8 @@
 """The local end-to-end run: real rotations, no AWS account, no Docker.
 
-For each target — a throwaway PostgreSQL and MariaDB (TLS on, with a CA made for the run, so the
-default ``verify-full`` is exercised) and a fake Datadog API — it emulates Secrets Manager, plays the
+For each target — a throwaway server of every local database target (``rotation_local.targets``: the
+host's PostgreSQL and MariaDB, TLS on with a CA made for the run, so the default ``verify-full`` is
+exercised) and a fake Datadog API — it emulates Secrets Manager, plays the
 service's side of ``RotateSecret`` and invokes the function's handler for each step in its own
 process. It prints versions and labels, which credentials work afterwards, and a leak check of every
 line the functions printed; never a secret value.
@@ -10,6 +11,7 @@ line the functions printed; never a secret value.
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import time
 from collections.abc import Callable, Mapping
@@ -19,8 +21,11 @@ from typing import Any
 
 from rotation_local import emulator, service
 from rotation_local.invoke import REPO_ROOT, Invocation, invoke
+from rotation_local.targets import database_target, database_targets
+from rotation_local.tls import LocalCA
 
-ENGINES = ("postgres", "mysql", "api_key")
+API_KEY = "api_key"
+ENGINES = (*database_targets(), API_KEY)  # every local database target, then the fake API
 APP_USER = "app_user"
 MASTER_USER = "rotation_master"
 
@@ -50,104 +55,30 @@ class Target:
     keeps_previous: bool = False  # the previous credential stays valid after a rotation
 
 
-def _tls_material(workdir: Path) -> tuple[bytes, bytes, Path]:
-    import trustme
-
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1", "localhost")
-    ca_path = workdir / "demo-ca.pem"
-    ca.cert_pem.write_to_path(str(ca_path))
-    return b"".join(blob.bytes() for blob in cert.cert_chain_pems), cert.private_key_pem.bytes(), ca_path
-
-
-def postgres_target(strategy: str, scratch: Path) -> Target:
-    import psycopg2
-
-    from rotation_local.postgres_server import PostgresServer, ServerError
-
-    cert, key, ca_path = _tls_material(scratch)
+def database_demo_target(engine: str, strategy: str, scratch: Path) -> Target:
+    """A throwaway server of ``engine``'s first kind (the host's packages), with TLS on, and a login on it."""
+    target = database_target(engine)
+    kind = target.kinds[0]
+    ca = LocalCA.create(scratch)
     try:
-        server = PostgresServer.start(tls_cert_pem=cert, tls_key_pem=key)
-    except ServerError as error:
+        server = kind.start(tls=ca.server_material(), log_statements=False)
+    except (OSError, RuntimeError) as error:
         raise TargetUnavailableError(str(error)) from None
     initial = secrets.token_urlsafe(24)
-    server.create_login(APP_USER, initial)
-    server.execute(f"CREATE DATABASE app OWNER {APP_USER}")
-    value: dict[str, Any] = {"engine": "postgres", "host": "127.0.0.1", "port": server.port, "username": APP_USER,
-                             "password": initial, "dbname": "app", "team": "payments"}  # fmt: skip
+    target.create_login(server, APP_USER, initial, database="app")
+    value = target.secret(server, APP_USER, initial, dbname="app", team="payments")
     master = None
     if strategy == "alternating_users":
         master_password = secrets.token_urlsafe(24)
-        server.create_login(MASTER_USER, master_password, "CREATEROLE")
-        server.execute(f"GRANT {APP_USER} TO {MASTER_USER} WITH ADMIN OPTION")
-        master = {**value, "username": MASTER_USER, "password": master_password, "dbname": "postgres"}
-
-    def works(secret: Mapping[str, Any]) -> bool:
-        try:
-            psycopg2.connect(
-                host="127.0.0.1", port=server.port, user=secret["username"], password=secret["password"],
-                dbname="postgres", sslmode="verify-full", sslrootcert=str(ca_path), connect_timeout=5,
-            ).close()  # fmt: skip
-        except psycopg2.OperationalError:
-            return False
-        return True
-
+        target.create_master(server, MASTER_USER, master_password)
+        target.allow_master(server, MASTER_USER, APP_USER)
+        master = target.secret(server, MASTER_USER, master_password)
+    version = re.match(r"[0-9.]*", server.version.strip())
     return Target(
-        title=f"PostgreSQL {server.version.split()[0]} on 127.0.0.1:{server.port}, TLS verify-full",
-        function="postgres",
-        env={"DB_CA_BUNDLE": str(ca_path)},
-        works=works,
-        stop=server.stop,
-        build_secret=lambda master_arn: {**value, "masterarn": master_arn} if master_arn else dict(value),
-        master_value=master,
-        known_values=[server.admin_password],
-        keeps_previous=strategy == "alternating_users",
-    )
-
-
-def mysql_target(strategy: str, scratch: Path) -> Target:
-    import pymysql
-
-    from rotation_local.mariadb_server import MariaDBServer
-    from rotation_local.postgres_server import ServerError
-
-    cert, key, ca_path = _tls_material(scratch)
-    try:
-        server = MariaDBServer.start(tls_cert_pem=cert, tls_key_pem=key)
-    except (ServerError, FileNotFoundError) as error:
-        raise TargetUnavailableError(str(error)) from None
-    initial = secrets.token_urlsafe(24)
-    server.create_login(APP_USER, "%", initial)
-    server.execute("CREATE DATABASE app")
-    server.execute(f"GRANT SELECT, INSERT ON app.* TO '{APP_USER}'@'%'")
-    value: dict[str, Any] = {"engine": "mariadb", "host": "127.0.0.1", "port": server.port, "username": APP_USER,
-                             "password": initial, "dbname": "app", "team": "payments"}  # fmt: skip
-    master = None
-    if strategy == "alternating_users":
-        master_password = secrets.token_urlsafe(24)
-        server.create_login(MASTER_USER, "%", master_password)
-        server.execute(f"GRANT ALL PRIVILEGES ON *.* TO '{MASTER_USER}'@'%' WITH GRANT OPTION")
-        master = {key: item for key, item in value.items() if key != "dbname"}
-        master.update(username=MASTER_USER, password=master_password)
-
-    def works(secret: Mapping[str, Any]) -> bool:
-        import ssl
-
-        context = ssl.create_default_context(cafile=str(ca_path))
-        try:
-            pymysql.connect(
-                host="127.0.0.1", port=server.port, user=secret["username"], password=secret["password"],
-                ssl=context, connect_timeout=5,
-            ).close()  # fmt: skip
-        except pymysql.Error:
-            return False
-        return True
-
-    return Target(
-        title=f"MariaDB {server.version.split('-')[0]} on 127.0.0.1:{server.port}, TLS verify-full",
-        function="mysql",
-        env={"DB_CA_BUNDLE": str(ca_path)},
-        works=works,
+        title=f"{kind.title} {version.group() if version else ''} on 127.0.0.1:{server.port}, TLS verify-full",
+        function=engine,
+        env={"DB_CA_BUNDLE": str(ca.bundle_path)},
+        works=lambda secret: target.logs_in(server, secret, ca.bundle_path),
         stop=server.stop,
         build_secret=lambda master_arn: {**value, "masterarn": master_arn} if master_arn else dict(value),
         master_value=master,
@@ -158,7 +89,6 @@ def mysql_target(strategy: str, scratch: Path) -> Target:
 
 def api_key_target(_strategy: str, scratch: Path) -> Target:
     from rotation_local.fake_providers import start_fake
-    from rotation_local.tls import LocalCA
 
     ca = LocalCA.create(scratch)
     fake = start_fake("datadog", ca=ca)
@@ -175,11 +105,10 @@ def api_key_target(_strategy: str, scratch: Path) -> Target:
     )
 
 
-TARGETS: dict[str, Callable[[str, Path], Target]] = {
-    "postgres": postgres_target,
-    "mysql": mysql_target,
-    "api_key": api_key_target,
-}
+def demo_target(engine: str, strategy: str, scratch: Path) -> Target:
+    if engine == API_KEY:
+        return api_key_target(strategy, scratch)
+    return database_demo_target(engine, strategy, scratch)
 
 
 def _short(version_id: str) -> str:
@@ -231,7 +160,7 @@ def run(
         for engine in engines:
             with tempfile.TemporaryDirectory(prefix="rotation-demo-") as scratch:
                 try:
-                    target = TARGETS[engine](strategy, Path(scratch))
+                    target = demo_target(engine, strategy, Path(scratch))
                 except TargetUnavailableError as error:
                     out(f"\n== {engine}: skipped, its server is not installed here: {error}")
                     continue
@@ -268,11 +197,11 @@ def _rotate_target(
     output_seen: list[str],
 ) -> bool:
     run_id = secrets.token_hex(3)
-    strategy_text = strategy if target.function != "api_key" else "API key generations"
+    strategy_text = strategy if target.function != API_KEY else "API key generations"
     out(f"\n== {target.function}: {target.title}\n   strategy: {strategy_text}")
     master_arn = None
     if target.master_value is not None:
-        label = "admin" if target.function == "api_key" else "master"
+        label = "admin" if target.function == API_KEY else "master"
         master_arn = client.create_secret(
             Name=f"demo/{target.function}/{label}-{run_id}", SecretString=json.dumps(target.master_value)
         )["ARN"]
@@ -337,7 +266,7 @@ def _report(target: Target, history: list[dict[str, Any]], out: Out) -> bool:
     if target.keeps_previous:
         out(f"  previous credentials still work (kept until the next rotation): {'yes' if old_ok else 'NO'}")
         passed = new_ok and old_ok
-        if target.function == "api_key" and len(history) >= 3:
+        if target.function == API_KEY and len(history) >= 3:
             older_ok = target.works(history[-3])
             out(f"  key from two generations ago revoked: {'yes' if not older_ok else 'NO'}")
             passed = passed and not older_ok

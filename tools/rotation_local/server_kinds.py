@@ -1,4 +1,7 @@
-"""Every database server the tests run against, declared once: name, family, flavour, where it comes from.
+"""Server kinds: every database server the tests run against, with where its binaries come from.
+
+Each engine's local target (:mod:`rotation_local.targets`) declares its kinds; ``family`` is the
+registry engine that rotates them. Today's kinds:
 
 =============  =======  ==========  =========================================================
 name           family   flavour     binaries
@@ -29,9 +32,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from rotation_local.rootfs import BuildReport, RootError, RootFS, can_chroot, upstream_version
+from rotation_local.tls import TlsMaterial
 
-POSTGRES, MYSQL = "postgres", "mysql"  # engine families: which function rotates them
 POSTGRESQL, MARIADB, ORACLE_MYSQL = "postgresql", "mariadb", "mysql"  # flavours
+FLAVOUR_TITLES = {POSTGRESQL: "PostgreSQL", MARIADB: "MariaDB", ORACLE_MYSQL: "MySQL"}
 
 
 class DatabaseServer(Protocol):
@@ -64,12 +68,17 @@ class DatabaseServer(Protocol):
 @dataclass(frozen=True)
 class ServerKind:
     name: str
-    family: str  # POSTGRES | MYSQL
+    family: str  # the registry engine that rotates it ("postgres", "mysql")
     flavour: str  # POSTGRESQL | MARIADB | ORACLE_MYSQL
     version: str  # the major (PostgreSQL) or major.minor (MariaDB, MySQL) the kind stands for
     suite: str | None = None  # None: the host's own packages
     packages: tuple[str, ...] = ()  # what the root needs for this kind
     version_package: str = ""  # the package whose version must be ``version``
+
+    @property
+    def title(self) -> str:
+        """The server's product name, as people write it ("MariaDB")."""
+        return FLAVOUR_TITLES.get(self.flavour, self.flavour)
 
     @property
     def from_host(self) -> bool:
@@ -95,77 +104,47 @@ class ServerKind:
         """``17.12 (Debian ...)`` is a 17, ``11.8.9-MariaDB-...`` an 11.8, ``9.7.4-2`` a 9.7."""
         return re.match(rf"{re.escape(self.version)}(?![0-9])", server_version.strip()) is not None
 
-    def start(
-        self,
-        *,
-        tls_cert_pem: bytes | None = None,
-        tls_key_pem: bytes | None = None,
-        settings: Mapping[str, str] | None = None,
-    ) -> DatabaseServer:
-        """A running server of this kind (a PostgresServer, MariaDBServer or MySQLServer)."""
-        root = self.rootfs.resolved() if self.rootfs is not None else None
-        server: DatabaseServer
-        if self.flavour == POSTGRESQL:
-            from rotation_local.postgres_server import PostgresServer
+    def start(self, *, tls: TlsMaterial | None = None, log_statements: bool = True) -> DatabaseServer:
+        """A running server of this kind, started by its engine's local target (``rotation_local.targets``)."""
+        from rotation_local.targets import database_target
 
-            bindir = Path(f"/usr/lib/postgresql/{self.version}/bin") if root is not None else None
-            server = PostgresServer.start(
-                tls_cert_pem=tls_cert_pem, tls_key_pem=tls_key_pem, settings=settings, bindir=bindir, root=root
-            )
-        else:
-            from rotation_local.mariadb_server import MariaDBServer
-            from rotation_local.mysql_server import MySQLServer
-
-            server_class = MariaDBServer if self.flavour == MARIADB else MySQLServer
-            server = server_class.start(
-                tls_cert_pem=tls_cert_pem, tls_key_pem=tls_key_pem, settings=settings, root=root
-            )
-        if root is not None and not self.matches_version(server.version):
+        server: DatabaseServer = database_target(self.family).start(self, tls=tls, log_statements=log_statements)
+        if self.rootfs is not None and not self.matches_version(server.version):
             server.stop()
             raise RootError(
                 f"{self.name}: the Debian {self.suite} root filesystem holds {server.version}, not {self.version}; "
-                f"update ServerKind {self.name!r} in rotation_local/server_kinds.py"
+                f"update ServerKind {self.name!r} in rotation_local/targets/{self.family}.py"
             )
         return server
 
 
-KINDS: tuple[ServerKind, ...] = (
-    ServerKind("postgres-15", POSTGRES, POSTGRESQL, "15"),
-    ServerKind(
-        "postgres-17", POSTGRES, POSTGRESQL, "17",
-        suite="trixie", packages=("postgresql-17",), version_package="postgresql-17",
-    ),
-    ServerKind(
-        "postgres-18", POSTGRES, POSTGRESQL, "18",
-        suite="sid", packages=("postgresql-18",), version_package="postgresql-18",
-    ),
-    ServerKind("mariadb-10.11", MYSQL, MARIADB, "10.11"),
-    ServerKind(
-        "mariadb-11.8", MYSQL, MARIADB, "11.8",
-        # mariadb-install-db needs my_print_defaults, which is in the client package.
-        suite="trixie", packages=("mariadb-server-core", "mariadb-client-core"), version_package="mariadb-server-core",
-    ),
-    ServerKind(
-        "mysql-9.7", MYSQL, ORACLE_MYSQL, "9.7",
-        suite="sid", packages=("mysql-server-core",), version_package="mysql-server-core",
-    ),
-)  # fmt: skip
-KINDS_BY_NAME = {kind.name: kind for kind in KINDS}
+def kinds() -> tuple[ServerKind, ...]:
+    """Every server kind, as the local targets declare them (``rotation_local.targets``)."""
+    from rotation_local.targets import server_kinds
+
+    return server_kinds()
+
+
+def kind_named(name: str) -> ServerKind:
+    for kind in kinds():
+        if kind.name == name:
+            return kind
+    raise KeyError(f"no database server kind {name!r}; known: {', '.join(k.name for k in kinds())}")
 
 
 def suite_packages(suite: str) -> tuple[str, ...]:
     """Every package the root filesystem of ``suite`` holds: the union over its kinds."""
     packages: list[str] = []
-    for kind in KINDS:
+    for kind in kinds():
         if kind.suite == suite:
             packages += [name for name in kind.packages if name not in packages]
     return tuple(packages)
 
 
-def roots(kinds: Iterable[ServerKind] = KINDS) -> list[RootFS]:
-    """The root filesystems the given kinds need, each once."""
+def roots(wanted: Iterable[ServerKind] | None = None) -> list[RootFS]:
+    """The root filesystems the given kinds (default: all) need, each once."""
     found: dict[str, RootFS] = {}
-    for kind in kinds:
+    for kind in kinds() if wanted is None else wanted:
         if kind.rootfs is not None:
             found.setdefault(kind.rootfs.suite, kind.rootfs)
     return list(found.values())
@@ -174,7 +153,7 @@ def roots(kinds: Iterable[ServerKind] = KINDS) -> list[RootFS]:
 def check_root_versions(root: RootFS, installed: Mapping[str, str]) -> list[str]:
     """Problems: a kind of this root whose package holds another version than the kind names."""
     problems = []
-    for kind in KINDS:
+    for kind in kinds():
         if kind.suite == root.suite and kind.version_package:
             have = installed.get(kind.version_package, "")
             upstream = upstream_version(have)
@@ -212,16 +191,16 @@ def select(spec: str | None) -> list[ServerKind]:
         ValueError: a name or pattern that matches no kind.
     """
     if spec is None or not spec.strip() or spec.strip() == "all":
-        return list(KINDS)
+        return list(kinds())
     chosen: list[ServerKind] = []
     for word in (part.strip() for part in spec.split(",")):
         if not word:
             continue
-        matched = [kind for kind in KINDS if fnmatch.fnmatchcase(kind.name, word)]
+        matched = [kind for kind in kinds() if fnmatch.fnmatchcase(kind.name, word)]
         if not matched:
-            raise ValueError(f"no database server kind {word!r}; known: {', '.join(KINDS_BY_NAME)}")
+            raise ValueError(f"no database server kind {word!r}; known: {', '.join(k.name for k in kinds())}")
         chosen += [kind for kind in matched if kind not in chosen]
-    return [kind for kind in KINDS if kind in chosen]
+    return [kind for kind in kinds() if kind in chosen]
 
 
 class ServerUnavailableError(RuntimeError):

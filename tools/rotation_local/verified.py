@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from rotation_local.server_kinds import KINDS
+from rotation_local.server_kinds import kinds as all_kinds
 
 # Marker argument -> column heading.
 CLAIMS: dict[str, str] = {
@@ -49,7 +49,7 @@ def render_table(record: Mapping[str, Any]) -> str:
     kinds: Mapping[str, Any] = record.get("kinds", {})
     head = ["server", "version", *CLAIMS.values(), "all its tests"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for kind in KINDS:
+    for kind in all_kinds():
         entry = kinds.get(kind.name)
         if entry is None:
             continue
@@ -57,7 +57,7 @@ def render_table(record: Mapping[str, Any]) -> str:
         cells += [_cell(entry.get("claims", {}).get(claim)) for claim in CLAIMS]
         cells.append(_cell(entry.get("tests")))
         lines.append("| " + " | ".join(cells) + " |")
-    failed = [(kind.name, test) for kind in KINDS for test in kinds.get(kind.name, {}).get("failed_tests", [])]
+    failed = [(kind.name, test) for kind in all_kinds() for test in kinds.get(kind.name, {}).get("failed_tests", [])]
     run = record.get("run", {})
     lines.append("")
     totals = f"{run.get('passed', '?')} passed, {run.get('failed', '?')} failed, {run.get('skipped', '?')} skipped"

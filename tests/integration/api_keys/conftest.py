@@ -9,25 +9,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
 import pytest
 
 from helpers import LeakGuard
-from integration.conftest import unique
+from integration.api_keys.support import FAST_ENV, ApiKeySecret, Sleeper
+from integration.support import unique
 from rotation_core.handler import RotationHandler, api_key_handler
 from rotation_core.providers.http import HttpClient
 from rotation_core.secrets import SecretStore
-from rotation_local import emulator, service
+from rotation_local import emulator
 from rotation_local.fake_providers import AttackerServer, FakeProviderServer, fake_provider
 from rotation_local.invoke import load_function
 from rotation_local.tls import LocalCA
-
-PROVIDERS = ("datadog", "sendgrid", "twilio", "cloudflare")
-# Settings that keep the tests quick: no real waiting between verification checks.
-FAST_ENV = {"API_VERIFY_DELAY": "0", "API_TIMEOUT": "5", "REVOKE_POLICY": "previous_at_next_rotation"}
 
 
 @pytest.fixture(scope="session")
@@ -75,13 +71,6 @@ def attacker_on_443(provider_ca: LocalCA) -> Iterator[AttackerServer]:
     server.stop()
 
 
-@dataclass
-class ApiKeySecret:
-    arn: str
-    admin_arn: str
-    fake: FakeProviderServer
-
-
 @pytest.fixture
 def api_key_secret(sm_client: Any, leak_guard: LeakGuard) -> Callable[..., ApiKeySecret]:
     """The admin secret and the rotated secret for a fake provider (rotation enabled)."""
@@ -117,16 +106,6 @@ def api_key_function(
     return load
 
 
-class Sleeper:
-    """Records the waits it is asked for instead of sleeping."""
-
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
-
-
 @pytest.fixture
 def sleeper() -> Sleeper:
     return Sleeper()
@@ -146,17 +125,3 @@ def fast_handler(
         return api_key_handler(store=SecretStore(sm_client), environ=environ, http=http, sleep=sleeper)
 
     return make
-
-
-def rotate(handler: Any, arn: str, **kwargs: Any) -> str:
-    """One rotation through a handler or a function module (its ``lambda_handler``)."""
-    call = getattr(handler, "lambda_handler", handler)
-    return service.rotate(arn, lambda event: call(dict(event), None), **kwargs)
-
-
-def value_at(sm_client: Any, arn: str, stage: str, version_id: str | None = None) -> dict[str, Any]:
-    kwargs = {"SecretId": arn, "VersionStage": stage}
-    if version_id:
-        kwargs["VersionId"] = version_id
-    result: dict[str, Any] = json.loads(sm_client.get_secret_value(**kwargs)["SecretString"])
-    return result

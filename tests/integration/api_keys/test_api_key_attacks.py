@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from integration.api_keys.conftest import ApiKeySecret, rotate, value_at
-from integration.conftest import stages, unique
+from integration.api_keys.support import ApiKeySecret, rotate, value_at
+from integration.support import stages, unique
 from rotation_core.errors import Category, RotationError
 from rotation_local import emulator, service
 from rotation_local.fake_providers import AttackerServer, FakeProviderServer

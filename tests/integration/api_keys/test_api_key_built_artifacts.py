@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from integration.api_keys.conftest import value_at
+from integration.api_keys.support import value_at
 from integration.built import Build, run_built
 from rotation_local import service
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from integration.api_keys.conftest import ApiKeySecret, Sleeper, rotate, value_at
-from integration.conftest import stages
+from integration.api_keys.support import ApiKeySecret, Sleeper, rotate, value_at
+from integration.support import stages
 from rotation_core.api_keys import key_name
 from rotation_core.errors import RotationError
 from rotation_core.secrets import SecretStore

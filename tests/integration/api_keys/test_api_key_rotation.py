@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from integration.api_keys.conftest import PROVIDERS, ApiKeySecret, rotate, value_at
-from integration.conftest import stages
+from integration.api_keys.support import PROVIDERS, ApiKeySecret, rotate, value_at
+from integration.support import stages
 from rotation_local.fake_providers import FakeProviderServer
 
 VALUE_FIELD = {"datadog": "api_key", "sendgrid": "api_key", "twilio": "api_key_secret", "cloudflare": "api_token"}

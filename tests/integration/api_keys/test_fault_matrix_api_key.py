@@ -19,8 +19,7 @@ from typing import Any
 import pytest
 
 from helpers import LeakGuard
-from integration.conftest import unique
-from integration.test_fault_matrix import (
+from integration.fault_matrix import (
     CASES,
     CREATE,
     PUT,
@@ -34,6 +33,7 @@ from integration.test_fault_matrix import (
     run_case,
     sm_client_for,
 )
+from integration.support import unique
 from rotation_core.handler import RotationHandler, api_key_handler
 from rotation_core.providers.http import HttpClient, HttpRequest, HttpResponse, urllib3_transport
 from rotation_core.secrets import SecretStore

@@ -18,7 +18,6 @@ import pymysql
 import pytest
 
 from helpers import LeakGuard
-from integration.conftest import rotate, secret_at, stages, unique
 from integration.mysql.accounts import (
     account_row,
     account_state,
@@ -30,6 +29,7 @@ from integration.mysql.accounts import (
     restrict_master,
     set_default_role,
 )
+from integration.support import rotate, secret_at, stages, unique
 from rotation_core.engines.mysql.engine import MySQLEngine
 from rotation_core.errors import Category, TargetError
 from rotation_core.settings import Settings, Strategy

@@ -20,7 +20,6 @@ import pytest
 import trustme
 
 from helpers import LeakGuard
-from integration.conftest import rotate, secret_at, stages, unique
 from integration.mysql.accounts import (
     account_state,
     account_text,
@@ -28,8 +27,9 @@ from integration.mysql.accounts import (
     grant_role,
     revoke_role,
     set_default_role,
+    start_extra_server,
 )
-from integration.mysql.conftest import start_extra_server
+from integration.support import rotate, secret_at, stages, unique
 from rotation_core.engines.mysql.grants import Account
 from rotation_core.engines.mysql.statements import native_password_hash
 from rotation_core.errors import Category, TargetError

@@ -13,19 +13,11 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from rotation_local.server_kinds import DatabaseServer, ServerKind
-
-
-@dataclass(frozen=True)
-class TlsMaterial:
-    """A server certificate chain and its key (PEM), e.g. from :meth:`rotation_local.tls.LocalCA.server_pems`."""
-
-    cert_pem: bytes
-    key_pem: bytes
+from rotation_local.tls import TlsMaterial
 
 
 class DatabaseTarget(Protocol):

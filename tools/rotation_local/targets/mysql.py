@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from rotation_local.server_kinds import MARIADB, ORACLE_MYSQL, ServerKind
-from rotation_local.targets import TlsMaterial
+from rotation_local.tls import TlsMaterial
 
 ENGINE = "mysql"
 KINDS = (

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from rotation_local.server_kinds import POSTGRESQL, ServerKind
-from rotation_local.targets import TlsMaterial
+from rotation_local.tls import TlsMaterial
 
 ENGINE = "postgres"
 KINDS = (
@@ -44,17 +44,25 @@ class PostgresTarget:
         self, server: Any, username: str, password: str, *, database: str | None = None, **options: str
     ) -> None:
         """``options``: ``role_options`` (e.g. ``"CREATEROLE"``, trusted test input)."""
+        from psycopg2 import sql
+
         server.create_login(username, password, *options.get("role_options", "").split())
         if database is not None:
-            server.execute(f'CREATE DATABASE "{database}" OWNER "{username}"')
+            server.execute(
+                sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(database), sql.Identifier(username))
+            )
 
     def create_master(self, server: Any, username: str, password: str) -> None:
         server.create_login(username, password, "CREATEROLE")
 
     def allow_master(self, server: Any, master: str, username: str) -> None:
         """PostgreSQL 16 and later: CREATEROLE alone may no longer manage a role without ADMIN OPTION on it."""
+        from psycopg2 import sql
+
         if server.major >= 16:
-            server.execute(f'GRANT "{username}" TO "{master}" WITH ADMIN OPTION')
+            server.execute(
+                sql.SQL("GRANT {} TO {} WITH ADMIN OPTION").format(sql.Identifier(username), sql.Identifier(master))
+            )
 
     def secret(self, server: Any, username: str, password: str, **extra: Any) -> dict[str, Any]:
         return {"engine": ENGINE, "host": "127.0.0.1", "port": server.port, "username": username,

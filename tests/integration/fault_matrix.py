@@ -1,4 +1,4 @@
-"""The fault matrix, PostgreSQL part: every step of every function under every fault, then the service's retry.
+"""The fault matrix's machinery: every step of every function under every fault, then the service's retry.
 
 For each function and each step one fault is injected while that step runs in a new container (a
 handler with an empty version cache, so the step makes every Secrets Manager call it can make):
@@ -14,38 +14,30 @@ handler with an empty version cache, so the step makes every Secrets Manager cal
 
 Then the service retries the rotation with the same token, all four steps. Every case must end with
 the rotation complete, the new AWSCURRENT logging in, no version lost and AWSPENDING on no version
-other than AWSCURRENT. The matrix is printed when the module ends; the MySQL and API-key parts live
-next to their fixtures (``mysql/test_fault_matrix_mysql.py``, ``api_keys/test_fault_matrix_api_key.py``)
-and reuse the machinery below.
+other than AWSCURRENT. This module is the machinery; the matrices are ``test_fault_matrix_databases.py``
+(every database engine's local target, on every server kind, both strategies) and
+``api_keys/test_fault_matrix_api_key.py``, each printed when its module ends.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import secrets
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import boto3
-import psycopg2
 import pytest
 from botocore.config import Config
 
-from helpers import LeakGuard
-from integration.conftest import grant_admin_option, unique
-from rotation_core.engines.postgres.engine import PostgresEngine
 from rotation_core.errors import RotationError
-from rotation_core.handler import RotationHandler, database_handler
-from rotation_core.secrets import SecretStore
+from rotation_core.handler import RotationHandler
 from rotation_local import emulator, service
-from rotation_local.postgres_server import PostgresServer, free_port
-from rotation_local.server_kinds import ServerKind
+from rotation_local.postgres_server import free_port
 
 CREATE, SET, TEST, FINISH = service.STEPS
 THROTTLING, INTERNAL, ACCESS_DENIED = "ThrottlingException", "InternalServiceError", "AccessDeniedException"
@@ -400,107 +392,3 @@ def print_matrix(request: pytest.FixtureRequest, function_names: list[str], resu
     with context:
         for line in format_matrix(function_names, results):
             reporter.write_line(line)
-
-
-# --- PostgreSQL --------------------------------------------------------------------------------------------------
-
-RESULTS: list[Result] = []
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _print_postgres_matrix(request: pytest.FixtureRequest, pg_kind: ServerKind) -> Iterator[None]:
-    """The matrix of this server kind, once its tests ran."""
-    yield
-    print_matrix(request, [f"{pg_kind.name} {strategy}" for strategy in STRATEGY_NAMES], RESULTS)
-
-
-def pg_can_login(server: PostgresServer, ca_bundle: Path, secret: Mapping[str, Any]) -> bool:
-    try:
-        psycopg2.connect(
-            host="127.0.0.1",
-            port=server.port,
-            user=secret["username"],
-            password=secret["password"],
-            dbname="postgres",
-            sslmode="verify-full",
-            sslrootcert=str(ca_bundle),
-            connect_timeout=5,
-        ).close()
-    except psycopg2.OperationalError:
-        return False
-    return True
-
-
-@pytest.fixture(scope="module")
-def pg_master(pg_server: PostgresServer, sm_server: emulator.EmulatorServer) -> tuple[str, str]:
-    """One admin (CREATEROLE) shared by the module's alternating-users secrets: its secret's ARN and name."""
-    client = sm_client_for(sm_server.endpoint_url)
-    user, password = unique("fmmaster"), secrets.token_urlsafe(24)
-    pg_server.create_login(user, password, "CREATEROLE")
-    value = {"engine": "postgres", "host": "127.0.0.1", "port": pg_server.port, "username": user,
-             "password": password, "dbname": "postgres"}  # fmt: skip
-    arn: str = client.create_secret(Name=unique("fm-master"), SecretString=json.dumps(value))["ARN"]
-    return arn, user
-
-
-@pytest.fixture(scope="module", params=STRATEGIES)
-def pg_target(
-    request: pytest.FixtureRequest,
-    pg_kind: ServerKind,
-    pg_server: PostgresServer,
-    sm_server: emulator.EmulatorServer,
-    ca_bundle: Path,
-    pg_master: tuple[str, str],
-) -> Target:
-    strategy: str = request.param
-    client = sm_client_for(sm_server.endpoint_url)
-    passwords: list[str] = []
-    environ = {"ROTATION_STRATEGY": strategy, "DB_CA_BUNDLE": str(ca_bundle), "DB_CONNECT_TIMEOUT": "2"}
-
-    def new_container() -> RotationHandler:
-        return database_handler("postgres", store=SecretStore(client), environ=environ)
-
-    def new_secret() -> str:
-        username, password = unique("fm"), secrets.token_urlsafe(24)
-        passwords.append(password)
-        pg_server.create_login(username, password)
-        value: dict[str, Any] = {"engine": "postgres", "host": "127.0.0.1", "port": pg_server.port,
-                                 "username": username, "password": password, "dbname": "postgres",
-                                 "owner_team": "payments"}  # fmt: skip
-        if strategy == "alternating_users":
-            value["masterarn"], master_user = pg_master
-            grant_admin_option(pg_server, username, master_user)
-        arn: str = client.create_secret(Name=unique("fm"), SecretString=json.dumps(value))["ARN"]
-        emulator.enable_rotation(arn)
-        return arn
-
-    def check_after(_arn: str, current: dict[str, Any], original: dict[str, Any]) -> str:
-        kept = {k: v for k, v in current.items() if k not in ("username", "password")}
-        if kept != {k: v for k, v in original.items() if k not in ("username", "password")}:
-            return "keys of the secret changed"
-        if strategy == "alternating_users" and not pg_can_login(pg_server, ca_bundle, original):
-            return "alternating users: the previous credentials stopped working"
-        return ""
-
-    method = "set_clone_password" if strategy == "alternating_users" else "set_own_password"
-    return Target(
-        passwords=passwords,
-        name=f"{pg_kind.name} {strategy}",
-        client=client,
-        new_container=new_container,
-        new_secret=new_secret,
-        logs_in=lambda secret: pg_can_login(pg_server, ca_bundle, secret),
-        unreachable=lambda: connect_redirected(psycopg2),
-        crash_after_change=lambda: crash_after_method(PostgresEngine, method),
-        check_after=check_after,
-    )
-
-
-@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
-def test_fault_matrix_postgres_fault_then_retry_completes_without_lockout(
-    case: Case, pg_target: Target, pg_server: PostgresServer, leak_guard: LeakGuard
-) -> None:
-    result = run_case(pg_target, case)
-    leak_guard.add(*pg_target.passwords)
-    RESULTS.append(result)
-    check(result)

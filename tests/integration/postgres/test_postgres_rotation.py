@@ -12,8 +12,8 @@ import psycopg2
 import pytest
 import trustme
 
-from integration.conftest import rotate, secret_at, stages, unique
-from integration.postgres_logins import can_login, connect
+from integration.postgres.logins import can_login, connect
+from integration.support import rotate, secret_at, stages, unique
 from rotation_core.errors import Category, PendingNotReadyError, RotationError, TargetError
 from rotation_local import emulator, service
 from rotation_local.postgres_server import PostgresServer
@@ -27,7 +27,7 @@ def run_steps(app: Any, arn: str, token: str, *steps: str) -> None:
 
 @pytest.mark.verifies("single_user", "tls_verify_full")
 def test_postgres_single_user_rotation_new_password_works_old_refused(
-    pg_server: PostgresServer, sm_client: Any, pg_account: Any, postgres_function: Any, ca_bundle: Path
+    postgres_server: PostgresServer, sm_client: Any, pg_account: Any, postgres_function: Any, ca_bundle: Path
 ) -> None:
     account = pg_account()
     old = secret_at(sm_client, account.arn, "AWSCURRENT")
@@ -39,19 +39,19 @@ def test_postgres_single_user_rotation_new_password_works_old_refused(
     assert secret_at(sm_client, account.arn, "AWSPREVIOUS") == old
     assert new["password"] != old["password"]
     assert {k: v for k, v in new.items() if k != "password"} == {k: v for k, v in old.items() if k != "password"}
-    assert can_login(pg_server, ca_bundle, new)
-    assert not can_login(pg_server, ca_bundle, old)
+    assert can_login(postgres_server, ca_bundle, new)
+    assert not can_login(postgres_server, ca_bundle, old)
 
 
 def test_postgres_server_log_has_verifier_never_plaintext(
-    pg_server: PostgresServer, sm_client: Any, pg_account: Any, postgres_function: Any
+    postgres_server: PostgresServer, sm_client: Any, pg_account: Any, postgres_function: Any
 ) -> None:
     """log_statement=all is on: the ALTER ROLE is logged, with a SCRAM verifier instead of the password."""
     account = pg_account()
     rotate(postgres_function(), account.arn)
     new_password = secret_at(sm_client, account.arn, "AWSCURRENT")["password"]
 
-    log = pg_server.log_text()
+    log = postgres_server.log_text()
     statements = re.findall(rf'ALTER ROLE "{account.username}" PASSWORD \'([^\']*)\'', log)
     assert len(statements) == 1
     assert statements[0].startswith("SCRAM-SHA-256$4096:")
@@ -60,7 +60,7 @@ def test_postgres_server_log_has_verifier_never_plaintext(
 
 @pytest.mark.verifies("single_user")
 def test_postgres_every_step_invoked_twice_rotation_still_correct(
-    pg_server: PostgresServer, sm_client: Any, pg_account: Any, postgres_function: Any, ca_bundle: Path
+    postgres_server: PostgresServer, sm_client: Any, pg_account: Any, postgres_function: Any, ca_bundle: Path
 ) -> None:
     account = pg_account()
     app = postgres_function()
@@ -70,40 +70,40 @@ def test_postgres_every_step_invoked_twice_rotation_still_correct(
     emulator.clear_pending(account.arn)
 
     assert stages(sm_client, account.arn)[token] == ["AWSCURRENT"]
-    assert can_login(pg_server, ca_bundle, secret_at(sm_client, account.arn, "AWSCURRENT"))
-    assert not can_login(pg_server, ca_bundle, secret_at(sm_client, account.arn, "AWSPREVIOUS"))
+    assert can_login(postgres_server, ca_bundle, secret_at(sm_client, account.arn, "AWSCURRENT"))
+    assert not can_login(postgres_server, ca_bundle, secret_at(sm_client, account.arn, "AWSPREVIOUS"))
 
 
 @pytest.mark.verifies("single_user")
 def test_postgres_crash_after_password_change_then_retry_completes(
-    pg_server: PostgresServer, sm_client: Any, pg_account: Any, postgres_function: Any, ca_bundle: Path
+    postgres_server: PostgresServer, sm_client: Any, pg_account: Any, postgres_function: Any, ca_bundle: Path
 ) -> None:
     account = pg_account()
     token = emulator.stage_pending_placeholder(account.arn)
     run_steps(postgres_function(), account.arn, token, "createSecret", "setSecret")  # then the container dies
     pending = secret_at(sm_client, account.arn, "AWSPENDING")
-    assert can_login(pg_server, ca_bundle, pending)
-    assert not can_login(pg_server, ca_bundle, secret_at(sm_client, account.arn, "AWSCURRENT"))
+    assert can_login(postgres_server, ca_bundle, pending)
+    assert not can_login(postgres_server, ca_bundle, secret_at(sm_client, account.arn, "AWSCURRENT"))
 
     rotate(postgres_function(), account.arn, token=token)  # the service retries in a new container
 
     assert secret_at(sm_client, account.arn, "AWSCURRENT") == pending
-    assert can_login(pg_server, ca_bundle, pending)
+    assert can_login(postgres_server, ca_bundle, pending)
     assert [v for v, s in stages(sm_client, account.arn).items() if "AWSPENDING" in s] == []
 
 
 @pytest.mark.verifies("single_user")
 def test_postgres_database_still_on_previous_password_rotation_recovers(
-    pg_server: PostgresServer, sm_client: Any, pg_account: Any, postgres_function: Any, ca_bundle: Path
+    postgres_server: PostgresServer, sm_client: Any, pg_account: Any, postgres_function: Any, ca_bundle: Path
 ) -> None:
     account = pg_account()
     app = postgres_function()
     rotate(app, account.arn)
     previous = secret_at(sm_client, account.arn, "AWSPREVIOUS")
-    pg_server.create_login(unique("unused"), "x" * 12)  # unrelated activity on the server
+    postgres_server.create_login(unique("unused"), "x" * 12)  # unrelated activity on the server
     from psycopg2 import extensions, sql
 
-    conn = pg_server.admin_connect()
+    conn = postgres_server.admin_connect()
     conn.autocommit = True
     verifier = extensions.encrypt_password(previous["password"], account.username, conn, "scram-sha-256")
     with conn.cursor() as cursor:  # e.g. the database was restored from a snapshot
@@ -112,11 +112,11 @@ def test_postgres_database_still_on_previous_password_rotation_recovers(
 
     rotate(app, account.arn)
 
-    assert can_login(pg_server, ca_bundle, secret_at(sm_client, account.arn, "AWSCURRENT"))
+    assert can_login(postgres_server, ca_bundle, secret_at(sm_client, account.arn, "AWSCURRENT"))
 
 
 def test_postgres_test_secret_before_set_secret_fails_clearly_changes_nothing(
-    pg_server: PostgresServer, sm_client: Any, pg_account: Any, postgres_function: Any, ca_bundle: Path
+    postgres_server: PostgresServer, sm_client: Any, pg_account: Any, postgres_function: Any, ca_bundle: Path
 ) -> None:
     account = pg_account()
     app = postgres_function()
@@ -128,8 +128,8 @@ def test_postgres_test_secret_before_set_secret_fails_clearly_changes_nothing(
         run_steps(app, account.arn, token, "testSecret")
 
     assert stages(sm_client, account.arn) == before
-    assert can_login(pg_server, ca_bundle, secret_at(sm_client, account.arn, "AWSCURRENT"))
-    assert not can_login(pg_server, ca_bundle, secret_at(sm_client, account.arn, "AWSPENDING"))
+    assert can_login(postgres_server, ca_bundle, secret_at(sm_client, account.arn, "AWSCURRENT"))
+    assert not can_login(postgres_server, ca_bundle, secret_at(sm_client, account.arn, "AWSPENDING"))
 
 
 def test_postgres_rotate_immediately_false_test_secret_on_placeholder_fails_clearly(
@@ -143,10 +143,10 @@ def test_postgres_rotate_immediately_false_test_secret_on_placeholder_fails_clea
 
 
 def test_postgres_rotation_disabled_every_step_refused(
-    sm_client: Any, pg_server: PostgresServer, postgres_function: Any, leak_guard: Any
+    sm_client: Any, postgres_server: PostgresServer, postgres_function: Any, leak_guard: Any
 ) -> None:
     username = unique("app")
-    value = {"engine": "postgres", "host": "127.0.0.1", "port": pg_server.port, "username": username,
+    value = {"engine": "postgres", "host": "127.0.0.1", "port": postgres_server.port, "username": username,
              "password": "Not-Used-Password-1", "dbname": "postgres"}  # fmt: skip
     arn = sm_client.create_secret(Name=unique("disabled"), SecretString=json.dumps(value))["ARN"]
     token = emulator.stage_pending_placeholder(arn)
@@ -158,7 +158,7 @@ def test_postgres_rotation_disabled_every_step_refused(
 
 @pytest.mark.verifies("tls_wrong_ca")
 def test_postgres_wrong_ca_fails_tls_without_fallback_and_changes_nothing(
-    pg_server: PostgresServer,
+    postgres_server: PostgresServer,
     sm_client: Any,
     pg_account: Any,
     postgres_function: Any,
@@ -171,7 +171,7 @@ def test_postgres_wrong_ca_fails_tls_without_fallback_and_changes_nothing(
     app = postgres_function(DB_CA_BUNDLE=str(other_ca))
     token = emulator.stage_pending_placeholder(account.arn)
     run_steps(app, account.arn, token, "createSecret")
-    logins_before = pg_server.log_text().count(f"user={account.username}")
+    logins_before = postgres_server.log_text().count(f"user={account.username}")
 
     with pytest.raises(TargetError) as raised:
         run_steps(app, account.arn, token, "setSecret")
@@ -179,13 +179,13 @@ def test_postgres_wrong_ca_fails_tls_without_fallback_and_changes_nothing(
     assert raised.value.category is Category.TLS
     assert "DB_CA_BUNDLE" in str(raised.value)
     # No plaintext retry reached the server: not even an authentication attempt was logged.
-    assert pg_server.log_text().count(f"user={account.username}") == logins_before
-    assert can_login(pg_server, ca_bundle, secret_at(sm_client, account.arn, "AWSCURRENT"))
+    assert postgres_server.log_text().count(f"user={account.username}") == logins_before
+    assert can_login(postgres_server, ca_bundle, secret_at(sm_client, account.arn, "AWSCURRENT"))
 
 
 @pytest.mark.verifies("tls_verify_full")
 def test_postgres_verify_full_host_name_mismatch_is_refused(
-    pg_server: PostgresServer, sm_client: Any, pg_account: Any, postgres_function: Any
+    postgres_server: PostgresServer, sm_client: Any, pg_account: Any, postgres_function: Any
 ) -> None:
     """The certificate names 127.0.0.1 and localhost; another name for the same server must fail."""
     account = pg_account(host="127.0.0.2")
@@ -198,9 +198,9 @@ def test_postgres_verify_full_host_name_mismatch_is_refused(
 
 
 @pytest.fixture(scope="module")
-def plain_pg_server(pg_kind: ServerKind) -> Iterator[PostgresServer]:
+def plain_pg_server(postgres_kind: ServerKind) -> Iterator[PostgresServer]:
     """Another server of this test's kind, without TLS at all."""
-    server: PostgresServer = pg_kind.start()
+    server: PostgresServer = postgres_kind.start()
     yield server
     server.stop()
 
@@ -253,7 +253,7 @@ def test_postgres_unreachable_server_fails_fast_with_category(
 
 
 def test_postgres_probe_query_is_configurable_and_read_only(
-    pg_server: PostgresServer, sm_client: Any, pg_account: Any, postgres_function: Any
+    postgres_server: PostgresServer, sm_client: Any, pg_account: Any, postgres_function: Any
 ) -> None:
     account = pg_account()
     app = postgres_function(TEST_QUERY="CREATE TABLE probe_side_effect (id int)")
@@ -271,7 +271,7 @@ def test_postgres_probe_query_is_configurable_and_read_only(
 
 @pytest.mark.verifies("alternating_users")
 def test_postgres_alternating_users_twice_both_users_work_and_clone_acts_as_original(
-    pg_server: PostgresServer, sm_client: Any, pg_account: Any, postgres_function: Any, ca_bundle: Path
+    postgres_server: PostgresServer, sm_client: Any, pg_account: Any, postgres_function: Any, ca_bundle: Path
 ) -> None:
     account = pg_account(with_master=True)
     app = postgres_function(ROTATION_STRATEGY="alternating_users")
@@ -283,12 +283,12 @@ def test_postgres_alternating_users_twice_both_users_work_and_clone_acts_as_orig
     assert clone["masterarn"] == original["masterarn"]
 
     # The clone acts as the original: what it creates belongs to the original, which can use it.
-    with connect(pg_server, ca_bundle, clone) as conn, conn.cursor() as cursor:
+    with connect(postgres_server, ca_bundle, clone) as conn, conn.cursor() as cursor:
         cursor.execute("SELECT current_user, session_user")
         assert cursor.fetchone() == (account.username, clone["username"])
         cursor.execute("CREATE TABLE made_by_clone (id int)")
         cursor.execute("INSERT INTO made_by_clone VALUES (1)")
-    with connect(pg_server, ca_bundle, original) as conn, conn.cursor() as cursor:
+    with connect(postgres_server, ca_bundle, original) as conn, conn.cursor() as cursor:
         cursor.execute("SELECT tableowner FROM pg_tables WHERE tablename = 'made_by_clone'")
         assert cursor.fetchone() == (account.username,)
         cursor.execute("INSERT INTO made_by_clone VALUES (2)")
@@ -299,13 +299,13 @@ def test_postgres_alternating_users_twice_both_users_work_and_clone_acts_as_orig
     previous = secret_at(sm_client, account.arn, "AWSPREVIOUS")
     assert current["username"] == account.username
     assert previous == clone
-    assert can_login(pg_server, ca_bundle, current)
-    assert can_login(pg_server, ca_bundle, previous)
-    assert not can_login(pg_server, ca_bundle, original)  # the original's password did change
+    assert can_login(postgres_server, ca_bundle, current)
+    assert can_login(postgres_server, ca_bundle, previous)
+    assert not can_login(postgres_server, ca_bundle, original)  # the original's password did change
 
 
 def test_postgres_alternating_master_without_createrole_fails_clearly_and_changes_nothing(
-    pg_server: PostgresServer, sm_client: Any, pg_account: Any, postgres_function: Any, ca_bundle: Path
+    postgres_server: PostgresServer, sm_client: Any, pg_account: Any, postgres_function: Any, ca_bundle: Path
 ) -> None:
     account = pg_account(with_master=True, master_options="NOCREATEROLE")
     app = postgres_function(ROTATION_STRATEGY="alternating_users")
@@ -315,12 +315,12 @@ def test_postgres_alternating_master_without_createrole_fails_clearly_and_change
 
     assert raised.value.category is Category.PERMISSION
     clone = f"{account.username}_clone"
-    assert pg_server.query_one("SELECT count(*) FROM pg_roles WHERE rolname = %s", (clone,)) == 0
-    assert can_login(pg_server, ca_bundle, secret_at(sm_client, account.arn, "AWSCURRENT"))
+    assert postgres_server.query_one("SELECT count(*) FROM pg_roles WHERE rolname = %s", (clone,)) == 0
+    assert can_login(postgres_server, ca_bundle, secret_at(sm_client, account.arn, "AWSCURRENT"))
 
 
 def test_postgres_alternating_master_pointing_at_other_server_is_refused(
-    pg_server: PostgresServer, sm_client: Any, pg_account: Any, postgres_function: Any
+    postgres_server: PostgresServer, sm_client: Any, pg_account: Any, postgres_function: Any
 ) -> None:
     account = pg_account(with_master=True)
     master_arn = secret_at(sm_client, account.arn, "AWSCURRENT")["masterarn"]

@@ -1,0 +1,73 @@
+"""PostgreSQL fixtures: the server of this test's kind (``postgres_kind``), accounts on it, the function.
+
+The servers come from the session's pool (TLS on, ``log_statement=all``); the accounts from the local
+target (``rotation_local.targets.postgres``), as the demo, the benchmarks and the fault matrix make them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from helpers import LeakGuard
+from integration.support import Account, create_account, unique
+from rotation_local.invoke import load_function
+from rotation_local.postgres_server import PostgresServer
+from rotation_local.server_kinds import ServerKind, ServerPool
+from rotation_local.targets.postgres import TARGET
+from server_matrix import kind_of
+
+
+@pytest.fixture(scope="session")
+def postgres_kind(request: pytest.FixtureRequest) -> ServerKind:
+    """The PostgreSQL kind this test runs on (the parameter ``server_matrix`` gives it)."""
+    return kind_of(request)
+
+
+@pytest.fixture(scope="session")
+def postgres_server(postgres_kind: ServerKind, server_pool: ServerPool) -> PostgresServer:
+    """PostgreSQL of this test's kind, TLS on and every statement logged."""
+    server: PostgresServer = server_pool.get(postgres_kind)
+    return server
+
+
+@pytest.fixture
+def pg_account(postgres_server: PostgresServer, sm_client: Any, leak_guard: LeakGuard) -> Callable[..., Account]:
+    """A login role ``<prefix>_<random>`` owning a database, and its secret (rotation enabled).
+
+    ``admin_option``: on PostgreSQL 16+, give the master ADMIN OPTION on the user (it needs it);
+    ``master_options``: make the master a plain login with these role options instead.
+    """
+
+    def make(
+        *,
+        with_master: bool = False,
+        master_options: str | None = None,
+        admin_option: bool = True,
+        prefix: str = "app",
+        **overrides: Any,
+    ) -> Account:
+        return create_account(
+            TARGET, postgres_server, sm_client, leak_guard,
+            username=unique(prefix), master_username=unique("master"), with_master=with_master,
+            allow_master=admin_option, master_role_options=master_options, **overrides,
+        )  # fmt: skip
+
+    return make
+
+
+@pytest.fixture
+def postgres_function(sm_env: dict[str, str], ca_bundle: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
+    """A fresh copy of functions/postgres/app.py configured through its environment, as in Lambda."""
+
+    def load(**env: str) -> ModuleType:
+        monkeypatch.setenv("DB_CA_BUNDLE", str(ca_bundle))
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        return load_function("postgres")
+
+    return load
