@@ -14,8 +14,8 @@ help:
 	@echo "                        ROTATION_TEST_SERVERS=postgres-17,mysql-* make test: only those database servers"
 	@echo "make test-unit          unit tests only (no servers, no network)"
 	@echo "make lint               ruff and mypy"
-	@echo "make template           regenerate template.yaml from the engine registry"
-	@echo "make verified-table     write the last test run's verified-against table into README.md"
+	@echo "make template           regenerate template.yaml and events/ from the engine registry"
+	@echo "make verified-table     write the last full test run's figures into docs/ (verified.md, security.md)"
 	@echo "make rds-ca-bundle      refresh the layer's Amazon RDS CA bundle from AWS (needs internet access)"
 	@echo "make bench              benchmarks (BENCH_ARGS=\"--repeats 7 --fleet 1,10,100,1000\")"
 	@echo "make invoke FUNCTION=functions/postgres EVENT=events/... ENDPOINT=http://127.0.0.1:5000"
@@ -47,7 +47,7 @@ test-integration: servers
 	$(PY) -m pytest tests/integration
 
 verified-table: venv
-	$(PY) -m rotation_local verified-table --readme README.md
+	$(PY) -m rotation_local verified-table --docs docs
 
 lint: venv
 	$(PY) -m ruff check .

@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from rotation_local import emulator, service
+from rotation_local import emulator, figures, service
 from rotation_local.invoke import load_function
 from rotation_local.targets import DatabaseTarget, database_targets
 from rotation_local.tls import LocalCA
@@ -370,6 +370,8 @@ def main() -> int:
     plot_name = "fleet.png" if args.name == "latest" else f"{args.name}-fleet.png"
     plotted = plot(fleet, RESULTS / plot_name) if fleet else False
     print_table(report, f"bench/results/{args.name}.json" + (f" and bench/results/{plot_name}" if plotted else ""))
+    if (RESULTS / "latest.json").is_file():
+        print(f"tables written to {figures.write_performance_doc(RESULTS).relative_to(REPO)}")
     return 0
 
 

@@ -39,7 +39,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    RECORDER.write(verified.default_path(REPO_ROOT), session)
+    RECORDER.write(verified.default_path(REPO_ROOT), session, {"leak_guard": dict(LeakGuard.stats)})
 
 
 @pytest.fixture(autouse=True)

@@ -90,7 +90,8 @@ class LeakGuard:
         LeakGuard.stats["bytes_scanned"] += sum(len(text) for text in corpus)
         leaks = []
         for value in self.values:
-            forms = {value, json.dumps(value)[1:-1]}
+            # As written, as JSON with \u escapes, and as JSON that keeps non-ASCII characters.
+            forms = {value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}
             if any(form in text for form in forms for text in corpus):
                 leaks.append(f"a value of {len(value)} characters")
         LeakGuard.stats["seconds"] += time.perf_counter() - started

@@ -22,6 +22,7 @@ import os
 import platform
 import time
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from rotation_local.server_kinds import ServerKind
 OPTION = "--servers"
 ENV_VAR = "ROTATION_TEST_SERVERS"
 ANY_ENGINE = "*"
+FAULT_MATRIX_MODULE = "test_fault_matrix"  # the fault matrices' modules: test_fault_matrix_<what>.py
 
 
 def kind_fixtures() -> dict[str, str]:
@@ -114,6 +116,7 @@ class Recorder:
     items: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)  # nodeid -> kind, claims
     skipped_kinds: dict[str, str] = field(default_factory=dict)
     write_error: str = ""
+    started: float = field(default_factory=time.monotonic)
 
     def record(self, item: pytest.Item, report: pytest.TestReport) -> None:
         kind = item_kind(item)
@@ -156,12 +159,17 @@ class Recorder:
                 entry["claims"].setdefault(claim, {"passed": 0, "failed": 0})[key] += 1
         return kinds
 
-    def write(self, path: Path, session: pytest.Session) -> Path | None:
+    def write(self, path: Path, session: pytest.Session, extra: Mapping[str, Any] | None = None) -> Path | None:
+        """Write the run's record (``extra``: more figures of the whole run, e.g. the leak guard's)."""
         kinds = self.per_kind()
         if not kinds:
             return None
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         stats = getattr(reporter, "stats", {})
+
+        def fault_matrix(outcome: str) -> int:
+            return sum(1 for report in stats.get(outcome, []) if FAULT_MATRIX_MODULE in getattr(report, "nodeid", ""))
+
         record = {
             "run": {
                 "finished_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
@@ -169,6 +177,12 @@ class Recorder:
                 "passed": len(stats.get("passed", [])),
                 "failed": len(stats.get("failed", [])) + len(stats.get("error", [])),
                 "skipped": len(stats.get("skipped", [])),
+                "seconds": round(time.monotonic() - self.started, 1),
+                "fault_matrix": {
+                    "passed": fault_matrix("passed"),
+                    "failed": fault_matrix("failed") + fault_matrix("error"),
+                },
+                **(extra or {}),
             },
             "kinds": kinds,
         }

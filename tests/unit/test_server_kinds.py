@@ -97,8 +97,19 @@ def test_verified_table_renders_counts_failures_and_unrun_claims() -> None:
     assert rows[0].endswith("| ✗ 1 of 3 failed |")
 
 
-def test_verified_table_replaces_only_the_block_between_the_markers() -> None:
-    text = f"intro\n{verified.START_MARK}\nold table\n{verified.END_MARK}\noutro\n"
-    assert verified.replace_in(text, "NEW") == f"intro\n{verified.START_MARK}\nNEW\n{verified.END_MARK}\noutro\n"
-    with pytest.raises(ValueError, match="markers"):
-        verified.replace_in("no markers here", "NEW")
+def test_verified_docs_blocks_written_from_record_and_partial_run_detected(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for name in ("verified.md", "security.md"):
+        (docs / name).write_text("intro\n<!-- verified-table:start -->\n<!-- verified-table:end -->\n"
+                                 "<!-- suite-figures:start -->\nold\n<!-- suite-figures:end -->\noutro\n")  # fmt: skip
+    record = {"run": {"passed": 1, "failed": 0, "skipped": 0}, "kinds": {"postgres-15": {"version": "15.1"}}}
+
+    verified.write_docs(record, docs)
+
+    assert verified.stale_blocks(docs) == []
+    assert "| `postgres-15` | 15.1 |" in (docs / "verified.md").read_text()
+    assert (docs / "security.md").read_text().endswith("<!-- suite-figures:end -->\noutro\n")
+    assert "postgres-17" in verified.missing_kinds(record)
+    (docs / "verified.md").write_text((docs / "verified.md").read_text().replace("15.1", "15.2"))
+    assert verified.stale_blocks(docs) == ["docs/verified.md (verified-table)"]

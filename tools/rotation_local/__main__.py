@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--endpoint", help="Secrets Manager endpoint URL (sets AWS_ENDPOINT_URL_SECRETSMANAGER)")
     run.add_argument("--python", help="Python interpreter that runs the handler (default: this one)")
 
-    generate = commands.add_parser("template", help="write template.yaml from the engine registry")
+    generate = commands.add_parser("template", help="write template.yaml and events/ from the engine registry")
     generate.add_argument("--check", action="store_true", help="only check that template.yaml is up to date")
 
     roots = commands.add_parser("roots", help="build or show the private root filesystems of the newer servers")
@@ -45,13 +45,13 @@ def main(argv: list[str] | None = None) -> int:
 
     table = commands.add_parser("verified-table", help="render the last test run's verified-against table")
     table.add_argument("--input", type=Path, help="the run's record (default: .pytest_cache/rotation-verified.json)")
-    table.add_argument("--readme", type=Path, help="replace the table between the markers in this file")
+    table.add_argument("--docs", type=Path, help="write the record's generated blocks into this docs folder")
 
     args = parser.parse_args(argv)
     if args.command == "roots":
         return _roots(args.action, args.servers, force=args.force)
     if args.command == "verified-table":
-        return _verified_table(args.input, args.readme)
+        return _verified_table(args.input, args.docs)
     if args.command == "template":
         return _template(check=args.check)
     if args.command == "demo":
@@ -110,36 +110,48 @@ def _roots(action: str, spec: str | None, *, force: bool) -> int:
     return 0
 
 
-def _verified_table(source: Path | None, readme: Path | None) -> int:
+def _verified_table(source: Path | None, docs: Path | None) -> int:
     from rotation_local import verified
 
     path = source or verified.default_path(Path.cwd())
     try:
-        table = verified.render_table(verified.load(path))
+        record = verified.load(path)
     except (OSError, ValueError) as error:
         print(f"verified-table: cannot read {path}: {error} (run `make test` first)", file=sys.stderr)
         return 1
-    if readme is None:
-        print(table)
+    if docs is None:
+        print(verified.render_table(record))
         return 0
-    try:
-        readme.write_text(verified.replace_in(readme.read_text(encoding="utf-8"), table), encoding="utf-8")
-    except (OSError, ValueError) as error:
-        print(f"verified-table: {readme}: {error}", file=sys.stderr)
+    missing = verified.missing_kinds(record)
+    if missing:
+        print(
+            f"verified-table: the run did not include {', '.join(missing)}; the docs describe a full run "
+            "(`make test` as root, no ROTATION_TEST_SERVERS)",
+            file=sys.stderr,
+        )
         return 1
-    print(f"verified-table: updated {readme}")
+    try:
+        written = verified.write_docs(record, docs)
+    except (OSError, ValueError) as error:
+        print(f"verified-table: {docs}: {error}", file=sys.stderr)
+        return 1
+    print(f"verified-table: updated {', '.join(str(p) for p in written)}")
     return 0
 
 
 def _template(*, check: bool) -> int:
+    """template.yaml and the sample events: both generated from the registry."""
+    from rotation_local.events import stale_events, write_events
     from rotation_local.template import TEMPLATE_PATH, check_template, write_template
 
     if not check:
         write_template()
+        write_events()
         return 0
-    if check_template():
+    stale = ([] if check_template() else [TEMPLATE_PATH.name]) + stale_events()
+    if not stale:
         return 0
-    print(f"{TEMPLATE_PATH.name} is out of date: run `python -m rotation_local template`", file=sys.stderr)
+    print(f"out of date: {', '.join(stale)}: run `python -m rotation_local template`", file=sys.stderr)
     return 1
 
 

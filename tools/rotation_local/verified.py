@@ -2,9 +2,11 @@
 
 The test suite (``tests/server_matrix.py``) writes a JSON record at the end of every run that used a
 database server: per server kind, the version that ran and, per claim (a test marker
-``@pytest.mark.verifies(...)``), how many tests passed and failed. ``python -m rotation_local
-verified-table`` renders it as Markdown, and with ``--readme README.md`` replaces the table between
-the README's ``verified-table`` markers.
+``@pytest.mark.verifies(...)``), how many tests passed and failed; and for the whole run the test
+counts, the fault matrix's cases and the leak guard's figures. ``python -m rotation_local
+verified-table`` renders the table; with ``--docs docs`` it keeps a copy of the record as
+:data:`DOCS_RECORD` and writes the generated blocks of ``docs/verified.md`` (the table) and
+``docs/security.md`` (the suite's figures) from it (:mod:`rotation_local.figures`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from rotation_local.figures import block_in, replace_block
 from rotation_local.server_kinds import kinds as all_kinds
 
 # Marker argument -> column heading.
@@ -25,8 +28,9 @@ CLAIMS: dict[str, str] = {
     "tls_wrong_ca": "wrong CA refused",
     "tls_absent": 'server without TLS refused, `"ssl": false` opt-out',
 }
-START_MARK = "<!-- verified-table:start (python -m rotation_local verified-table --readme README.md) -->"
-END_MARK = "<!-- verified-table:end -->"
+TABLE_BLOCK, FIGURES_BLOCK = "verified-table", "suite-figures"
+DOCS_RECORD = Path("figures") / "test-run.json"  # below docs/: the record the generated blocks come from
+SOURCE = "docs/figures/test-run.json, the record of a full `make test`, by `make verified-table`"
 
 
 def default_path(repo_root: Path) -> Path:
@@ -73,16 +77,67 @@ def render_table(record: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def replace_in(text: str, table: str) -> str:
-    """``text`` with the block between the markers replaced by ``table``.
+def render_suite_figures(record: Mapping[str, Any]) -> str:
+    """Markdown: what the whole run did (tests, fault-matrix cases, leak guard), from the run's record."""
+    run: Mapping[str, Any] = record.get("run", {})
+    kinds = list(record.get("kinds", {}))
+    matrix: Mapping[str, Any] = run.get("fault_matrix", {})
+    guard: Mapping[str, Any] = run.get("leak_guard", {})
+    minutes = f", {run['seconds'] / 60:.0f} minutes" if "seconds" in run else ""
+    lines = [
+        "| what | figure |",
+        "|---|---|",
+        f"| tests in the run of {run.get('finished_at', '?')} (Python {run.get('python', '?')}) | "
+        f"{run.get('passed', '?')} passed, {run.get('failed', '?')} failed, {run.get('skipped', '?')} skipped; "
+        f"the database tests on {len(kinds)} server kinds{minutes} |",
+    ]
+    if matrix:
+        lines.append(
+            f"| fault-matrix cases (each followed by the service's retry) | {matrix.get('passed', 0)} passed, "
+            f"{matrix.get('failed', 0)} failed: every failed case is a lockout, a lost version or a stale AWSPENDING |"
+        )
+    if guard:
+        lines.append(
+            f"| leak guard | {guard.get('tests', 0):,.0f} tests checked, {guard.get('values', 0):,.0f} secret values "
+            f"searched for in {guard.get('bytes_scanned', 0):,.0f} characters of logs, output and server logs, "
+            f"{guard.get('seconds', 0):.1f} s |"
+        )
+    return "\n".join(lines)
 
-    Raises:
-        ValueError: the markers are missing.
-    """
-    start, end = text.find(START_MARK), text.find(END_MARK)
-    if start < 0 or end < start:
-        raise ValueError(f"the markers {START_MARK!r} ... {END_MARK!r} are not in the file")
-    return text[: start + len(START_MARK)] + "\n" + table + "\n" + text[end:]
+
+def write_docs(record: Mapping[str, Any], docs: Path) -> list[Path]:
+    """Keep the record below ``docs`` and write the blocks it feeds; returns the files written."""
+    copy = docs / DOCS_RECORD
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    copy.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    written = [copy]
+    for name, block, content in (
+        ("verified.md", TABLE_BLOCK, render_table(record)),
+        ("security.md", FIGURES_BLOCK, render_suite_figures(record)),
+    ):
+        path = docs / name
+        path.write_text(replace_block(path.read_text(encoding="utf-8"), block, SOURCE, content), encoding="utf-8")
+        written.append(path)
+    return written
+
+
+def stale_blocks(docs: Path) -> list[str]:
+    """The generated blocks below ``docs`` that differ from what the kept record renders to."""
+    record = load(docs / DOCS_RECORD)
+    stale = []
+    for name, block, content in (
+        ("verified.md", TABLE_BLOCK, render_table(record)),
+        ("security.md", FIGURES_BLOCK, render_suite_figures(record)),
+    ):
+        if block_in((docs / name).read_text(encoding="utf-8"), block).strip() != content.strip():
+            stale.append(f"docs/{name} ({block})")
+    return stale
+
+
+def missing_kinds(record: Mapping[str, Any]) -> list[str]:
+    """Server kinds the run did not test (a partial run must not become the docs' figures)."""
+    ran = record.get("kinds", {})
+    return [kind.name for kind in all_kinds() if kind.name not in ran]
 
 
 def load(path: Path) -> dict[str, Any]:
