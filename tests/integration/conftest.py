@@ -9,8 +9,10 @@ need root, without root). Engine-specific fixtures live in the engine's folder (
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import boto3
@@ -19,6 +21,7 @@ import trustme
 
 from helpers import LeakGuard
 from integration.built import Build, prepare_build
+from integration.support import load_configured_function
 from rotation_local import emulator
 from rotation_local.server_kinds import ServerKind, ServerPool
 from rotation_local.targets import DatabaseTarget, database_target, database_targets
@@ -85,6 +88,14 @@ def db_target(db_kind: ServerKind) -> DatabaseTarget:
 @pytest.fixture(scope="session")
 def db_server(db_kind: ServerKind, server_pool: ServerPool) -> Any:
     return server_pool.get(db_kind)
+
+
+@pytest.fixture
+def db_function(
+    db_kind: ServerKind, sm_env: dict[str, str], ca_bundle: Path, monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., ModuleType]:
+    """The function of this kind's engine, loaded fresh and configured through its environment."""
+    return functools.partial(load_configured_function, db_kind.family, monkeypatch, ca_bundle)
 
 
 @pytest.fixture(autouse=True)

@@ -6,11 +6,13 @@ import json
 import secrets
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from helpers import LeakGuard
 from rotation_local import emulator, service
+from rotation_local.invoke import load_function
 from rotation_local.targets import DatabaseTarget
 
 
@@ -21,6 +23,20 @@ def unique(prefix: str) -> str:
 def rotate(app: ModuleType, arn: str, **kwargs: Any) -> str:
     """One rotation as the service runs it, through a function module's ``lambda_handler``."""
     return service.rotate(arn, lambda event: app.lambda_handler(dict(event), None), **kwargs)
+
+
+def run_steps(app: ModuleType, arn: str, token: str, *steps: str) -> None:
+    """Invoke the function module for each step, in order, with the same token."""
+    for step in steps:
+        app.lambda_handler(service.event(step, arn, token), None)
+
+
+def load_configured_function(folder: str, monkeypatch: Any, ca_bundle: Path, **env: str) -> ModuleType:
+    """A fresh copy of ``functions/<folder>/app.py`` configured through its environment, as in Lambda."""
+    monkeypatch.setenv("DB_CA_BUNDLE", str(ca_bundle))
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return load_function(folder)
 
 
 def secret_at(sm_client: Any, arn: str, stage: str) -> dict[str, Any]:
@@ -52,7 +68,7 @@ def create_account(
     leak_guard: LeakGuard,
     *,
     username: str,
-    master_username: str,
+    master_username: str = "",
     with_master: bool = False,
     allow_master: bool = True,
     master_role_options: str | None = None,

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
-from rotation_local.postgres_server import ServerError, free_port
+from rotation_local.local_server import LocalServer, ServerError, free_port
 from rotation_local.rootfs import Chroot
 
 ADMIN_USER = "rotation_admin"
@@ -66,28 +66,14 @@ def native_password_hash(password: str) -> str:
     return "*" + hashlib.sha1(hashlib.sha1(password.encode("utf-8")).digest()).hexdigest().upper()  # noqa: S324
 
 
-@dataclass
-class MySQLFamilyServer:
+@dataclass(kw_only=True)
+class MySQLFamilyServer(LocalServer):
     """A running MariaDB or MySQL server. ``workdir`` and the path properties are host paths."""
 
     flavour: ClassVar[str] = ""  # "mariadb" or "mysql"
     program: ClassVar[str] = ""  # the server program's name, for messages
 
-    workdir: Path
-    port: int
-    admin_password: str = field(repr=False)
-    tls: bool
-    root: Path | None = None
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
-    version: str = ""
-
-    @property
-    def chroot(self) -> Chroot:
-        return Chroot(self.root)
-
-    @property
-    def datadir(self) -> Path:
-        return self.workdir / "data"
 
     @property
     def socket_path(self) -> Path:
@@ -304,12 +290,6 @@ class MySQLFamilyServer:
 
     def grants(self, username: str, host: str) -> list[str]:
         return [str(row[0]) for row in self.query("SHOW GRANTS FOR %s@%s", (username, host))]
-
-    def log_text(self) -> str:
-        try:
-            return self.log_path.read_text(encoding="utf-8", errors="replace")
-        except FileNotFoundError:
-            return ""
 
 
 @dataclass

@@ -16,29 +16,21 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rotation_local.local_server import LocalServer, ServerError, free_port
 from rotation_local.rootfs import Chroot
+
+__all__ = ["ADMIN_USER", "PostgresServer", "ServerError", "find_postgres_bindir", "free_port"]
 
 ADMIN_USER = "rotation_admin"
 _SERVICE_USER = "postgres"
 _STOP_TIMEOUT = 30.0
-
-
-class ServerError(RuntimeError):
-    pass
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _version_key(path: str) -> tuple[int, ...]:
@@ -80,26 +72,12 @@ def find_postgres_bindir(root: Path | None = None) -> Path:
     )
 
 
-@dataclass
-class PostgresServer:
+@dataclass(kw_only=True)
+class PostgresServer(LocalServer):
     """A running cluster. ``bindir`` is a path as the server sees it (inside ``root``, if any);
     ``workdir`` and the other paths are host paths."""
 
     bindir: Path
-    workdir: Path
-    port: int
-    admin_password: str = field(repr=False)
-    tls: bool
-    version: str = ""
-    root: Path | None = None
-
-    @property
-    def chroot(self) -> Chroot:
-        return Chroot(self.root)
-
-    @property
-    def datadir(self) -> Path:
-        return self.workdir / "data"
 
     @property
     def log_path(self) -> Path:
@@ -273,12 +251,6 @@ class PostgresServer:
                 )
         finally:
             conn.close()
-
-    def log_text(self) -> str:
-        try:
-            return self.log_path.read_text(encoding="utf-8", errors="replace")
-        except FileNotFoundError:
-            return ""
 
     def _run_pg_ctl(self, *args: str) -> None:
         self._as_service_user([str(self.bindir / "pg_ctl"), "-D", self.chroot.inside(self.datadir), *args])

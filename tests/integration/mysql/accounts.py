@@ -20,8 +20,6 @@ from integration.support import unique
 from rotation_core.engines.mysql.grants import Account, parse_grants
 from rotation_core.engines.mysql.statements import Flavour, ServerVersion
 from rotation_local.mysql_server import MySQLFamilyServer
-from rotation_local.server_kinds import ServerKind
-from rotation_local.tls import material_from
 
 ACCOUNT_COLUMNS = ("plugin", "ssl_type", "ssl_cipher", "x509_issuer", "x509_subject")
 LIMIT_COLUMNS = ("max_questions", "max_updates", "max_connections", "max_user_connections")
@@ -115,9 +113,3 @@ def restrict_master(server: MySQLFamilyServer, master: str, *grants: str) -> Non
 def short_name(prefix: str) -> str:
     """A user name that leaves room for ``_clone`` within 32 characters."""
     return unique(prefix)[:20]
-
-
-def start_extra_server(kind: ServerKind, tls_ca: Any | None, *names: str) -> MySQLFamilyServer:
-    """Another server of the kind, for a module (with a certificate for ``names`` from ``tls_ca``, or no TLS)."""
-    server: MySQLFamilyServer = kind.start(tls=material_from(tls_ca, *names) if tls_ca is not None else None)
-    return server

@@ -10,6 +10,7 @@ come from the local target (``rotation_local.targets.mysql``), as the demo and t
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -19,8 +20,7 @@ import pytest
 
 from helpers import LeakGuard
 from integration.mysql.accounts import short_name
-from integration.support import Account, create_account
-from rotation_local.invoke import load_function
+from integration.support import Account, create_account, load_configured_function
 from rotation_local.mariadb_server import MySQLFamilyServer
 from rotation_local.server_kinds import ServerKind, ServerPool
 from rotation_local.targets.mysql import TARGET
@@ -57,13 +57,8 @@ def mysql_account(mysql_server: MySQLFamilyServer, sm_client: Any, leak_guard: L
 
 
 @pytest.fixture
-def mysql_function(sm_env: dict[str, str], ca_bundle: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
+def mysql_function(
+    sm_env: dict[str, str], ca_bundle: Path, monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., ModuleType]:
     """A fresh copy of functions/mysql/app.py configured through its environment, as in Lambda."""
-
-    def load(**env: str) -> ModuleType:
-        monkeypatch.setenv("DB_CA_BUNDLE", str(ca_bundle))
-        for name, value in env.items():
-            monkeypatch.setenv(name, value)
-        return load_function("mysql")
-
-    return load
+    return functools.partial(load_configured_function, "mysql", monkeypatch, ca_bundle)

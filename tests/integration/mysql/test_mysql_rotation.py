@@ -11,13 +11,11 @@ from __future__ import annotations
 import json
 import secrets
 import ssl
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pymysql
 import pytest
-import trustme
 
 from helpers import LeakGuard
 from integration.mysql.accounts import (
@@ -27,15 +25,11 @@ from integration.mysql.accounts import (
     grant_role,
     revoke_role,
     set_default_role,
-    start_extra_server,
 )
 from integration.support import rotate, secret_at, stages, unique
 from rotation_core.engines.mysql.grants import Account
 from rotation_core.engines.mysql.statements import native_password_hash
-from rotation_core.errors import Category, TargetError
-from rotation_local import emulator
 from rotation_local.mariadb_server import MySQLFamilyServer
-from rotation_local.server_kinds import ServerKind
 
 STEPS_BEFORE_FINISH = ("createSecret", "setSecret", "testSecret")
 
@@ -258,111 +252,6 @@ def test_mysql_alternating_crash_before_finish_retry_completes(
     assert current["username"] == account.username + "_clone"
     assert can_login(mysql_server, ca_bundle, current)
     assert can_login(mysql_server, ca_bundle, original)
-
-
-@pytest.mark.verifies("tls_wrong_ca")
-def test_mysql_tls_wrong_ca_fails_without_fallback_password_unchanged(
-    mysql_server: MySQLFamilyServer, sm_client: Any, mysql_account: Any, mysql_function: Any, ca_bundle: Path,
-    tmp_path: Path,
-) -> None:  # fmt: skip
-    account = mysql_account()
-    old = secret_at(sm_client, account.arn, "AWSCURRENT")
-    other_ca = tmp_path / "other-ca.pem"
-    trustme.CA().cert_pem.write_to_path(str(other_ca))
-    app = mysql_function(DB_CA_BUNDLE=str(other_ca))
-    log_before = mysql_server.log_text()
-
-    with pytest.raises(TargetError) as raised:
-        rotate(app, account.arn)
-
-    assert raised.value.category is Category.TLS
-    assert "DB_CA_BUNDLE" in raised.value.message
-    # No login reached the server at all: no retry without TLS or without verification.
-    assert account.username not in mysql_server.log_text()[len(log_before) :]
-    assert can_login(mysql_server, ca_bundle, old)
-    emulator.drop_pending(account.arn)
-
-
-@pytest.fixture(scope="module")
-def misnamed_server(mysql_kind: ServerKind, tls_ca: trustme.CA) -> Iterator[MySQLFamilyServer]:
-    """A second server of this kind whose certificate (from the trusted CA) names another host than 127.0.0.1."""
-    server = start_extra_server(mysql_kind, tls_ca, "db.example.internal")
-    yield server
-    server.stop()
-
-
-def _account_on(server: MySQLFamilyServer, sm_client: Any, leak_guard: LeakGuard, **extra: Any) -> tuple[str, str]:
-    username, password = unique("acct")[:20], secrets.token_urlsafe(24)
-    leak_guard.add(password)
-    leak_guard.watch_file(server.log_path)
-    server.create_login(username, "%", password)
-    value = {"engine": "mysql", "host": "127.0.0.1", "port": server.port, "username": username,
-             "password": password, **extra}  # fmt: skip
-    arn = sm_client.create_secret(Name=unique("secret"), SecretString=json.dumps(value))["ARN"]
-    emulator.enable_rotation(arn)
-    return arn, password
-
-
-@pytest.mark.verifies("tls_verify_full")
-def test_mysql_tls_verify_full_host_not_in_certificate_fails(
-    misnamed_server: MySQLFamilyServer, sm_client: Any, mysql_function: Any, leak_guard: LeakGuard
-) -> None:
-    arn, _password = _account_on(misnamed_server, sm_client, leak_guard)
-
-    with pytest.raises(TargetError) as raised:
-        rotate(mysql_function(), arn)
-
-    assert raised.value.category is Category.TLS
-    assert "host name" in raised.value.message
-    emulator.drop_pending(arn)
-
-
-def test_mysql_tls_explicit_verify_ca_skips_host_check_rotates(
-    misnamed_server: MySQLFamilyServer, sm_client: Any, mysql_function: Any, leak_guard: LeakGuard
-) -> None:
-    arn, password = _account_on(misnamed_server, sm_client, leak_guard, sslmode="verify-ca")
-
-    rotate(mysql_function(), arn)
-
-    assert secret_at(sm_client, arn, "AWSCURRENT")["password"] != password
-    assert "using SSL/TLS" in misnamed_server.log_text()
-
-
-@pytest.fixture(scope="module")
-def plain_server(mysql_kind: ServerKind) -> Iterator[MySQLFamilyServer]:
-    """A second server of this kind without TLS, to check the refusal and the explicit opt-out."""
-    server = start_extra_server(mysql_kind, None)
-    yield server
-    server.stop()
-
-
-@pytest.mark.verifies("tls_absent")
-def test_mysql_server_without_tls_default_refused_with_opt_out_hint(
-    plain_server: MySQLFamilyServer, sm_client: Any, mysql_function: Any, leak_guard: LeakGuard
-) -> None:
-    arn, _password = _account_on(plain_server, sm_client, leak_guard)
-
-    with pytest.raises(TargetError) as raised:
-        rotate(mysql_function(), arn)
-
-    assert raised.value.category is Category.TLS
-    assert '"ssl": false' in raised.value.message
-    assert arn.split(":")[-1] not in plain_server.log_text()
-    emulator.drop_pending(arn)
-
-
-@pytest.mark.verifies("tls_absent")
-def test_mysql_server_without_tls_ssl_false_rotates(
-    plain_server: MySQLFamilyServer, sm_client: Any, mysql_function: Any, leak_guard: LeakGuard
-) -> None:
-    arn, password = _account_on(plain_server, sm_client, leak_guard, ssl=False)
-
-    rotate(mysql_function(), arn)
-
-    new = secret_at(sm_client, arn, "AWSCURRENT")
-    assert new["password"] != password
-    assert new["ssl"] is False
-    pymysql.connect(host="127.0.0.1", port=plain_server.port, user=new["username"], password=new["password"]).close()
 
 
 @pytest.mark.verifies("alternating_users")

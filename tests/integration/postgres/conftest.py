@@ -6,6 +6,7 @@ target (``rotation_local.targets.postgres``), as the demo, the benchmarks and th
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -14,8 +15,7 @@ from typing import Any
 import pytest
 
 from helpers import LeakGuard
-from integration.support import Account, create_account, unique
-from rotation_local.invoke import load_function
+from integration.support import Account, create_account, load_configured_function, unique
 from rotation_local.postgres_server import PostgresServer
 from rotation_local.server_kinds import ServerKind, ServerPool
 from rotation_local.targets.postgres import TARGET
@@ -61,13 +61,8 @@ def pg_account(postgres_server: PostgresServer, sm_client: Any, leak_guard: Leak
 
 
 @pytest.fixture
-def postgres_function(sm_env: dict[str, str], ca_bundle: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
+def postgres_function(
+    sm_env: dict[str, str], ca_bundle: Path, monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., ModuleType]:
     """A fresh copy of functions/postgres/app.py configured through its environment, as in Lambda."""
-
-    def load(**env: str) -> ModuleType:
-        monkeypatch.setenv("DB_CA_BUNDLE", str(ca_bundle))
-        for name, value in env.items():
-            monkeypatch.setenv(name, value)
-        return load_function("postgres")
-
-    return load
+    return functools.partial(load_configured_function, "postgres", monkeypatch, ca_bundle)

@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg2
 import pytest
-import trustme
 
 from integration.postgres.logins import can_login, connect
 from integration.support import rotate, secret_at, stages, unique
 from rotation_core.errors import Category, PendingNotReadyError, RotationError, TargetError
 from rotation_local import emulator, service
 from rotation_local.postgres_server import PostgresServer
-from rotation_local.server_kinds import ServerKind
 
 
 def run_steps(app: Any, arn: str, token: str, *steps: str) -> None:
@@ -154,102 +150,6 @@ def test_postgres_rotation_disabled_every_step_refused(
         with pytest.raises(RotationError, match="rotation is not enabled"):
             run_steps(postgres_function(), arn, token, step)
     assert stages(sm_client, arn)[token] == ["AWSPENDING"]
-
-
-@pytest.mark.verifies("tls_wrong_ca")
-def test_postgres_wrong_ca_fails_tls_without_fallback_and_changes_nothing(
-    postgres_server: PostgresServer,
-    sm_client: Any,
-    pg_account: Any,
-    postgres_function: Any,
-    ca_bundle: Path,
-    tmp_path: Path,
-) -> None:
-    account = pg_account()
-    other_ca = tmp_path / "other-ca.pem"
-    trustme.CA().cert_pem.write_to_path(str(other_ca))
-    app = postgres_function(DB_CA_BUNDLE=str(other_ca))
-    token = emulator.stage_pending_placeholder(account.arn)
-    run_steps(app, account.arn, token, "createSecret")
-    logins_before = postgres_server.log_text().count(f"user={account.username}")
-
-    with pytest.raises(TargetError) as raised:
-        run_steps(app, account.arn, token, "setSecret")
-
-    assert raised.value.category is Category.TLS
-    assert "DB_CA_BUNDLE" in str(raised.value)
-    # No plaintext retry reached the server: not even an authentication attempt was logged.
-    assert postgres_server.log_text().count(f"user={account.username}") == logins_before
-    assert can_login(postgres_server, ca_bundle, secret_at(sm_client, account.arn, "AWSCURRENT"))
-
-
-@pytest.mark.verifies("tls_verify_full")
-def test_postgres_verify_full_host_name_mismatch_is_refused(
-    postgres_server: PostgresServer, sm_client: Any, pg_account: Any, postgres_function: Any
-) -> None:
-    """The certificate names 127.0.0.1 and localhost; another name for the same server must fail."""
-    account = pg_account(host="127.0.0.2")
-    token = emulator.stage_pending_placeholder(account.arn)
-    app = postgres_function()
-    run_steps(app, account.arn, token, "createSecret")
-    with pytest.raises(TargetError) as raised:
-        run_steps(app, account.arn, token, "setSecret")
-    assert raised.value.category in {Category.TLS, Category.UNREACHABLE}
-
-
-@pytest.fixture(scope="module")
-def plain_pg_server(postgres_kind: ServerKind) -> Iterator[PostgresServer]:
-    """Another server of this test's kind, without TLS at all."""
-    server: PostgresServer = postgres_kind.start()
-    yield server
-    server.stop()
-
-
-@pytest.mark.verifies("tls_absent")
-def test_postgres_server_without_tls_gives_opt_out_hint_then_ssl_false_works(
-    plain_pg_server: PostgresServer, sm_client: Any, postgres_function: Any, leak_guard: Any
-) -> None:
-    import secrets
-
-    leak_guard.watch_file(plain_pg_server.log_path)
-    username, password = unique("app"), secrets.token_urlsafe(24)
-    leak_guard.add(password, plain_pg_server.admin_password)
-    plain_pg_server.create_login(username, password)
-    value = {"engine": "postgres", "host": "127.0.0.1", "port": plain_pg_server.port, "username": username,
-             "password": password, "dbname": "postgres"}  # fmt: skip
-    arn = sm_client.create_secret(Name=unique("plain"), SecretString=json.dumps(value))["ARN"]
-    emulator.enable_rotation(arn)
-    app = postgres_function()
-
-    with pytest.raises(TargetError, match='"ssl": false') as raised:
-        rotate(app, arn)
-    assert raised.value.category is Category.TLS
-    emulator.drop_pending(arn)
-
-    sm_client.put_secret_value(SecretId=arn, SecretString=json.dumps({**value, "ssl": False}))
-    rotate(app, arn)
-    new = secret_at(sm_client, arn, "AWSCURRENT")
-    assert new["ssl"] is False
-    psycopg2.connect(host="127.0.0.1", port=plain_pg_server.port, user=username, password=new["password"],
-                     dbname="postgres", sslmode="disable").close()  # fmt: skip
-
-
-def test_postgres_unreachable_server_fails_fast_with_category(
-    sm_client: Any, postgres_function: Any, leak_guard: Any
-) -> None:
-    from rotation_local.postgres_server import free_port
-
-    value = {"engine": "postgres", "host": "127.0.0.1", "port": free_port(), "username": "app",
-             "password": "Unreachable-Password-1", "dbname": "postgres"}  # fmt: skip
-    arn = sm_client.create_secret(Name=unique("down"), SecretString=json.dumps(value))["ARN"]
-    emulator.enable_rotation(arn)
-    app = postgres_function(DB_CONNECT_TIMEOUT="2")
-    token = emulator.stage_pending_placeholder(arn)
-    run_steps(app, arn, token, "createSecret")
-
-    with pytest.raises(TargetError, match="unreachable") as raised:
-        run_steps(app, arn, token, "setSecret")
-    assert raised.value.category is Category.UNREACHABLE
 
 
 def test_postgres_probe_query_is_configurable_and_read_only(

@@ -49,8 +49,14 @@ class DatabaseTarget(Protocol):
         """The secret a user of ``server`` stores for this login (loopback host, the server's port)."""
         ...
 
-    def logs_in(self, server: Any, secret: Mapping[str, Any], ca_bundle: Path) -> bool:
-        """True if the secret's user and password log in now (TLS verified with ``ca_bundle``)."""
+    def logs_in(
+        self, server: Any, secret: Mapping[str, Any], ca_bundle: Path | None, *, check_host_name: bool = True
+    ) -> bool:
+        """True if the secret's user and password log in now.
+
+        Over TLS verified with ``ca_bundle`` (the certificate's host name checked unless
+        ``check_host_name`` is false); ``ca_bundle=None``: without TLS.
+        """
         ...
 
     def statement_log(self, server: Any) -> Path:

@@ -62,15 +62,21 @@ class MySQLTarget:
         return {"engine": engine, "host": "127.0.0.1", "port": server.port, "username": username,
                 "password": password, **extra}  # fmt: skip
 
-    def logs_in(self, server: Any, secret: Mapping[str, Any], ca_bundle: Path) -> bool:
+    def logs_in(
+        self, server: Any, secret: Mapping[str, Any], ca_bundle: Path | None, *, check_host_name: bool = True
+    ) -> bool:
         import ssl
 
         import pymysql
 
+        context = None
+        if ca_bundle is not None:
+            context = ssl.create_default_context(cafile=str(ca_bundle))
+            context.check_hostname = check_host_name
         try:
             pymysql.connect(
                 host="127.0.0.1", port=server.port, user=secret["username"], password=secret["password"],
-                database=secret.get("dbname"), ssl=ssl.create_default_context(cafile=str(ca_bundle)), connect_timeout=5,
+                database=secret.get("dbname"), ssl=context, connect_timeout=5,
             ).close()  # fmt: skip
         except pymysql.err.OperationalError:
             return False

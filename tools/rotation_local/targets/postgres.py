@@ -68,14 +68,19 @@ class PostgresTarget:
         return {"engine": ENGINE, "host": "127.0.0.1", "port": server.port, "username": username,
                 "password": password, "dbname": "postgres", **extra}  # fmt: skip
 
-    def logs_in(self, server: Any, secret: Mapping[str, Any], ca_bundle: Path) -> bool:
+    def logs_in(
+        self, server: Any, secret: Mapping[str, Any], ca_bundle: Path | None, *, check_host_name: bool = True
+    ) -> bool:
         import psycopg2
 
+        if ca_bundle is None:
+            tls: dict[str, Any] = {"sslmode": "disable"}
+        else:
+            tls = {"sslmode": "verify-full" if check_host_name else "verify-ca", "sslrootcert": str(ca_bundle)}
         try:
             psycopg2.connect(
                 host="127.0.0.1", port=server.port, user=secret["username"], password=secret["password"],
-                dbname=secret.get("dbname") or "postgres", sslmode="verify-full", sslrootcert=str(ca_bundle),
-                connect_timeout=5,
+                dbname=secret.get("dbname") or "postgres", connect_timeout=5, **tls,
             ).close()  # fmt: skip
         except psycopg2.OperationalError:
             return False

@@ -1,0 +1,157 @@
+"""TLS and reachability on every database server kind: verified by default, never a silent plaintext retry.
+
+Each test runs once per server kind of every engine (``db_kind``), through the engine's real function
+module and its local target: a certificate from another CA, a certificate for another host name, a
+server without TLS (refused unless the secret opts out with ``"ssl": false``), and a server that is down.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trustme
+
+from helpers import LeakGuard
+from integration.support import create_account, rotate, run_steps, secret_at, stages, unique
+from rotation_core.errors import Category, TargetError
+from rotation_local import emulator
+from rotation_local.postgres_server import free_port
+from rotation_local.server_kinds import ServerKind
+from rotation_local.targets import DatabaseTarget
+from rotation_local.tls import material_from
+
+MISNAMED_HOST = "db.example.internal"
+
+
+@pytest.fixture(scope="module")
+def misnamed_server(db_kind: ServerKind, tls_ca: trustme.CA) -> Iterator[Any]:
+    """A second server of this kind whose certificate, from the trusted CA, names another host than 127.0.0.1."""
+    server = db_kind.start(tls=material_from(tls_ca, MISNAMED_HOST))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def plain_server(db_kind: ServerKind) -> Iterator[Any]:
+    """A second server of this kind without TLS at all."""
+    server = db_kind.start(tls=None)
+    yield server
+    server.stop()
+
+
+def account_on(server: Any, target: DatabaseTarget, sm_client: Any, leak_guard: LeakGuard, **extra: Any) -> str:
+    """A login on one of this module's extra servers and its secret (rotation enabled); the secret's ARN."""
+    leak_guard.watch_file(target.statement_log(server))
+    leak_guard.add(server.admin_password)
+    return create_account(target, server, sm_client, leak_guard, username=unique("acct")[:16], **extra).arn
+
+
+@pytest.mark.verifies("tls_wrong_ca")
+def test_database_wrong_ca_fails_tls_without_fallback_and_changes_nothing(
+    db_server: Any, db_target: DatabaseTarget, sm_client: Any, db_function: Any, ca_bundle: Path,
+    leak_guard: LeakGuard, tmp_path: Path,
+) -> None:  # fmt: skip
+    account = create_account(db_target, db_server, sm_client, leak_guard, username=unique("ca")[:16])
+    old = secret_at(sm_client, account.arn, "AWSCURRENT")
+    other_ca = tmp_path / "other-ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(other_ca))
+    app = db_function(DB_CA_BUNDLE=str(other_ca))
+    log = db_target.statement_log(db_server)
+    logged_before = log.stat().st_size
+
+    with pytest.raises(TargetError) as raised:
+        rotate(app, account.arn)
+
+    assert raised.value.category is Category.TLS
+    assert "DB_CA_BUNDLE" in raised.value.message
+    # No login reached the server at all: no retry without TLS or without verification.
+    assert account.username not in log.read_text(encoding="utf-8", errors="replace")[logged_before:]
+    assert db_target.logs_in(db_server, old, ca_bundle)
+    emulator.drop_pending(account.arn)
+
+
+@pytest.mark.verifies("tls_verify_full")
+def test_database_verify_full_host_not_in_certificate_fails(
+    misnamed_server: Any, db_target: DatabaseTarget, sm_client: Any, db_function: Any, leak_guard: LeakGuard
+) -> None:
+    arn = account_on(misnamed_server, db_target, sm_client, leak_guard)
+
+    with pytest.raises(TargetError) as raised:
+        rotate(db_function(), arn)
+
+    assert raised.value.category is Category.TLS
+    assert "host name" in raised.value.message
+    emulator.drop_pending(arn)
+
+
+def test_database_explicit_verify_ca_skips_host_check_rotates(
+    misnamed_server: Any, db_target: DatabaseTarget, sm_client: Any, db_function: Any, leak_guard: LeakGuard,
+    ca_bundle: Path,
+) -> None:  # fmt: skip
+    arn = account_on(misnamed_server, db_target, sm_client, leak_guard, sslmode="verify-ca")
+    old = secret_at(sm_client, arn, "AWSCURRENT")
+
+    rotate(db_function(), arn)
+
+    new = secret_at(sm_client, arn, "AWSCURRENT")
+    assert new["password"] != old["password"]
+    assert new["sslmode"] == "verify-ca"
+    assert db_target.logs_in(misnamed_server, new, ca_bundle, check_host_name=False)
+    assert not db_target.logs_in(misnamed_server, old, ca_bundle, check_host_name=False)
+
+
+@pytest.mark.verifies("tls_absent")
+def test_database_server_without_tls_default_refused_with_opt_out_hint(
+    plain_server: Any, db_target: DatabaseTarget, sm_client: Any, db_function: Any, leak_guard: LeakGuard
+) -> None:
+    arn = account_on(plain_server, db_target, sm_client, leak_guard)
+    old = secret_at(sm_client, arn, "AWSCURRENT")
+
+    with pytest.raises(TargetError) as raised:
+        rotate(db_function(), arn)
+
+    assert raised.value.category is Category.TLS
+    assert '"ssl": false' in raised.value.message
+    assert db_target.logs_in(plain_server, old, None)
+    emulator.drop_pending(arn)
+
+
+@pytest.mark.verifies("tls_absent")
+def test_database_server_without_tls_ssl_false_rotates(
+    plain_server: Any, db_target: DatabaseTarget, sm_client: Any, db_function: Any, leak_guard: LeakGuard
+) -> None:
+    arn = account_on(plain_server, db_target, sm_client, leak_guard, ssl=False)
+    old = secret_at(sm_client, arn, "AWSCURRENT")
+
+    token = rotate(db_function(), arn)
+
+    new = secret_at(sm_client, arn, "AWSCURRENT")
+    assert stages(sm_client, arn)[token] == ["AWSCURRENT"]
+    assert new["password"] != old["password"]
+    assert new["ssl"] is False
+    assert db_target.logs_in(plain_server, new, None)
+    assert not db_target.logs_in(plain_server, old, None)
+
+
+def test_database_unreachable_server_fails_fast_with_category(
+    db_server: Any, db_target: DatabaseTarget, sm_client: Any, db_function: Any, leak_guard: LeakGuard
+) -> None:
+    password = secrets.token_urlsafe(24)
+    leak_guard.add(password)
+    value = {**db_target.secret(db_server, "app", password), "port": free_port()}
+    arn = sm_client.create_secret(Name=unique("down"), SecretString=json.dumps(value))["ARN"]
+    emulator.enable_rotation(arn)
+    app = db_function(DB_CONNECT_TIMEOUT="2")
+    token = emulator.stage_pending_placeholder(arn)
+    run_steps(app, arn, token, "createSecret")
+
+    with pytest.raises(TargetError, match="unreachable") as raised:
+        run_steps(app, arn, token, "setSecret")
+
+    assert raised.value.category is Category.UNREACHABLE
+    assert stages(sm_client, arn)[token] == ["AWSPENDING"]

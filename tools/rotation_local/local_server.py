@@ -1,0 +1,56 @@
+"""What every throwaway database server of the local tooling shares: a loopback port, a private folder.
+
+:class:`LocalServer` holds the fields and paths common to :class:`~rotation_local.postgres_server.
+PostgresServer` and :class:`~rotation_local.mariadb_server.MySQLFamilyServer`: the temporary working
+folder (inside a private root filesystem with ``root``), the free 127.0.0.1 port, the administrator's
+password, whether TLS is on, the version the server reports, and the statement log's text.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rotation_local.rootfs import Chroot
+
+
+class ServerError(RuntimeError):
+    """A throwaway server could not be found or started (the message says what to install or check)."""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass(kw_only=True)
+class LocalServer:
+    """A server in ``workdir`` (a host path) listening on 127.0.0.1:``port``."""
+
+    workdir: Path
+    port: int
+    admin_password: str = field(repr=False)
+    tls: bool
+    root: Path | None = None
+    version: str = ""
+
+    @property
+    def chroot(self) -> Chroot:
+        return Chroot(self.root)
+
+    @property
+    def datadir(self) -> Path:
+        return self.workdir / "data"
+
+    @property
+    def log_path(self) -> Path:
+        """The file where the server records every statement it receives."""
+        raise NotImplementedError
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return ""
