@@ -112,17 +112,9 @@ class Bench:
         ca_path: Path,
         make_value: Callable[[str, str], dict[str, Any]],
     ) -> None:
-        import boto3
-
         self.function = function
         self.make_value = make_value  # (username, password) -> secret value, after creating the login
-        self.client = boto3.client(
-            "secretsmanager",
-            endpoint_url=sm.endpoint_url,
-            region_name=emulator.DEFAULT_REGION,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",  # noqa: S106 (emulator)
-        )
+        self.client = sm.client()
         self.env = {
             "AWS_ENDPOINT_URL_SECRETSMANAGER": sm.endpoint_url,
             "AWS_ACCESS_KEY_ID": "testing",

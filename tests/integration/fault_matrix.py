@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
-import boto3
 import pytest
 from botocore.config import Config
 
@@ -142,13 +141,8 @@ class Target:
 
 def sm_client_for(endpoint_url: str) -> Any:
     """A client of the emulator with the function's own retry settings (faults are injected on its events)."""
-    return boto3.client(
-        "secretsmanager",
-        endpoint_url=endpoint_url,
-        region_name=emulator.DEFAULT_REGION,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        config=Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=15),
+    return emulator.client(
+        endpoint_url, Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=15)
     )
 
 

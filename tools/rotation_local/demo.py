@@ -128,18 +128,6 @@ def _log_messages(invocation: Invocation) -> list[str]:
     return messages
 
 
-def _secrets_client(endpoint_url: str) -> Any:
-    import boto3
-
-    return boto3.client(
-        "secretsmanager",
-        endpoint_url=endpoint_url,
-        region_name=emulator.DEFAULT_REGION,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",  # noqa: S106 (the emulator)
-    )
-
-
 def run(
     engines: tuple[str, ...] = ENGINES,
     strategy: str = "single_user",
@@ -151,7 +139,7 @@ def run(
     import tempfile
 
     sm_server = emulator.EmulatorServer().start()
-    client = _secrets_client(sm_server.endpoint_url)
+    client = sm_server.client()
     output_seen: list[str] = []
     known: list[str] = []
     failed = False

@@ -240,3 +240,21 @@ class EmulatorServer:
 
     def stop(self) -> None:
         self._server.stop()
+
+    def client(self, config: Any = None) -> Any:
+        """A Secrets Manager client of this emulator."""
+        return client(self.endpoint_url, config)
+
+
+def client(endpoint_url: str, config: Any = None) -> Any:
+    """A Secrets Manager client of the emulator at ``endpoint_url`` (test credentials; ``config``: botocore's)."""
+    import boto3
+
+    return boto3.client(
+        "secretsmanager",
+        endpoint_url=endpoint_url,
+        region_name=DEFAULT_REGION,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",  # noqa: S106 (the emulator's)
+        config=config,
+    )

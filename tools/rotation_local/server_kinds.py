@@ -73,7 +73,7 @@ class ServerKind:
     version: str  # the major (PostgreSQL) or major.minor (MariaDB, MySQL) the kind stands for
     suite: str | None = None  # None: the host's own packages
     packages: tuple[str, ...] = ()  # what the root needs for this kind
-    version_package: str = ""  # the package whose version must be ``version``
+    version_package: str = ""  # the package whose version must be ``version`` (default: the first package)
 
     @property
     def title(self) -> str:
@@ -154,11 +154,12 @@ def check_root_versions(root: RootFS, installed: Mapping[str, str]) -> list[str]
     """Problems: a kind of this root whose package holds another version than the kind names."""
     problems = []
     for kind in kinds():
-        if kind.suite == root.suite and kind.version_package:
-            have = installed.get(kind.version_package, "")
+        package = kind.version_package or (kind.packages[0] if kind.packages else "")
+        if kind.suite == root.suite and package:
+            have = installed.get(package, "")
             upstream = upstream_version(have)
             if not kind.matches_version(upstream):
-                problems.append(f"{kind.name}: {kind.version_package} is {have or 'not installed'}, not {kind.version}")
+                problems.append(f"{kind.name}: {package} is {have or 'not installed'}, not {kind.version}")
     return problems
 
 

@@ -6,29 +6,18 @@ import re
 from pathlib import Path
 from typing import Any
 
-import psycopg2
-
 from rotation_local.postgres_server import PostgresServer
+from rotation_local.targets import ClientTls
+from rotation_local.targets.postgres import TARGET
 
 
 def connect(server: PostgresServer, ca_bundle: Path, secret: dict[str, Any], dbname: str | None = None) -> Any:
-    return psycopg2.connect(
-        host="127.0.0.1",
-        port=server.port,
-        user=secret["username"],
-        password=secret["password"],
-        dbname=dbname or secret["dbname"],
-        sslmode="verify-full",
-        sslrootcert=str(ca_bundle),
-    )
+    """A verify-full connection as the secret's user (to ``dbname``, default the secret's)."""
+    return TARGET.connect(server, secret, ClientTls(ca_bundle), dbname)
 
 
 def can_login(server: PostgresServer, ca_bundle: Path, secret: dict[str, Any]) -> bool:
-    try:
-        connect(server, ca_bundle, secret).close()
-    except psycopg2.OperationalError:
-        return False
-    return True
+    return TARGET.logs_in(server, secret, ca_bundle)
 
 
 def server_major(server: PostgresServer) -> int:

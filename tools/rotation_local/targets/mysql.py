@@ -3,28 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from rotation_local.server_kinds import MARIADB, ORACLE_MYSQL, ServerKind
+from rotation_local.targets.base import ClientTls, DatabaseTarget
 from rotation_local.tls import TlsMaterial
 
 ENGINE = "mysql"
+_MARIADB_PACKAGES = ("mariadb-server-core", "mariadb-client-core")
+# mariadb-install-db needs my_print_defaults, from the client package; the first package's version must match.
 KINDS = (
     ServerKind("mariadb-10.11", ENGINE, MARIADB, "10.11"),
-    ServerKind(
-        "mariadb-11.8", ENGINE, MARIADB, "11.8",
-        # mariadb-install-db needs my_print_defaults, which is in the client package.
-        suite="trixie", packages=("mariadb-server-core", "mariadb-client-core"), version_package="mariadb-server-core",
-    ),
-    ServerKind(
-        "mysql-9.7", ENGINE, ORACLE_MYSQL, "9.7",
-        suite="sid", packages=("mysql-server-core",), version_package="mysql-server-core",
-    ),
-)  # fmt: skip
+    ServerKind("mariadb-11.8", ENGINE, MARIADB, "11.8", suite="trixie", packages=_MARIADB_PACKAGES),
+    ServerKind("mysql-9.7", ENGINE, ORACLE_MYSQL, "9.7", suite="sid", packages=("mysql-server-core",)),
+)
 
 
-class MySQLTarget:
+class MySQLTarget(DatabaseTarget):
     engine = ENGINE
     kinds = KINDS
     driver_module = "pymysql"
@@ -40,9 +35,8 @@ class MySQLTarget:
             tls_cert_pem=tls.cert_pem if tls else None, tls_key_pem=tls.key_pem if tls else None, root=root
         )
 
-    def create_login(
-        self, server: Any, username: str, password: str, *, database: str | None = None, **options: str
-    ) -> None:
+    def create_login(self, server: Any, username: str, password: str, *, database: str | None = None,
+                     **options: str) -> None:  # fmt: skip
         """``options``: ``host`` (the account's host part, default ``%``) and ``require`` (a TLS clause)."""
         host = options.get("host", "%")
         server.create_login(username, host, password, require=options.get("require", ""))
@@ -62,29 +56,25 @@ class MySQLTarget:
         return {"engine": engine, "host": "127.0.0.1", "port": server.port, "username": username,
                 "password": password, **extra}  # fmt: skip
 
-    def logs_in(
-        self, server: Any, secret: Mapping[str, Any], ca_bundle: Path | None, *, check_host_name: bool = True
-    ) -> bool:
+    def connect(self, server: Any, secret: Mapping[str, Any], tls: ClientTls, database: str | None = None) -> Any:
         import ssl
 
         import pymysql
 
         context = None
-        if ca_bundle is not None:
-            context = ssl.create_default_context(cafile=str(ca_bundle))
-            context.check_hostname = check_host_name
-        try:
-            pymysql.connect(
-                host="127.0.0.1", port=server.port, user=secret["username"], password=secret["password"],
-                database=secret.get("dbname"), ssl=context, connect_timeout=5,
-            ).close()  # fmt: skip
-        except pymysql.err.OperationalError:
-            return False
-        return True
+        if tls.ca_bundle is not None:
+            context = ssl.create_default_context(cafile=str(tls.ca_bundle))
+            context.check_hostname = tls.check_host_name
+        return pymysql.connect(
+            host="127.0.0.1", port=server.port, user=secret["username"], password=secret["password"],
+            database=database or secret.get("dbname"), ssl=context, connect_timeout=5,
+        )  # fmt: skip
 
-    def statement_log(self, server: Any) -> Path:
-        path: Path = server.log_path
-        return path
+    def login_error(self) -> type[Exception]:
+        import pymysql
+
+        error: type[Exception] = pymysql.err.OperationalError
+        return error
 
 
 TARGET = MySQLTarget()

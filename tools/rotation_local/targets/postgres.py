@@ -7,23 +7,18 @@ from pathlib import Path
 from typing import Any
 
 from rotation_local.server_kinds import POSTGRESQL, ServerKind
+from rotation_local.targets.base import ClientTls, DatabaseTarget
 from rotation_local.tls import TlsMaterial
 
 ENGINE = "postgres"
-KINDS = (
+KINDS = (  # the first package of a root's kind is the one whose version must match
     ServerKind("postgres-15", ENGINE, POSTGRESQL, "15"),
-    ServerKind(
-        "postgres-17", ENGINE, POSTGRESQL, "17",
-        suite="trixie", packages=("postgresql-17",), version_package="postgresql-17",
-    ),
-    ServerKind(
-        "postgres-18", ENGINE, POSTGRESQL, "18",
-        suite="sid", packages=("postgresql-18",), version_package="postgresql-18",
-    ),
-)  # fmt: skip
+    ServerKind("postgres-17", ENGINE, POSTGRESQL, "17", suite="trixie", packages=("postgresql-17",)),
+    ServerKind("postgres-18", ENGINE, POSTGRESQL, "18", suite="sid", packages=("postgresql-18",)),
+)
 
 
-class PostgresTarget:
+class PostgresTarget(DatabaseTarget):
     engine = ENGINE
     kinds = KINDS
     driver_module = "psycopg2"
@@ -40,9 +35,8 @@ class PostgresTarget:
             root=root,
         )
 
-    def create_login(
-        self, server: Any, username: str, password: str, *, database: str | None = None, **options: str
-    ) -> None:
+    def create_login(self, server: Any, username: str, password: str, *, database: str | None = None,
+                     **options: str) -> None:  # fmt: skip
         """``options``: ``role_options`` (e.g. ``"CREATEROLE"``, trusted test input)."""
         from psycopg2 import sql
 
@@ -68,27 +62,24 @@ class PostgresTarget:
         return {"engine": ENGINE, "host": "127.0.0.1", "port": server.port, "username": username,
                 "password": password, "dbname": "postgres", **extra}  # fmt: skip
 
-    def logs_in(
-        self, server: Any, secret: Mapping[str, Any], ca_bundle: Path | None, *, check_host_name: bool = True
-    ) -> bool:
+    def connect(self, server: Any, secret: Mapping[str, Any], tls: ClientTls, database: str | None = None) -> Any:
         import psycopg2
 
-        if ca_bundle is None:
-            tls: dict[str, Any] = {"sslmode": "disable"}
+        if tls.ca_bundle is None:
+            options: dict[str, Any] = {"sslmode": "disable"}
         else:
-            tls = {"sslmode": "verify-full" if check_host_name else "verify-ca", "sslrootcert": str(ca_bundle)}
-        try:
-            psycopg2.connect(
-                host="127.0.0.1", port=server.port, user=secret["username"], password=secret["password"],
-                dbname=secret.get("dbname") or "postgres", connect_timeout=5, **tls,
-            ).close()  # fmt: skip
-        except psycopg2.OperationalError:
-            return False
-        return True
+            mode = "verify-full" if tls.check_host_name else "verify-ca"
+            options = {"sslmode": mode, "sslrootcert": str(tls.ca_bundle)}
+        return psycopg2.connect(
+            host="127.0.0.1", port=server.port, user=secret["username"], password=secret["password"],
+            dbname=database or secret.get("dbname") or "postgres", connect_timeout=5, **options,
+        )  # fmt: skip
 
-    def statement_log(self, server: Any) -> Path:
-        path: Path = server.log_path
-        return path
+    def login_error(self) -> type[Exception]:
+        import psycopg2
+
+        error: type[Exception] = psycopg2.OperationalError
+        return error
 
 
 TARGET = PostgresTarget()
