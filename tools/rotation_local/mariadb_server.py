@@ -28,6 +28,7 @@ from typing import Any, ClassVar, Self
 
 from rotation_local.local_server import LocalServer, ServerError, free_port
 from rotation_local.rootfs import Chroot
+from rotation_local.tls import TlsMaterial
 
 ADMIN_USER = "rotation_admin"
 _START_TIMEOUT = 60.0
@@ -101,12 +102,11 @@ class MySQLFamilyServer(LocalServer):
     def start(
         cls,
         *,
-        tls_cert_pem: bytes | None = None,
-        tls_key_pem: bytes | None = None,
+        tls: TlsMaterial | None = None,
         settings: Mapping[str, str] | None = None,
         root: Path | None = None,
     ) -> Self:
-        """Create and start a server; with a certificate and key, TLS is on (and optional for clients).
+        """Create and start a server; with ``tls`` (a certificate and key), TLS is on (and optional for clients).
 
         Without them TLS is off (servers that would make up a certificate of their own are told not
         to). ``settings`` are extra server options (``{"require_secure_transport": "ON"}``). With
@@ -117,12 +117,12 @@ class MySQLFamilyServer(LocalServer):
             workdir=chroot.make_tempdir(f"rotation-{cls.flavour}-"),
             port=free_port(),
             admin_password=secrets.token_urlsafe(24),
-            tls=tls_cert_pem is not None,
+            tls=tls is not None,
             root=root,
         )
         try:
             server_program = server._prepare()
-            server._launch(server_program, tls_cert_pem, tls_key_pem, dict(settings or {}))
+            server._launch(server_program, tls, dict(settings or {}))
             server._create_admin()
             server.version = str(server.query_one("SELECT VERSION()"))
         except BaseException:
@@ -159,7 +159,7 @@ class MySQLFamilyServer(LocalServer):
             output = (result.stderr or result.stdout).strip()[-2000:]
             raise ServerError(f"{what} failed ({result.returncode}): {output}")
 
-    def _launch(self, program: str, cert: bytes | None, key: bytes | None, settings: dict[str, str]) -> None:
+    def _launch(self, program: str, tls: TlsMaterial | None, settings: dict[str, str]) -> None:
         inside = self.chroot.inside
         options: dict[str, str | None] = {
             "datadir": inside(self.datadir),
@@ -176,9 +176,9 @@ class MySQLFamilyServer(LocalServer):
             "sync-binlog": "0",
             "performance-schema": "OFF",
         }
-        options.update(self._flavour_options(cert is not None and key is not None))
-        if cert is not None and key is not None:
-            for name, data in (("server-cert.pem", cert), ("server-key.pem", key)):
+        options.update(self._flavour_options(tls is not None))
+        if tls is not None:
+            for name, data in (("server-cert.pem", tls.cert_pem), ("server-key.pem", tls.key_pem)):
                 path = self.workdir / name
                 path.write_bytes(data)
                 path.chmod(0o600)

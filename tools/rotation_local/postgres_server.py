@@ -25,6 +25,7 @@ from typing import Any
 
 from rotation_local.local_server import LocalServer, ServerError, free_port
 from rotation_local.rootfs import Chroot
+from rotation_local.tls import TlsMaterial
 
 __all__ = ["ADMIN_USER", "PostgresServer", "ServerError", "find_postgres_bindir", "free_port"]
 
@@ -97,13 +98,12 @@ class PostgresServer(LocalServer):
     def start(
         cls,
         *,
-        tls_cert_pem: bytes | None = None,
-        tls_key_pem: bytes | None = None,
+        tls: TlsMaterial | None = None,
         settings: Mapping[str, str] | None = None,
         bindir: Path | None = None,
         root: Path | None = None,
     ) -> PostgresServer:
-        """Create and start a cluster; with a certificate and key, TLS is on (and optional for clients).
+        """Create and start a cluster; with ``tls`` (a certificate and key), TLS is on (and optional for clients).
 
         With ``root`` the binaries (``bindir``, a path inside it) run from that root filesystem.
         """
@@ -115,11 +115,11 @@ class PostgresServer(LocalServer):
             workdir=workdir,
             port=free_port(),
             admin_password=secrets.token_urlsafe(24),
-            tls=tls_cert_pem is not None,
+            tls=tls is not None,
             root=root,
         )
         try:
-            server._init(tls_cert_pem, tls_key_pem, dict(settings or {}))
+            server._init(tls, dict(settings or {}))
             server._run_pg_ctl("start", "-w", "-t", "60", "-l", server.chroot.inside(server.log_path))
             server.version = server.query_one("SHOW server_version")
         except BaseException:
@@ -127,7 +127,7 @@ class PostgresServer(LocalServer):
             raise
         return server
 
-    def _init(self, cert: bytes | None, key: bytes | None, settings: dict[str, str]) -> None:
+    def _init(self, tls: TlsMaterial | None, settings: dict[str, str]) -> None:
         inside = self.chroot.inside
         pwfile = self.workdir / "pwfile"
         pwfile.write_text(self.admin_password + "\n")
@@ -157,8 +157,8 @@ class PostgresServer(LocalServer):
             "password_encryption": "'scram-sha-256'",
             "log_connections": "on",
         }
-        if cert is not None and key is not None:
-            for name, data in (("server.crt", cert), ("server.key", key)):
+        if tls is not None:
+            for name, data in (("server.crt", tls.cert_pem), ("server.key", tls.key_pem)):
                 path = self.datadir / name
                 path.write_bytes(data)
                 path.chmod(0o600)

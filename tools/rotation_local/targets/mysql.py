@@ -31,9 +31,7 @@ class MySQLTarget(DatabaseTarget):
 
         root = kind.rootfs.resolved() if kind.rootfs is not None else None
         server_class = MariaDBServer if kind.flavour == MARIADB else MySQLServer
-        return server_class.start(
-            tls_cert_pem=tls.cert_pem if tls else None, tls_key_pem=tls.key_pem if tls else None, root=root
-        )
+        return server_class.start(tls=tls, root=root)
 
     def create_login(self, server: Any, username: str, password: str, *, database: str | None = None,
                      **options: str) -> None:  # fmt: skip

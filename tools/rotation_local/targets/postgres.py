@@ -28,8 +28,7 @@ class PostgresTarget(DatabaseTarget):
 
         root = kind.rootfs.resolved() if kind.rootfs is not None else None
         return PostgresServer.start(
-            tls_cert_pem=tls.cert_pem if tls else None,
-            tls_key_pem=tls.key_pem if tls else None,
+            tls=tls,
             settings={"log_statement": "all"} if log_statements else None,
             bindir=Path(f"/usr/lib/postgresql/{kind.version}/bin") if root is not None else None,
             root=root,

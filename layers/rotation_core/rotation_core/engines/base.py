@@ -50,6 +50,17 @@ class DatabaseLogin:
     def same_server(self, other: DatabaseLogin) -> bool:
         return self.host.lower() == other.host.lower() and self.port == other.port
 
+    def driver_params(self, database_key: str, default_database: str | None, connect_timeout: int) -> dict[str, Any]:
+        """Where and as whom, in the DB-API ``connect`` keywords both drivers share (the database's key differs)."""
+        return {
+            "host": self.host,
+            "port": self.port,
+            "user": self.username,
+            "password": self.password,
+            database_key: self.dbname or default_database,
+            "connect_timeout": connect_timeout,
+        }
+
 
 class Session(Protocol):
     """An open database connection, as far as strategies care."""

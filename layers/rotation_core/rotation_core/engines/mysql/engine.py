@@ -92,6 +92,9 @@ class MySQLSession:
             self.conn.close()
 
 
+APPLICATION_NAME = "secrets-rotation"  # shows in the server's process list
+
+
 class MySQLEngine:
     display_name = ENGINE.display_name
     engine_names = ENGINE.secret_engines
@@ -119,19 +122,10 @@ class MySQLEngine:
     def connect(self, login: DatabaseLogin) -> Session:
         import pymysql
 
-        params: dict[str, Any] = {
-            "host": login.host,
-            "port": login.port,
-            "user": login.username,
-            "password": login.password,
-            "database": login.dbname,
-            "connect_timeout": self._settings.connect_timeout,
-            "read_timeout": 60,
-            "write_timeout": 60,
-            "autocommit": True,
-            "charset": "utf8mb4",
-            "program_name": "secrets-rotation",
-        }
+        params = login.driver_params("database", None, self._settings.connect_timeout)
+        params.update(
+            read_timeout=60, write_timeout=60, autocommit=True, charset="utf8mb4", program_name=APPLICATION_NAME
+        )
         ca_bundle = None
         if login.tls is TlsMode.DISABLE:
             params["ssl_disabled"] = True

@@ -71,16 +71,8 @@ class PostgresEngine:
     def connect(self, login: DatabaseLogin) -> Session:
         import psycopg2
 
-        params: dict[str, Any] = {
-            "host": login.host,
-            "port": login.port,
-            "user": login.username,
-            "password": login.password,
-            "dbname": login.dbname or DEFAULT_DBNAME,
-            "connect_timeout": self._settings.connect_timeout,
-            "sslmode": login.tls.value,
-            "application_name": APPLICATION_NAME,
-        }
+        params = login.driver_params("dbname", DEFAULT_DBNAME, self._settings.connect_timeout)
+        params.update(sslmode=login.tls.value, application_name=APPLICATION_NAME)
         ca_bundle = None
         if login.tls.verifies_certificate:
             ca_bundle = resolve_ca_bundle(self._settings.db_ca_bundle)
