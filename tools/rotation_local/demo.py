@@ -41,7 +41,7 @@ class TargetUnavailableError(Exception):
 
 
 @dataclass
-class Target:
+class DemoSubject:
     """One thing to rotate: how to reach it, which function rotates it, how to check a credential."""
 
     title: str
@@ -55,7 +55,7 @@ class Target:
     keeps_previous: bool = False  # the previous credential stays valid after a rotation
 
 
-def database_demo_target(engine: str, strategy: str, scratch: Path) -> Target:
+def database_subject(engine: str, strategy: str, scratch: Path) -> DemoSubject:
     """A throwaway server of ``engine``'s first kind (the host's packages), with TLS on, and a login on it."""
     target = database_target(engine)
     kind = target.kinds[0]
@@ -74,7 +74,7 @@ def database_demo_target(engine: str, strategy: str, scratch: Path) -> Target:
         target.allow_master(server, MASTER_USER, APP_USER)
         master = target.secret(server, MASTER_USER, master_password)
     version = re.match(r"[0-9.]*", server.version.strip())
-    return Target(
+    return DemoSubject(
         title=f"{kind.title} {version.group() if version else ''} on 127.0.0.1:{server.port}, TLS verify-full",
         function=engine,
         env={"DB_CA_BUNDLE": str(ca.bundle_path)},
@@ -87,12 +87,12 @@ def database_demo_target(engine: str, strategy: str, scratch: Path) -> Target:
     )
 
 
-def api_key_target(_strategy: str, scratch: Path) -> Target:
+def api_key_subject(_strategy: str, scratch: Path) -> DemoSubject:
     from rotation_local.fake_providers import start_fake
 
     ca = LocalCA.create(scratch)
     fake = start_fake("datadog", ca=ca)
-    return Target(
+    return DemoSubject(
         title=f"a fake Datadog API on {fake.base_url}, TLS verified (old keys revoked one rotation later)",
         function="api_key",
         env={"API_VERIFY_DELAY": "0", "API_CA_BUNDLE": str(ca.bundle_path)},
@@ -105,10 +105,10 @@ def api_key_target(_strategy: str, scratch: Path) -> Target:
     )
 
 
-def demo_target(engine: str, strategy: str, scratch: Path) -> Target:
+def demo_subject(engine: str, strategy: str, scratch: Path) -> DemoSubject:
     if engine == API_KEY:
-        return api_key_target(strategy, scratch)
-    return database_demo_target(engine, strategy, scratch)
+        return api_key_subject(strategy, scratch)
+    return database_subject(engine, strategy, scratch)
 
 
 def _short(version_id: str) -> str:
@@ -148,7 +148,7 @@ def run(
         for engine in engines:
             with tempfile.TemporaryDirectory(prefix="rotation-demo-") as scratch:
                 try:
-                    target = demo_target(engine, strategy, Path(scratch))
+                    target = demo_subject(engine, strategy, Path(scratch))
                 except TargetUnavailableError as error:
                     out(f"\n== {engine}: skipped, its server is not installed here: {error}")
                     continue
@@ -174,7 +174,7 @@ def run(
 
 
 def _rotate_target(
-    target: Target,
+    target: DemoSubject,
     client: Any,
     *,
     endpoint_url: str,
@@ -245,7 +245,7 @@ def _rotate_target(
     return True
 
 
-def _report(target: Target, history: list[dict[str, Any]], out: Out) -> bool:
+def _report(target: DemoSubject, history: list[dict[str, Any]], out: Out) -> bool:
     """Print which credentials work now; True when that is what the strategy promises."""
     new, old = history[-1], history[-2]
     who = f"as {new['username']} " if "username" in new else ""
