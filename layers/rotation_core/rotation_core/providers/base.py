@@ -225,6 +225,27 @@ class HttpProviderBase:
         """The JSON answer of a request asked as admin; an answer other than 2xx raises."""
         return self._expect_ok(self._send_as_admin(method, route, **kwargs), method, route, hint)
 
+    def _ask_with_key(
+        self,
+        method: str,
+        route: str,
+        hint: str,
+        *,
+        headers: Mapping[str, str],
+        endpoint: Endpoint | None = None,
+        **kwargs: Any,
+    ) -> tuple[bool, Any]:
+        """Send a request that authenticates with the key being verified (to ``endpoint``, by default base_url).
+
+        ``(False, None)`` when the provider refuses the key (401/403), else ``(True, its JSON answer)``; any
+        other answer than 2xx raises.
+        """
+        target = self.base_url if endpoint is None else endpoint
+        response = self.http.request(self.display_name, method, target, route, headers=headers, **kwargs)
+        if response.status in (401, 403):
+            return False, None
+        return True, self._expect_ok(response, method, route, hint)
+
     def _fetch_key(self, route: str, key_id: str, hint: str) -> Any:
         """The JSON answer of ``GET route`` for ``key_id``, asked as admin; None when the account has no such key."""
         response = self._send_as_admin("GET", route, path_params={"id": key_id})

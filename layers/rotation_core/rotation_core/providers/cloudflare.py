@@ -23,6 +23,7 @@ TOKEN = "/user/tokens/{id}"  # noqa: S105  # nosec B105
 VERIFY = "/user/tokens/verify"
 PAGE_SIZE = 50
 _ADMIN_HINT = 'check the admin secret\'s api_token and that it has the "API Tokens Write" permission'
+_KEY_HINT = "check base_url points at the Cloudflare API"
 _KEY_LIMIT_MESSAGE = (
     "Cloudflare refused to create another API token: the user has reached its token limit. Delete "
     "unused tokens (My Profile > API Tokens) and rotate again"
@@ -82,10 +83,9 @@ class CloudflareProvider(base.HttpProviderBase):
         return self._issued(response, TOKENS, _ADMIN_HINT, id_path="result.id", value_path="result.value")
 
     def verify(self, key: base.StoredKey) -> base.Verdict:
-        response = self._send("GET", VERIFY, headers={"Authorization": "Bearer " + key.value})
-        if response.status in (401, 403):
+        accepted, data = self._ask_with_key("GET", VERIFY, _KEY_HINT, headers={"Authorization": "Bearer " + key.value})
+        if not accepted:
             return base.Verdict(valid=False)
-        data = self._expect_ok(response, "GET", VERIFY, "check base_url points at the Cloudflare API")
         token_id = base.dig(data, "result.id")
         valid = base.dig(data, "success") is True and base.dig(data, "result.status") == "active"
         return base.Verdict(valid=valid, key_id=token_id if isinstance(token_id, str) and token_id else None)

@@ -20,6 +20,7 @@ KEY = "/api/v2/api_keys/{id}"
 VALIDATE = "/api/v1/validate"
 PAGE_SIZE = 100
 _ADMIN_HINT = "check the admin secret's api_key/app_key and that its user's role has api_keys_read/write/delete"
+_KEY_HINT = "check base_url points at the Datadog site of the key"
 _KEY_LIMIT_MESSAGE = (
     "Datadog refused to create another API key: the organisation has reached its API key limit. "
     "Revoke unused keys (Organization Settings > API Keys) and rotate again"
@@ -66,10 +67,9 @@ class DatadogProvider(base.HttpProviderBase):
         return self._issued(response, KEYS, _ADMIN_HINT, id_path="data.id", value_path="data.attributes.key")
 
     def verify(self, key: base.StoredKey) -> base.Verdict:
-        response = self._send("GET", VALIDATE, headers={"DD-API-KEY": key.value})
-        if response.status in (401, 403):
+        accepted, data = self._ask_with_key("GET", VALIDATE, _KEY_HINT, headers={"DD-API-KEY": key.value})
+        if not accepted:
             return base.Verdict(valid=False)
-        data = self._expect_ok(response, "GET", VALIDATE, "check base_url points at the Datadog site of the key")
         return base.Verdict(valid=base.dig(data, "valid") is True)
 
     def revoke(self, key_id: str) -> bool:

@@ -166,10 +166,11 @@ class GenericHttpProvider(base.HttpProviderBase):
 
     def verify(self, key: base.StoredKey) -> base.Verdict:
         method, path = self._verify
-        response = self._send(method, path, headers=self._headers(self._key_auth, key.id, key.value))
-        if response.status in (401, 403):
+        accepted, data = self._ask_with_key(
+            method, path, _HINT, headers=self._headers(self._key_auth, key.id, key.value)
+        )
+        if not accepted:
             return base.Verdict(valid=False)
-        data = self._expect_ok(response, method, path, _HINT)
         if self._verify_id is None:
             return base.Verdict(valid=True)
         named = base.dig(data, self._verify_id)

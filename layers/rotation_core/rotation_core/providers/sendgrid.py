@@ -26,6 +26,7 @@ KEY = "/v3/api_keys/{id}"
 SCOPES = "/v3/scopes"
 KEY_LIMIT = 100
 _ADMIN_HINT = "check the admin secret's api_key and that it holds the api_keys.create/read/delete scopes"
+_KEY_HINT = "check base_url points at the SendGrid API"
 
 
 def _scopes(value: Any) -> list[str] | None:
@@ -87,10 +88,9 @@ class SendGridProvider(base.HttpProviderBase):
         return self._issued(response, KEYS, _ADMIN_HINT, id_path="api_key_id", value_path="api_key")
 
     def verify(self, key: base.StoredKey) -> base.Verdict:
-        response = self._send("GET", SCOPES, headers={"Authorization": "Bearer " + key.value})
-        if response.status in (401, 403):
+        accepted, data = self._ask_with_key("GET", SCOPES, _KEY_HINT, headers={"Authorization": "Bearer " + key.value})
+        if not accepted:
             return base.Verdict(valid=False)
-        data = self._expect_ok(response, "GET", SCOPES, "check base_url points at the SendGrid API")
         scopes = _scopes(base.dig(data, "scopes"))
         return base.Verdict(valid=scopes is not None, template=None if scopes is None else {"scopes": scopes})
 

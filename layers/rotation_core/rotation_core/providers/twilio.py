@@ -126,17 +126,16 @@ class TwilioProvider(base.HttpProviderBase):
         )
 
     def verify(self, key: base.StoredKey) -> base.Verdict:
-        response = self.http.request(
-            self.display_name,
+        accepted, _ = self._ask_with_key(
             "GET",
-            self.api_base,
             VERIFY,
-            path_params={"account": self.account_sid},
+            "check api_base_url points at the Twilio REST API",
             headers={"Authorization": basic_auth(key.id, key.value)},
+            endpoint=self.api_base,
+            path_params={"account": self.account_sid},
         )
-        if response.status in (401, 403):
+        if not accepted:
             return base.Verdict(valid=False)
-        self._expect_ok(response, "GET", VERIFY, "check api_base_url points at the Twilio REST API")
         # The sid and secret authenticated against the admin's account: the value belongs to that id there.
         return base.Verdict(valid=True, key_id=key.id)
 
