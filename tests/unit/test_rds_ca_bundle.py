@@ -431,6 +431,7 @@ def test_resolve_ca_bundle_set_missing_file_raises_configuration_error(tmp_path:
 @pytest.mark.parametrize(
     ("missing", "message"),
     [("rds_bundle", "RDS CA bundle is missing from the layer"), ("system_bundle", "no system CA bundle was found")],
+    ids=["rds_bundle", "system_bundle"],
 )
 def test_resolve_ca_bundle_unset_missing_bundle_raises_configuration_error(
     missing: str, message: str, combined_dir: Path, system_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
