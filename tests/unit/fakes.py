@@ -11,6 +11,7 @@ from rotation_core.engines.base import DatabaseLogin, Session, check_username_by
 from rotation_core.errors import Category, TargetError, VerificationError
 from rotation_core.registry import EngineSpec
 from rotation_core.settings import Settings, Strategy
+from rotation_local import emulator
 
 #: The fake's registry entry, for handlers built around it (its class is injected: engine_factory).
 FAKE_ENGINE = EngineSpec(
@@ -110,6 +111,18 @@ class FakeEngine:
 def stages(sm_client: Any, arn: str) -> dict[str, list[str]]:
     versions: dict[str, list[str]] = sm_client.describe_secret(SecretId=arn)["VersionIdsToStages"]
     return versions
+
+
+def stage_pending(sm_client: Any, arn: str, value: str | Mapping[str, Any]) -> str:
+    """Stage a rotation and write its AWSPENDING version as someone with PutSecretValue would; returns its token.
+
+    ``value`` is the version's text, or a mapping stored as JSON without the fields whose value is None
+    (how a test leaves a field out).
+    """
+    token = emulator.stage_pending_placeholder(arn)
+    text = value if isinstance(value, str) else json.dumps({k: v for k, v in value.items() if v is not None})
+    sm_client.put_secret_value(SecretId=arn, ClientRequestToken=token, SecretString=text, VersionStages=["AWSPENDING"])
+    return token
 
 
 def value_at(sm_client: Any, arn: str, stage: str) -> dict[str, Any]:

@@ -44,12 +44,17 @@ def _rotate(client: Any, name: str, password: str) -> None:
     client.put_secret_value(SecretId=name, SecretString=json.dumps({"username": "app", "password": password}))
 
 
+def _app_secret(example: ModuleType, client: Any, **options: Any) -> Any:
+    """The example's RotatingSecret over a new secret "app/db" whose password is "first-password"."""
+    client.create_secret(Name="app/db", SecretString=json.dumps({"username": "app", "password": "first-password"}))
+    return example.RotatingSecret("app/db", provider=SecretsProvider(boto3_client=client), **options)
+
+
 def test_rotating_secret_within_max_age_returns_cached_value(
     example: ModuleType, client: Any, leak_guard: LeakGuard
 ) -> None:
     leak_guard.add("first-password", "second-password")
-    client.create_secret(Name="app/db", SecretString=json.dumps({"username": "app", "password": "first-password"}))
-    secret = example.RotatingSecret("app/db", max_age=300, provider=SecretsProvider(boto3_client=client))
+    secret = _app_secret(example, client, max_age=300)
 
     assert secret.get()["password"] == "first-password"
     _rotate(client, "app/db", "second-password")
@@ -62,8 +67,7 @@ def test_call_with_fresh_credentials_auth_failure_refetches_and_retries(
     example: ModuleType, client: Any, leak_guard: LeakGuard
 ) -> None:
     leak_guard.add("first-password", "second-password")
-    client.create_secret(Name="app/db", SecretString=json.dumps({"username": "app", "password": "first-password"}))
-    secret = example.RotatingSecret("app/db", max_age=300, provider=SecretsProvider(boto3_client=client))
+    secret = _app_secret(example, client, max_age=300)
     secret.get()
     _rotate(client, "app/db", "second-password")
     attempts: list[str] = []
@@ -83,8 +87,7 @@ def test_call_with_fresh_credentials_auth_failure_refetches_and_retries(
 
 
 def test_call_with_fresh_credentials_other_error_raised_without_retry(example: ModuleType, client: Any) -> None:
-    client.create_secret(Name="app/db", SecretString=json.dumps({"username": "app", "password": "first-password"}))
-    secret = example.RotatingSecret("app/db", provider=SecretsProvider(boto3_client=client))
+    secret = _app_secret(example, client)
     calls: list[int] = []
 
     def broken(credentials: dict[str, Any]) -> None:

@@ -6,9 +6,10 @@ repeated here). Passwords made of every punctuation character are not hostile: t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import string
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -28,7 +29,7 @@ from rotation_core.secrets import SecretStore
 from rotation_core.settings import Strategy
 from rotation_local import emulator, service
 from unit.conftest import CallCounter
-from unit.fakes import FAKE_ENGINE, FakeDatabase, FakeEngine, FakeUser, stages, value_at
+from unit.fakes import FAKE_ENGINE, FakeDatabase, FakeEngine, FakeUser, stage_pending, stages, value_at
 
 Steps = Callable[..., Rotator]
 MEGABYTE = 1024 * 1024
@@ -41,6 +42,22 @@ def snapshot(sm_client: Any, arn: str, database: FakeDatabase) -> tuple[Any, ...
         {name: (user.password, user.acts_as) for name, user in database.users.items()},
         list(database.changes),
     )
+
+
+ChangesNothing = Callable[[str], contextlib.AbstractContextManager[None]]
+
+
+@pytest.fixture
+def changes_nothing(sm_client: Any, database: FakeDatabase) -> ChangesNothing:
+    """``with changes_nothing(arn):`` asserts that the block leaves the secret and the database as they were."""
+
+    @contextlib.contextmanager
+    def check(arn: str) -> Iterator[None]:
+        before = snapshot(sm_client, arn, database)
+        yield
+        assert snapshot(sm_client, arn, database) == before
+
+    return check
 
 
 # --- events --------------------------------------------------------------------------------------------------------
@@ -79,46 +96,38 @@ def test_event_hostile_field_raises_event_error_before_any_call(
 
 
 def test_event_arn_of_another_secret_raises_protocol_error_and_changes_nothing(
-    sm_client: Any, make_secret: Callable[..., str], make_rotator: Steps, database: FakeDatabase
+    sm_client: Any, make_secret: Callable[..., str], make_rotator: Steps, changes_nothing: ChangesNothing
 ) -> None:
     arn = make_secret()
     token = emulator.stage_pending_placeholder(arn)
     other = sm_client.create_secret(Name="other-secret", SecretString=json.dumps({"x": "Other-Value-123"}))["ARN"]
     emulator.enable_rotation(other)
-    before, before_other = snapshot(sm_client, arn, database), stages(sm_client, other)
+    before_other = stages(sm_client, other)
 
-    for step in service.STEPS:
-        with pytest.raises(RotationStateError, match="is not a version of this secret") as raised:
-            make_rotator().handle(service.event(step, other, token))
-        assert raised.value.category is Category.PROTOCOL
+    with changes_nothing(arn):
+        for step in service.STEPS:
+            with pytest.raises(RotationStateError, match="is not a version of this secret") as raised:
+                make_rotator().handle(service.event(step, other, token))
+            assert raised.value.category is Category.PROTOCOL
 
-    assert snapshot(sm_client, arn, database) == before
     assert stages(sm_client, other) == before_other
 
 
 def test_event_token_of_current_version_in_wrong_stage_previous_raises_protocol_error(
-    sm_client: Any, make_secret: Callable[..., str], make_rotator: Steps, database: FakeDatabase
+    sm_client: Any, make_secret: Callable[..., str], make_rotator: Steps, changes_nothing: ChangesNothing
 ) -> None:
     arn = make_secret()
     initial = next(v for v, s in stages(sm_client, arn).items() if "AWSCURRENT" in s)
     service.rotate(arn, make_rotator().handle)  # the initial version is now AWSPREVIOUS
     token = emulator.stage_pending_placeholder(arn)
-    before = snapshot(sm_client, arn, database)
 
-    with pytest.raises(RotationStateError, match="is not AWSPENDING \\(stages: AWSPREVIOUS\\)"):
+    with changes_nothing(arn), pytest.raises(RotationStateError, match="is not AWSPENDING \\(stages: AWSPREVIOUS\\)"):
         make_rotator().handle(service.event("setSecret", arn, initial))
 
-    assert snapshot(sm_client, arn, database) == before
     assert stages(sm_client, arn)[token] == ["AWSPENDING"]
 
 
 # --- secret values -------------------------------------------------------------------------------------------------
-
-
-def put_pending(sm_client: Any, arn: str, token: str, value: Any) -> None:
-    """Someone with PutSecretValue writes the pending version themselves."""
-    text = value if isinstance(value, str) else json.dumps(value)
-    sm_client.put_secret_value(SecretId=arn, ClientRequestToken=token, SecretString=text, VersionStages=["AWSPENDING"])
 
 
 @pytest.mark.parametrize(
@@ -134,10 +143,15 @@ def put_pending(sm_client: Any, arn: str, token: str, value: Any) -> None:
         ({"host": "DB.INTERNAL.EXAMPLE.evil.example"}, ConfusedDeputyError, Category.CONFUSED_DEPUTY, "another server"),
         ({"host": "db.internal.example/evil"}, SecretFormatError, Category.SECRET_FORMAT, "not a host name"),
         ({"username": "app "}, ConfusedDeputyError, Category.CONFUSED_DEPUTY, "another user"),
+        ({"host": "other-db.example"}, ConfusedDeputyError, Category.CONFUSED_DEPUTY, "another server"),
+        ({"port": 6543}, ConfusedDeputyError, Category.CONFUSED_DEPUTY, "another server"),
+        ({"engine": "aurora-postgresql"}, SecretFormatError, Category.SECRET_FORMAT, 'pending secret\'s "engine"'),
+        ({"username": "admin"}, ConfusedDeputyError, Category.CONFUSED_DEPUTY, "another user"),
     ],
     ids=[
         "username_missing", "username_int", "host_list", "password_null", "port_float", "engine_switched",
-        "engine_unknown", "host_suffix_changed", "host_with_slash", "username_trailing_space",
+        "engine_unknown", "host_suffix_changed", "host_with_slash", "username_trailing_space", "host_other_server",
+        "port_other", "engine_aurora", "username_master",
     ],
 )  # fmt: skip
 def test_set_secret_hostile_pending_value_raises_clear_error_and_changes_nothing(
@@ -149,19 +163,19 @@ def test_set_secret_hostile_pending_value_raises_clear_error_and_changes_nothing
     make_secret: Callable[..., str],
     make_rotator: Steps,
     database: FakeDatabase,
+    changes_nothing: ChangesNothing,
 ) -> None:
     arn = make_secret()
-    token = emulator.stage_pending_placeholder(arn)
-    pending = {**value_at(sm_client, arn, "AWSCURRENT"), "password": "Attacker-Chosen-123", **change}
-    put_pending(sm_client, arn, token, {k: v for k, v in pending.items() if v is not None})
-    before = snapshot(sm_client, arn, database)
+    token = stage_pending(
+        sm_client, arn, {**value_at(sm_client, arn, "AWSCURRENT"), "password": "Attacker-Chosen-123", **change}
+    )
 
-    with pytest.raises(error, match=message) as raised:
+    with changes_nothing(arn), pytest.raises(error, match=message) as raised:
         make_rotator().handle(service.event("setSecret", arn, token))
 
     assert raised.value.category is category
     assert "Attacker-Chosen-123" not in str(raised.value)
-    assert snapshot(sm_client, arn, database) == before
+    assert database.changes == []
     assert database.connections == []
 
 
@@ -176,18 +190,15 @@ def test_test_secret_pending_not_a_json_object_raises_format_error_and_changes_n
     sm_client: Any,
     make_secret: Callable[..., str],
     make_rotator: Steps,
-    database: FakeDatabase,
+    changes_nothing: ChangesNothing,
 ) -> None:
     arn = make_secret()
-    token = emulator.stage_pending_placeholder(arn)
-    put_pending(sm_client, arn, token, text)
-    before = snapshot(sm_client, arn, database)
+    token = stage_pending(sm_client, arn, text)
 
-    with pytest.raises(SecretFormatError, match=message) as raised:
+    with changes_nothing(arn), pytest.raises(SecretFormatError, match=message) as raised:
         make_rotator().handle(service.event("testSecret", arn, token))
 
     assert raised.value.category is Category.SECRET_FORMAT
-    assert snapshot(sm_client, arn, database) == before
 
 
 def test_create_secret_binary_current_value_raises_format_error_without_storing(
@@ -220,19 +231,18 @@ def test_alternating_set_secret_pending_edited_raises_and_never_uses_master(
     make_secret: Callable[..., str],
     make_rotator: Steps,
     database: FakeDatabase,
+    changes_nothing: ChangesNothing,
 ) -> None:
     arn = make_secret(with_master=True)
-    token = emulator.stage_pending_placeholder(arn)
     current = value_at(sm_client, arn, "AWSCURRENT")
-    pending = {**current, "username": "app_clone", "password": "Attacker-Chosen-123", **change}
-    put_pending(sm_client, arn, token, {k: v for k, v in pending.items() if v is not None})
-    before = snapshot(sm_client, arn, database)
+    token = stage_pending(
+        sm_client, arn, {**current, "username": "app_clone", "password": "Attacker-Chosen-123", **change}
+    )
 
-    with pytest.raises(RotationError, match=message) as raised:
+    with changes_nothing(arn), pytest.raises(RotationError, match=message) as raised:
         make_rotator(Strategy.ALTERNATING_USERS).handle(service.event("setSecret", arn, token))
 
     assert raised.value.category in (Category.CONFUSED_DEPUTY, Category.SECRET_FORMAT)
-    assert snapshot(sm_client, arn, database) == before
     assert "admin" not in database.connections
 
 
@@ -247,6 +257,7 @@ def test_alternating_masterarn_naming_other_server_is_confused_deputy_and_change
     make_secret: Callable[..., str],
     make_rotator: Steps,
     database: FakeDatabase,
+    changes_nothing: ChangesNothing,
 ) -> None:
     arn = make_secret(with_master=True)
     master_arn = value_at(sm_client, arn, "AWSCURRENT")["masterarn"]
@@ -255,13 +266,11 @@ def test_alternating_masterarn_naming_other_server_is_confused_deputy_and_change
     token = emulator.stage_pending_placeholder(arn)
     rotator = make_rotator(Strategy.ALTERNATING_USERS)
     rotator.handle(service.event("createSecret", arn, token))
-    before = snapshot(sm_client, arn, database)
 
-    with pytest.raises(ConfusedDeputyError, match="master secret names another server") as raised:
+    with changes_nothing(arn), pytest.raises(ConfusedDeputyError, match="master secret names another server") as raised:
         rotator.handle(service.event("setSecret", arn, token))
 
     assert raised.value.category is Category.CONFUSED_DEPUTY
-    assert snapshot(sm_client, arn, database) == before
     assert "admin" not in database.connections
 
 
@@ -331,7 +340,11 @@ def test_create_secret_over_length_username_raises_format_error_without_echoing_
 
 
 def test_set_secret_username_with_newline_refused_login_error_is_one_log_line(
-    sm_client: Any, make_secret: Callable[..., str], database: FakeDatabase, capfd: pytest.CaptureFixture[str]
+    sm_client: Any,
+    make_secret: Callable[..., str],
+    database: FakeDatabase,
+    changes_nothing: ChangesNothing,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     forged = 'a\n{"level":"INFO","message":"forged"}'
     database.users[forged] = FakeUser(password="Somebody-Changed-It-1")
@@ -344,14 +357,12 @@ def test_set_secret_username_with_newline_refused_login_error_is_one_log_line(
         environ={},
     )
     handler(service.event("createSecret", arn, token), None)
-    before = snapshot(sm_client, arn, database)
 
-    with pytest.raises(RotationError, match="neither the current") as raised:
+    with changes_nothing(arn), pytest.raises(RotationError, match="neither the current") as raised:
         handler(service.event("setSecret", arn, token), None)
 
     assert raised.value.category is Category.AUTH_FAILED
     assert "\n" not in str(raised.value)
-    assert snapshot(sm_client, arn, database) == before
     lines = [line for line in capfd.readouterr().out.splitlines() if line.strip()]
     records = [json.loads(line) for line in lines]
     assert [r["level"] for r in records if r["message"] == "forged"] == []

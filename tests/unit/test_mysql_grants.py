@@ -59,33 +59,41 @@ def test_parse_grants_mariadb_negative_user_connections_and_statement_time_accep
     assert parse_grants([line], APP) == AccountGrants()
 
 
-def test_parse_grants_database_wildcard_and_percent_names_unquoted_exactly() -> None:
-    lines = [
-        "GRANT SELECT ON `app\\_%`.* TO `app`@`10.0.%`",
-        "GRANT UPDATE (`c%(x)s`) ON `d%%`.`t%s` TO `app`@`10.0.%`",
-        "GRANT `r%s`@`%` TO `app`@`10.0.%`",
-    ]
-
+@pytest.mark.parametrize(
+    ("lines", "privileges", "roles"),
+    [
+        pytest.param(
+            [
+                "GRANT SELECT ON `app\\_%`.* TO `app`@`10.0.%`",
+                "GRANT UPDATE (`c%(x)s`) ON `d%%`.`t%s` TO `app`@`10.0.%`",
+                "GRANT `r%s`@`%` TO `app`@`10.0.%`",
+            ],
+            {
+                Privilege(GrantObject("", "app\\_%", None), "SELECT"),
+                Privilege(GrantObject("", "d%%", "t%s"), "UPDATE", "c%(x)s"),
+            },
+            {RoleGrant(Account("r%s", "%"))},
+            id="database_wildcard_and_percent_names_unquoted_exactly",
+        ),
+        pytest.param(
+            [
+                "GRANT USAGE ON *.* TO `app`@`10.0.%`",
+                "GRANT BACKUP_ADMIN ON *.* TO `app`@`10.0.%`",
+                "GRANT `r1`@`%`,`r2`@`localhost` TO `app`@`10.0.%` WITH ADMIN OPTION",
+            ],
+            {Privilege(GrantObject("", None, None), "BACKUP_ADMIN")},
+            {RoleGrant(Account("r1", "%"), True), RoleGrant(Account("r2", "localhost"), True)},
+            id="mysql8_roles_with_hosts_and_dynamic_privileges_accepted",
+        ),
+    ],
+)
+def test_parse_grants_names_roles_and_dynamic_privileges_parsed_exactly(
+    lines: list[str], privileges: set[Privilege], roles: set[RoleGrant]
+) -> None:
     grants = parse_grants(lines, APP)
 
-    assert grants.privileges == {
-        Privilege(GrantObject("", "app\\_%", None), "SELECT"),
-        Privilege(GrantObject("", "d%%", "t%s"), "UPDATE", "c%(x)s"),
-    }
-    assert grants.roles == {RoleGrant(Account("r%s", "%"))}
-
-
-def test_parse_grants_mysql8_roles_with_hosts_and_dynamic_privileges_accepted() -> None:
-    lines = [
-        "GRANT USAGE ON *.* TO `app`@`10.0.%`",
-        "GRANT BACKUP_ADMIN ON *.* TO `app`@`10.0.%`",
-        "GRANT `r1`@`%`,`r2`@`localhost` TO `app`@`10.0.%` WITH ADMIN OPTION",
-    ]
-
-    grants = parse_grants(lines, APP)
-
-    assert grants.privileges == {Privilege(GrantObject("", None, None), "BACKUP_ADMIN")}
-    assert grants.roles == {RoleGrant(Account("r1", "%"), True), RoleGrant(Account("r2", "localhost"), True)}
+    assert grants.privileges == privileges
+    assert grants.roles == roles
 
 
 def test_parse_grants_mysql57_single_quoted_grantee_accepted() -> None:

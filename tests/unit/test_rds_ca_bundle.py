@@ -428,20 +428,19 @@ def test_resolve_ca_bundle_set_missing_file_raises_configuration_error(tmp_path:
         tls.resolve_ca_bundle(str(tmp_path / "missing.pem"))
 
 
-def test_resolve_ca_bundle_unset_missing_rds_bundle_raises_configuration_error(
-    combined_dir: Path, system_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("missing", "message"),
+    [("rds_bundle", "RDS CA bundle is missing from the layer"), ("system_bundle", "no system CA bundle was found")],
+    ids=["rds_bundle", "system_bundle"],
+)
+def test_resolve_ca_bundle_unset_missing_bundle_raises_configuration_error(
+    missing: str, message: str, combined_dir: Path, system_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(tls, "rds_ca_bundle_path", lambda: tmp_path / "certs" / tls.RDS_CA_BUNDLE_NAME)
-    with pytest.raises(ConfigurationError, match="RDS CA bundle is missing from the layer") as raised:
-        tls.resolve_ca_bundle(None)
-    assert "DB_CA_BUNDLE" in raised.value.message
-
-
-def test_resolve_ca_bundle_unset_without_system_bundle_raises_configuration_error(
-    combined_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(tls, "SYSTEM_CA_BUNDLES", (str(tmp_path / "absent.crt"),))
-    with pytest.raises(ConfigurationError, match="no system CA bundle was found") as raised:
+    if missing == "rds_bundle":
+        monkeypatch.setattr(tls, "rds_ca_bundle_path", lambda: tmp_path / "certs" / tls.RDS_CA_BUNDLE_NAME)
+    else:  # no system bundle at any of the paths searched
+        monkeypatch.setattr(tls, "SYSTEM_CA_BUNDLES", (str(tmp_path / "absent.crt"),))
+    with pytest.raises(ConfigurationError, match=message) as raised:
         tls.resolve_ca_bundle(None)
     assert "DB_CA_BUNDLE" in raised.value.message
 

@@ -379,41 +379,6 @@ def test_finish_secret_twice_second_is_no_op(
     assert calls == {"DescribeSecret": 1}
 
 
-@pytest.mark.parametrize(
-    ("pending_change", "error"),
-    [
-        ({"host": "other-db.example"}, ConfusedDeputyError),
-        ({"port": 6543}, ConfusedDeputyError),
-        ({"engine": "aurora-postgresql"}, SecretFormatError),
-        ({"username": "admin"}, ConfusedDeputyError),
-    ],
-)
-def test_set_secret_pending_edited_to_other_target_is_refused(
-    pending_change: dict[str, Any],
-    error: type[Exception],
-    sm_client: Any,
-    make_secret: Callable[..., str],
-    make_rotator: Steps,
-    database: FakeDatabase,
-) -> None:
-    arn = make_secret()
-    token = emulator.stage_pending_placeholder(arn)
-    current = value_at(sm_client, arn, "AWSCURRENT")
-    # Someone with PutSecretValue writes the pending value themselves.
-    sm_client.put_secret_value(
-        SecretId=arn,
-        ClientRequestToken=token,
-        SecretString=json.dumps({**current, "password": "Attacker-Chosen-1", **pending_change}),
-        VersionStages=["AWSPENDING"],
-    )
-
-    with pytest.raises(error):
-        run(make_rotator(), arn, token, "setSecret")
-
-    assert database.changes == []
-    assert database.connections == []
-
-
 def test_strategy_comes_from_settings_not_from_secret_content(
     sm_client: Any, make_secret: Callable[..., str], make_rotator: Steps, database: FakeDatabase
 ) -> None:

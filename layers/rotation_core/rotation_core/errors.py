@@ -45,12 +45,22 @@ class RotationError(Exception):
         return str(self.args[0]) if self.args else ""
 
 
+# From the outside in: the function's setup and its event, Secrets Manager, the secret's versions and
+# content, then the database or provider.
 class ConfigurationError(RotationError):
     category = Category.CONFIGURATION
 
 
 class InvalidEventError(RotationError):
     category = Category.EVENT
+
+
+class SecretsManagerError(RotationError):
+    category = Category.SECRETS_MANAGER
+
+    def __init__(self, message: str, *, error_code: str = "") -> None:
+        super().__init__(message)
+        self.error_code = error_code
 
 
 class RotationStateError(RotationError):
@@ -69,14 +79,6 @@ class SecretFormatError(RotationError):
 
 class ConfusedDeputyError(RotationError):
     category = Category.CONFUSED_DEPUTY
-
-
-class SecretsManagerError(RotationError):
-    category = Category.SECRETS_MANAGER
-
-    def __init__(self, message: str, *, error_code: str = "") -> None:
-        super().__init__(message)
-        self.error_code = error_code
 
 
 class TargetError(RotationError):

@@ -6,6 +6,7 @@ service errors into :class:`SecretsManagerError` with a hint, and JSON into dict
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -75,13 +76,13 @@ class SecretStore:
         client_factory: Callable[[str | None], SecretsManagerClient] = default_client_factory,
     ) -> None:
         self._client = client
-        self._endpoint_url = endpoint_url
-        self._client_factory = client_factory
+        self._new_client = functools.partial(client_factory, endpoint_url)
 
     @property
     def client(self) -> SecretsManagerClient:
+        """The client given, or one made by ``client_factory`` on first use."""
         if self._client is None:
-            self._client = self._client_factory(self._endpoint_url)
+            self._client = self._new_client()
         return self._client
 
     def describe(self, secret_id: str) -> SecretMetadata:

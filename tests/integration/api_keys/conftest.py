@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from helpers import LeakGuard
-from integration.api_keys.support import FAST_ENV, ApiKeySecret, Sleeper
+from integration.api_keys.support import FAST_ENV, ApiKeySecret, FakeAndSecret, Sleeper
 from integration.support import unique
 from rotation_core.handler import RotationHandler, api_key_handler
 from rotation_core.providers.http import HttpClient
@@ -82,6 +82,24 @@ def api_key_secret(sm_client: Any, leak_guard: LeakGuard) -> Callable[..., ApiKe
         arn = sm_client.create_secret(Name=unique("apikey"), SecretString=json.dumps(value))["ARN"]
         emulator.enable_rotation(arn)
         return ApiKeySecret(arn=arn, admin_arn=admin_arn, fake=fake)
+
+    return make
+
+
+@pytest.fixture
+def fake_and_secret(
+    make_fake: Callable[..., FakeProviderServer], api_key_secret: Callable[..., ApiKeySecret]
+) -> FakeAndSecret:
+    """A fresh fake provider of ``kind`` and a rotated secret holding one of its keys (``fields`` added).
+
+    With ``repeat_base_url`` the rotated secret repeats the base_url its admin secret pins (which is allowed).
+    """
+
+    def make(kind: str, *, repeat_base_url: bool = False, **fields: Any) -> tuple[FakeProviderServer, ApiKeySecret]:
+        fake = make_fake(kind)
+        if repeat_base_url:
+            fields["base_url"] = fake.base_url
+        return fake, api_key_secret(fake, **fields)
 
     return make
 

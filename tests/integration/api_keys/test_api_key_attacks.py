@@ -10,21 +10,29 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from integration.api_keys.support import ApiKeySecret, rotate, value_at
+from integration.api_keys.support import (
+    GENERIC_SENDGRID,
+    ID_FIELD,
+    PROVIDERS,
+    VALUE_FIELD,
+    ApiKeySecret,
+    FakeAndSecret,
+    generic_sendgrid_secret,
+    rotate,
+    value_at,
+)
 from integration.support import stages, unique
 from rotation_core.errors import Category, RotationError
 from rotation_local import emulator, service
-from rotation_local.fake_providers import AttackerServer, FakeProviderServer
+from rotation_local.fake_providers import AttackerServer, FakeAccount, FakeKey, FakeProviderServer
 
 Fake = Callable[..., FakeProviderServer]
 Secret = Callable[..., ApiKeySecret]
-PROVIDERS = ("datadog", "sendgrid", "twilio", "cloudflare")
-VALUE_FIELD = {"datadog": "api_key", "sendgrid": "api_key", "twilio": "api_key_secret", "cloudflare": "api_token"}
-ID_FIELD = {"datadog": "api_key_id", "sendgrid": "api_key_id", "twilio": "api_key_sid", "cloudflare": "api_token_id"}
 
 # {a}: the attacker's host:port; {f}: the fake provider's host:port; {s}: a public host of the provider.
 # Each reads differently to some URL parser, is plain http, or is a host the admin secret never pinned.
@@ -78,6 +86,14 @@ def refused(
     return caught.value
 
 
+def refused_at_create(
+    handler: Any, arn: str, categories: set[Category], caplog: pytest.LogCaptureFixture
+) -> RotationError:
+    """A new rotation's createSecret fails with one of ``categories``, as :func:`refused` checks."""
+    token = emulator.stage_pending_placeholder(arn)
+    return refused(handler, service.event("createSecret", arn, token), categories, caplog)
+
+
 def put_current(sm_client: Any, arn: str, value: dict[str, Any]) -> None:
     """What the attacker can do: write a new AWSCURRENT value."""
     sm_client.put_secret_value(SecretId=arn, SecretString=json.dumps(value))
@@ -97,7 +113,7 @@ def put_pending(sm_client: Any, arn: str, value: dict[str, Any]) -> str:
 @pytest.mark.parametrize("kind", PROVIDERS)
 def test_attack_base_url_in_rotated_secret_sends_no_credential_anywhere(
     kind: str, template: str, pinned: bool, make_fake: Fake, api_key_secret: Secret, attacker: AttackerServer,
-    fast_handler: Any, sm_client: Any, caplog: pytest.LogCaptureFixture,
+    fast_handler: Any,
 ) -> None:  # fmt: skip
     fake = make_fake(kind)
     secret = api_key_secret(fake, admin=admin_of(fake, pinned), base_url=hostile(template, kind, attacker, fake))
@@ -115,7 +131,7 @@ def test_attack_base_url_in_rotated_secret_sends_no_credential_anywhere(
 @pytest.mark.parametrize("kind", PROVIDERS)
 def test_attack_parser_confusion_towards_port_443_sends_nothing_there(
     kind: str, template: str, make_fake: Fake, api_key_secret: Secret, attacker_on_443: AttackerServer,
-    fast_handler: Any, caplog: pytest.LogCaptureFixture,
+    fast_handler: Any,
 ) -> None:  # fmt: skip
     fake = make_fake(kind)
     secret = api_key_secret(fake, admin=admin_of(fake, pinned=False), base_url=template.format(s=PUBLIC_HOST[kind]))
@@ -130,11 +146,10 @@ def test_attack_parser_confusion_towards_port_443_sends_nothing_there(
 @pytest.mark.parametrize("step", ["setSecret", "testSecret", "finishSecret"])
 @pytest.mark.parametrize("kind", ["datadog", "cloudflare"])
 def test_attack_pending_base_url_cannot_redirect_the_new_key(
-    kind: str, step: str, make_fake: Fake, api_key_secret: Secret, attacker: AttackerServer,
+    kind: str, step: str, fake_and_secret: FakeAndSecret, attacker: AttackerServer,
     fast_handler: Any, sm_client: Any, caplog: pytest.LogCaptureFixture,
 ) -> None:  # fmt: skip
-    fake = make_fake(kind)
-    secret = api_key_secret(fake, base_url=fake.base_url)  # repeating the pin is allowed
+    _, secret = fake_and_secret(kind, repeat_base_url=True)  # repeating the pin is allowed
     original = value_at(sm_client, secret.arn, "AWSCURRENT")
     token = put_pending(sm_client, secret.arn, {**original, "base_url": attacker.base_url})
 
@@ -194,45 +209,43 @@ def test_attack_twilio_api_base_url_never_receives_the_new_key(
     ],
 )
 def test_attack_http_description_in_rotated_secret_refused_before_any_request(
-    description: dict[str, Any], make_fake: Fake, sm_client: Any, fast_handler: Any,
-    caplog: pytest.LogCaptureFixture,
-) -> None:  # fmt: skip
+    description: dict[str, Any], make_fake: Fake, sm_client: Any, fast_handler: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     fake = make_fake("sendgrid")  # the generic provider, describing SendGrid's API, in the admin secret
-    admin = {**fake.admin_secret(), "provider": "http", "http": GENERIC_SENDGRID}
-    admin_arn = sm_client.create_secret(Name=unique("admin"), SecretString=json.dumps(admin))["ARN"]
-    key = fake.create_key()
-    value = {"provider": "http", "adminarn": admin_arn, "api_key": key.value, "api_key_id": key.id,
-             "http": {**GENERIC_SENDGRID, **description}}  # fmt: skip
-    arn = sm_client.create_secret(Name=unique("apikey"), SecretString=json.dumps(value))["ARN"]
-    emulator.enable_rotation(arn)
-    token = emulator.stage_pending_placeholder(arn)
+    arn, key = generic_sendgrid_secret(sm_client, fake, http={**GENERIC_SENDGRID, **description})
 
-    error = refused(fast_handler(), service.event("createSecret", arn, token), {Category.SECRET_FORMAT}, caplog)
+    error = refused_at_create(fast_handler(), arn, {Category.SECRET_FORMAT}, caplog)
 
     assert 'Move "http" into the admin secret' in error.message
     assert fake.requests == []
     assert fake.is_valid(key.value)
 
 
-GENERIC_SENDGRID = {
-    "auth": {"scheme": "bearer"},
-    "create": {"method": "POST", "path": "/v3/api_keys", "body": {"name": "{name}", "scopes": ["mail.send"]},
-               "value_path": "api_key", "id_path": "api_key_id"},
-    "list": {"path": "/v3/api_keys", "items_path": "result", "name_path": "name", "id_path": "api_key_id"},
-    "revoke": {"method": "DELETE", "path": "/v3/api_keys/{id}"},
-    "verify": {"method": "GET", "path": "/v3/scopes"},
-}  # fmt: skip
+#: The ``secret_and_victim`` fixture: ``fake, secret, genuine, victim = secret_and_victim(kind)``.
+SecretAndVictim = Callable[[str], tuple[FakeProviderServer, ApiKeySecret, dict[str, Any], FakeKey]]
+
+
+@pytest.fixture
+def secret_and_victim(fake_and_secret: FakeAndSecret, sm_client: Any) -> SecretAndVictim:
+    """The fake, a rotated secret repeating its admin's pin, its AWSCURRENT value, and the victim's key.
+
+    The victim's key is another team's in the same account: not this secret's, but its id is one an
+    attacker with PutSecretValue can write into a version.
+    """
+
+    def make(kind: str) -> tuple[FakeProviderServer, ApiKeySecret, dict[str, Any], FakeKey]:
+        fake, secret = fake_and_secret(kind, repeat_base_url=True)
+        genuine = value_at(sm_client, secret.arn, "AWSCURRENT")
+        return fake, secret, genuine, fake.create_key("another-teams-key")
+
+    return make
 
 
 @pytest.mark.parametrize("kind", PROVIDERS)
 def test_attack_foreign_key_id_in_a_version_is_never_revoked(
-    kind: str, make_fake: Fake, api_key_secret: Secret, fast_handler: Any, sm_client: Any,
-    caplog: pytest.LogCaptureFixture,
-) -> None:  # fmt: skip
-    fake = make_fake(kind)
-    secret = api_key_secret(fake, base_url=fake.base_url)
-    genuine = value_at(sm_client, secret.arn, "AWSCURRENT")
-    victim = fake.create_key("another-teams-key")  # same account, not this secret's
+    kind: str, secret_and_victim: SecretAndVictim, fast_handler: Any, sm_client: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake, secret, genuine, victim = secret_and_victim(kind)
     handler = fast_handler()
     id_field = ID_FIELD[kind]
     # With PutSecretValue only: write a version naming the victim's id (the key value stays the
@@ -253,20 +266,14 @@ def test_attack_foreign_key_id_in_a_version_is_never_revoked(
 
 @pytest.mark.parametrize("kind", PROVIDERS)
 def test_attack_forged_current_id_refused_before_minting_or_revoking(
-    kind: str, make_fake: Fake, api_key_secret: Secret, fast_handler: Any, sm_client: Any,
-    caplog: pytest.LogCaptureFixture,
-) -> None:  # fmt: skip
-    fake = make_fake(kind)
-    secret = api_key_secret(fake, base_url=fake.base_url)
-    genuine = value_at(sm_client, secret.arn, "AWSCURRENT")
-    victim = fake.create_key("another-teams-key")
+    kind: str, secret_and_victim: SecretAndVictim, fast_handler: Any, sm_client: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake, secret, genuine, victim = secret_and_victim(kind)
     if kind == "sendgrid":  # the victim's key may do more than the attacker's: SendGrid's weak proof must see it
         victim.extra["scopes"] = ["full access"]
     put_current(sm_client, secret.arn, {**genuine, ID_FIELD[kind]: victim.id})
-    token = emulator.stage_pending_placeholder(secret.arn)
 
-    error = refused(fast_handler(), service.event("createSecret", secret.arn, token), {Category.CONFUSED_DEPUTY},
-                    caplog)  # fmt: skip
+    error = refused_at_create(fast_handler(), secret.arn, {Category.CONFUSED_DEPUTY}, caplog)
 
     assert "Nothing was minted" in error.message
     assert fake.count("POST", "") == 0
@@ -274,55 +281,64 @@ def test_attack_forged_current_id_refused_before_minting_or_revoking(
     assert fake.is_valid(victim.value)
 
 
+@dataclass
+class TwoTeams:
+    """Team A's rotated secret, and team B's account with one key and its own admin secret, at one fake."""
+
+    fake: FakeProviderServer
+    a: ApiKeySecret
+    a_value: dict[str, Any]
+    b: FakeAccount
+    b_key: FakeKey
+    b_admin_arn: str
+
+
+@pytest.fixture
+def two_teams(fake_and_secret: FakeAndSecret, sm_client: Any) -> Callable[[str], TwoTeams]:
+    def make(kind: str) -> TwoTeams:
+        fake, team_a = fake_and_secret(kind, repeat_base_url=True)
+        team_b = fake.add_account()
+        b_key = fake.create_key("team-b-key", account=team_b)
+        b_admin = json.dumps(fake.admin_secret(team_b))
+        b_admin_arn = sm_client.create_secret(Name=unique("admin-b"), SecretString=b_admin)["ARN"]
+        a_value = value_at(sm_client, team_a.arn, "AWSCURRENT")
+        return TwoTeams(fake=fake, a=team_a, a_value=a_value, b=team_b, b_key=b_key, b_admin_arn=b_admin_arn)
+
+    return make
+
+
 @pytest.mark.parametrize("kind", PROVIDERS)
 def test_attack_adminarn_of_another_team_mints_nothing_in_either_account(
-    kind: str, make_fake: Fake, api_key_secret: Secret, fast_handler: Any, sm_client: Any,
-    caplog: pytest.LogCaptureFixture,
-) -> None:  # fmt: skip
-    fake = make_fake(kind)
-    team_a = api_key_secret(fake, base_url=fake.base_url)
-    team_b = fake.add_account()
-    b_key = fake.create_key("team-b-key", account=team_b)
-    b_admin_arn = sm_client.create_secret(Name=unique("admin-b"), SecretString=json.dumps(fake.admin_secret(team_b)))[
-        "ARN"
-    ]
-    a_value = value_at(sm_client, team_a.arn, "AWSCURRENT")
-    put_current(sm_client, team_a.arn, {**a_value, "adminarn": b_admin_arn})
-    token = emulator.stage_pending_placeholder(team_a.arn)
+    kind: str, two_teams: Callable[[str], TwoTeams], fast_handler: Any, sm_client: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    teams = two_teams(kind)
+    fake = teams.fake
+    put_current(sm_client, teams.a.arn, {**teams.a_value, "adminarn": teams.b_admin_arn})
 
-    refused(fast_handler(), service.event("createSecret", team_a.arn, token), {Category.CONFUSED_DEPUTY}, caplog)
+    refused_at_create(fast_handler(), teams.a.arn, {Category.CONFUSED_DEPUTY}, caplog)
 
     assert fake.count("POST", "") == 0
     assert fake.count("DELETE", "") == 0
-    assert [key.name for key in fake.live_keys(team_b)] == ["team-b-key"]
-    assert fake.is_valid(b_key.value)
-    assert fake.is_valid(a_value[VALUE_FIELD[kind]])
+    assert [key.name for key in fake.live_keys(teams.b)] == ["team-b-key"]
+    assert fake.is_valid(teams.b_key.value)
+    assert fake.is_valid(teams.a_value[VALUE_FIELD[kind]])
 
 
 @pytest.mark.parametrize("kind", ["datadog", "twilio", "cloudflare"])
 def test_attack_other_teams_admin_with_its_key_id_refused_where_the_provider_ties_value_to_id(
-    kind: str, make_fake: Fake, api_key_secret: Secret, fast_handler: Any, sm_client: Any,
-    caplog: pytest.LogCaptureFixture,
-) -> None:  # fmt: skip
-    fake = make_fake(kind)
-    team_a = api_key_secret(fake, base_url=fake.base_url)
-    team_b = fake.add_account()
-    b_key = fake.create_key("team-b-key", account=team_b)
-    b_admin_arn = sm_client.create_secret(Name=unique("admin-b"), SecretString=json.dumps(fake.admin_secret(team_b)))[
-        "ARN"
-    ]
-    a_value = value_at(sm_client, team_a.arn, "AWSCURRENT")
-    forged = {**a_value, "adminarn": b_admin_arn}
-    forged[ID_FIELD[kind]] = b_key.id  # B's key id, A's key value
+    kind: str, two_teams: Callable[[str], TwoTeams], fast_handler: Any, sm_client: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    teams = two_teams(kind)
+    forged = {**teams.a_value, "adminarn": teams.b_admin_arn}
+    forged[ID_FIELD[kind]] = teams.b_key.id  # B's key id, A's key value
     if kind == "twilio":
-        forged["account_sid"] = team_b.account_sid
-    put_current(sm_client, team_a.arn, forged)
-    token = emulator.stage_pending_placeholder(team_a.arn)
+        forged["account_sid"] = teams.b.account_sid
+    put_current(sm_client, teams.a.arn, forged)
 
-    refused(fast_handler(), service.event("createSecret", team_a.arn, token), {Category.CONFUSED_DEPUTY}, caplog)
+    refused_at_create(fast_handler(), teams.a.arn, {Category.CONFUSED_DEPUTY}, caplog)
 
-    assert fake.count("POST", "") == 0
-    assert [key.name for key in fake.live_keys(team_b)] == ["team-b-key"]
+    assert teams.fake.count("POST", "") == 0
+    assert [key.name for key in teams.fake.live_keys(teams.b)] == ["team-b-key"]
 
 
 @pytest.mark.parametrize(("kind", "field", "value"), [
@@ -332,16 +348,13 @@ def test_attack_other_teams_admin_with_its_key_id_refused_where_the_provider_tie
     ("twilio", "policy", {"allow": ["/twilio"]}),
 ])  # fmt: skip
 def test_attack_privileges_in_rotated_secret_cannot_widen_the_new_key(
-    kind: str, field: str, value: Any, make_fake: Fake, api_key_secret: Secret, fast_handler: Any, sm_client: Any,
+    kind: str, field: str, value: Any, fake_and_secret: FakeAndSecret, fast_handler: Any, sm_client: Any,
     caplog: pytest.LogCaptureFixture,
 ) -> None:  # fmt: skip
-    fake = make_fake(kind)
-    secret = api_key_secret(fake)
+    fake, secret = fake_and_secret(kind)
     put_current(sm_client, secret.arn, {**value_at(sm_client, secret.arn, "AWSCURRENT"), field: value})
-    token = emulator.stage_pending_placeholder(secret.arn)
 
-    error = refused(fast_handler(), service.event("createSecret", secret.arn, token), {Category.SECRET_FORMAT},
-                    caplog)  # fmt: skip
+    error = refused_at_create(fast_handler(), secret.arn, {Category.SECRET_FORMAT}, caplog)
 
     assert f'Move "{field}" into the admin secret' in error.message
     assert fake.count("POST", "") == 0
@@ -370,11 +383,10 @@ def test_rotation_new_key_has_exactly_the_current_keys_privileges(
 
 
 def test_attack_sendgrid_id_swap_within_the_keys_own_scopes_is_the_documented_limit(
-    make_fake: Fake, api_key_secret: Secret, fast_handler: Any, sm_client: Any
+    fake_and_secret: FakeAndSecret, fast_handler: Any, sm_client: Any
 ) -> None:
     """SendGrid ties no value to an id: a swapped id of a key with no more scopes passes, but never widens."""
-    fake = make_fake("sendgrid")
-    secret = api_key_secret(fake)
+    fake, secret = fake_and_secret("sendgrid")
     genuine = value_at(sm_client, secret.arn, "AWSCURRENT")
     narrower = fake.create_key("narrower-key")
     narrower.extra["scopes"] = ["mail.send"]
@@ -391,16 +403,14 @@ def test_attack_sendgrid_id_swap_within_the_keys_own_scopes_is_the_documented_li
 
 
 def test_attack_oversized_provider_answer_is_refused_unread(
-    make_fake: Fake, api_key_secret: Secret, fast_handler: Any, sm_client: Any, caplog: pytest.LogCaptureFixture
+    fake_and_secret: FakeAndSecret, fast_handler: Any, sm_client: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    fake = make_fake("datadog")
-    secret = api_key_secret(fake)
+    fake, secret = fake_and_secret("datadog")
     original = value_at(sm_client, secret.arn, "AWSCURRENT")
     oversized = b'{"valid": true, "pad": "' + b"x" * (2 << 20) + b'"}'
     fake.fail_next(200, method="GET", route="/api/v1/validate", body=oversized)
-    token = emulator.stage_pending_placeholder(secret.arn)
 
-    error = refused(fast_handler(), service.event("createSecret", secret.arn, token), {Category.VERIFICATION}, caplog)
+    error = refused_at_create(fast_handler(), secret.arn, {Category.VERIFICATION}, caplog)
 
     assert "more than 1024 KiB" in error.message
     assert fake.count("POST", "") == 0

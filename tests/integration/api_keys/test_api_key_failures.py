@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from integration.api_keys.support import ApiKeySecret, Sleeper, rotate, value_at
+from integration.api_keys.support import FakeAndSecret, Sleeper, rotate, value_at
 from integration.support import stages
 from rotation_core.api_keys import key_name
 from rotation_core.errors import RotationError
 from rotation_core.secrets import SecretStore
 from rotation_local import emulator, service
-from rotation_local.fake_providers import FakeProviderServer
-
-Fake = Callable[..., FakeProviderServer]
-Secret = Callable[..., ApiKeySecret]
 
 
 class SimulatedCrashError(Exception):
@@ -24,10 +19,9 @@ class SimulatedCrashError(Exception):
 
 
 def test_create_crash_after_mint_before_put_retry_revokes_orphan_and_stores_one_key(
-    make_fake: Fake, api_key_secret: Secret, fast_handler: Any, sm_client: Any, monkeypatch: pytest.MonkeyPatch
+    fake_and_secret: FakeAndSecret, fast_handler: Any, sm_client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    fake = make_fake("sendgrid")
-    secret = api_key_secret(fake)
+    fake, secret = fake_and_secret("sendgrid")
     original = value_at(sm_client, secret.arn, "AWSCURRENT")
     handler = fast_handler()
     token = emulator.stage_pending_placeholder(secret.arn)
@@ -51,11 +45,8 @@ def test_create_crash_after_mint_before_put_retry_revokes_orphan_and_stores_one_
     assert {key.id for key in fake.live_keys()} == {original["api_key_id"], named[1].id}
 
 
-def test_create_retried_after_put_mints_no_second_key(
-    make_fake: Fake, api_key_secret: Secret, fast_handler: Any, sm_client: Any
-) -> None:
-    fake = make_fake("datadog")
-    secret = api_key_secret(fake)
+def test_create_retried_after_put_mints_no_second_key(fake_and_secret: FakeAndSecret, fast_handler: Any) -> None:
+    fake, secret = fake_and_secret("datadog")
     handler = fast_handler()
     token = emulator.stage_pending_placeholder(secret.arn)
 
@@ -68,10 +59,9 @@ def test_create_retried_after_put_mints_no_second_key(
 
 
 def test_rotation_abandoned_after_mint_next_rotation_revokes_its_key(
-    make_fake: Fake, api_key_secret: Secret, fast_handler: Any, sm_client: Any
+    fake_and_secret: FakeAndSecret, fast_handler: Any, sm_client: Any
 ) -> None:
-    fake = make_fake("cloudflare")
-    secret = api_key_secret(fake)
+    fake, secret = fake_and_secret("cloudflare")
     original = value_at(sm_client, secret.arn, "AWSCURRENT")
     fake.invisible_for = 100  # the new key never verifies: the rotation fails at testSecret
     handler = fast_handler(API_VERIFY_ATTEMPTS="2")
@@ -88,11 +78,9 @@ def test_rotation_abandoned_after_mint_next_rotation_revokes_its_key(
 
 @pytest.mark.parametrize("policy", ["previous_at_finish", "previous_at_next_rotation"])
 def test_revoke_failure_rotation_succeeds_and_failure_is_logged(
-    policy: str, make_fake: Fake, api_key_secret: Secret, fast_handler: Any, sm_client: Any,
-    caplog: pytest.LogCaptureFixture,
-) -> None:  # fmt: skip
-    fake = make_fake("datadog")
-    secret = api_key_secret(fake)
+    policy: str, fake_and_secret: FakeAndSecret, fast_handler: Any, sm_client: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake, secret = fake_and_secret("datadog")
     handler = fast_handler(REVOKE_POLICY=policy)
     if policy == "previous_at_next_rotation":
         rotate(handler, secret.arn)  # the revocation happens in the rotation after this one
@@ -111,10 +99,9 @@ def test_revoke_failure_rotation_succeeds_and_failure_is_logged(
 
 
 def test_revoke_policy_previous_at_finish_leaves_one_valid_key(
-    make_fake: Fake, api_key_secret: Secret, fast_handler: Any, sm_client: Any
+    fake_and_secret: FakeAndSecret, fast_handler: Any, sm_client: Any
 ) -> None:
-    fake = make_fake("twilio")
-    secret = api_key_secret(fake)
+    fake, secret = fake_and_secret("twilio")
     handler = fast_handler(REVOKE_POLICY="previous_at_finish")
     for _ in range(2):
         rotate(handler, secret.arn)
@@ -122,11 +109,8 @@ def test_revoke_policy_previous_at_finish_leaves_one_valid_key(
         assert [key.id for key in fake.live_keys()] == [current["api_key_sid"]]
 
 
-def test_revoke_policy_never_keeps_every_key(
-    make_fake: Fake, api_key_secret: Secret, fast_handler: Any, sm_client: Any
-) -> None:
-    fake = make_fake("sendgrid")
-    secret = api_key_secret(fake)
+def test_revoke_policy_never_keeps_every_key(fake_and_secret: FakeAndSecret, fast_handler: Any) -> None:
+    fake, secret = fake_and_secret("sendgrid")
     handler = fast_handler(REVOKE_POLICY="never")
     for _ in range(3):
         rotate(handler, secret.arn)
@@ -135,10 +119,9 @@ def test_revoke_policy_never_keeps_every_key(
 
 
 def test_revoke_already_deleted_key_404_counts_as_done(
-    make_fake: Fake, api_key_secret: Secret, fast_handler: Any, sm_client: Any, caplog: pytest.LogCaptureFixture
+    fake_and_secret: FakeAndSecret, fast_handler: Any, sm_client: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    fake = make_fake("cloudflare")
-    secret = api_key_secret(fake)
+    fake, secret = fake_and_secret("cloudflare")
     handler = fast_handler()
     rotate(handler, secret.arn)
     previous = value_at(sm_client, secret.arn, "AWSPREVIOUS")
@@ -152,10 +135,9 @@ def test_revoke_already_deleted_key_404_counts_as_done(
 
 
 def test_http_429_with_retry_after_waits_as_told_and_mints_once(
-    make_fake: Fake, api_key_secret: Secret, fast_handler: Any, sleeper: Sleeper, sm_client: Any
+    fake_and_secret: FakeAndSecret, fast_handler: Any, sleeper: Sleeper
 ) -> None:
-    fake = make_fake("datadog")
-    secret = api_key_secret(fake)
+    fake, secret = fake_and_secret("datadog")
     fake.fail_next(429, method="POST", route="/api/v2/api_keys", retry_after="7", times=2)
 
     rotate(fast_handler(), secret.arn)
@@ -166,10 +148,9 @@ def test_http_429_with_retry_after_waits_as_told_and_mints_once(
 
 
 def test_http_5xx_on_idempotent_calls_retried_with_backoff(
-    make_fake: Fake, api_key_secret: Secret, fast_handler: Any, sleeper: Sleeper, sm_client: Any
+    fake_and_secret: FakeAndSecret, fast_handler: Any, sleeper: Sleeper, sm_client: Any
 ) -> None:
-    fake = make_fake("sendgrid")
-    secret = api_key_secret(fake)
+    fake, secret = fake_and_secret("sendgrid")
     fake.fail_next(503, method="GET", route="/v3/api_keys", times=2)
     fake.fail_next(502, method="GET", route="/v3/scopes", times=1)
 
@@ -182,11 +163,8 @@ def test_http_5xx_on_idempotent_calls_retried_with_backoff(
     assert sleeper.waits[1] < sleeper.waits[2]
 
 
-def test_http_5xx_on_create_not_retried_then_retry_cleans_up(
-    make_fake: Fake, api_key_secret: Secret, fast_handler: Any, sm_client: Any
-) -> None:
-    fake = make_fake("datadog")
-    secret = api_key_secret(fake)
+def test_http_5xx_on_create_not_retried_then_retry_cleans_up(fake_and_secret: FakeAndSecret, fast_handler: Any) -> None:
+    fake, secret = fake_and_secret("datadog")
     handler = fast_handler()
     fake.fail_next(500, method="POST", route="/api/v2/api_keys", body={"errors": ["oops"], "api_key": "x" * 32})
     token = emulator.stage_pending_placeholder(secret.arn)
@@ -200,10 +178,9 @@ def test_http_5xx_on_create_not_retried_then_retry_cleans_up(
 
 
 def test_http_slow_response_times_out_and_is_retried(
-    make_fake: Fake, api_key_secret: Secret, fast_handler: Any, sm_client: Any
+    fake_and_secret: FakeAndSecret, fast_handler: Any, sm_client: Any
 ) -> None:
-    fake = make_fake("cloudflare")
-    secret = api_key_secret(fake)
+    fake, secret = fake_and_secret("cloudflare")
     fake.slow_next(1.0, method="GET", route="/user/tokens/verify")
 
     token = rotate(fast_handler(timeout=0.3), secret.arn)
@@ -214,10 +191,9 @@ def test_http_slow_response_times_out_and_is_retried(
 
 
 def test_test_secret_new_key_visible_late_verified_after_retries(
-    make_fake: Fake, api_key_secret: Secret, fast_handler: Any, sleeper: Sleeper, sm_client: Any
+    fake_and_secret: FakeAndSecret, fast_handler: Any, sleeper: Sleeper, sm_client: Any
 ) -> None:
-    fake = make_fake("twilio")
-    secret = api_key_secret(fake)
+    fake, secret = fake_and_secret("twilio")
     fake.invisible_for = 3
 
     token = rotate(fast_handler(API_VERIFY_ATTEMPTS="5", API_VERIFY_DELAY="2"), secret.arn)
@@ -227,10 +203,9 @@ def test_test_secret_new_key_visible_late_verified_after_retries(
 
 
 def test_test_secret_key_never_visible_fails_and_changes_nothing(
-    make_fake: Fake, api_key_secret: Secret, fast_handler: Any, sm_client: Any
+    fake_and_secret: FakeAndSecret, fast_handler: Any, sm_client: Any
 ) -> None:
-    fake = make_fake("datadog")
-    secret = api_key_secret(fake)
+    fake, secret = fake_and_secret("datadog")
     original = value_at(sm_client, secret.arn, "AWSCURRENT")
     fake.invisible_for = 10
 
@@ -241,11 +216,8 @@ def test_test_secret_key_never_visible_fails_and_changes_nothing(
     assert fake.is_valid(original["api_key"])
 
 
-def test_key_limit_reached_create_fails_with_clear_error(
-    make_fake: Fake, api_key_secret: Secret, fast_handler: Any, sm_client: Any
-) -> None:
-    fake = make_fake("sendgrid")  # SendGrid's limit: 100 keys per account
-    secret = api_key_secret(fake)
+def test_key_limit_reached_create_fails_with_clear_error(fake_and_secret: FakeAndSecret, fast_handler: Any) -> None:
+    fake, secret = fake_and_secret("sendgrid")  # SendGrid's limit: 100 keys per account
     for number in range(99):
         fake.create_key(f"someone-else-{number}")
 
@@ -257,10 +229,9 @@ def test_key_limit_reached_create_fails_with_clear_error(
 
 
 def test_config_test_without_create_test_secret_fails_clearly(
-    make_fake: Fake, api_key_secret: Secret, fast_handler: Any, sm_client: Any
+    fake_and_secret: FakeAndSecret, fast_handler: Any
 ) -> None:
-    fake = make_fake("datadog")
-    secret = api_key_secret(fake)
+    fake, secret = fake_and_secret("datadog")
     token = emulator.stage_pending_placeholder(secret.arn)
 
     with pytest.raises(RotationError, match="createSecret has not run"):

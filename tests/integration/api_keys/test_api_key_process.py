@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from helpers import FUNCTIONS_DIR, LeakGuard
-from integration.api_keys.support import ApiKeySecret, rotate, value_at
-from integration.support import stages, unique
+from integration.api_keys.support import ApiKeySecret, FakeAndSecret, generic_sendgrid_secret, rotate, value_at
+from integration.support import stages
 from rotation_core.errors import Category, RotationError
-from rotation_local import emulator, service
+from rotation_local import service
 from rotation_local.fake_providers import FakeProviderServer
 from rotation_local.invoke import invoke
 from rotation_local.tls import LocalCA
@@ -45,11 +45,10 @@ def lambda_handler(event, context):
 
 
 def test_rotation_in_child_process_twice_imports_no_database_driver(
-    make_fake: Callable[..., FakeProviderServer], api_key_secret: Callable[..., ApiKeySecret], sm_env: dict[str, str],
+    fake_and_secret: FakeAndSecret, sm_env: dict[str, str],
     api_key_env: dict[str, str], sm_client: Any, tmp_path: Path, leak_guard: LeakGuard,
 ) -> None:  # fmt: skip
-    fake = make_fake("datadog")
-    secret = api_key_secret(fake)
+    fake, secret = fake_and_secret("datadog")
     function_dir = tmp_path / "api_key"
     function_dir.mkdir()
     (function_dir / "app.py").write_text(_GUARD_APP.format(real=str(FUNCTIONS_DIR / "api_key" / "app.py")))
@@ -90,9 +89,8 @@ def test_rotation_over_https_verifies_certificate_with_ca_bundle(
 
 
 def test_rotation_over_https_untrusted_certificate_refused(
-    make_fake: Callable[..., FakeProviderServer], api_key_secret: Callable[..., ApiKeySecret], api_key_function: Any,
-    sm_client: Any,
-) -> None:  # fmt: skip
+    make_fake: Callable[..., FakeProviderServer], api_key_secret: Callable[..., ApiKeySecret], api_key_function: Any
+) -> None:
     fake = make_fake("cloudflare", ca=LocalCA.create())  # a CA the function does not trust
     secret = api_key_secret(fake)
     app = api_key_function(API_MAX_ATTEMPTS="1")
@@ -105,26 +103,11 @@ def test_rotation_over_https_untrusted_certificate_refused(
     assert fake.requests == []  # not even the binding check's requests: the handshake failed first
 
 
-GENERIC_SENDGRID = {
-    "auth": {"scheme": "bearer"},
-    "create": {"method": "POST", "path": "/v3/api_keys", "body": {"name": "{name}", "scopes": ["mail.send"]},
-               "value_path": "api_key", "id_path": "api_key_id"},
-    "list": {"path": "/v3/api_keys", "items_path": "result", "name_path": "name", "id_path": "api_key_id"},
-    "revoke": {"method": "DELETE", "path": "/v3/api_keys/{id}"},
-    "verify": {"method": "GET", "path": "/v3/scopes"},
-}  # fmt: skip
-
-
 def test_rotation_generic_http_provider_described_in_admin_secret(
     make_fake: Callable[..., FakeProviderServer], sm_client: Any, api_key_function: Any
 ) -> None:
     fake = make_fake("sendgrid")  # any HTTP API will do: describe SendGrid's through the generic provider
-    admin = {**fake.admin_secret(), "provider": "http", "http": GENERIC_SENDGRID}
-    admin_arn = sm_client.create_secret(Name=unique("admin"), SecretString=json.dumps(admin))["ARN"]
-    first = fake.create_key()
-    value = {"provider": "http", "adminarn": admin_arn, "api_key": first.value, "api_key_id": first.id}
-    arn = sm_client.create_secret(Name=unique("apikey"), SecretString=json.dumps(value))["ARN"]
-    emulator.enable_rotation(arn)
+    arn, first = generic_sendgrid_secret(sm_client, fake)
     app = api_key_function()
 
     for _ in range(2):

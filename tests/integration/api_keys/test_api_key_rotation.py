@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from integration.api_keys.support import PROVIDERS, ApiKeySecret, rotate, value_at
+from integration.api_keys.support import ID_FIELD, PROVIDERS, VALUE_FIELD, FakeAndSecret, rotate, value_at
 from integration.support import stages
-from rotation_local.fake_providers import FakeProviderServer
-
-VALUE_FIELD = {"datadog": "api_key", "sendgrid": "api_key", "twilio": "api_key_secret", "cloudflare": "api_token"}
-ID_FIELD = {"datadog": "api_key_id", "sendgrid": "api_key_id", "twilio": "api_key_sid", "cloudflare": "api_token_id"}
 
 
 @pytest.mark.parametrize("kind", PROVIDERS)
 def test_rotation_three_in_a_row_keeps_current_and_previous_keys_valid(
-    kind: str, make_fake: Callable[..., FakeProviderServer], api_key_secret: Callable[..., ApiKeySecret],
-    api_key_function: Any, sm_client: Any,
-) -> None:  # fmt: skip
-    fake = make_fake(kind)
-    secret = api_key_secret(fake)
+    kind: str, fake_and_secret: FakeAndSecret, api_key_function: Any, sm_client: Any
+) -> None:
+    fake, secret = fake_and_secret(kind)
     app = api_key_function()
     value, key_id = VALUE_FIELD[kind], ID_FIELD[kind]
     generations = [value_at(sm_client, secret.arn, "AWSCURRENT")]
@@ -53,11 +46,9 @@ def test_rotation_three_in_a_row_keeps_current_and_previous_keys_valid(
 
 
 def test_fake_access_log_shows_routes_and_no_key_material(
-    make_fake: Callable[..., FakeProviderServer], api_key_secret: Callable[..., ApiKeySecret],
-    api_key_function: Any, sm_client: Any,
-) -> None:  # fmt: skip
-    fake = make_fake("datadog")
-    secret = api_key_secret(fake)
+    fake_and_secret: FakeAndSecret, api_key_function: Any
+) -> None:
+    fake, secret = fake_and_secret("datadog")
     app = api_key_function()
     rotate(app, secret.arn)
     rotate(app, secret.arn)

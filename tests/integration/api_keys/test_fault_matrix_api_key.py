@@ -13,7 +13,8 @@ import contextlib
 import dataclasses
 import json
 import threading
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -140,23 +141,27 @@ def arn_hash(arn: str) -> str:
 
 
 @contextlib.contextmanager
+def botocore_handler(client: Any, event: str, handler: Callable[..., None]) -> Iterator[None]:
+    """``handler`` runs on the botocore ``event`` of ``client`` while the block runs."""
+    unique_id = f"api-key-matrix-{uuid.uuid4().hex}"
+    client.meta.events.register(event, handler, unique_id=unique_id)
+    try:
+        yield
+    finally:
+        client.meta.events.unregister(event, unique_id=unique_id)
+
+
+@contextlib.contextmanager
 def crash_before_put(client: Any) -> Iterator[list[int]]:
     """createSecret minted the key; the container dies before PutSecretValue leaves it."""
-    import uuid
-
     hits = [0]
-    unique_id = f"crash-put-{uuid.uuid4().hex}"
 
     def crash(**_kwargs: Any) -> None:
         hits[0] += 1
         raise RuntimeError("the container died after minting, before PutSecretValue")
 
-    event = f"before-call.secrets-manager.{PUT}"
-    client.meta.events.register(event, crash, unique_id=unique_id)
-    try:
+    with botocore_handler(client, f"before-call.secrets-manager.{PUT}", crash):
         yield hits
-    finally:
-        client.meta.events.unregister(event, unique_id=unique_id)
 
 
 def _api_key_case(case: Case) -> Any:
@@ -199,18 +204,15 @@ def create_interleaved(target: Target, arn: str, token: str, step: str) -> str:
             first_at_put.wait(timeout=20)
         outcomes[index] = invoke(containers[index], arn, token, step)
 
-    events = target.client.meta.events
-    events.register(f"before-call.secrets-manager.{PUT}", before_put, unique_id="interleave-before")
-    events.register(f"after-call.secrets-manager.{PUT}", after_put, unique_id="interleave-after")
-    try:
+    with (
+        botocore_handler(target.client, f"before-call.secrets-manager.{PUT}", before_put),
+        botocore_handler(target.client, f"after-call.secrets-manager.{PUT}", after_put),
+    ):
         threads = [threading.Thread(target=run, args=(i,), name=("first", "second")[i]) for i in range(2)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join(timeout=60)
-    finally:
-        events.unregister(f"before-call.secrets-manager.{PUT}", unique_id="interleave-before")
-        events.unregister(f"after-call.secrets-manager.{PUT}", unique_id="interleave-after")
     return "+".join(outcomes)
 
 

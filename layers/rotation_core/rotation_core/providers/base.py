@@ -149,6 +149,16 @@ def stored_key_from(value_field: str, id_field: str, secret: Mapping[str, Any], 
     return StoredKey(label=label, id=key_id, value=value, secret=secret)
 
 
+def raise_if_key_limit(response: HttpResponse, message: str) -> None:
+    """Raise :class:`KeyLimitError` with ``message`` when a create request was refused (400/403) for a key limit.
+
+    A 429 that outlasted the client's retries is rate limiting instead, reported as such by
+    :meth:`HttpProviderBase._issued`.
+    """
+    if response.status in (400, 403) and b"limit" in response.body.lower():
+        raise KeyLimitError(message)
+
+
 def admin_field(admin: Mapping[str, Any], key: str, provider: str) -> str:
     """A field of the admin secret; every admin value is registered as sensitive by the strategy."""
     return text_field(admin, key, f"{provider} admin", what="secret (adminarn)")
@@ -171,17 +181,27 @@ class ProviderConfig:
 
 
 class HttpProviderBase:
-    """Plumbing shared by the built-in providers: the client, the endpoint and response checks."""
+    """Plumbing shared by the built-in providers: the client, the endpoint and response checks.
+
+    A provider names itself, overrides ``value_field``/``id_field`` when its secret does not hold
+    ``api_key``/``api_key_id``, and reads its admin credential and settings in :meth:`_configure`.
+    """
 
     name = ""
     display_name = ""
     value_field = "api_key"
     id_field = "api_key_id"
+    #: The headers that carry the admin credential, set by :meth:`_configure`.
+    _admin_headers: Mapping[str, str]
 
     def __init__(self, http: HttpClient, config: ProviderConfig) -> None:
         self.http = http
         self.config = config
         self.base_url = config.base
+        self._configure(config.admin)
+
+    def _configure(self, admin: Mapping[str, Any]) -> None:
+        """Read the admin secret (credential, privilege overrides); called once, last, by ``__init__``."""
 
     def stored_key(self, secret: Mapping[str, Any], label: str) -> StoredKey:
         return stored_key_from(self.value_field, self.id_field, secret, label)
@@ -192,21 +212,53 @@ class HttpProviderBase:
     def _send(self, method: str, route: str, **kwargs: Any) -> HttpResponse:
         return self.http.request(self.display_name, method, self.base_url, route, **kwargs)
 
+    def _send_as_admin(self, method: str, route: str, **kwargs: Any) -> HttpResponse:
+        """Send a request that carries the admin credential."""
+        return self._send(method, route, headers=self._admin_headers, **kwargs)
+
     def _expect_ok(self, response: HttpResponse, method: str, route: str, hint: str) -> Any:
         if not response.ok:
             raise error_for(self.display_name, method, route, response, hint)
         return response.json()
 
-    def _lookup_response(self, response: HttpResponse, method: str, route: str, hint: str) -> Any:
-        """The JSON of a get-by-id answer; None when the account has no such key (404)."""
+    def _ask_as_admin(self, method: str, route: str, hint: str, **kwargs: Any) -> Any:
+        """The JSON answer of a request asked as admin; an answer other than 2xx raises."""
+        return self._expect_ok(self._send_as_admin(method, route, **kwargs), method, route, hint)
+
+    def _ask_with_key(
+        self,
+        method: str,
+        route: str,
+        hint: str,
+        *,
+        headers: Mapping[str, str],
+        endpoint: Endpoint | None = None,
+        **kwargs: Any,
+    ) -> tuple[bool, Any]:
+        """Send a request that authenticates with the key being verified (to ``endpoint``, by default base_url).
+
+        ``(False, None)`` when the provider refuses the key (401/403), else ``(True, its JSON answer)``; any
+        other answer than 2xx raises.
+        """
+        target = self.base_url if endpoint is None else endpoint
+        response = self.http.request(self.display_name, method, target, route, headers=headers, **kwargs)
+        if response.status in (401, 403):
+            return False, None
+        return True, self._expect_ok(response, method, route, hint)
+
+    def _fetch_key(self, route: str, key_id: str, hint: str) -> Any:
+        """The JSON answer of ``GET route`` for ``key_id``, asked as admin; None when the account has no such key."""
+        response = self._send_as_admin("GET", route, path_params={"id": key_id})
         if response.status == 404:
             return None
-        data = self._expect_ok(response, method, route, hint)
+        data = self._expect_ok(response, "GET", route, hint)
         if data is None:
-            raise self._malformed(method, route, "a JSON body")
+            raise self._malformed("GET", route, "a JSON body")
         return data
 
-    def _revoke_response(self, response: HttpResponse, method: str, route: str, hint: str) -> bool:
+    def _delete_key(self, route: str, key_id: str, hint: str, *, method: str = "DELETE") -> bool:
+        """Revoke ``key_id`` with ``method route``, asked as admin; False when it was already gone (404)."""
+        response = self._send_as_admin(method, route, path_params={"id": key_id})
         if response.status == 404:
             return False
         self._expect_ok(response, method, route, hint)

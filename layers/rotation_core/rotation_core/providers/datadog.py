@@ -13,48 +13,35 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from rotation_core.providers.base import (
-    MAX_LIST_PAGES,
-    HttpProviderBase,
-    IssuedKey,
-    KeyLimitError,
-    KeyRecord,
-    KeyRef,
-    ProviderConfig,
-    StoredKey,
-    Verdict,
-    admin_field,
-    dig,
-)
-from rotation_core.providers.http import HttpClient
+from rotation_core.providers import base
 
 KEYS = "/api/v2/api_keys"
 KEY = "/api/v2/api_keys/{id}"
 VALIDATE = "/api/v1/validate"
 PAGE_SIZE = 100
 _ADMIN_HINT = "check the admin secret's api_key/app_key and that its user's role has api_keys_read/write/delete"
+_KEY_HINT = "check base_url points at the Datadog site of the key"
+_KEY_LIMIT_MESSAGE = (
+    "Datadog refused to create another API key: the organisation has reached its API key limit. "
+    "Revoke unused keys (Organization Settings > API Keys) and rotate again"
+)
 
 
-class DatadogProvider(HttpProviderBase):
+class DatadogProvider(base.HttpProviderBase):
     name = "datadog"
     display_name = "Datadog"
-    value_field = "api_key"
-    id_field = "api_key_id"
 
-    def __init__(self, http: HttpClient, config: ProviderConfig) -> None:
-        super().__init__(http, config)
-        admin = config.admin
+    def _configure(self, admin: Mapping[str, Any]) -> None:
         self._admin_headers = {
-            "DD-API-KEY": admin_field(admin, "api_key", self.display_name),
-            "DD-APPLICATION-KEY": admin_field(admin, "app_key", self.display_name),
+            "DD-API-KEY": base.admin_field(admin, "api_key", self.display_name),
+            "DD-APPLICATION-KEY": base.admin_field(admin, "app_key", self.display_name),
         }
 
-    def find(self, name_prefix: str) -> list[KeyRef]:
-        found: list[KeyRef] = []
-        for page in range(MAX_LIST_PAGES):
+    def find(self, name_prefix: str) -> list[base.KeyRef]:
+        found: list[base.KeyRef] = []
+        for page in range(base.MAX_LIST_PAGES):
             query = {"filter": name_prefix, "page[size]": str(PAGE_SIZE), "page[number]": str(page)}
-            response = self._send("GET", KEYS, query=query, headers=self._admin_headers)
-            data = self._expect_ok(response, "GET", KEYS, _ADMIN_HINT)
+            data = self._ask_as_admin("GET", KEYS, _ADMIN_HINT, query=query)
             count, keys = self._page_keys(
                 data, "GET", KEYS, items_path="data", id_path="id", name_path="attributes.name", name_prefix=name_prefix
             )
@@ -63,35 +50,27 @@ class DatadogProvider(HttpProviderBase):
                 break
         return found
 
-    def lookup(self, key_id: str) -> KeyRecord | None:
-        response = self._send("GET", KEY, path_params={"id": key_id}, headers=self._admin_headers)
-        data = self._lookup_response(response, "GET", KEY, _ADMIN_HINT)
+    def lookup(self, key_id: str) -> base.KeyRecord | None:
+        data = self._fetch_key(KEY, key_id, _ADMIN_HINT)
         if data is None:
             return None
-        found_id, name = dig(data, "data.id"), dig(data, "data.attributes.name")
-        value = dig(data, "data.attributes.key")
+        found_id, name = base.dig(data, "data.id"), base.dig(data, "data.attributes.name")
+        value = base.dig(data, "data.attributes.key")
         if found_id != key_id or not isinstance(name, str):
             raise self._malformed("GET", KEY, "the key's id and name")
-        return KeyRecord(id=key_id, name=name, value=value if isinstance(value, str) and value else None)
+        return base.KeyRecord(id=key_id, name=name, value=value if isinstance(value, str) and value else None)
 
-    def issue(self, name: str, template: Mapping[str, Any]) -> IssuedKey:
+    def issue(self, name: str, template: Mapping[str, Any]) -> base.IssuedKey:
         body = {"data": {"type": "api_keys", "attributes": {"name": name}}}
-        response = self._send("POST", KEYS, json_body=body, headers=self._admin_headers)
-        # A 429 that outlasted the client's retries is rate limiting, reported as such by _issued.
-        if response.status in (400, 403) and b"limit" in response.body.lower():
-            raise KeyLimitError(
-                "Datadog refused to create another API key: the organisation has reached its API key limit. "
-                "Revoke unused keys (Organization Settings > API Keys) and rotate again"
-            )
+        response = self._send_as_admin("POST", KEYS, json_body=body)
+        base.raise_if_key_limit(response, _KEY_LIMIT_MESSAGE)
         return self._issued(response, KEYS, _ADMIN_HINT, id_path="data.id", value_path="data.attributes.key")
 
-    def verify(self, key: StoredKey) -> Verdict:
-        response = self._send("GET", VALIDATE, headers={"DD-API-KEY": key.value})
-        if response.status in (401, 403):
-            return Verdict(valid=False)
-        data = self._expect_ok(response, "GET", VALIDATE, "check base_url points at the Datadog site of the key")
-        return Verdict(valid=dig(data, "valid") is True)
+    def verify(self, key: base.StoredKey) -> base.Verdict:
+        accepted, data = self._ask_with_key("GET", VALIDATE, _KEY_HINT, headers={"DD-API-KEY": key.value})
+        if not accepted:
+            return base.Verdict(valid=False)
+        return base.Verdict(valid=base.dig(data, "valid") is True)
 
     def revoke(self, key_id: str) -> bool:
-        response = self._send("DELETE", KEY, path_params={"id": key_id}, headers=self._admin_headers)
-        return self._revoke_response(response, "DELETE", KEY, _ADMIN_HINT)
+        return self._delete_key(KEY, key_id, _ADMIN_HINT)

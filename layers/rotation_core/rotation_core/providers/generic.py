@@ -32,18 +32,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from rotation_core.errors import SecretFormatError
-from rotation_core.providers.base import (
-    HttpProviderBase,
-    IssuedKey,
-    KeyRecord,
-    KeyRef,
-    ProviderConfig,
-    StoredKey,
-    Verdict,
-    admin_field,
-    dig,
-)
-from rotation_core.providers.http import HttpClient, error_for
+from rotation_core.providers import base
+from rotation_core.providers.http import error_for
 from rotation_core.providers.twilio import basic_auth
 
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
@@ -106,15 +96,11 @@ def _fill(template: Any, name: str) -> Any:
     return template
 
 
-class GenericHttpProvider(HttpProviderBase):
+class GenericHttpProvider(base.HttpProviderBase):
     name = "http"
     display_name = "HTTP provider"
-    value_field = "api_key"
-    id_field = "api_key_id"
 
-    def __init__(self, http: HttpClient, config: ProviderConfig) -> None:
-        super().__init__(http, config)
-        admin = config.admin
+    def _configure(self, admin: Mapping[str, Any]) -> None:
         description = admin.get("http")
         if not isinstance(description, dict):
             raise SecretFormatError(
@@ -125,8 +111,8 @@ class GenericHttpProvider(HttpProviderBase):
         self._key_auth = _auth(description, "key_auth", admin_auth)
         self._admin_headers = self._headers(
             admin_auth,
-            admin_field(admin, "username", "HTTP") if admin_auth["scheme"] == "basic" else "",
-            admin_field(admin, "password" if admin_auth["scheme"] == "basic" else "api_key", "HTTP"),
+            base.admin_field(admin, "username", "HTTP") if admin_auth["scheme"] == "basic" else "",
+            base.admin_field(admin, "password" if admin_auth["scheme"] == "basic" else "api_key", "HTTP"),
         )
         create, listing = _section(description, "create"), _section(description, "list")
         revoke, verify = _section(description, "revoke"), _section(description, "verify")
@@ -150,46 +136,46 @@ class GenericHttpProvider(HttpProviderBase):
             return {str(auth["header"]): value}
         return {"Authorization": "Bearer " + value}
 
-    def _all_keys(self) -> list[KeyRef]:
+    def _all_keys(self) -> list[base.KeyRef]:
         method, path = self._list
-        data = self._expect_ok(self._send(method, path, headers=self._admin_headers), method, path, _HINT)
+        data = self._ask_as_admin(method, path, _HINT)
         return self._page_keys(
             data, method, path, items_path=self._list_items, id_path=self._list_id, name_path=self._list_name,
             name_prefix="",
         )[1]  # fmt: skip
 
-    def find(self, name_prefix: str) -> list[KeyRef]:
+    def find(self, name_prefix: str) -> list[base.KeyRef]:
         return [key for key in self._all_keys() if key.name.startswith(name_prefix)]
 
-    def lookup(self, key_id: str) -> KeyRecord | None:
+    def lookup(self, key_id: str) -> base.KeyRecord | None:
         found = next((key for key in self._all_keys() if key.id == key_id), None)
-        return None if found is None else KeyRecord(id=key_id, name=found.name)
+        return None if found is None else base.KeyRecord(id=key_id, name=found.name)
 
-    def issue(self, name: str, template: Mapping[str, Any]) -> IssuedKey:
+    def issue(self, name: str, template: Mapping[str, Any]) -> base.IssuedKey:
         method, path, body = self._create
-        response = self._send(method, path, json_body=_fill(body, name), headers=self._admin_headers)
+        response = self._send_as_admin(method, path, json_body=_fill(body, name))
         if not response.ok:
             raise error_for(self.display_name, method, path, response, _HINT)
         data = response.json()
-        value, key_id = dig(data, self._create_value), dig(data, self._create_id)
+        value, key_id = base.dig(data, self._create_value), base.dig(data, self._create_id)
         if isinstance(key_id, int):
             key_id = str(key_id)
         if not isinstance(value, str) or not isinstance(key_id, str) or not value or not key_id:
             raise self._malformed(method, path, f'the key at "{self._create_value}" and its id at "{self._create_id}"')
-        return IssuedKey(id=key_id, value=value, fields={self.value_field: value, self.id_field: key_id})
+        return base.IssuedKey(id=key_id, value=value, fields={self.value_field: value, self.id_field: key_id})
 
-    def verify(self, key: StoredKey) -> Verdict:
+    def verify(self, key: base.StoredKey) -> base.Verdict:
         method, path = self._verify
-        response = self._send(method, path, headers=self._headers(self._key_auth, key.id, key.value))
-        if response.status in (401, 403):
-            return Verdict(valid=False)
-        data = self._expect_ok(response, method, path, _HINT)
+        accepted, data = self._ask_with_key(
+            method, path, _HINT, headers=self._headers(self._key_auth, key.id, key.value)
+        )
+        if not accepted:
+            return base.Verdict(valid=False)
         if self._verify_id is None:
-            return Verdict(valid=True)
-        named = dig(data, self._verify_id)
-        return Verdict(valid=True, key_id=str(named) if isinstance(named, str | int) and named != "" else None)
+            return base.Verdict(valid=True)
+        named = base.dig(data, self._verify_id)
+        return base.Verdict(valid=True, key_id=str(named) if isinstance(named, str | int) and named != "" else None)
 
     def revoke(self, key_id: str) -> bool:
         method, path = self._revoke
-        response = self._send(method, path, path_params={"id": key_id}, headers=self._admin_headers)
-        return self._revoke_response(response, method, path, _HINT)
+        return self._delete_key(path, key_id, _HINT, method=method)

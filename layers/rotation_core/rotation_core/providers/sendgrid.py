@@ -19,25 +19,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from rotation_core.errors import SecretFormatError
-from rotation_core.providers.base import (
-    HttpProviderBase,
-    IssuedKey,
-    KeyLimitError,
-    KeyRecord,
-    KeyRef,
-    ProviderConfig,
-    StoredKey,
-    Verdict,
-    admin_field,
-    dig,
-)
-from rotation_core.providers.http import HttpClient
+from rotation_core.providers import base
 
 KEYS = "/v3/api_keys"
 KEY = "/v3/api_keys/{id}"
 SCOPES = "/v3/scopes"
 KEY_LIMIT = 100
 _ADMIN_HINT = "check the admin secret's api_key and that it holds the api_keys.create/read/delete scopes"
+_KEY_HINT = "check base_url points at the SendGrid API"
 
 
 def _scopes(value: Any) -> list[str] | None:
@@ -46,37 +35,33 @@ def _scopes(value: Any) -> list[str] | None:
     return None
 
 
-class SendGridProvider(HttpProviderBase):
+class SendGridProvider(base.HttpProviderBase):
     name = "sendgrid"
     display_name = "SendGrid"
-    value_field = "api_key"
-    id_field = "api_key_id"
 
-    def __init__(self, http: HttpClient, config: ProviderConfig) -> None:
-        super().__init__(http, config)
-        self._admin_headers = {"Authorization": "Bearer " + admin_field(config.admin, "api_key", self.display_name)}
-        override = config.admin.get("scopes")
+    def _configure(self, admin: Mapping[str, Any]) -> None:
+        self._admin_headers = {"Authorization": "Bearer " + base.admin_field(admin, "api_key", self.display_name)}
+        override = admin.get("scopes")
         self._scopes_override = _scopes(override)
         if override is not None and self._scopes_override is None:
             raise SecretFormatError('the admin secret\'s "scopes" must be a non-empty list of SendGrid scope names')
 
-    def _list(self) -> list[KeyRef]:
-        response = self._send("GET", KEYS, query={"limit": str(KEY_LIMIT)}, headers=self._admin_headers)
-        items = dig(self._expect_ok(response, "GET", KEYS, _ADMIN_HINT), "result")
+    def _list(self) -> list[base.KeyRef]:
+        data = self._ask_as_admin("GET", KEYS, _ADMIN_HINT, query={"limit": str(KEY_LIMIT)})
+        items = base.dig(data, "result")
         if not isinstance(items, list):
             raise self._malformed("GET", KEYS, "a result list")
         return [
-            KeyRef(id=item["api_key_id"], name=item["name"])
+            base.KeyRef(id=item["api_key_id"], name=item["name"])
             for item in items
             if isinstance(item, dict) and isinstance(item.get("api_key_id"), str) and isinstance(item.get("name"), str)
         ]
 
-    def find(self, name_prefix: str) -> list[KeyRef]:
+    def find(self, name_prefix: str) -> list[base.KeyRef]:
         return [key for key in self._list() if key.name.startswith(name_prefix)]
 
-    def lookup(self, key_id: str) -> KeyRecord | None:
-        response = self._send("GET", KEY, path_params={"id": key_id}, headers=self._admin_headers)
-        data = self._lookup_response(response, "GET", KEY, _ADMIN_HINT)
+    def lookup(self, key_id: str) -> base.KeyRecord | None:
+        data = self._fetch_key(KEY, key_id, _ADMIN_HINT)
         if data is None:
             return None
         # Documented as {"result": [{...}]}; a bare object is accepted too.
@@ -85,31 +70,29 @@ class SendGridProvider(HttpProviderBase):
         scopes = _scopes(item.get("scopes")) if item is not None else None
         if item is None or not isinstance(item.get("name"), str) or scopes is None:
             raise self._malformed("GET", KEY, "the key's name and scopes")
-        return KeyRecord(id=key_id, name=item["name"], template={"scopes": scopes})
+        return base.KeyRecord(id=key_id, name=item["name"], template={"scopes": scopes})
 
-    def successor_template(self, record: KeyRecord) -> Mapping[str, Any]:
+    def successor_template(self, record: base.KeyRecord) -> Mapping[str, Any]:
         return {"scopes": self._scopes_override} if self._scopes_override else record.template
 
-    def issue(self, name: str, template: Mapping[str, Any]) -> IssuedKey:
+    def issue(self, name: str, template: Mapping[str, Any]) -> base.IssuedKey:
         scopes = _scopes(template.get("scopes"))
         if scopes is None:  # without scopes SendGrid would grant full access
             raise SecretFormatError("no scopes are known for the new SendGrid key; it is not created")
-        response = self._send("POST", KEYS, json_body={"name": name, "scopes": scopes}, headers=self._admin_headers)
+        response = self._send_as_admin("POST", KEYS, json_body={"name": name, "scopes": scopes})
         if response.status == 403 and len(self._list()) >= KEY_LIMIT:
-            raise KeyLimitError(
+            raise base.KeyLimitError(
                 f"SendGrid refused to create an API key: the account already holds {KEY_LIMIT} keys, SendGrid's "
                 "limit. Delete unused keys (Settings > API Keys) and rotate again"
             )
         return self._issued(response, KEYS, _ADMIN_HINT, id_path="api_key_id", value_path="api_key")
 
-    def verify(self, key: StoredKey) -> Verdict:
-        response = self._send("GET", SCOPES, headers={"Authorization": "Bearer " + key.value})
-        if response.status in (401, 403):
-            return Verdict(valid=False)
-        data = self._expect_ok(response, "GET", SCOPES, "check base_url points at the SendGrid API")
-        scopes = _scopes(dig(data, "scopes"))
-        return Verdict(valid=scopes is not None, template=None if scopes is None else {"scopes": scopes})
+    def verify(self, key: base.StoredKey) -> base.Verdict:
+        accepted, data = self._ask_with_key("GET", SCOPES, _KEY_HINT, headers={"Authorization": "Bearer " + key.value})
+        if not accepted:
+            return base.Verdict(valid=False)
+        scopes = _scopes(base.dig(data, "scopes"))
+        return base.Verdict(valid=scopes is not None, template=None if scopes is None else {"scopes": scopes})
 
     def revoke(self, key_id: str) -> bool:
-        response = self._send("DELETE", KEY, path_params={"id": key_id}, headers=self._admin_headers)
-        return self._revoke_response(response, "DELETE", KEY, _ADMIN_HINT)
+        return self._delete_key(KEY, key_id, _ADMIN_HINT)

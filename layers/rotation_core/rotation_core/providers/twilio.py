@@ -21,76 +21,62 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from rotation_core.errors import Category, ConfusedDeputyError, SecretFormatError, TargetError
-from rotation_core.providers.base import (
-    MAX_LIST_PAGES,
-    HttpProviderBase,
-    IssuedKey,
-    KeyLimitError,
-    KeyRecord,
-    KeyRef,
-    ProviderConfig,
-    StoredKey,
-    Verdict,
-    admin_field,
-    dig,
-    stored_key_from,
-    text_field,
-)
+from rotation_core.providers import base
 from rotation_core.providers.endpoints import EndpointError, parse_endpoint
-from rotation_core.providers.http import HttpClient
 
 KEYS = "/v1/Keys"
 KEY = "/v1/Keys/{id}"
 VERIFY = "/2010-04-01/Accounts/{account}/Balance.json"
 PAGE_SIZE = 1000
 _ADMIN_HINT = "check the admin secret's account_sid and auth_token (or Main API key sid/secret)"
+_KEY_LIMIT_MESSAGE = (
+    "Twilio refused to create another API key: the account has reached its key limit. Delete unused "
+    "keys (Console > API keys) and rotate again"
+)
 
 
 def basic_auth(user: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
 
 
-class TwilioProvider(HttpProviderBase):
+class TwilioProvider(base.HttpProviderBase):
     name = "twilio"
     display_name = "Twilio"
     value_field = "api_key_secret"
     id_field = "api_key_sid"
 
-    def __init__(self, http: HttpClient, config: ProviderConfig) -> None:
-        super().__init__(http, config)
-        admin = config.admin
-        self.account_sid = admin_field(admin, "account_sid", self.display_name)
+    def _configure(self, admin: Mapping[str, Any]) -> None:
+        self.account_sid = base.admin_field(admin, "account_sid", self.display_name)
         if admin.get("auth_token") is not None:
-            user, password = self.account_sid, admin_field(admin, "auth_token", self.display_name)
+            user, password = self.account_sid, base.admin_field(admin, "auth_token", self.display_name)
         else:
-            user = admin_field(admin, "api_key_sid", self.display_name)
-            password = admin_field(admin, "api_key_secret", self.display_name)
+            user = base.admin_field(admin, "api_key_sid", self.display_name)
+            password = base.admin_field(admin, "api_key_secret", self.display_name)
         self._admin_headers = {"Authorization": basic_auth(user, password)}
-        self.api_base = config.endpoints["api_base_url"]
+        self.api_base = self.config.endpoints["api_base_url"]
         override = admin.get("policy")
         if override is not None and not isinstance(override, dict):
             raise SecretFormatError('the admin secret\'s "policy" must be a Twilio restricted-key policy object')
         self._policy_override = override
 
-    def stored_key(self, secret: Mapping[str, Any], label: str) -> StoredKey:
-        account = text_field(secret, "account_sid", label)
+    def stored_key(self, secret: Mapping[str, Any], label: str) -> base.StoredKey:
+        account = base.text_field(secret, "account_sid", label)
         if account != self.account_sid:
             raise ConfusedDeputyError(
                 f"the {label} secret's account_sid differs from the admin secret's; point \"adminarn\" at the "
                 "admin secret of the same Twilio account"
             )
-        return stored_key_from(self.value_field, self.id_field, secret, label)
+        return base.stored_key_from(self.value_field, self.id_field, secret, label)
 
-    def find(self, name_prefix: str) -> list[KeyRef]:
-        found: list[KeyRef] = []
+    def find(self, name_prefix: str) -> list[base.KeyRef]:
+        found: list[base.KeyRef] = []
         query = {"AccountSid": self.account_sid, "PageSize": str(PAGE_SIZE)}
-        for _ in range(MAX_LIST_PAGES):
-            response = self._send("GET", KEYS, query=query, headers=self._admin_headers)
-            data = self._expect_ok(response, "GET", KEYS, _ADMIN_HINT)
+        for _ in range(base.MAX_LIST_PAGES):
+            data = self._ask_as_admin("GET", KEYS, _ADMIN_HINT, query=query)
             found += self._page_keys(
                 data, "GET", KEYS, items_path="keys", id_path="sid", name_path="friendly_name", name_prefix=name_prefix
             )[1]
-            next_url = dig(data, "meta.next_page_url")
+            next_url = base.dig(data, "meta.next_page_url")
             if not isinstance(next_url, str) or not next_url:
                 break
             query = {**self._next_page_query(next_url), "AccountSid": self.account_sid}
@@ -111,30 +97,25 @@ class TwilioProvider(HttpProviderBase):
             )
         return dict(parse_qsl(page_query))
 
-    def lookup(self, key_id: str) -> KeyRecord | None:
-        response = self._send("GET", KEY, path_params={"id": key_id}, headers=self._admin_headers)
-        data = self._lookup_response(response, "GET", KEY, _ADMIN_HINT)
+    def lookup(self, key_id: str) -> base.KeyRecord | None:
+        data = self._fetch_key(KEY, key_id, _ADMIN_HINT)
         if data is None:
             return None
-        name, policy = dig(data, "friendly_name"), dig(data, "policy")
-        if dig(data, "sid") != key_id or not isinstance(name, str):
+        name, policy = base.dig(data, "friendly_name"), base.dig(data, "policy")
+        if base.dig(data, "sid") != key_id or not isinstance(name, str):
             raise self._malformed("GET", KEY, "the key's sid and friendly_name")
-        return KeyRecord(id=key_id, name=name, template={"policy": policy} if isinstance(policy, dict) else {})
+        return base.KeyRecord(id=key_id, name=name, template={"policy": policy} if isinstance(policy, dict) else {})
 
-    def successor_template(self, record: KeyRecord) -> Mapping[str, Any]:
+    def successor_template(self, record: base.KeyRecord) -> Mapping[str, Any]:
         return {"policy": self._policy_override} if self._policy_override is not None else record.template
 
-    def issue(self, name: str, template: Mapping[str, Any]) -> IssuedKey:
+    def issue(self, name: str, template: Mapping[str, Any]) -> base.IssuedKey:
         form = {"AccountSid": self.account_sid, "FriendlyName": name}
         policy = template.get("policy")
         if isinstance(policy, dict):
             form.update(KeyType="restricted", Policy=json.dumps(policy, separators=(",", ":")))
-        response = self._send("POST", KEYS, form=form, headers=self._admin_headers)
-        if response.status in (400, 403) and b"limit" in response.body.lower():
-            raise KeyLimitError(
-                "Twilio refused to create another API key: the account has reached its key limit. Delete unused "
-                "keys (Console > API keys) and rotate again"
-            )
+        response = self._send_as_admin("POST", KEYS, form=form)
+        base.raise_if_key_limit(response, _KEY_LIMIT_MESSAGE)
         return self._issued(
             response,
             KEYS,
@@ -144,21 +125,19 @@ class TwilioProvider(HttpProviderBase):
             extra_fields={"account_sid": self.account_sid},
         )
 
-    def verify(self, key: StoredKey) -> Verdict:
-        response = self.http.request(
-            self.display_name,
+    def verify(self, key: base.StoredKey) -> base.Verdict:
+        accepted, _ = self._ask_with_key(
             "GET",
-            self.api_base,
             VERIFY,
-            path_params={"account": self.account_sid},
+            "check api_base_url points at the Twilio REST API",
             headers={"Authorization": basic_auth(key.id, key.value)},
+            endpoint=self.api_base,
+            path_params={"account": self.account_sid},
         )
-        if response.status in (401, 403):
-            return Verdict(valid=False)
-        self._expect_ok(response, "GET", VERIFY, "check api_base_url points at the Twilio REST API")
+        if not accepted:
+            return base.Verdict(valid=False)
         # The sid and secret authenticated against the admin's account: the value belongs to that id there.
-        return Verdict(valid=True, key_id=key.id)
+        return base.Verdict(valid=True, key_id=key.id)
 
     def revoke(self, key_id: str) -> bool:
-        response = self._send("DELETE", KEY, path_params={"id": key_id}, headers=self._admin_headers)
-        return self._revoke_response(response, "DELETE", KEY, _ADMIN_HINT)
+        return self._delete_key(KEY, key_id, _ADMIN_HINT)
