@@ -10,6 +10,7 @@ need root, without root). Engine-specific fixtures live in the engine's folder (
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -78,6 +79,36 @@ def server_pool(tls_ca: trustme.CA) -> Iterator[ServerPool]:
 def db_kind(request: pytest.FixtureRequest) -> ServerKind:
     """Any engine's server kind (``server_matrix`` runs the test once per selected kind of every engine)."""
     return kind_of(request)
+
+
+def _engine_fixtures(engine: str) -> tuple[Any, Any]:
+    """``<engine>_kind`` and ``<engine>_server`` for one engine (its tests run once per kind of that engine).
+
+    The server fixture names its kind fixture in its signature, so that pytest sees it among the test's
+    fixtures and ``server_matrix`` parametrizes it.
+    """
+    kind_fixture = f"{engine}_kind"
+
+    def kind(request: pytest.FixtureRequest) -> ServerKind:
+        return kind_of(request)
+
+    def server(server_pool: ServerPool, **kind_value: ServerKind) -> Any:
+        return server_pool.get(kind_value[kind_fixture])
+
+    server.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [inspect.Parameter("server_pool", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+         inspect.Parameter(kind_fixture, inspect.Parameter.KEYWORD_ONLY)]
+    )  # fmt: skip
+    kind.__doc__ = f"The {engine} server kind this test runs on (the parameter ``server_matrix`` gives it)."
+    server.__doc__ = f"The {engine} server of this test's kind: TLS on, every statement logged."
+    return (
+        pytest.fixture(scope="session", name=kind_fixture)(kind),
+        pytest.fixture(scope="session", name=f"{engine}_server")(server),
+    )
+
+
+for _engine in ENGINES:  # pytest collects fixtures from this module's globals
+    globals()[f"_{_engine}_kind"], globals()[f"_{_engine}_server"] = _engine_fixtures(_engine)
 
 
 @pytest.fixture(scope="session")

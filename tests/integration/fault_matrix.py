@@ -152,10 +152,21 @@ def value_of(client: Any, arn: str, stage: str) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
+def botocore_handler(client: Any, event: str, handler: Callable[..., Any], *, first: bool = False) -> Iterator[None]:
+    """``handler`` runs on the botocore ``event`` of ``client`` while the block runs (``first``: before the others)."""
+    unique_id = f"fault-matrix-{uuid.uuid4().hex}"
+    register = client.meta.events.register_first if first else client.meta.events.register
+    register(event, handler, unique_id=unique_id)
+    try:
+        yield
+    finally:
+        client.meta.events.unregister(event, unique_id=unique_id)
+
+
+@contextlib.contextmanager
 def sm_failure(client: Any, operation: str, code: str) -> Iterator[list[int]]:
     """Every ``operation`` call on ``client`` fails with ``code``, as after the client's retries; yields [hits]."""
     hits = [0]
-    unique_id = f"fault-{uuid.uuid4().hex}"
 
     def fail(**_kwargs: Any) -> tuple[Any, dict[str, Any]]:
         hits[0] += 1
@@ -165,48 +176,34 @@ def sm_failure(client: Any, operation: str, code: str) -> Iterator[list[int]]:
         }
         return SimpleNamespace(status_code=SM_ERRORS[code], headers={}), body
 
-    event = f"before-call.secrets-manager.{operation}"
-    client.meta.events.register_first(event, fail, unique_id=unique_id)
-    try:
+    with botocore_handler(client, f"before-call.secrets-manager.{operation}", fail, first=True):
         yield hits
-    finally:
-        client.meta.events.unregister(event, unique_id=unique_id)
 
 
 @contextlib.contextmanager
 def crash_after_call(client: Any, operation: str) -> Iterator[list[int]]:
     """``operation`` reaches the service and succeeds, then the container dies before it sees the answer."""
     hits = [0]
-    unique_id = f"crash-{uuid.uuid4().hex}"
 
     def crash(http_response: Any, **_kwargs: Any) -> None:
         if http_response.status_code < 300:
             hits[0] += 1
             raise SimulatedCrashError(f"the container died after {operation} succeeded")
 
-    event = f"after-call.secrets-manager.{operation}"
-    client.meta.events.register(event, crash, unique_id=unique_id)
-    try:
+    with botocore_handler(client, f"after-call.secrets-manager.{operation}", crash):
         yield hits
-    finally:
-        client.meta.events.unregister(event, unique_id=unique_id)
 
 
 @contextlib.contextmanager
 def both_start_together(client: Any) -> Iterator[threading.Barrier]:
     """Two invocations wait for each other at their first call (DescribeSecret), then race."""
     barrier = threading.Barrier(2, timeout=20)
-    unique_id = f"barrier-{uuid.uuid4().hex}"
 
     def wait(**_kwargs: Any) -> None:
         barrier.wait()
 
-    event = f"before-call.secrets-manager.{DESCRIBE}"
-    client.meta.events.register(event, wait, unique_id=unique_id)
-    try:
+    with botocore_handler(client, f"before-call.secrets-manager.{DESCRIBE}", wait):
         yield barrier
-    finally:
-        client.meta.events.unregister(event, unique_id=unique_id)
 
 
 @contextlib.contextmanager

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from rotation_core.engines.base import DatabaseLogin, Session, check_username_bytes, parse_login_fields
+from rotation_core.engines.base import ByteLimitedLogins, DatabaseLogin, Session
 from rotation_core.errors import Category, TargetError, VerificationError
 from rotation_core.registry import EngineSpec
 from rotation_core.settings import Settings, Strategy
@@ -58,7 +58,7 @@ class FakeSession:
         self.closed = True
 
 
-class FakeEngine:
+class FakeEngine(ByteLimitedLogins):
     display_name = "FakeSQL"
     engine_names = frozenset({"postgres"})
     default_port = 5432
@@ -67,12 +67,6 @@ class FakeEngine:
     def __init__(self, settings: Settings, database: FakeDatabase) -> None:
         self.settings = settings
         self.database = database
-
-    def parse_login(self, secret: Mapping[str, Any], label: str) -> DatabaseLogin:
-        return parse_login_fields(secret, label, self)
-
-    def check_username(self, username: str, what: str) -> None:
-        check_username_bytes(username, what, self)
 
     def connect(self, login: DatabaseLogin) -> Session:
         self.database.connections.append(login.username)

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 from urllib.parse import parse_qsl, urlsplit
 
 from rotation_local.tls import LocalCA
@@ -160,11 +160,32 @@ class _HttpsServer:
         self._server.server_close()
 
 
-class FakeProviderServer:
+class _LoopbackService:
+    """A server object that answers over an :class:`_HttpsServer` (``self._http``) on 127.0.0.1."""
+
+    _http: _HttpsServer
+    path_prefix: ClassVar[str] = ""
+
+    @property
+    def port(self) -> int:
+        return self._http.port
+
+    @property
+    def base_url(self) -> str:
+        return f"{self._http.scheme}://127.0.0.1:{self.port}{self.path_prefix}"
+
+    def start(self) -> Self:
+        self._http.start()
+        return self
+
+    def stop(self) -> None:
+        self._http.stop()
+
+
+class FakeProviderServer(_LoopbackService):
     """The shared machinery of a fake provider; subclasses answer their provider's routes."""
 
     kind: ClassVar[str] = ""
-    path_prefix: ClassVar[str] = ""
     default_max_keys: ClassVar[int | None] = None
 
     def __init__(
@@ -195,24 +216,12 @@ class FakeProviderServer:
     # --- lifecycle ------------------------------------------------------------------------------
 
     @property
-    def port(self) -> int:
-        return self._http.port
-
-    @property
-    def base_url(self) -> str:
-        return f"{self._http.scheme}://127.0.0.1:{self.port}{self.path_prefix}"
-
-    @property
     def ca_bundle_path(self) -> Path | None:
         """The CA bundle that verifies this fake (``API_CA_BUNDLE``); None for plain http or a given context."""
         return None if self.ca is None else self.ca.bundle_path
 
-    def start(self) -> FakeProviderServer:
-        self._http.start()
-        return self
-
     def stop(self) -> None:
-        self._http.stop()
+        super().stop()
         self._tmp.cleanup()
 
     def __enter__(self) -> FakeProviderServer:
@@ -761,7 +770,7 @@ class ReceivedRequest:
     body_length: int
 
 
-class AttackerServer:
+class AttackerServer(_LoopbackService):
     """An HTTPS server on 127.0.0.1 that an attacker controls: it records every request that reaches it.
 
     It answers 200 with a body that would satisfy a careless verifier, so a request that reaches it is
@@ -773,21 +782,6 @@ class AttackerServer:
         self._lock = threading.Lock()
         self._ca = ca or LocalCA.create()
         self._http = _HttpsServer("attacker", self._ca.server_context(), self._serve, port)
-
-    @property
-    def port(self) -> int:
-        return self._http.port
-
-    @property
-    def base_url(self) -> str:
-        return f"https://127.0.0.1:{self.port}"
-
-    def start(self) -> AttackerServer:
-        self._http.start()
-        return self
-
-    def stop(self) -> None:
-        self._http.stop()
 
     def _serve(self, request: BaseHTTPRequestHandler) -> None:
         length = int(request.headers.get("Content-Length") or 0)

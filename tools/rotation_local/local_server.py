@@ -11,6 +11,7 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from rotation_local.rootfs import Chroot
 
@@ -48,6 +49,23 @@ class LocalServer:
     def log_path(self) -> Path:
         """The file where the server records every statement it receives."""
         raise NotImplementedError
+
+    def admin_connect(self, database: str | None = None) -> Any:
+        """An all-privileges connection over the server's private Unix socket."""
+        raise NotImplementedError
+
+    def query(self, statement: Any, params: Any = None, *, database: str | None = None) -> list[tuple[Any, ...]]:
+        conn = self.admin_connect(database)
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute(statement, params)
+                return list(cursor.fetchall())
+        finally:
+            conn.close()
+
+    def query_one(self, statement: Any, params: Any = None, *, database: str | None = None) -> Any:
+        rows = self.query(statement, params, database=database)
+        return rows[0][0] if rows else None
 
     def log_text(self) -> str:
         try:

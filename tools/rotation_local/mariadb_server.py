@@ -266,19 +266,6 @@ class MySQLFamilyServer(LocalServer):
         finally:
             conn.close()
 
-    def query(self, statement: str, params: Any = None) -> list[tuple[Any, ...]]:
-        conn = self.admin_connect()
-        try:
-            with conn.cursor() as cursor:
-                cursor.execute(statement, params)
-                return list(cursor.fetchall())
-        finally:
-            conn.close()
-
-    def query_one(self, statement: str, params: Any = None) -> Any:
-        rows = self.query(statement, params)
-        return rows[0][0] if rows else None
-
     def create_login(self, username: str, host: str, password: str, *, require: str = "") -> None:
         """Create ``username@host`` with the flavour's password plugin, keeping plaintext out of the general log.
 

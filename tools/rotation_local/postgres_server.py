@@ -98,9 +98,9 @@ class PostgresServer(LocalServer):
     def start(
         cls,
         *,
+        bindir: Path | None = None,
         tls: TlsMaterial | None = None,
         settings: Mapping[str, str] | None = None,
-        bindir: Path | None = None,
         root: Path | None = None,
     ) -> PostgresServer:
         """Create and start a cluster; with ``tls`` (a certificate and key), TLS is on (and optional for clients).
@@ -200,35 +200,26 @@ class PostgresServer(LocalServer):
                     return
                 time.sleep(0.05)
 
-    def admin_connect(self, dbname: str = "postgres") -> Any:
+    def admin_connect(self, database: str | None = None) -> Any:
         """A superuser connection over the server's private Unix socket."""
         import psycopg2
 
         return psycopg2.connect(
-            host=self.socket_dir, port=self.port, user=ADMIN_USER, password=self.admin_password, dbname=dbname
+            host=self.socket_dir,
+            port=self.port,
+            user=ADMIN_USER,
+            password=self.admin_password,
+            dbname=database or "postgres",
         )
 
-    def execute(self, statement: Any, params: Any = None, *, dbname: str = "postgres") -> None:
-        conn = self.admin_connect(dbname)
+    def execute(self, statement: Any, params: Any = None, *, database: str | None = None) -> None:
+        conn = self.admin_connect(database)
         try:
             conn.autocommit = True
             with conn.cursor() as cursor:
                 cursor.execute(statement, params)
         finally:
             conn.close()
-
-    def query(self, statement: Any, params: Any = None, *, dbname: str = "postgres") -> list[tuple[Any, ...]]:
-        conn = self.admin_connect(dbname)
-        try:
-            with conn.cursor() as cursor:
-                cursor.execute(statement, params)
-                return list(cursor.fetchall())
-        finally:
-            conn.close()
-
-    def query_one(self, statement: Any, params: Any = None, *, dbname: str = "postgres") -> Any:
-        rows = self.query(statement, params, dbname=dbname)
-        return rows[0][0] if rows else None
 
     def create_login(self, username: str, password: str, *extra: str) -> None:
         """Create a login role with a password (sent as a client-side SCRAM verifier).

@@ -13,8 +13,7 @@ import contextlib
 import dataclasses
 import json
 import threading
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -27,6 +26,7 @@ from integration.fault_matrix import (
     Case,
     Result,
     Target,
+    botocore_handler,
     check,
     invoke,
     invoke_concurrently,
@@ -138,17 +138,6 @@ def arn_hash(arn: str) -> str:
     from rotation_core.api_keys import key_name_prefix
 
     return key_name_prefix(arn)
-
-
-@contextlib.contextmanager
-def botocore_handler(client: Any, event: str, handler: Callable[..., None]) -> Iterator[None]:
-    """``handler`` runs on the botocore ``event`` of ``client`` while the block runs."""
-    unique_id = f"api-key-matrix-{uuid.uuid4().hex}"
-    client.meta.events.register(event, handler, unique_id=unique_id)
-    try:
-        yield
-    finally:
-        client.meta.events.unregister(event, unique_id=unique_id)
 
 
 @contextlib.contextmanager

@@ -22,22 +22,7 @@ from helpers import LeakGuard
 from integration.mysql.accounts import short_name
 from integration.support import Account, create_account, load_configured_function
 from rotation_local.mariadb_server import MySQLFamilyServer
-from rotation_local.server_kinds import ServerKind, ServerPool
 from rotation_local.targets.mysql import TARGET
-from server_matrix import kind_of
-
-
-@pytest.fixture(scope="session")
-def mysql_kind(request: pytest.FixtureRequest) -> ServerKind:
-    """The MySQL-family kind this test runs on (the parameter ``server_matrix`` gives it)."""
-    return kind_of(request)
-
-
-@pytest.fixture(scope="session")
-def mysql_server(mysql_kind: ServerKind, server_pool: ServerPool) -> MySQLFamilyServer:
-    """MariaDB or MySQL of this test's kind, TLS on, general log on."""
-    server: MySQLFamilyServer = server_pool.get(mysql_kind)
-    return server
 
 
 @pytest.fixture

@@ -17,22 +17,7 @@ import pytest
 from helpers import LeakGuard
 from integration.support import Account, create_account, load_configured_function, unique
 from rotation_local.postgres_server import PostgresServer
-from rotation_local.server_kinds import ServerKind, ServerPool
 from rotation_local.targets.postgres import TARGET
-from server_matrix import kind_of
-
-
-@pytest.fixture(scope="session")
-def postgres_kind(request: pytest.FixtureRequest) -> ServerKind:
-    """The PostgreSQL kind this test runs on (the parameter ``server_matrix`` gives it)."""
-    return kind_of(request)
-
-
-@pytest.fixture(scope="session")
-def postgres_server(postgres_kind: ServerKind, server_pool: ServerPool) -> PostgresServer:
-    """PostgreSQL of this test's kind, TLS on and every statement logged."""
-    server: PostgresServer = server_pool.get(postgres_kind)
-    return server
 
 
 @pytest.fixture

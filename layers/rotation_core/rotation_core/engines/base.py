@@ -224,3 +224,21 @@ def _tls_mode(secret: Mapping[str, Any], label: str) -> TlsMode:
     if not isinstance(ssl, bool):
         raise SecretFormatError(f'the {label} secret\'s "ssl" must be true or false')
     return TlsMode.VERIFY_FULL if ssl else TlsMode.DISABLE
+
+
+class ByteLimitedLogins:
+    """``parse_login`` and ``check_username`` for an engine whose user names are limited in bytes.
+
+    The engine class declares :class:`EngineLimits`' attributes (``max_username_bytes`` among them).
+    """
+
+    display_name: str
+    engine_names: frozenset[str]
+    default_port: int
+    max_username_bytes: int
+
+    def parse_login(self, secret: Mapping[str, Any], label: str) -> DatabaseLogin:
+        return parse_login_fields(secret, label, self)
+
+    def check_username(self, username: str, what: str) -> None:
+        check_username_bytes(username, what, self)

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from rotation_core.engines.base import DatabaseLogin, Session, TlsMode, check_username_bytes, parse_login_fields
+from rotation_core.engines.base import ByteLimitedLogins, DatabaseLogin, Session, TlsMode
 from rotation_core.engines.postgres import ENGINE
 from rotation_core.engines.postgres.statements import (
     Ident,
@@ -53,7 +53,7 @@ _UNREACHABLE_MARKERS = (
 )
 
 
-class PostgresEngine:
+class PostgresEngine(ByteLimitedLogins):
     display_name = ENGINE.display_name
     engine_names = ENGINE.secret_engines
     default_port = ENGINE.default_port
@@ -61,12 +61,6 @@ class PostgresEngine:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-
-    def parse_login(self, secret: Mapping[str, Any], label: str) -> DatabaseLogin:
-        return parse_login_fields(secret, label, self)
-
-    def check_username(self, username: str, what: str) -> None:
-        check_username_bytes(username, what, self)
 
     def connect(self, login: DatabaseLogin) -> Session:
         import psycopg2
