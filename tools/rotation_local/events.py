@@ -28,7 +28,7 @@ from rotation_local.invoke import REPO_ROOT
 EVENTS_DIR = REPO_ROOT / "events"
 STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
 SAMPLE_REGION = "us-east-1"
-SECRET_LEAF = "app"  # the last part of every sample secret's name
+NAME_LEAF = "app"  # the last part of every sample secret's name
 LOCAL_PARAMETERS = {
     "AWS_ENDPOINT_URL_SECRETSMANAGER": "http://127.0.0.1:5000",
     "AWS_ACCESS_KEY_ID": "testing",
@@ -64,15 +64,15 @@ def secret_name(function: FunctionSpec) -> str:
     name = "rotation/" + function.folder.replace("_", "-")
     if function.strategy is not None:
         name += "/" + strategy_words(function.strategy)
-    return f"{name}/{SECRET_LEAF}"
+    return f"{name}/{NAME_LEAF}"
 
 
 def other_secret_name(function: FunctionSpec) -> str | None:
     """The master (alternating users) or admin (API keys) secret the rotated one names, if any."""
     if function.engine is None:
-        return f"rotation/{function.folder.replace('_', '-')}-admin/{SECRET_LEAF}"
+        return f"rotation/{function.folder.replace('_', '-')}-admin/{NAME_LEAF}"
     if function.strategy is Strategy.ALTERNATING_USERS:
-        return f"rotation/{function.engine.name}/master/{SECRET_LEAF}"
+        return f"rotation/{function.engine.name}/master/{NAME_LEAF}"
     return None
 
 

@@ -35,6 +35,7 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -194,18 +195,30 @@ class ControlledEmulator:
             )
             return [data]
 
-        try:
-            self._server = make_server("127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler)
-        except OSError as error:
-            raise LocalEnvError(
-                f"cannot listen on 127.0.0.1:{port} ({error.strerror or error}); is another local-env or emulator "
-                "running? Stop it, or pick another port: make local-env PORT=0 (a free one)"
-            ) from None
+        # The socket is bound here, not by werkzeug, which prints and exits the process when a port is taken.
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                listener.bind(("127.0.0.1", port))
+            except OSError as error:
+                raise LocalEnvError(
+                    f"cannot listen on 127.0.0.1:{port} ({error.strerror or error}): is another local-env or "
+                    "emulator running? Stop it, or pick another port: make local-env PORT=0 (a free one)"
+                ) from None
+            listener.listen(64)
+            self._server = make_server(
+                "127.0.0.1",
+                listener.getsockname()[1],
+                app,
+                threaded=True,
+                request_handler=MotoRequestHandler,
+                fd=listener.fileno(),
+            )  # fmt: skip (werkzeug duplicates the descriptor)
         self._thread: threading.Thread | None = None
 
     @property
     def port(self) -> int:
-        return int(self._server.server_port)
+        return int(self._server.port)
 
     @property
     def endpoint_url(self) -> str:
