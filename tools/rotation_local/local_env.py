@@ -499,6 +499,8 @@ class LocalEnvironment:
                     }
         except LocalEnvError as error:
             return 400, {"error": str(error)}
+        except Exception as error:  # noqa: BLE001 (the type only: a driver's message may quote a value)
+            return 500, {"error": f"local-env failed to answer: {type(error).__name__}"}
         return 404, {"error": f"no such control request: {method} {CONTROL_PREFIX}{path}"}
 
     def _has_value(self, arn: str, version_id: str) -> bool:
