@@ -10,6 +10,8 @@ export PYTHONPATH := $(CURDIR)/layers/rotation_core:$(CURDIR)/tools
 help:
 	@echo "make demo               rotate throwaway PostgreSQL and MariaDB users and fake Datadog keys (no AWS, no Docker)"
 	@echo "make demo-alternating   the databases with ROTATION_STRATEGY=alternating_users, three rotations"
+	@echo "make local-env          what the sample events need, on loopback, until Ctrl-C (PORT=0: a free port);"
+	@echo "                        make local-env-status, make local-env-restage FUNCTION_NAME=... in another terminal"
 	@echo "make test               the whole test suite (unit + integration against real servers)"
 	@echo "                        ROTATION_TEST_SERVERS=postgres-17,mysql-* make test: only those database servers"
 	@echo "make test-unit          unit tests only (no servers, no network)"
@@ -99,3 +101,16 @@ lock:
 		(cd $$dir && $(CURDIR)/.venv-lock/bin/pip-compile --generate-hashes --allow-unsafe --quiet \
 			--no-strip-extras --no-emit-index-url --no-emit-find-links -o requirements.txt requirements.in) || exit 1; \
 	done
+
+# The sample events' environment (docs/local-runner.md): the emulator, a server per database target and a
+# fake Datadog API on 127.0.0.1, until Ctrl-C; the other two talk to it (over $LOCAL_ENV or port 5000).
+.PHONY: local-env local-env-status local-env-restage
+local-env: servers
+	$(PY) -m rotation_local local-env $(if $(PORT),--port $(PORT))
+
+local-env-status: venv
+	@$(PY) -m rotation_local local-env status $(if $(ENDPOINT),--endpoint $(ENDPOINT))
+
+local-env-restage: venv
+	@$(PY) -m rotation_local local-env restage $(if $(FUNCTION_NAME),--function-name $(FUNCTION_NAME)) \
+		$(if $(ENDPOINT),--endpoint $(ENDPOINT))

@@ -15,7 +15,7 @@ from cloudformation import load
 from helpers import REPO_ROOT
 from rotation_core.providers import PROVIDERS
 from rotation_core.registry import EngineSpec, engines, rotation_functions
-from rotation_local.events import STEPS, stale_events
+from rotation_local.events import STEPS, event_folder, stale_events
 from rotation_local.fake_providers import FAKE_PROVIDERS
 from rotation_local.figures import block_in
 from rotation_local.targets import database_targets
@@ -96,14 +96,17 @@ def test_registered_engine_has_template_function_per_strategy(name: str, templat
 
 
 @pytest.mark.parametrize("name", list(ENGINES))
-def test_registered_engine_has_event_per_step_and_env_sections(name: str) -> None:
+def test_registered_engine_has_event_per_step_of_each_function_and_env_sections(name: str) -> None:
     events = REPO_ROOT / "events"
+    functions = [f for f in rotation_functions() if f.engine is not None and f.engine.name == name]
 
-    assert sorted(p.stem for p in (events / name).glob("*.json")) == sorted(STEPS)
+    assert len(functions) == len(ENGINES[name].strategies)
     env = (events / "env.json").read_text(encoding="utf-8")
-    for function in rotation_functions():
-        if function.engine is not None and function.engine.name == name:
-            assert f'"{function.logical_name}Function"' in env
+    for function in functions:
+        folder = events / event_folder(function)
+        assert folder.parts[-2] == name
+        assert sorted(p.stem for p in folder.glob("*.json")) == sorted(STEPS)
+        assert f'"{function.logical_name}Function"' in env
 
 
 def test_sample_events_are_what_the_registry_renders() -> None:

@@ -1,4 +1,4 @@
-"""Command line: ``python -m rotation_local demo | invoke | roots | verified-table | template``."""
+"""Command line: ``python -m rotation_local demo | invoke | local-env | roots | verified-table | template``."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 SERVERS_HELP = "server kinds, comma-separated names or patterns (default: $ROTATION_TEST_SERVERS, else all)"
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 (one return per command)
     parser = argparse.ArgumentParser(prog="python -m rotation_local", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -35,6 +35,37 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--endpoint", help="Secrets Manager endpoint URL (sets AWS_ENDPOINT_URL_SECRETSMANAGER)")
     run.add_argument("--python", help="Python interpreter that runs the handler (default: this one)")
 
+    local = commands.add_parser(
+        "local-env",
+        help="start what the sample events need, on loopback, until Ctrl-C (restage, status: talk to it)",
+        description="Start the Secrets Manager emulator, a throwaway server of each database target and a fake "
+        "Datadog API on 127.0.0.1, create the secrets events/ names and stage each function's token; print "
+        "the commands to run next; stop and clean up on Ctrl-C (docs/local-runner.md).",
+    )
+    local.add_argument("--port", type=int, default=5000, help="the emulator's port (default 5000; 0: a free one)")
+    local.add_argument("--run-dir", type=Path, help="the run's folder, new or empty (default: a temporary one)")
+    local.add_argument(
+        "--function-name", action="append", dest="only", metavar="NAME",
+        help="only this function (the template's logical id, e.g. PostgresSingleUserFunction; repeatable)",
+    )  # fmt: skip
+    actions = local.add_subparsers(dest="action")
+    restage = actions.add_parser(
+        "restage", help="stage a fresh token on a finished rotation and write its four events into $LOCAL_ENV"
+    )
+    restage.add_argument(
+        "--function-name", "--function", action="append", dest="functions", metavar="NAME", default=[],
+        help="the function (its logical id; repeatable; default: every function whose rotation finished)",
+    )  # fmt: skip
+    restage.add_argument(
+        "--abandon", action="store_true",
+        help="give up an unfinished rotation first (only if no step after createSecret ran: setSecret may "
+        "already have changed the password)",
+    )  # fmt: skip
+    restage.add_argument("--endpoint", help="the local-env's emulator URL (default: from $LOCAL_ENV, else port 5000)")
+    status = actions.add_parser("status", help="each secret's versions, labels and which of them log in now")
+    status.add_argument("--endpoint", help="the local-env's emulator URL (default: from $LOCAL_ENV, else port 5000)")
+    status.add_argument("--json", action="store_true", help="the report as JSON")
+
     generate = commands.add_parser("template", help="write template.yaml and events/ from the engine registry")
     generate.add_argument("--check", action="store_true", help="only check that template.yaml is up to date")
 
@@ -54,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         return _verified_table(args.input, args.docs)
     if args.command == "template":
         return _template(check=args.check)
+    if args.command == "local-env":
+        return _local_env(args)
     if args.command == "demo":
         from rotation_local.demo import run as run_demo
 
@@ -137,6 +170,20 @@ def _verified_table(source: Path | None, docs: Path | None) -> int:
         return 1
     print(f"verified-table: updated {', '.join(str(p) for p in written)}")
     return 0
+
+
+def _local_env(args: argparse.Namespace) -> int:
+    from rotation_local import local_env
+
+    try:
+        if args.action == "restage":
+            return local_env.restage_command(args.endpoint, args.functions, abandon=args.abandon)
+        if args.action == "status":
+            return local_env.status_command(args.endpoint, as_json=args.json)
+    except local_env.LocalEnvError as error:
+        print(f"local-env: {error}", file=sys.stderr)
+        return 1
+    return local_env.run(port=args.port, run_dir=args.run_dir, functions=args.only or ())
 
 
 def _template(*, check: bool) -> int:

@@ -1,0 +1,753 @@
+"""``make local-env``: everything the sample events under ``events/`` need, on loopback, until interrupted.
+
+``python -m rotation_local local-env`` starts
+
+* the Secrets Manager emulator (moto) over HTTP on 127.0.0.1, port 5000 unless ``--port`` says
+  otherwise (0: a free port), with a small control API beside it under ``/_rotation_local/``
+  (``restage`` and ``status`` below talk to it);
+* a throwaway server of every local database target (``rotation_local.targets``; its first kind, the
+  host's packages), TLS on with a certificate authority made for the run;
+* the fake Datadog API (``rotation_local.fake_providers``), over TLS with the same CA;
+
+then, for every function of the template (``rotation_core.registry.rotation_functions()``), creates the
+secret its events name (``rotation_local.events.secret_name``: single user, alternating users with a
+master secret, an API key with its admin secret), enables rotation on it and stages the events' token
+as AWSPENDING with no value, as ``RotateSecret`` does before it invokes the function. It writes into
+its run folder (``$LOCAL_ENV``) the CA bundle, an env-vars file per function for the Docker-free
+runner (``env/<Function>.json``), one for ``sam local invoke`` (``sam-env.json``), and
+``local-env.json`` (what runs where), prints the commands to run next and waits. SIGINT (Ctrl-C),
+SIGTERM or SIGHUP stop every server (by PID) and remove the run folder.
+
+``local-env restage`` stages a fresh token on a function whose rotation finished (clearing the
+AWSPENDING label finishSecret leaves on the new current version, as the service does) and writes that
+rotation's four events into ``$LOCAL_ENV/events/``. A token is never reused: the API-key function
+names the key it mints after the token, so a reused token would look like an earlier attempt of the
+same rotation. ``local-env status`` shows each secret's versions and labels and which of them log in
+now. Neither prints a secret value, and the control API never returns one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any
+
+from rotation_core.registry import FunctionSpec, rotation_functions
+from rotation_core.settings import API_CA_BUNDLE, DB_CA_BUNDLE, SECRETS_MANAGER_ENDPOINT, Strategy
+from rotation_local import emulator
+from rotation_local.events import (
+    EVENTS_DIR,
+    STEPS,
+    event_folder,
+    function_env,
+    function_id,
+    other_secret_name,
+    render_step_events,
+    sample_token,
+    secret_name,
+    write_files,
+)
+from rotation_local.invoke import REPO_ROOT
+
+DEFAULT_PORT = 5000
+CONTROL_PREFIX = "/_rotation_local/"
+MANIFEST = "local-env.json"
+RUN_DIR_VARIABLE = "LOCAL_ENV"
+API_KEY_PROVIDER = "datadog"
+MASTER_USER = "rotation_master"
+SAM_BUILD_DIR = REPO_ROOT / ".aws-sam" / "build"
+SAM_CA_NAME = "rotation-local-ca.pem"  # copied into each built function: sam mounts it as /var/task
+LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # SIGINT too: a background job ignores it
+# Rotation states of a secret, from where its AWSPENDING label is.
+IDLE, STAGED, IN_PROGRESS, FINISHED = "idle", "staged", "in progress", "finished"
+
+Out = Callable[[str], None]
+
+
+class LocalEnvError(Exception):
+    """Something the user can act on; the message says what (and holds no secret value)."""
+
+
+class RotationUnfinishedError(LocalEnvError):
+    """Restage refused: the function's rotation has not finished."""
+
+    def __init__(self, message: str, pending: str) -> None:
+        super().__init__(message)
+        self.pending = pending
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+# --- what a rotation's state is, from the secret's labels -------------------------------------------
+
+
+def rotation_state(stages: Mapping[str, Iterable[str]], has_value: Callable[[str], bool]) -> tuple[str, str | None]:
+    """(state, the version AWSPENDING is on): idle (no AWSPENDING), staged (on a version with no value
+    yet: no step has stored one), in progress (on a version with a value, not current yet) or finished
+    (on the current version: finishSecret ran; the service removes the label afterwards)."""
+    pending = next((version for version, labels in stages.items() if emulator.AWSPENDING in labels), None)
+    if pending is None:
+        return IDLE, None
+    if emulator.AWSCURRENT in stages[pending]:
+        return FINISHED, pending
+    return (IN_PROGRESS if has_value(pending) else STAGED), pending
+
+
+# --- the commands people run next -------------------------------------------------------------------
+
+
+def invoke_commands(function: FunctionSpec, events: str, env_file: str) -> list[str]:
+    """The four ``make invoke`` commands of one rotation, in order."""
+    return [
+        f"make invoke FUNCTION=functions/{function.folder} EVENT={events}/{step}.json ENV_VARS={env_file}"
+        for step in STEPS
+    ]
+
+
+def sam_command(function: FunctionSpec, events: str, env_file: str) -> str:
+    """One shell line that runs the four steps with ``sam local invoke`` and stops at the first failure.
+
+    The container shares this machine's network (``--docker-network host``): the emulator, the
+    databases and the fake API listen on 127.0.0.1 only. The credentials are the emulator's, so that
+    no real AWS credential is handed to the container.
+    """
+    credentials = " ".join(f"{name}={value}" for name, value in LOCAL_CREDENTIALS.items())
+    return (
+        f"for step in {' '.join(STEPS)}; do {credentials} .venv-sam/bin/sam local invoke {function_id(function)} "
+        f"--docker-network host --region {emulator.DEFAULT_REGION} -e {events}/$step.json --env-vars {env_file} "
+        "|| break; done"
+    )
+
+
+def in_run_dir(path: str) -> str:
+    """``path`` below the run folder, as the printed commands write it (``$LOCAL_ENV/...``)."""
+    return f"${RUN_DIR_VARIABLE}/{path}"
+
+
+# --- the local environment ----------------------------------------------------------------------------
+
+
+@dataclass
+class Rotated:
+    """One function's secret here, and how to tell whether a value of it works right now."""
+
+    function: FunctionSpec
+    arn: str
+    title: str  # what the secret is for: "PostgreSQL 15.18 on 127.0.0.1:41234, TLS verify-full"
+    works: Callable[[Mapping[str, Any]], bool] = field(repr=False)
+    token: str  # the token of the newest events (the committed ones' or the last restage's)
+    events: str  # where those events are, as the printed commands write it
+
+    @property
+    def id(self) -> str:
+        return function_id(self.function)
+
+
+class ControlledEmulator:
+    """moto's Secrets Manager over HTTP on 127.0.0.1, with the control API under ``/_rotation_local/``.
+
+    Runs in this process (a thread), so that the control API can stage placeholder versions in moto's
+    state directly, as :mod:`rotation_local.emulator` does for the demo and the tests.
+    """
+
+    def __init__(self, control: Callable[[str, str, bytes], tuple[int, Any]], port: int) -> None:
+        import logging
+
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+        from werkzeug.serving import make_server
+
+        emulator.apply_fidelity_patches()
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        moto_app = DomainDispatcherApplication(create_backend_app)
+
+        def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+            path = str(environ.get("PATH_INFO", ""))
+            if not path.startswith(CONTROL_PREFIX):
+                reply: Iterable[bytes] = moto_app(environ, start_response)
+                return reply
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            body = environ["wsgi.input"].read(length) if length else b""
+            status, answer = control(str(environ.get("REQUEST_METHOD", "")), path.removeprefix(CONTROL_PREFIX), body)
+            data = json.dumps(answer).encode("utf-8")
+            start_response(
+                f"{status} {HTTPStatus(status).phrase}",
+                [("Content-Type", "application/json"), ("Content-Length", str(len(data)))],
+            )
+            return [data]
+
+        # The socket is bound here, not by werkzeug, which prints and exits the process when a port is taken.
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                listener.bind(("127.0.0.1", port))
+            except OSError as error:
+                raise LocalEnvError(
+                    f"cannot listen on 127.0.0.1:{port} ({error.strerror or error}): is another local-env or "
+                    "emulator running? Stop it, or pick another port: make local-env PORT=0 (a free one)"
+                ) from None
+            listener.listen(64)
+            self._server = make_server(
+                "127.0.0.1",
+                listener.getsockname()[1],
+                app,
+                threaded=True,
+                request_handler=MotoRequestHandler,
+                fd=listener.fileno(),
+            )  # fmt: skip (werkzeug duplicates the descriptor)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self._server.port)
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> ControlledEmulator:
+        self._thread = threading.Thread(target=self._server.serve_forever, name="local-env-emulator", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join(timeout=10)
+            self._thread = None
+        self._server.server_close()
+
+
+class LocalEnvironment:
+    """The servers, secrets and files of one ``local-env`` run; :meth:`close` undoes all of it."""
+
+    def __init__(self, run_dir: Path, *, port: int = DEFAULT_PORT, only: Collection[str] = (), out: Out = _say) -> None:
+        known = [function_id(f) for f in rotation_functions()]
+        unknown = sorted(set(only) - set(known))
+        if unknown:
+            raise LocalEnvError(f"no such function: {', '.join(unknown)}; the template's are {', '.join(known)}")
+        self.functions = [f for f in rotation_functions() if not only or function_id(f) in only]
+        self.run_dir = run_dir
+        self.port = port
+        self.out = out
+        self.rotated: dict[str, Rotated] = {}
+        self.watched_logs: list[Path] = []
+        self.sam_ready = False
+        self._stack = contextlib.ExitStack()
+        self._lock = threading.Lock()
+        self._emulator: ControlledEmulator | None = None
+
+    # --- start and stop ---------------------------------------------------------------------------
+
+    @property
+    def endpoint_url(self) -> str:
+        assert self._emulator is not None
+        return self._emulator.endpoint_url
+
+    @property
+    def ca_bundle(self) -> Path:
+        return self.run_dir / "local-ca.pem"
+
+    def start(self) -> LocalEnvironment:
+        from rotation_local.tls import LocalCA
+
+        self.run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if any(self.run_dir.iterdir()):
+            raise LocalEnvError(f"{self.run_dir} is not empty; give local-env a new or empty folder")
+        self._stack.callback(shutil.rmtree, self.run_dir, ignore_errors=True)
+        self._emulator = ControlledEmulator(self._control, self.port).start()
+        self._stack.callback(self._emulator.stop)
+        self.out(f"local-env: Secrets Manager emulator on {self.endpoint_url} (moto); no secret value is ever printed")
+        ca = LocalCA.create(self.run_dir)
+        self.out(f"local-env: a certificate authority made for this run: {ca.bundle_path}")
+        client = self._client()
+        databases = self._start_databases({f.engine.name for f in self.functions if f.engine is not None}, ca)
+        fake = self._start_fake(ca) if any(f.engine is None for f in self.functions) else None
+        for function in self.functions:
+            if function.engine is not None and function.engine.name not in databases:
+                continue
+            self._create(function, client, databases, fake)
+        self._write_env_files()
+        self.sam_ready = self._copy_ca_into_sam_build()
+        self._write_manifest()
+        return self
+
+    def close(self) -> None:
+        self._stack.close()
+
+    def __enter__(self) -> LocalEnvironment:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def _client(self) -> Any:
+        import boto3
+
+        return boto3.client(
+            "secretsmanager",
+            endpoint_url=self.endpoint_url,
+            region_name=emulator.DEFAULT_REGION,
+            aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        )
+
+    def _start_databases(self, engines: Iterable[str], ca: Any) -> dict[str, tuple[Any, Any, str]]:
+        """engine -> (target, server, title) for every engine whose server starts here."""
+        import re
+
+        from rotation_local.targets import database_target
+
+        started: dict[str, tuple[Any, Any, str]] = {}
+        for engine in sorted(engines):
+            target = database_target(engine)
+            kind = target.kinds[0]
+            try:
+                server = kind.start(tls=ca.server_material(), log_statements=True)
+            except (OSError, RuntimeError) as error:
+                self.out(f"local-env: {engine}: skipped, its server does not start here: {error}")
+                continue
+            self._stack.callback(server.stop)
+            self.watched_logs.append(target.statement_log(server))
+            version = re.match(r"[0-9.]*", server.version.strip())
+            title = f"{kind.title} {version.group() if version else ''} on 127.0.0.1:{server.port}, TLS verify-full"
+            self.out(f"local-env: {title}")
+            started[engine] = (target, server, title)
+        return started
+
+    def _start_fake(self, ca: Any) -> Any:
+        from rotation_local.fake_providers import start_fake
+
+        fake = start_fake(API_KEY_PROVIDER, ca=ca)
+        self._stack.callback(fake.stop)
+        self.watched_logs.append(fake.access_log_path)
+        self.out(f"local-env: a fake {API_KEY_PROVIDER.title()} API on {fake.base_url}, TLS with the run's CA")
+        return fake
+
+    def _create(
+        self, function: FunctionSpec, client: Any, databases: Mapping[str, tuple[Any, Any, str]], fake: Any
+    ) -> None:
+        """The function's secret (and the master or admin secret it names), rotation on, the events' token staged."""
+        other = other_secret_name(function)
+        if function.engine is None:
+            admin_arn = client.create_secret(Name=other, SecretString=json.dumps(fake.admin_secret()))["ARN"]
+            value = fake.seed_secret(admin_arn)
+            title = f"a key of the fake {API_KEY_PROVIDER.title()} API at {fake.base_url}"
+
+            def works(secret: Mapping[str, Any]) -> bool:
+                return any(isinstance(v, str) and fake.is_valid(v) for v in secret.values())
+
+        else:
+            target, server, title = databases[function.engine.name]
+            assert function.strategy is not None
+            username = "app_" + function.strategy.value.split("_")[0]  # app_single, app_alternating
+            password = secrets.token_urlsafe(24)
+            target.create_login(server, username, password, database=username)
+            value = target.secret(server, username, password, dbname=username)
+            if function.strategy is Strategy.ALTERNATING_USERS:
+                master_password = secrets.token_urlsafe(24)
+                target.create_master(server, MASTER_USER, master_password)
+                target.allow_master(server, MASTER_USER, username)
+                master = target.secret(server, MASTER_USER, master_password)
+                value["masterarn"] = client.create_secret(Name=other, SecretString=json.dumps(master))["ARN"]
+
+            def works(secret: Mapping[str, Any]) -> bool:
+                return bool(target.logs_in(server, secret, self.ca_bundle))
+
+        name = secret_name(function)
+        arn = client.create_secret(
+            Name=name, SecretString=json.dumps(value), Description=f"local-env: {function.description}"
+        )["ARN"]
+        region, account = emulator.DEFAULT_REGION, emulator.DEFAULT_ACCOUNT
+        emulator.enable_rotation(arn, lambda_arn=f"arn:aws:lambda:{region}:{account}:function:{function_id(function)}")
+        token = emulator.stage_pending_placeholder(arn, sample_token(function))
+        rotated = Rotated(function, arn, title, works, token, f"{EVENTS_DIR.name}/{event_folder(function).as_posix()}")
+        self.rotated[rotated.id] = rotated
+        master_note = f", names {other}" if other else ""
+        self.out(
+            f"local-env: {rotated.id}: secret {name}{master_note}; rotation enabled, AWSPENDING staged with no "
+            f"value for the events' token {token[:8]}"
+        )
+
+    def _tls_env(self, function: FunctionSpec, ca_path: str) -> dict[str, str]:
+        return {DB_CA_BUNDLE if function.engine is not None else API_CA_BUNDLE: ca_path}
+
+    def _write_env_files(self) -> None:
+        """``env/<Function>.json`` for make invoke (one section each, so the runner applies it without
+        --function-name) and ``sam-env.json`` for sam local invoke (which only sets the variables the
+        template declares, hence SECRETS_MANAGER_ENDPOINT)."""
+        parameters = {
+            "AWS_ENDPOINT_URL_SECRETSMANAGER": self.endpoint_url,
+            **LOCAL_CREDENTIALS,
+            "AWS_DEFAULT_REGION": emulator.DEFAULT_REGION,
+            "POWERTOOLS_LOG_LEVEL": "INFO",
+        }
+        sam: dict[str, dict[str, str]] = {
+            "Parameters": {SECRETS_MANAGER_ENDPOINT: self.endpoint_url, "POWERTOOLS_LOG_LEVEL": "INFO"}
+        }
+        folder = self.run_dir / "env"
+        folder.mkdir()
+        for rotated in self.rotated.values():
+            section = {**function_env(rotated.function), **self._tls_env(rotated.function, str(self.ca_bundle))}
+            text = json.dumps({"Parameters": parameters, rotated.id: section}, indent=2) + "\n"
+            (folder / f"{rotated.id}.json").write_text(text, encoding="utf-8")
+            sam[rotated.id] = self._tls_env(rotated.function, f"/var/task/{SAM_CA_NAME}")
+        (self.run_dir / "sam-env.json").write_text(json.dumps(sam, indent=2) + "\n", encoding="utf-8")
+
+    def _copy_ca_into_sam_build(self) -> bool:
+        """sam local invoke mounts only the built function (as /var/task): the run's CA goes there, for this run."""
+        if not (SAM_BUILD_DIR / "template.yaml").is_file():
+            return False
+        for rotated in self.rotated.values():
+            built = SAM_BUILD_DIR / rotated.id
+            if built.is_dir():
+                copy = built / SAM_CA_NAME
+                shutil.copyfile(self.ca_bundle, copy)
+                self._stack.callback(copy.unlink, missing_ok=True)
+        return True
+
+    def _write_manifest(self) -> None:
+        manifest = {
+            "endpoint": self.endpoint_url,
+            "run_dir": str(self.run_dir),
+            "ca_bundle": str(self.ca_bundle),
+            "pid": os.getpid(),
+            "functions": {
+                rotated.id: {
+                    "folder": rotated.function.folder,
+                    "secret": secret_name(rotated.function),
+                    "other_secret": other_secret_name(rotated.function),
+                    "events": rotated.events,
+                    "env_file": str(self.run_dir / "env" / f"{rotated.id}.json"),
+                }
+                for rotated in self.rotated.values()
+            },
+            "logs": [str(path) for path in self.watched_logs],
+        }
+        partial = self.run_dir / f".{MANIFEST}"
+        partial.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        partial.rename(self.run_dir / MANIFEST)  # readers never see half a file
+
+    # --- what to run next -------------------------------------------------------------------------
+
+    def next_steps(self) -> list[str]:
+        lines = [
+            "",
+            f"Ready. In another terminal, from the repository root ({REPO_ROOT}):",
+            "",
+            f"  export {RUN_DIR_VARIABLE}={self.run_dir}",
+            "",
+            "Without Docker (make invoke): a function's four steps, in order; each runs its handler in a new process",
+        ]
+        for rotated in self.rotated.values():
+            env_file = in_run_dir(f"env/{rotated.id}.json")
+            lines += ["", f"  # {rotated.id}: {rotated.function.description}; {rotated.title}"]
+            lines += [f"  {command}" for command in invoke_commands(rotated.function, rotated.events, env_file)]
+        lines += ["", "With Docker (sam local invoke, on Linux; the container uses this machine's network):"]
+        if not self.sam_ready:
+            lines.append(
+                "  first `make sam-build`, then restart make local-env (the run's CA bundle is copied into the "
+                "build, which is all sam mounts)"
+            )
+        for rotated in self.rotated.values():
+            lines.append(f"  {sam_command(rotated.function, rotated.events, in_run_dir('sam-env.json'))}")
+        lines += [
+            "",
+            "Then:",
+            "  make local-env-status                     each secret's labels and which versions log in now",
+            "  make local-env-restage FUNCTION_NAME=...  a fresh token for another rotation (prints its commands)",
+            "",
+            f"Ctrl-C here stops every server and removes {self.run_dir}.",
+        ]
+        return lines
+
+    # --- the control API --------------------------------------------------------------------------
+
+    def _control(self, method: str, path: str, body: bytes) -> tuple[int, Any]:
+        try:
+            request = json.loads(body or b"{}")
+        except ValueError:
+            return 400, {"error": "the request body is not JSON"}
+        try:
+            with self._lock:
+                if method == "GET" and path == "status":
+                    return 200, {"run_dir": str(self.run_dir), "functions": self.status()}
+                if method == "POST" and path == "restage":
+                    names = request.get("functions") or []
+                    return 200, {
+                        "run_dir": str(self.run_dir),
+                        "results": self.restage_many(names, abandon=bool(request.get("abandon"))),
+                    }
+        except LocalEnvError as error:
+            return 400, {"error": str(error)}
+        except Exception as error:  # noqa: BLE001 (the type only: a driver's message may quote a value)
+            return 500, {"error": f"local-env failed to answer: {type(error).__name__}"}
+        return 404, {"error": f"no such control request: {method} {CONTROL_PREFIX}{path}"}
+
+    def _has_value(self, arn: str, version_id: str) -> bool:
+        return self._stored(arn, version_id) is not None
+
+    def _stored(self, arn: str, version_id: str) -> dict[str, Any] | None:
+        version = emulator.backend().secrets[arn].versions.get(version_id, {})
+        text = version.get("secret_string")
+        if text is None:
+            return None
+        value: dict[str, Any] = json.loads(text)
+        return value
+
+    def _rotated(self, name: str) -> Rotated:
+        rotated = self.rotated.get(name)
+        if rotated is None:
+            raise LocalEnvError(f"{name} is not running here; these are: {', '.join(self.rotated)}")
+        return rotated
+
+    def restage(self, name: str, *, abandon: bool = False) -> dict[str, Any]:
+        """A fresh token staged as AWSPENDING (no value) on the function's secret, and its four events written."""
+        rotated = self._rotated(name)
+        state, pending = rotation_state(
+            emulator.version_stages(rotated.arn), functools.partial(self._has_value, rotated.arn)
+        )
+        if state in (STAGED, IN_PROGRESS):
+            assert pending is not None
+            if not abandon:
+                what = "no step has stored a value yet" if state == STAGED else "createSecret stored its value"
+                raise RotationUnfinishedError(
+                    f"{name}: the rotation with token {pending[:8]} is not finished ({what}): run its remaining "
+                    "steps (any step may run again), or restage with --abandon to give it up",
+                    pending,
+                )
+            emulator.drop_pending(rotated.arn)
+        elif state == FINISHED:
+            emulator.clear_pending(rotated.arn)  # what the service does once finishSecret succeeded
+        token = str(uuid.uuid4())
+        emulator.stage_pending_placeholder(rotated.arn, token)
+        write_files(self.run_dir / EVENTS_DIR.name, render_step_events([rotated.function], {name: token}))
+        rotated.token = token
+        rotated.events = in_run_dir(f"{EVENTS_DIR.name}/{event_folder(rotated.function).as_posix()}")
+        return {
+            "function": name,
+            "secret": secret_name(rotated.function),
+            "token": token,
+            "abandoned": pending if state in (STAGED, IN_PROGRESS) else None,
+            "commands": invoke_commands(rotated.function, rotated.events, in_run_dir(f"env/{name}.json")),
+            "sam_command": sam_command(rotated.function, rotated.events, in_run_dir("sam-env.json")),
+        }
+
+    def restage_many(self, names: Collection[str], *, abandon: bool = False) -> list[dict[str, Any]]:
+        """Each named function restaged (an error for one that cannot be); with no names, every function
+        whose rotation finished (the others are reported and left alone)."""
+        results: list[dict[str, Any]] = []
+        for name in names or list(self.rotated):
+            try:
+                results.append(self.restage(name, abandon=abandon))
+            except RotationUnfinishedError as error:
+                results.append(
+                    {"function": name, "error": str(error), "explicit": bool(names), "pending": error.pending}
+                )
+            except LocalEnvError as error:
+                results.append({"function": name, "error": str(error), "explicit": True})
+        return results
+
+    def status(self) -> list[dict[str, Any]]:
+        """Per function: its secret's versions (newest first), their labels and whether each logs in now."""
+        report = []
+        for rotated in self.rotated.values():
+            stages = emulator.version_stages(rotated.arn)
+            state, _pending = rotation_state(stages, functools.partial(self._has_value, rotated.arn))
+            versions: list[dict[str, Any]] = []
+            for version_id in reversed(list(stages)):
+                value = self._stored(rotated.arn, version_id)
+                versions.append(
+                    {
+                        "id": version_id,
+                        "stages": stages[version_id],
+                        "token_of": "events" if version_id == rotated.token else None,
+                        "has_value": value is not None,
+                        "username": value.get("username") if value else None,
+                        "works": rotated.works(value) if value is not None and len(versions) < 4 else None,
+                    }
+                )
+            report.append(
+                {
+                    "function": rotated.id,
+                    "secret": secret_name(rotated.function),
+                    "title": rotated.title,
+                    "strategy": rotated.function.strategy.value if rotated.function.strategy else None,
+                    "state": state,
+                    "events": rotated.events,
+                    "versions": versions,
+                    "logs": [str(path) for path in self.watched_logs],
+                }
+            )
+        return report
+
+
+# --- running it ---------------------------------------------------------------------------------------
+
+
+def _interrupt(signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def run(
+    *, port: int = DEFAULT_PORT, run_dir: Path | None = None, functions: Collection[str] = (), out: Out = _say
+) -> int:
+    """Start the local environment, print what to run next, and wait for SIGINT, SIGTERM or SIGHUP."""
+    folder = run_dir or Path(tempfile.mkdtemp(prefix="rotation-local-env-"))
+    previous = {sig: signal.signal(sig, _interrupt) for sig in STOP_SIGNALS}
+    code = 0
+    environment: LocalEnvironment | None = None
+    try:
+        environment = LocalEnvironment(folder, port=port, only=functions, out=out)
+        environment.start()
+        if not environment.rotated:
+            raise LocalEnvError("nothing to rotate: no server started (see above)")
+        for line in environment.next_steps():
+            out(line)
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        out("local-env: stopping")
+    except LocalEnvError as error:
+        print(f"local-env: {error}", file=sys.stderr, flush=True)
+        code = 1
+    finally:
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
+        try:
+            if environment is not None:
+                environment.close()
+            if run_dir is None:
+                shutil.rmtree(folder, ignore_errors=True)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+    out(f"local-env: servers stopped, {folder} removed")
+    return code
+
+
+# --- the client side: restage and status ----------------------------------------------------------
+
+
+def locate(endpoint: str | None) -> str:
+    """The running local-env's endpoint: ``endpoint``, else the one in ``$LOCAL_ENV/local-env.json``, else port 5000."""
+    if endpoint:
+        return endpoint.rstrip("/")
+    run_dir = os.environ.get(RUN_DIR_VARIABLE)
+    if run_dir:
+        with contextlib.suppress(OSError, ValueError):
+            manifest = json.loads((Path(run_dir) / MANIFEST).read_text(encoding="utf-8"))
+            return str(manifest["endpoint"])
+    return f"http://127.0.0.1:{DEFAULT_PORT}"
+
+
+def control(endpoint: str, method: str, path: str, payload: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """One control request to a running local-env."""
+    data = json.dumps(dict(payload)).encode("utf-8") if payload is not None else None
+    request = urllib.request.Request(  # noqa: S310 (an http URL on loopback, given by the user)
+        f"{endpoint}{CONTROL_PREFIX}{path}", data=data, method=method, headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
+            answer: dict[str, Any] = json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        try:
+            message = json.loads(error.read()).get("error", error.reason)
+        except ValueError:
+            message = error.reason
+        raise LocalEnvError(str(message)) from None
+    except (urllib.error.URLError, OSError) as error:
+        raise LocalEnvError(
+            f"no local-env answers at {endpoint} ({getattr(error, 'reason', error)}): start it with make local-env "
+            f"in another terminal, or point at it with --endpoint (or export {RUN_DIR_VARIABLE}=its folder)"
+        ) from None
+    return answer
+
+
+def _export_line(run_dir: str) -> list[str]:
+    """The ``export LOCAL_ENV=...`` line the commands need, unless this shell already has it."""
+    if os.environ.get(RUN_DIR_VARIABLE, "").rstrip("/") == run_dir.rstrip("/"):
+        return []
+    return [f"  export {RUN_DIR_VARIABLE}={run_dir}"]
+
+
+def restage_command(endpoint: str | None, functions: Collection[str], *, abandon: bool = False, out: Out = _say) -> int:
+    answer = control(locate(endpoint), "POST", "restage", {"functions": list(functions), "abandon": abandon})
+    results = answer["results"]
+    failed = [r for r in results if "error" in r and r.get("explicit")]
+    skipped = [r for r in results if "error" in r and not r.get("explicit")]
+    done = [r for r in results if "error" not in r]
+    for result in failed:
+        out(f"local-env: {result['error']}")
+    if skipped:
+        unfinished = ", ".join(f"{r['function']} (token {r['pending'][:8]})" for r in skipped)
+        out(f"local-env: left as they are, their rotation has not finished: {unfinished}")
+    if done:
+        out("")
+        for line in _export_line(answer["run_dir"]):
+            out(line)
+    for result in done:
+        abandoned = f"; gave up the rotation {result['abandoned'][:8]}" if result["abandoned"] else ""
+        out(
+            f"{result['function']}: AWSPENDING staged with no value on {result['secret']} for the fresh token "
+            f"{result['token']}{abandoned}. Its four steps:"
+        )
+        out("")
+        for command in result["commands"]:
+            out(f"  {command}")
+        out(f"  # or, with Docker: {result['sam_command']}")
+        out("")
+    return 1 if failed or not done else 0
+
+
+def _yes(value: bool | None) -> str:
+    return "-" if value is None else ("yes" if value else "no")
+
+
+_EXPECTED = {
+    Strategy.SINGLE_USER.value: "after a rotation, AWSCURRENT logs in and AWSPREVIOUS (the old password) is refused",
+    Strategy.ALTERNATING_USERS.value: "after a rotation, AWSCURRENT logs in as the other user; AWSPREVIOUS still does",
+    None: "after a rotation, the AWSCURRENT and AWSPREVIOUS keys work; older ones are revoked at the next rotation",
+}
+
+
+def status_command(endpoint: str | None, *, as_json: bool = False, out: Out = _say) -> int:
+    answer = control(locate(endpoint), "GET", "status")
+    if as_json:
+        out(json.dumps(answer, indent=2))
+        return 0
+    for entry in answer["functions"]:
+        out(f"{entry['function']}: {entry['secret']} ({entry['title']})")
+        out(f"  rotation: {entry['state']}; events of the newest token: {entry['events']}")
+        out(f"  expected: {_EXPECTED.get(entry['strategy'], '')}")
+        for version in entry["versions"]:
+            labels = ",".join(version["stages"]) or "(no label)"
+            token = "  (the newest events' token)" if version["token_of"] else ""
+            if not version["has_value"]:
+                detail = "no value yet"
+            elif version["username"]:
+                detail = f"{version['username']} logs in: {_yes(version['works'])}"
+            else:
+                detail = f"key accepted: {_yes(version['works'])}"
+            out(f"    {version['id'][:8]}  {labels:<24} {detail}{token}")
+        out("")
+    return 0
