@@ -227,14 +227,12 @@ class EmulatorServer:
 
         apply_fidelity_patches()
         self.port = port or free_port()
+        self.endpoint_url = f"http://127.0.0.1:{self.port}"
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         _quiet_request_log()
 
-    @property
-    def endpoint_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
     def start(self) -> EmulatorServer:
+        """Serve in a thread of this process (``stop`` ends it)."""
         self._server.start()
         return self
 

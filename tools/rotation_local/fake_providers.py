@@ -181,6 +181,12 @@ class _LoopbackService:
     def stop(self) -> None:
         self._http.stop()
 
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
 
 class FakeProviderServer(_LoopbackService):
     """The shared machinery of a fake provider; subclasses answer their provider's routes."""
@@ -223,12 +229,6 @@ class FakeProviderServer(_LoopbackService):
     def stop(self) -> None:
         super().stop()
         self._tmp.cleanup()
-
-    def __enter__(self) -> FakeProviderServer:
-        return self.start()
-
-    def __exit__(self, *_exc: object) -> None:
-        self.stop()
 
     # --- accounts, credentials and seeded keys --------------------------------------------------
 

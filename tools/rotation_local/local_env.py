@@ -301,15 +301,7 @@ class LocalEnvironment:
         self.close()
 
     def _client(self) -> Any:
-        import boto3
-
-        return boto3.client(
-            "secretsmanager",
-            endpoint_url=self.endpoint_url,
-            region_name=emulator.DEFAULT_REGION,
-            aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-        )
+        return emulator.client(self.endpoint_url)
 
     def _start_databases(self, engines: Iterable[str], ca: Any) -> dict[str, tuple[Any, Any, str]]:
         """engine -> (target, server, title) for every engine whose server starts here."""

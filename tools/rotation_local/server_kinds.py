@@ -91,6 +91,11 @@ class ServerKind:
             return None
         return RootFS(self.suite, suite_packages(self.suite))
 
+    @property
+    def root_path(self) -> Path | None:
+        """Where this kind's root filesystem is on the host (None: the host's own packages)."""
+        return self.rootfs.resolved() if self.rootfs is not None else None
+
     def unavailable_reason(self) -> str | None:
         """Why this kind cannot start here at all (no root privileges for a root kind), or None.
 

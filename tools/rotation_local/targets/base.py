@@ -22,9 +22,10 @@ class ClientTls:
 class DatabaseTarget:
     """One engine's throwaway servers, logins and secrets (subclasses: ``rotation_local.targets.<engine>``)."""
 
-    engine: str  # the registry's engine name
-    kinds: tuple[ServerKind, ...]  # the servers it runs on; the first one comes from the host's packages
-    driver_module: str  # the driver the function imports ("psycopg2"): the fault matrix redirects its connects
+    def __init__(self, engine: str, kinds: tuple[ServerKind, ...], driver_module: str) -> None:
+        self.engine = engine  # the registry's engine name
+        self.kinds = kinds  # the servers it runs on; the first one comes from the host's packages
+        self.driver_module = driver_module  # what the function imports: the fault matrix redirects its connects
 
     def start(self, kind: ServerKind, *, tls: TlsMaterial | None = None, log_statements: bool = True) -> Any:
         """A running server of ``kind`` (TLS on with ``tls``; every statement logged with ``log_statements``)."""

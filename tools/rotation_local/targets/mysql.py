@@ -20,16 +20,12 @@ KINDS = (
 
 
 class MySQLTarget(DatabaseTarget):
-    engine = ENGINE
-    kinds = KINDS
-    driver_module = "pymysql"
-
     def start(self, kind: ServerKind, *, tls: TlsMaterial | None = None, log_statements: bool = True) -> Any:
         """MySQL-family servers always keep their general log (``log_statements`` changes nothing)."""
         from rotation_local.mariadb_server import MariaDBServer
         from rotation_local.mysql_server import MySQLServer
 
-        root = kind.rootfs.resolved() if kind.rootfs is not None else None
+        root = kind.root_path
         server_class = MariaDBServer if kind.flavour == MARIADB else MySQLServer
         return server_class.start(tls=tls, root=root)
 
@@ -75,4 +71,4 @@ class MySQLTarget(DatabaseTarget):
         return error
 
 
-TARGET = MySQLTarget()
+TARGET = MySQLTarget(ENGINE, KINDS, "pymysql")

@@ -19,14 +19,10 @@ KINDS = (  # the first package of a root's kind is the one whose version must ma
 
 
 class PostgresTarget(DatabaseTarget):
-    engine = ENGINE
-    kinds = KINDS
-    driver_module = "psycopg2"
-
     def start(self, kind: ServerKind, *, tls: TlsMaterial | None = None, log_statements: bool = True) -> Any:
         from rotation_local.postgres_server import PostgresServer
 
-        root = kind.rootfs.resolved() if kind.rootfs is not None else None
+        root = kind.root_path
         return PostgresServer.start(
             tls=tls,
             settings={"log_statement": "all"} if log_statements else None,
@@ -81,4 +77,4 @@ class PostgresTarget(DatabaseTarget):
         return error
 
 
-TARGET = PostgresTarget()
+TARGET = PostgresTarget(ENGINE, KINDS, "psycopg2")
