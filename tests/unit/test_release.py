@@ -43,12 +43,6 @@ def test_version_pyproject_rotation_core_and_template_agree() -> None:
     assert metadata["SourceCodeUrl"] == f"{PROJECT.repository}/tree/v{PROJECT.version}"
 
 
-def test_version_is_0_2_0_after_the_admin_secret_change() -> None:
-    # 0.2.0 breaks API-key admin secrets written for 0.1.0 (CHANGELOG.md, Breaking).
-    assert PROJECT.version == "0.2.0"
-    assert "### Breaking" in changelog_releases(project_module.CHANGELOG.read_text())[0].body
-
-
 def test_license_file_is_the_standard_apache_2_text_pyproject_names() -> None:
     assert PROJECT.license == "Apache-2.0"
     assert hashlib.sha256((REPO_ROOT / "LICENSE").read_bytes()).hexdigest() == APACHE_2_SHA256
