@@ -19,6 +19,7 @@ help:
 	@echo "make template           regenerate template.yaml and events/ from the engine registry"
 	@echo "make verified-table     write the last full test run's figures into docs/ (verified.md, security.md)"
 	@echo "make rds-ca-bundle      refresh the layer's Amazon RDS CA bundle from AWS (needs internet access)"
+	@echo "make release-artifacts  the release files in dist/ (both architectures, SBOM, SHA256SUMS); publishes nothing"
 	@echo "make bench              benchmarks (BENCH_ARGS=\"--repeats 7 --fleet 1,10,100,1000\")"
 	@echo "make invoke FUNCTION=functions/postgres EVENT=events/... ENDPOINT=http://127.0.0.1:5000"
 	@echo "                        run a handler on an event, like sam local invoke, without Docker"
@@ -90,13 +91,26 @@ template-checks:
 sam-build:
 	bash .ci/template-checks.sh build
 
-# requirements-dev.txt and */requirements.in list what we ask for; requirements-dev.lock and the
-# layer's and functions' requirements.txt (what sam build installs) pin every package with hashes.
+# What a release ships, built locally (docs/releasing.md): the x86_64 build the tests run, an arm64
+# build, their zips, the SAR-ready templates, the SBOM and SHA256SUMS, in dist/ (gitignored).
+.PHONY: release-artifacts
+release-artifacts:
+	bash .ci/template-checks.sh release
+
+# requirements-*.txt and */requirements.in list what we ask for; the requirements-*.lock files (the dev
+# environment, the SAM and scanning tools, the tools the workflows install) and the layer's and
+# functions' requirements.txt (what sam build installs) pin every package with hashes.
 .PHONY: lock
 lock:
 	python3 -m venv .venv-lock && .venv-lock/bin/pip install -q --disable-pip-version-check pip-tools==7.6.2
 	.venv-lock/bin/pip-compile --generate-hashes --allow-unsafe --quiet --no-strip-extras \
 		--no-emit-index-url --no-emit-find-links -o requirements-dev.lock requirements-dev.txt
+	# The tool locks name no extras (boto3, not boto3[crt]): pip before 24 would not count boto3[crt]==X
+	# as the pin of boto3 that another package asks for, and refuses to install in --require-hashes mode.
+	for name in pip sam scan ci actionlint; do \
+		.venv-lock/bin/pip-compile --generate-hashes --allow-unsafe --quiet --strip-extras \
+			--no-emit-index-url --no-emit-find-links -o requirements-$$name.lock requirements-$$name.txt || exit 1; \
+	done
 	for dir in layers/rotation_core functions/postgres functions/mysql; do \
 		(cd $$dir && $(CURDIR)/.venv-lock/bin/pip-compile --generate-hashes --allow-unsafe --quiet \
 			--no-strip-extras --no-emit-index-url --no-emit-find-links -o requirements.txt requirements.in) || exit 1; \

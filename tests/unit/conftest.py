@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import socket
-from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -17,7 +16,7 @@ from rotation_core.secrets import SecretStore
 from rotation_core.settings import Settings, Strategy
 from rotation_core.strategies import AlternatingUsers, SingleUser
 from rotation_local import emulator
-from unit.fakes import FakeDatabase, FakeEngine, FakeUser
+from unit.fakes import CallCounter, FakeDatabase, FakeEngine, FakeUser
 
 
 @pytest.fixture(autouse=True)
@@ -47,21 +46,6 @@ def sm_client(aws_env: None, leak_guard: Any) -> Iterator[Any]:
     with mock_aws():
         yield boto3.client("secretsmanager", region_name=emulator.DEFAULT_REGION)
         leak_guard.add_from_emulator()
-
-
-class CallCounter:
-    """Counts Secrets Manager API calls made through a client."""
-
-    def __init__(self, client: Any) -> None:
-        self.calls: Counter[str] = Counter()
-        client.meta.events.register("before-call.secrets-manager.*", self._count)
-
-    def _count(self, model: Any, **_kwargs: Any) -> None:
-        self.calls[model.name] += 1
-
-    def take(self) -> Counter[str]:
-        taken, self.calls = self.calls, Counter()
-        return taken
 
 
 @pytest.fixture

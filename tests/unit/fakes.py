@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -122,3 +123,18 @@ def stage_pending(sm_client: Any, arn: str, value: str | Mapping[str, Any]) -> s
 def value_at(sm_client: Any, arn: str, stage: str) -> dict[str, Any]:
     result: dict[str, Any] = json.loads(sm_client.get_secret_value(SecretId=arn, VersionStage=stage)["SecretString"])
     return result
+
+
+class CallCounter:
+    """Counts Secrets Manager API calls made through a client."""
+
+    def __init__(self, client: Any) -> None:
+        self.calls: Counter[str] = Counter()
+        client.meta.events.register("before-call.secrets-manager.*", self._count)
+
+    def _count(self, model: Any, **_kwargs: Any) -> None:
+        self.calls[model.name] += 1
+
+    def take(self) -> Counter[str]:
+        taken, self.calls = self.calls, Counter()
+        return taken

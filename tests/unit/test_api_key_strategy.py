@@ -25,7 +25,7 @@ from rotation_core.secrets import SecretStore
 from rotation_core.settings import REVOKE_POLICY, RevokePolicy, Settings
 from rotation_local import emulator, service
 from rotation_local.fake_providers import FakeProviderServer, fake_provider
-from unit.conftest import CallCounter
+from unit.fakes import CallCounter
 
 ARN_PREFIX = "arn:aws:secretsmanager:us-east-1:123456789012:secret:"
 

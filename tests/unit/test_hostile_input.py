@@ -28,8 +28,7 @@ from rotation_core.rotator import Rotator
 from rotation_core.secrets import SecretStore
 from rotation_core.settings import Strategy
 from rotation_local import emulator, service
-from unit.conftest import CallCounter
-from unit.fakes import FAKE_ENGINE, FakeDatabase, FakeEngine, FakeUser, stage_pending, stages, value_at
+from unit.fakes import FAKE_ENGINE, CallCounter, FakeDatabase, FakeEngine, FakeUser, stage_pending, stages, value_at
 
 Steps = Callable[..., Rotator]
 MEGABYTE = 1024 * 1024

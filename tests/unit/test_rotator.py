@@ -20,8 +20,7 @@ from rotation_core.errors import (
 from rotation_core.rotator import Rotator
 from rotation_core.settings import Strategy
 from rotation_local import emulator, service
-from unit.conftest import CallCounter
-from unit.fakes import FakeDatabase, stages, value_at
+from unit.fakes import CallCounter, FakeDatabase, stages, value_at
 
 Steps = Callable[..., Rotator]
 ROTATION_TOKEN = "7d0c4a2e-5f1b-4c8e-9a3d-2b6e8f1c0a94-cross-account"

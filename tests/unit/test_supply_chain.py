@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from helpers import REPO_ROOT
-
-_PIN = re.compile(r"^([A-Za-z0-9_.\-]+)(?:\[[^\]]*\])?==([^\s;\\]+)")
-
-
-def pins(path: Path) -> dict[str, str]:
-    found = {}
-    for line in path.read_text().splitlines():
-        match = _PIN.match(line.strip())
-        if match:
-            found[match.group(1).lower().replace("_", "-")] = match.group(2)
-    return found
+from pins import PIN as _PIN
+from pins import pins
 
 
 def test_lock_pins_every_requested_package_at_the_requested_version() -> None:
@@ -67,3 +57,26 @@ def test_shipped_requirements_match_the_versions_tested() -> None:
         shipped.update(pins(path))
     assert shipped  # powertools in the layer, the drivers with their functions
     assert {name: tested.get(name) for name in shipped} == shipped
+
+
+# The tooling the pipelines install (SAM CLI, scanners, audit and lint tools, pip itself): each list of
+# requests has a lock that pins every package with hashes (`make lock`).
+TOOL_LOCKS = ["sam", "scan", "ci", "actionlint", "pip"]
+
+
+def test_tool_locks_pin_every_requested_package_at_the_requested_version_with_hashes() -> None:
+    for name in TOOL_LOCKS:
+        requested = pins(REPO_ROOT / f"requirements-{name}.txt")
+        lock = REPO_ROOT / f"requirements-{name}.lock"
+        count, missing = unhashed(lock)
+        assert requested, name
+        assert {package: pins(lock).get(package) for package in requested} == requested, name
+        assert count >= len(requested), name
+        assert missing == [], name
+
+
+def test_tool_locks_name_no_extras() -> None:
+    # pip before 24 does not count `boto3[crt]==X` as the pin of plain boto3 in --require-hashes mode.
+    for name in TOOL_LOCKS:
+        text = (REPO_ROOT / f"requirements-{name}.lock").read_text()
+        assert not [line for line in text.splitlines() if _PIN.match(line) and "[" in line.split("==")[0]], name

@@ -7,23 +7,40 @@ secrets policy, function, invoke permission, errors alarm), named ``<LogicalName
 before generation, so an existing stack sees no logical id change. What differs between functions
 comes from the registry: the code folder, the strategy, the secrets it reads besides its own (master
 or admin secrets), its settings, whether it may run in a VPC.
+
+The SAR metadata (``AWS::ServerlessRepo::Application``) comes from pyproject.toml through
+:mod:`rotation_release`. With a :class:`ReleaseLayout` the same generator writes a release's template
+of one architecture (``python -m rotation_release artifacts``): code from the release's zips.
 """
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rotation_core.registry import API_KEY_FUNCTION, FunctionSpec, SettingSpec, engines, rotation_functions
 from rotation_core.settings import Strategy
+from rotation_release import project as release_project
+from rotation_release.sar import METADATA_KEY, application_metadata
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = REPO_ROOT / "template.yaml"
 # Not secrets: a pattern of secret names and an ARN template (flagged by their wording).
 SECRET_NAME_PATTERN = '"^[A-Za-z0-9/_+=.@!*?-]+$"'  # noqa: S105  # nosec B105
 SECRET_ARN = "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${%s}"  # noqa: S105  # nosec B105
+
+
+@dataclass(frozen=True)
+class ReleaseLayout:
+    """What a release template changes: one architecture, code from the release's zip files (`sam
+    package` uploads them unchanged), SAR metadata naming that architecture."""
+
+    architecture: str
+    layer_zip: str
+    function_zips: Mapping[str, str] = field(default_factory=dict)  # function folder -> zip file name
 
 
 @dataclass(frozen=True)
@@ -181,10 +198,9 @@ def _indent(lines: Iterable[str], spaces: int) -> list[str]:
     return [(" " * spaces + line) if line else "" for line in lines]
 
 
-def parameters_section() -> tuple[list[str], list[tuple[str, list[str]]]]:
-    """The Parameters section's lines, and the parameter groups (label, names) for the console."""
-    secrets: list[Parameter] = [
-        Parameter(
+def _architecture_parameter(release: ReleaseLayout | None) -> Parameter:
+    if release is None:
+        return Parameter(
             "Architecture",
             (
                 "Type: String",
@@ -193,7 +209,23 @@ def parameters_section() -> tuple[list[str], list[tuple[str, list[str]]]]:
                 "Description: Instruction set of the functions (the layer is pure Python and fits both).",
             ),
         )
-    ]
+    return Parameter(
+        "Architecture",
+        (
+            "Type: String",
+            f"Default: {release.architecture}",
+            f"AllowedValues: [{release.architecture}]",
+            *description_lines(
+                f"Instruction set of the functions: this release's code is built for {release.architecture} only "
+                "(the other architecture is a separate application)."
+            ),
+        ),
+    )
+
+
+def parameters_section(release: ReleaseLayout | None = None) -> tuple[list[str], list[tuple[str, list[str]]]]:
+    """The Parameters section's lines, and the parameter groups (label, names) for the console."""
+    secrets: list[Parameter] = [_architecture_parameter(release)]
     for function in rotation_functions():
         secrets.append(_secrets_parameter(function))
         extra = read_only_secrets(function)
@@ -292,9 +324,10 @@ def _read_only_parameter(function: FunctionSpec, name: str) -> Parameter:
     )
 
 
-def function_resources(function: FunctionSpec) -> list[str]:
+def function_resources(function: FunctionSpec, release: ReleaseLayout | None = None) -> list[str]:
     """The six resources of one function, as template lines (indented under Resources)."""
     name = function.logical_name
+    code = f"functions/{function.folder}" if release is None else release.function_zips[function.folder]
     title = _function_title(function)
     extra = read_only_secrets(function)
     lines = [
@@ -388,7 +421,7 @@ def function_resources(function: FunctionSpec) -> list[str]:
         "  Type: AWS::Serverless::Function",
         "  Properties:",
         f"    Description: Rotates {_rotates(function)}",
-        f"    CodeUri: functions/{function.folder}",
+        f"    CodeUri: {code}",
         f"    Role: !GetAtt {name}Role.Arn",
         f"    Timeout: !Ref {timeout}",
         "    LoggingConfig:",
@@ -489,10 +522,41 @@ def outputs_section() -> list[str]:
     return lines
 
 
-def render_template() -> str:
-    parameters, groups = parameters_section()
-    lines = list(_HEADER)
-    lines += ["Metadata:", "  AWS::CloudFormation::Interface:", "    ParameterGroups:"]
+def sar_metadata_lines(release: ReleaseLayout | None = None) -> list[str]:
+    """``AWS::ServerlessRepo::Application`` (indented under Metadata), from pyproject.toml."""
+    metadata = application_metadata(release_project.load(), release.architecture if release else None)
+    lines = [f"  {METADATA_KEY}:"]
+    for key, value in metadata.items():
+        rendered = "[" + ", ".join(json.dumps(v) for v in value) + "]" if isinstance(value, list) else json.dumps(value)
+        lines.append(f"    {key}: {rendered}")
+    return lines
+
+
+def layer_resource(release: ReleaseLayout | None = None) -> list[str]:
+    """The shared layer (indented under Resources)."""
+    lines = [
+        "  # " + "-" * 93,
+        "  # The shared layer: rotation_core + Powertools, pure Python (layers/rotation_core/Makefile fails",
+        "  # the build if a compiled module gets in). Database drivers ship with the functions that use them.",
+        "  RotationCoreLayer:",
+        "    Type: AWS::Serverless::LayerVersion",
+        "    Properties:",
+        "      Description: rotation_core (the rotation state machine) and Powertools for AWS Lambda",
+        f"      ContentUri: {'layers/rotation_core' if release is None else release.layer_zip}",
+        "      CompatibleRuntimes: [python3.13]",
+        "      CompatibleArchitectures: [arm64, x86_64]",
+        "      RetentionPolicy: Delete",
+    ]
+    if release is None:
+        lines += ["    Metadata:", "      BuildMethod: makefile"]
+    return lines
+
+
+def render_template(release: ReleaseLayout | None = None) -> str:
+    """template.yaml, or with ``release`` the release template of one architecture."""
+    parameters, groups = parameters_section(release)
+    lines = list(_HEADER) if release is None else _release_header(release)
+    lines += ["Metadata:", *sar_metadata_lines(release), "  AWS::CloudFormation::Interface:", "    ParameterGroups:"]
     for label, names in groups:
         lines.append(f"      - Label: {{ default: {label} }}")
         if len(names) <= 3:
@@ -500,13 +564,13 @@ def render_template() -> str:
         else:
             lines.append("        Parameters:")
             lines += [f"          - {name}" for name in names]
-    lines += ["", *parameters, "", *_MIDDLE]
+    lines += ["", *parameters, "", *_MIDDLE, *layer_resource(release)]
     for function in rotation_functions():
         lines += [
             "",
             "  # " + "-" * 93,
             *_indent(_section_comment(function), 2),
-            *_indent(function_resources(function), 2),
+            *_indent(function_resources(function, release), 2),
         ]
     lines += ["", *outputs_section()]
     return "\n".join(lines) + "\n"
@@ -519,6 +583,20 @@ def write_template(path: Path = TEMPLATE_PATH) -> None:
 def check_template(path: Path = TEMPLATE_PATH) -> bool:
     """True when the committed template is what the registry generates."""
     return path.exists() and path.read_text(encoding="utf-8") == render_template()
+
+
+def _release_header(release: ReleaseLayout) -> list[str]:
+    version = release_project.load().version
+    return [
+        *_HEADER[:6],
+        "",
+        f"# Release {version} for {release.architecture}, GENERATED by `python -m rotation_release artifacts` from the",
+        "# same registry as template.yaml (tools/rotation_local/template.py). CodeUri and ContentUri name this",
+        "# release's zip files, whose digests SHA256SUMS lists: `sam package` uploads them unchanged and",
+        "# `sam publish` publishes the packaged template (docs/releasing.md). The least-privilege rules are",
+        "# template.yaml's, listed in its header and asserted by tests/unit/test_template.py.",
+        "",
+    ]
 
 
 _VPC_POLICY = (
@@ -677,17 +755,4 @@ _MIDDLE = (
     "        SECRETS_MANAGER_ENDPOINT: !Ref SecretsManagerEndpoint",
     "",
     "Resources:",
-    "  # " + "-" * 93,
-    "  # The shared layer: rotation_core + Powertools, pure Python (layers/rotation_core/Makefile fails",
-    "  # the build if a compiled module gets in). Database drivers ship with the functions that use them.",
-    "  RotationCoreLayer:",
-    "    Type: AWS::Serverless::LayerVersion",
-    "    Properties:",
-    "      Description: rotation_core (the rotation state machine) and Powertools for AWS Lambda",
-    "      ContentUri: layers/rotation_core",
-    "      CompatibleRuntimes: [python3.13]",
-    "      CompatibleArchitectures: [arm64, x86_64]",
-    "      RetentionPolicy: Delete",
-    "    Metadata:",
-    "      BuildMethod: makefile",
 )

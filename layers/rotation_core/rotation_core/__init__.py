@@ -3,4 +3,4 @@
 Importing it is cheap: drivers, boto3 and the logger are loaded when a step first needs them.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
