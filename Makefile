@@ -104,14 +104,15 @@ release-artifacts:
 lock:
 	python3 -m venv .venv-lock && .venv-lock/bin/pip install -q --disable-pip-version-check pip-tools==7.6.2
 	.venv-lock/bin/pip-compile --generate-hashes --allow-unsafe --quiet --no-strip-extras \
-		--no-emit-index-url --no-emit-find-links -o requirements-dev.lock requirements-dev.txt
+		--no-emit-index-url --no-emit-find-links -o requirements-dev.lock requirements-dev.txt \
+		layers/rotation_core/requirements.in $(wildcard functions/*/requirements.in)
 	# The tool locks name no extras (boto3, not boto3[crt]): pip before 24 would not count boto3[crt]==X
 	# as the pin of boto3 that another package asks for, and refuses to install in --require-hashes mode.
 	for name in pip sam scan ci actionlint; do \
 		.venv-lock/bin/pip-compile --generate-hashes --allow-unsafe --quiet --strip-extras \
 			--no-emit-index-url --no-emit-find-links -o requirements-$$name.lock requirements-$$name.txt || exit 1; \
 	done
-	for dir in layers/rotation_core functions/postgres functions/mysql; do \
+	for dir in layers/rotation_core $(dir $(wildcard functions/*/requirements.in)); do \
 		(cd $$dir && $(CURDIR)/.venv-lock/bin/pip-compile --generate-hashes --allow-unsafe --quiet \
 			--no-strip-extras --no-emit-index-url --no-emit-find-links -o requirements.txt requirements.in) || exit 1; \
 	done

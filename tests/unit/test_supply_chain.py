@@ -10,15 +10,18 @@ from pins import pins
 
 
 def test_lock_pins_every_requested_package_at_the_requested_version() -> None:
-    requested, locked = pins(REPO_ROOT / "requirements-dev.txt"), pins(REPO_ROOT / "requirements-dev.lock")
+    requested = pins(REPO_ROOT / "requirements-dev.txt")
+    for source in [REPO_ROOT / "layers" / "rotation_core" / "requirements.in",
+                   *(REPO_ROOT / "functions").glob("*/requirements.in")]:  # fmt: skip
+        requested.update(pins(source))  # make lock compiles these into the dev lock too
+    locked = pins(REPO_ROOT / "requirements-dev.lock")
     assert requested
     assert {name: locked.get(name) for name in requested} == requested
 
 
 SHIPPED = [
     REPO_ROOT / "layers" / "rotation_core" / "requirements.txt",
-    REPO_ROOT / "functions" / "postgres" / "requirements.txt",
-    REPO_ROOT / "functions" / "mysql" / "requirements.txt",
+    *sorted(path.with_suffix(".txt") for path in (REPO_ROOT / "functions").glob("*/requirements.in")),
 ]
 
 
@@ -37,6 +40,10 @@ def test_lock_every_package_has_a_hash() -> None:
     count, missing = unhashed(REPO_ROOT / "requirements-dev.lock")
     assert count > 50
     assert missing == []
+
+
+def test_shipped_requirements_are_every_function_with_a_driver_and_the_layer() -> None:
+    assert [p.parent.name for p in SHIPPED] == ["rotation_core", "mysql", "postgres"]
 
 
 def test_shipped_requirements_every_package_has_a_hash_and_what_was_asked() -> None:
