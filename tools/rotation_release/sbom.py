@@ -33,7 +33,7 @@ def normalize(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def _entries(path: Path) -> list[list[str]]:
+def requirement_entries(path: Path) -> list[list[str]]:
     """The requirements of a pip-compile file, each as its lines (comments dropped)."""
     entries: list[list[str]] = []
     for line in path.read_text(encoding="utf-8").splitlines():
@@ -51,7 +51,7 @@ def lock_entries(path: Path, names: Iterable[str]) -> str:
     """The entries (requirement and hashes) of ``names`` in a hash lock, as a requirements file."""
     wanted = {normalize(name) for name in names}
     found = {}
-    for entry in _entries(path):
+    for entry in requirement_entries(path):
         match = _PIN.match(entry[0])
         if match and normalize(match.group(1)) in wanted:
             found[normalize(match.group(1))] = "\n    ".join(part for part in entry) + "\n"
@@ -67,7 +67,7 @@ def hashed_pins(path: Path) -> dict[str, str]:
     A requirement without ``==`` or without a ``--hash`` is an error: everything that ships is pinned.
     """
     pins = {}
-    for entry in _entries(path):
+    for entry in requirement_entries(path):
         match = _PIN.match(entry[0])
         if match is None:
             raise ReleaseError(f"{path}: {entry[0]!r} is not pinned with ==")

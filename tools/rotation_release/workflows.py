@@ -29,6 +29,8 @@ from typing import Any
 
 import yaml
 
+from rotation_release.sbom import requirement_entries
+
 _USES_LINE = re.compile(r"""^\s*(?:-\s+)?uses:\s*(?P<q>["']?)(?P<ref>[^"'\s#]+)(?P=q)\s*(?:#\s*(?P<comment>.*))?$""")
 _SHA = re.compile(r"[0-9a-f]{40}")
 _VERSION_COMMENT = re.compile(r"v?\d+(?:\.\d+)*(?:[-+][0-9A-Za-z.-]+)?")
@@ -168,17 +170,8 @@ def _pip_install_args(command: list[str]) -> list[str] | None:
 
 def _unhashed(requirements: Path) -> list[str]:
     """Requirements of a file that are not pinned with == and a --hash (by first line)."""
-    entries: list[list[str]] = []
-    for line in requirements.read_text(encoding="utf-8").splitlines():
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        if line.startswith((" ", "\t")) and entries:
-            entries[-1].append(stripped)
-        else:
-            entries.append([stripped])
     bad = []
-    for entry in entries:
+    for entry in requirement_entries(requirements):
         if entry[0].startswith("-"):
             bad.append(entry[0])  # options (-r, -e, --index-url ...) inside the file: not a pinned package
         elif not _PIN.match(entry[0]) or not any("--hash=sha256:" in part for part in entry):
