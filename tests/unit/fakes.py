@@ -89,7 +89,14 @@ class FakeEngine:
         self.database.changes.append(f"self:{login.username}")
 
     def set_clone_password(
-        self, admin: Session, *, caller: Session, original: str, target: str, new_password: str
+        self,
+        admin: Session,
+        *,
+        caller: Session,
+        original: str,
+        target: str,
+        new_password: str,
+        admin_login: DatabaseLogin | None = None,
     ) -> None:
         assert isinstance(admin, FakeSession)
         assert isinstance(caller, FakeSession)

@@ -21,6 +21,7 @@ class Category(enum.StrEnum):
     SECRET_FORMAT = "secret_format"  # noqa: S105  # nosec B105
     CONFUSED_DEPUTY = "confused_deputy"  # secrets disagree about who/where they are
     SECRETS_MANAGER = "secrets_manager"  # a Secrets Manager call failed
+    RDS = "rds"  # an Amazon RDS API call (where is the master's database, which endpoints reach it) failed
     UNREACHABLE = "unreachable"  # the database/provider cannot be reached
     AUTH_FAILED = "auth_failed"  # a login was refused
     TLS = "tls"  # TLS negotiation or verification failed
@@ -63,6 +64,13 @@ class PendingNotReadyError(RotationStateError):
     """testSecret/setSecret met an AWSPENDING version that earlier steps have not prepared."""
 
 
+class ConfigurationTestError(RotationError):
+    """Secrets Manager's configuration test (testSecret alone, RotateImmediately=false) found the setup broken.
+
+    It keeps the category of the check that failed (``auth_failed``, ``unreachable``, ``confused_deputy`` ...).
+    """
+
+
 class SecretFormatError(RotationError):
     category = Category.SECRET_FORMAT
 
@@ -73,6 +81,16 @@ class ConfusedDeputyError(RotationError):
 
 class SecretsManagerError(RotationError):
     category = Category.SECRETS_MANAGER
+
+    def __init__(self, message: str, *, error_code: str = "") -> None:
+        super().__init__(message)
+        self.error_code = error_code
+
+
+class RdsError(RotationError):
+    """An Amazon RDS API call failed or did not describe the database a master secret names."""
+
+    category = Category.RDS
 
     def __init__(self, message: str, *, error_code: str = "") -> None:
         super().__init__(message)
