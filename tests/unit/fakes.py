@@ -41,6 +41,7 @@ class FakeDatabase:
     reachable: bool = True
     probe_fails: bool = False
     connections: list[str] = field(default_factory=list)
+    hosts: list[str] = field(default_factory=list)  # where each connection went, in order
     changes: list[str] = field(default_factory=list)
 
     def password_of(self, username: str) -> str:
@@ -75,6 +76,7 @@ class FakeEngine:
 
     def connect(self, login: DatabaseLogin) -> Session:
         self.database.connections.append(login.username)
+        self.database.hosts.append(login.host)
         if not self.database.reachable:
             raise TargetError("FakeSQL is unreachable", category=Category.UNREACHABLE)
         user = self.database.users.get(login.username)

@@ -348,7 +348,15 @@ class Rotator:
                 self._configuration_test(context, "holds a copy of AWSCURRENT")
                 return
             raise
-        self.cache.record_test(arn, token, PendingCheck.VERIFIED if current is not None else PendingCheck.UNCOMPARED)
+        if current is not None:
+            self.cache.record_test(arn, token, PendingCheck.VERIFIED)
+            return
+        self.cache.record_test(arn, token, PendingCheck.UNCOMPARED)
+        get_logger().info(
+            "AWSPENDING was not compared with AWSCURRENT (that would take another call here): if this is Secrets "
+            "Manager's configuration test (RotateImmediately=false) with a copy of AWSCURRENT, the credentials "
+            "that just logged in are the current ones, so the setup works. finishSecret compares before promoting"
+        )
 
     def _current_for_comparison(self, context: RotationContext) -> dict[str, Any] | None:
         """AWSCURRENT's value where it costs no call (or where the strategy may spend one), else None."""
