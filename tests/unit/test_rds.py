@@ -7,7 +7,7 @@ carry the ``aws:rds:`` tags), with endpoint addresses placed by ``rotation_local
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import boto3
@@ -36,9 +36,11 @@ WRITER, READER = "orders.cluster-abc.us-east-1.rds.amazonaws.com", "orders.clust
 
 
 @pytest.fixture
-def rds_client(sm_client: Any) -> Any:
-    """moto's RDS in the same in-process mock as ``sm_client``."""
-    return boto3.client("rds", region_name=emulator.DEFAULT_REGION)
+def rds_client(sm_client: Any) -> Iterator[Any]:
+    """moto's RDS in the same in-process mock as ``sm_client``; no placement outlives the test."""
+    rds_emulator.reset()
+    yield boto3.client("rds", region_name=emulator.DEFAULT_REGION)
+    rds_emulator.reset()
 
 
 def make_cluster(rds_client: Any, name: str = "orders", *, engine: str = "aurora-postgresql", members: int = 2) -> Any:

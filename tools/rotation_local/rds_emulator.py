@@ -83,6 +83,15 @@ def place(
         _resource(arn, account_id, region).port = port
 
 
+def reset(account_id: str = DEFAULT_ACCOUNT, region: str = DEFAULT_REGION) -> None:
+    """Forget every DB instance and cluster (and their placements): each test starts with an empty region.
+
+    The master secrets RDS created for them stay in Secrets Manager, as they would after a deletion.
+    """
+    rds_backend(account_id, region).reset()
+    _placements.clear()
+
+
 def _resource(arn: str, account_id: str, region: str) -> Any:
     backend = rds_backend(account_id, region)
     for resource in [*backend.databases.values(), *backend.clusters.values()]:
