@@ -176,7 +176,7 @@ def test_finish_secret_after_configuration_test_never_promotes(
     app.lambda_handler(service.event("testSecret", account.arn, token), None)
     before = stages(sm_client, account.arn)
 
-    with pytest.raises(PendingNotReadyError, match="never promotes it|createSecret has not run"):
+    with pytest.raises(PendingNotReadyError, match=r"never promotes it|createSecret has not run"):
         app.lambda_handler(service.event("finishSecret", account.arn, token), None)
 
     assert stages(sm_client, account.arn) == before
