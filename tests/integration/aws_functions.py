@@ -67,7 +67,8 @@ class AwsRotationFunction:
 
     def set_secret(self, arn: str, token: str) -> None:
         pending, current = self._value(arn, AWSPENDING, token), self._value(arn, AWSCURRENT)
-        assert pending is not None and current is not None
+        assert pending is not None
+        assert current is not None
         if self.target.logs_in(self.server, pending, self.ca_bundle):
             return
         if not self.alternating:
