@@ -17,7 +17,7 @@ from psycopg2 import sql
 
 from helpers import LeakGuard
 from integration.aws_functions import AwsRotationFunction
-from integration.postgres.logins import connect
+from integration.postgres.logins import connect, server_major
 from integration.support import Account, rotate, secret_at
 from rotation_local.postgres_server import PostgresServer
 from rotation_local.targets.postgres import TARGET
@@ -62,10 +62,12 @@ def test_postgres_aws_made_clone_owning_table_master_may_reassign_objects_move_c
     account = pg_account(with_master=True)
     user, clone_name = account.username, account.username + "_clone"
     aws_made_clone_with_table(postgres_server, sm_client, account, ca_bundle, leak_guard)
-    # The master holds the privileges of both roles, as REASSIGN OWNED requires.
+    # The master holds the privileges of both roles, as REASSIGN OWNED requires (on PostgreSQL 16+ the grant
+    # a CREATEROLE user gets on a role it creates has INHERIT FALSE, so it is given INHERIT explicitly).
+    inherit = sql.SQL(" WITH INHERIT TRUE" if server_major(postgres_server) >= 16 else "")
     postgres_server.execute(
-        sql.SQL("GRANT {}, {} TO {}").format(
-            sql.Identifier(user), sql.Identifier(clone_name), sql.Identifier(account.master_user or "")
+        sql.SQL("GRANT {}, {} TO {}{}").format(
+            sql.Identifier(user), sql.Identifier(clone_name), sql.Identifier(account.master_user or ""), inherit
         )
     )
     app = postgres_function(ROTATION_STRATEGY="alternating_users")

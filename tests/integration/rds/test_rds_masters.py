@@ -17,7 +17,7 @@ from helpers import LeakGuard
 from integration.rds.support import READER, WRITER, managed_database, read_replica, rotated_account
 from integration.support import rotate, secret_at, stages, unique
 from rotation_core.errors import Category, RotationError
-from rotation_local import rds_emulator, service
+from rotation_local import service
 from rotation_local.targets import DatabaseTarget
 
 
@@ -204,19 +204,14 @@ def test_rds_master_in_aws_format_reader_secret_without_rds_database_refused(
     alternating_function: Any,
 ) -> None:
     """Host names alone never prove anything: 127.0.0.1 and localhost are one server, but RDS knows neither."""
-    account = rotated_account(
-        db_target, db_server, sm_client, leak_guard,
-        host=READER, master_arn="placeholder", master_user=unique("master")[:20],
-    )  # fmt: skip
-    master_password = "Master-" + unique("pw")
+    master_user, master_password = unique("master")[:20], "Master-" + unique("pw")
     leak_guard.add(master_password)
-    db_target.create_master(db_server, account.master_user or "", master_password)
-    db_target.allow_master(db_server, account.master_user or "", account.username)
-    value = db_target.secret(db_server, account.master_user or "", master_password)
+    db_target.create_master(db_server, master_user, master_password)
+    value = db_target.secret(db_server, master_user, master_password)
     master_arn = sm_client.create_secret(Name=unique("master"), SecretString=json.dumps(value))["ARN"]
-    current = secret_at(sm_client, account.arn, "AWSCURRENT")
-    sm_client.put_secret_value(SecretId=account.arn, SecretString=json.dumps({**current, "masterarn": master_arn}))
-    rds_emulator.apply_endpoint_overrides()
+    account = rotated_account(
+        db_target, db_server, sm_client, leak_guard, host=READER, master_arn=master_arn, master_user=master_user
+    )
 
     with pytest.raises(RotationError, match="RDS lists no DB cluster or instance whose writer endpoint is") as raised:
         rotate(alternating_function(), account.arn)
