@@ -43,6 +43,7 @@ class FakeDatabase:
     reachable: bool = True
     probe_fails: bool = False
     connections: list[str] = field(default_factory=list)
+    hosts: list[str] = field(default_factory=list)  # where each connection went, in order
     changes: list[str] = field(default_factory=list)
 
     def password_of(self, username: str) -> str:
@@ -71,6 +72,7 @@ class FakeEngine(ByteLimitedLogins):
 
     def connect(self, login: DatabaseLogin) -> Session:
         self.database.connections.append(login.username)
+        self.database.hosts.append(login.host)
         if not self.database.reachable:
             raise TargetError("FakeSQL is unreachable", category=Category.UNREACHABLE)
         user = self.database.users.get(login.username)
@@ -85,7 +87,14 @@ class FakeEngine(ByteLimitedLogins):
         self.database.changes.append(f"self:{login.username}")
 
     def set_clone_password(
-        self, admin: Session, *, caller: Session, original: str, target: str, new_password: str
+        self,
+        admin: Session,
+        *,
+        caller: Session,
+        original: str,
+        target: str,
+        new_password: str,
+        admin_login: DatabaseLogin | None = None,
     ) -> None:
         assert isinstance(admin, FakeSession)
         assert isinstance(caller, FakeSession)

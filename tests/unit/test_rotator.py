@@ -334,17 +334,19 @@ def test_test_secret_before_set_secret_fails_clearly_and_changes_nothing(
     assert database.changes == []
 
 
-def test_test_secret_on_bare_placeholder_fails_clearly(
+def test_test_secret_on_bare_placeholder_tests_configuration_changes_nothing(
     sm_client: Any, make_secret: Callable[..., str], make_rotator: Steps, database: FakeDatabase
 ) -> None:
-    """RotateImmediately=false: the service runs testSecret on a pending version with no value."""
+    """RotateImmediately=false: the service runs testSecret alone on a pending version with no value."""
     arn = make_secret()
     token = emulator.stage_pending_placeholder(arn)
+    before = stages(sm_client, arn)
 
-    with pytest.raises(PendingNotReadyError, match="createSecret has not run"):
-        run(make_rotator(), arn, token, "testSecret")
+    run(make_rotator(), arn, token, "testSecret")
 
-    assert database.connections == []
+    assert database.connections == ["app"]  # the current credentials, nothing else
+    assert database.changes == []
+    assert stages(sm_client, arn) == before
 
 
 def test_test_secret_probe_failure_raises_verification_error(

@@ -53,8 +53,8 @@ class CrashingEngine(FakeEngine):
         super().set_own_password(session, login, new_password)
         self._maybe_crash()
 
-    def set_clone_password(self, admin: Any, *, caller: Any, original: str, target: str, new_password: str) -> None:
-        super().set_clone_password(admin, caller=caller, original=original, target=target, new_password=new_password)
+    def set_clone_password(self, admin: Any, **kwargs: Any) -> None:
+        super().set_clone_password(admin, **kwargs)
         self._maybe_crash()
 
 

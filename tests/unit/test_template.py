@@ -36,6 +36,12 @@ ENI_ACTIONS = frozenset(
     }
 )
 KMS_ACTIONS = frozenset({"kms:Decrypt", "kms:GenerateDataKey"})
+MASTER_ACTIONS = frozenset({"secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"})
+RDS_ACTIONS = frozenset({"rds:DescribeDBInstances", "rds:DescribeDBClusters"})
+RDS_RESOURCES = [
+    {"Fn::Sub": "arn:${AWS::Partition}:rds:${AWS::Region}:${AWS::AccountId}:db:*"},
+    {"Fn::Sub": "arn:${AWS::Partition}:rds:${AWS::Region}:${AWS::AccountId}:cluster:*"},
+]
 LOG_ACTIONS = frozenset({"logs:CreateLogStream", "logs:PutLogEvents"})
 SECRET_ARN = "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${%s}"
 
@@ -47,6 +53,7 @@ class FunctionSpec:
     secrets_parameter: str
     read_only_parameter: str | None  # master (alternating users) or admin (API keys) secrets
     in_vpc: bool
+    uses_rds: bool  # alternating users: RDS-managed masters, reader and replica endpoints
 
 
 def _expected(function: registry.FunctionSpec) -> FunctionSpec:
@@ -59,7 +66,12 @@ def _expected(function: registry.FunctionSpec) -> FunctionSpec:
         read_only = None
     strategy = function.strategy.value if function.strategy else None
     return FunctionSpec(
-        f"functions/{function.folder}", strategy, function.logical_name + "Secrets", read_only, function.is_database
+        f"functions/{function.folder}",
+        strategy,
+        function.logical_name + "Secrets",
+        read_only,
+        function.is_database,
+        uses_rds=function.strategy is settings.Strategy.ALTERNATING_USERS,
     )
 
 
@@ -187,9 +199,23 @@ def test_template_role_statements_least_privilege_only(template: dict[str, Any],
             seen.append("rotate")
         elif actions == {"secretsmanager:GetSecretValue"}:
             assert spec.read_only_parameter is not None, f"{function} must not read other secrets"
+            assert not spec.uses_rds, f"{function} must also describe its master secrets (RDS tags)"
             assert statement.condition is None
             assert body["Resource"] == secret_arn(spec.read_only_parameter)
             seen.append("read-only")
+        elif actions == MASTER_ACTIONS:
+            assert spec.read_only_parameter is not None, f"{function} must not read other secrets"
+            assert spec.uses_rds, f"{function} has no master secrets to describe"
+            assert statement.condition is None
+            assert body["Resource"] == secret_arn(spec.read_only_parameter)
+            assert "Condition" not in body
+            seen.append("read-only")
+        elif actions == RDS_ACTIONS:
+            assert spec.uses_rds, f"{function} must not call RDS"
+            assert statement.condition is None
+            assert body["Resource"] == RDS_RESOURCES  # this account's and region's instances and clusters only
+            assert "Condition" not in body
+            seen.append("rds")
         elif actions == KMS_ACTIONS:
             assert statement.condition == "HasKmsKey"
             assert body["Resource"] == {"Ref": "KmsKeyArn"}
@@ -216,6 +242,7 @@ def test_template_role_statements_least_privilege_only(template: dict[str, Any],
 
     expected = ["rotate", "kms", "logs"] + (["read-only"] if spec.read_only_parameter else [])
     expected += ["vpc"] if spec.in_vpc else []
+    expected += ["rds"] if spec.uses_rds else []
     assert sorted(seen) == sorted(expected)
 
 

@@ -100,6 +100,36 @@ def stage_pending_placeholder(
     return token
 
 
+def stage_transient_version(
+    secret_id: str,
+    *,
+    copy_current: bool,
+    token: str | None = None,
+    account_id: str = DEFAULT_ACCOUNT,
+    region: str = DEFAULT_REGION,
+) -> str:
+    """What Secrets Manager's configuration test (RotateImmediately=false) stages for testSecret alone.
+
+    A transient AWSPENDING version holding no value, or a copy of AWSCURRENT's: AWS does not document which,
+    and emulators differ, so the functions must pass (and fail) the same way with both.
+    """
+    token = stage_pending_placeholder(secret_id, token, account_id=account_id, region=region)
+    if copy_current:
+        secret = _secret(secret_id, account_id, region)
+        current = next(v for v in secret.versions.values() if AWSCURRENT in v["version_stages"])
+        for key in ("secret_string", "secret_binary"):
+            if key in current:
+                secret.versions[token][key] = current[key]
+    return token
+
+
+def remove_version(
+    secret_id: str, token: str, *, account_id: str = DEFAULT_ACCOUNT, region: str = DEFAULT_REGION
+) -> None:
+    """What the service does after a configuration test: the transient version goes away entirely."""
+    _secret(secret_id, account_id, region).versions.pop(token, None)
+
+
 def clear_pending(secret_id: str, *, account_id: str = DEFAULT_ACCOUNT, region: str = DEFAULT_REGION) -> None:
     """What the service does after finishSecret succeeded: AWSPENDING leaves the new current version."""
     secret = _secret(secret_id, account_id, region)

@@ -36,3 +36,17 @@ def rotate(
     if steps and steps[-1] == "finishSecret":
         emulator.clear_pending(secret_id)
     return token
+
+
+def configuration_test(secret_id: str, invoke_step: StepInvoker, *, copy_current: bool) -> str:
+    """What ``RotateSecret`` with ``RotateImmediately=false`` does: testSecret alone on a transient version.
+
+    The version holds no value or (``copy_current``) a copy of AWSCURRENT's, and is removed afterwards,
+    whether testSecret passed or failed; returns its token.
+    """
+    token = emulator.stage_transient_version(secret_id, copy_current=copy_current)
+    try:
+        invoke_step(event("testSecret", secret_id, token))
+    finally:
+        emulator.remove_version(secret_id, token)
+    return token

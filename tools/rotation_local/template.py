@@ -317,7 +317,8 @@ def _read_only_parameter(function: FunctionSpec, name: str) -> Parameter:
         description = (
             "Description: >-",
             f'  Names of the {function.engine.display_name} master secrets named by "masterarn"; the '
-            "alternating-users function may only read them.",
+            "alternating-users function may only read and describe them.",
+            "  Master secrets RDS manages are named rds!db-<id> or rds!cluster-<id> (e.g. rds!*).",
         )
     return Parameter(
         name, ("Type: String", f"Default: {default}", f"AllowedPattern: {SECRET_NAME_PATTERN}", *description)
@@ -391,12 +392,15 @@ def function_resources(function: FunctionSpec, release: ReleaseLayout | None = N
     ]
     if extra is not None:
         sid, parameter = extra
-        lines += [
-            f"        - Sid: {sid}",
-            "          Effect: Allow",
-            "          Action: secretsmanager:GetSecretValue",
-            f"          Resource: !Sub {SECRET_ARN % parameter}",
-        ]
+        lines += [f"        - Sid: {sid}", "          Effect: Allow"]
+        if function.strategy is Strategy.ALTERNATING_USERS:
+            # DescribeSecret: the tags RDS puts on a master secret it manages name its DB instance or cluster.
+            lines += ["          Action: [secretsmanager:GetSecretValue, secretsmanager:DescribeSecret]"]
+        else:
+            lines += ["          Action: secretsmanager:GetSecretValue"]
+        lines += [f"          Resource: !Sub {SECRET_ARN % parameter}"]
+    if function.strategy is Strategy.ALTERNATING_USERS:
+        lines += _indent(_RDS_STATEMENT, 8)
     lines += [
         "        - !If",
         "          - HasKmsKey",
@@ -599,6 +603,18 @@ def _release_header(release: ReleaseLayout) -> list[str]:
     ]
 
 
+# Alternating users only: where an RDS-managed master logs in, and which endpoints reach its database.
+# Both actions are List-level and resource-scoped (db / cluster ARNs); finding the database a master
+# secret's host names lists the region's instances and clusters, so the name part cannot be narrower.
+_RDS_STATEMENT = (
+    "- Sid: DescribeRdsDatabasesOfMasterSecrets",
+    "  Effect: Allow",
+    "  Action: [rds:DescribeDBInstances, rds:DescribeDBClusters]",
+    "  Resource:",
+    "    - !Sub arn:${AWS::Partition}:rds:${AWS::Region}:${AWS::AccountId}:db:*",
+    "    - !Sub arn:${AWS::Partition}:rds:${AWS::Region}:${AWS::AccountId}:cluster:*",
+)
+
 _VPC_POLICY = (
     "- !If",
     "  - InVpc",
@@ -639,7 +655,11 @@ _HEADER = (
     "#     with Python's `secrets` module, so they never call it. AWS's examples grant it on \"*\"; leaving",
     "#     it out is strictly tighter.",
     "#   - Read-only GetSecretValue on master secrets (alternating users) or admin secrets (API keys) only",
-    "#     for the functions that read them.",
+    "#     for the functions that read them; DescribeSecret on the master secrets too (the tags of a master",
+    "#     secret RDS manages name its database).",
+    "#   - rds:DescribeDBInstances / rds:DescribeDBClusters on this account's and region's DB instances and",
+    "#     clusters, only for the alternating-users functions (locate an RDS-managed master, prove a reader",
+    "#     or replica endpoint belongs to the master's database).",
     "#   - kms:Decrypt / kms:GenerateDataKey only when KmsKeyArn is given, only through Secrets Manager and",
     "#     only for the secrets the function may touch (encryption context SecretARN).",
     '#   - EC2 network-interface actions (the only "*" resource: those actions cannot be scoped further)',

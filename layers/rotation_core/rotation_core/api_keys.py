@@ -97,6 +97,8 @@ class ApiKeyRotation:
     """The :class:`~rotation_core.rotator.RotationStrategy` for third-party API keys."""
 
     mints_on_create = True
+    # test_pending reads AWSCURRENT anyway (the accounts must match), so comparing with it costs nothing.
+    reads_current_in_test = True
 
     def __init__(
         self,
@@ -185,6 +187,19 @@ class ApiKeyRotation:
             f"{provider.display_name} still refuses the AWSPENDING key after {attempts} checks "
             f"{delay:.0f} s apart. If createSecret did not run (Secrets Manager's configuration test), rotate "
             "the secret; otherwise raise API_VERIFY_ATTEMPTS/API_VERIFY_DELAY or check the key at the provider"
+        )
+
+    def test_configuration(self, context: RotationContext) -> None:
+        """The admin secret is usable and the current key valid and provably of the admin's account.
+
+        What createSecret checks before minting, with read-only calls only: nothing is minted or revoked.
+        """
+        provider, key = self._provider(context.current(), context, "current")
+        self._prove_binding(provider, key)
+        get_logger().info(
+            f"checked: the admin secret reaches {provider.display_name}, which accepts the current key and ties it "
+            "to the admin credential's account; the next rotation would mint its successor there",
+            extra={"provider": provider.name},
         )
 
     def after_promote(self, context: RotationContext) -> None:

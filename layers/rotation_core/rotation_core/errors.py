@@ -21,6 +21,7 @@ class Category(enum.StrEnum):
     SECRET_FORMAT = "secret_format"  # noqa: S105  # nosec B105
     CONFUSED_DEPUTY = "confused_deputy"  # secrets disagree about who/where they are
     SECRETS_MANAGER = "secrets_manager"  # a Secrets Manager call failed
+    RDS = "rds"  # an Amazon RDS API call (where is the master's database, which endpoints reach it) failed
     UNREACHABLE = "unreachable"  # the database/provider cannot be reached
     AUTH_FAILED = "auth_failed"  # a login was refused
     TLS = "tls"  # TLS negotiation or verification failed
@@ -55,12 +56,16 @@ class InvalidEventError(RotationError):
     category = Category.EVENT
 
 
-class SecretsManagerError(RotationError):
-    category = Category.SECRETS_MANAGER
+class ServiceCallError(RotationError):
+    """An AWS API call failed; ``error_code`` is the service's code (``AccessDeniedException`` ...), if any."""
 
     def __init__(self, message: str, *, error_code: str = "") -> None:
         super().__init__(message)
         self.error_code = error_code
+
+
+class SecretsManagerError(ServiceCallError):
+    category = Category.SECRETS_MANAGER
 
 
 class RotationStateError(RotationError):
@@ -73,12 +78,25 @@ class PendingNotReadyError(RotationStateError):
     """testSecret/setSecret met an AWSPENDING version that earlier steps have not prepared."""
 
 
+class ConfigurationTestError(RotationError):
+    """Secrets Manager's configuration test (testSecret alone, RotateImmediately=false) found the setup broken.
+
+    It keeps the category of the check that failed (``auth_failed``, ``unreachable``, ``confused_deputy`` ...).
+    """
+
+
 class SecretFormatError(RotationError):
     category = Category.SECRET_FORMAT
 
 
 class ConfusedDeputyError(RotationError):
     category = Category.CONFUSED_DEPUTY
+
+
+class RdsError(ServiceCallError):
+    """An Amazon RDS API call failed or did not describe the database a master secret names."""
+
+    category = Category.RDS
 
 
 class TargetError(RotationError):

@@ -21,7 +21,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from rotation_core.errors import InvalidEventError, PendingNotReadyError, RotationStateError, describe
+from rotation_core.errors import (
+    ConfigurationTestError,
+    InvalidEventError,
+    PendingNotReadyError,
+    RotationError,
+    RotationStateError,
+    describe,
+)
 from rotation_core.log import get_logger, register_secret
 from rotation_core.secrets import AWSCURRENT, AWSPENDING, AWSPREVIOUS, SecretMetadata, SecretStore
 
@@ -75,8 +82,16 @@ class RotationEvent:
         return cls(step=step, secret_id=secret_id, token=token, rotation_token=rotation_token or None)
 
 
+class PendingCheck(enum.StrEnum):
+    """What testSecret found out about a pending version in this container."""
+
+    VERIFIED = "verified"  # a new value, and it works: finishSecret here need not test it again
+    COPY = "copy"  # a copy of AWSCURRENT (a configuration test's transient version): never promoted
+    UNCOMPARED = "uncompared"  # it works, but AWSCURRENT was not at hand to tell a copy from a new value
+
+
 class VersionCache:
-    """Values of secret versions this container has already read or written, and which it verified.
+    """Values of secret versions this container has already read or written, and what testSecret found.
 
     Secrets Manager never changes a stored version (PutSecretValue with an existing version id and a
     different value fails), so a value seen once stays true for that version id. Later steps of the same
@@ -86,7 +101,7 @@ class VersionCache:
 
     def __init__(self, max_entries: int = 32) -> None:
         self._values: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
-        self._verified: set[tuple[str, str]] = set()
+        self._tested: dict[tuple[str, str], PendingCheck] = {}
         self._max_entries = max_entries
 
     def get(self, arn: str, version_id: str) -> dict[str, Any] | None:
@@ -100,19 +115,21 @@ class VersionCache:
         self._values.move_to_end((arn, version_id))
         while len(self._values) > self._max_entries:
             evicted, _ = self._values.popitem(last=False)
-            self._verified.discard(evicted)
+            self._tested.pop(evicted, None)
 
-    def mark_verified(self, arn: str, version_id: str) -> None:
-        if (arn, version_id) in self._values:
-            self._verified.add((arn, version_id))
+    def record_test(self, arn: str, version_id: str, outcome: PendingCheck) -> None:
+        self._tested[(arn, version_id)] = outcome
+
+    def test_outcome(self, arn: str, version_id: str) -> PendingCheck | None:
+        return self._tested.get((arn, version_id))
 
     def is_verified(self, arn: str, version_id: str) -> bool:
-        return (arn, version_id) in self._verified
+        return self._tested.get((arn, version_id)) is PendingCheck.VERIFIED
 
     def forget(self, arn: str) -> None:
         for key in [key for key in self._values if key[0] == arn]:
             del self._values[key]
-            self._verified.discard(key)
+        self._tested = {key: outcome for key, outcome in self._tested.items() if key[0] != arn}
 
 
 @dataclass
@@ -127,6 +144,7 @@ class RotationContext:
     store: SecretStore
     cache: VersionCache = field(default_factory=VersionCache)
     _values: dict[str, dict[str, Any] | None] = field(default_factory=dict, repr=False)
+    _metadata: dict[str, SecretMetadata] = field(default_factory=dict, repr=False)
 
     @property
     def token(self) -> str:
@@ -150,10 +168,16 @@ class RotationContext:
         if value is None:
             raise PendingNotReadyError(
                 f"the AWSPENDING version {self.token} holds no value: createSecret has not run for it. "
-                "If Secrets Manager is testing the configuration (RotateImmediately=false), rotate the "
-                "secret to run every step"
+                "Rotate the secret to run every step"
             )
         return value
+
+    def current_if_known(self) -> dict[str, Any] | None:
+        """The AWSCURRENT value if this invocation or container already read it; no Secrets Manager call."""
+        if AWSCURRENT in self._values:
+            return self._values[AWSCURRENT]
+        version_id = self.metadata.version_with(AWSCURRENT)
+        return None if version_id is None else self.cache.get(self.metadata.arn, version_id)
 
     def previous(self) -> dict[str, Any] | None:
         version_id = self.metadata.version_with(AWSPREVIOUS)
@@ -166,6 +190,14 @@ class RotationContext:
         if value is None:
             value = self._values[key] = self.store.get_value(secret_id, stage=AWSCURRENT)
         return value
+
+    def other_metadata(self, secret_id: str) -> SecretMetadata:
+        """What DescribeSecret says about another secret (the master secret's tags)."""
+        key = "other:" + secret_id
+        known = self._metadata.get(key)
+        if known is None:
+            known = self._metadata[key] = self.store.describe(secret_id)
+        return known
 
     def _read(self, stage: str, version_id: str | None) -> dict[str, Any] | None:
         if stage not in self._values:
@@ -187,6 +219,11 @@ class RotationStrategy(Protocol):
     #: key). createSecret then checks for an existing pending value first, so a retry never mints twice.
     mints_on_create: bool
 
+    #: True when testSecret may read AWSCURRENT to tell a configuration test's copy of it from a new value
+    #: (a call in a new container). False keeps single-user testSecret and finishSecret at the calls they
+    #: make today: they compare only with a current value the container already holds.
+    reads_current_in_test: bool
+
     def build_pending(self, current: dict[str, Any], context: RotationContext) -> dict[str, Any]:
         """The new secret value, built from the current one with every unknown key kept."""
         ...
@@ -207,9 +244,23 @@ class RotationStrategy(Protocol):
         """Prove the pending credential works; change nothing."""
         ...
 
+    def test_configuration(self, context: RotationContext) -> None:
+        """Secrets Manager's configuration test: prove the current setup would rotate; change nothing.
+
+        Runs instead of :meth:`test_pending` when AWSPENDING holds no value or a copy of AWSCURRENT, and
+        logs what it checked.
+        """
+        ...
+
     def after_promote(self, context: RotationContext) -> None:
         """Clean-up once the pending version is AWSCURRENT (e.g. revoke an old key)."""
         ...
+
+
+_NEVER_PROMOTED = (
+    "AWSPENDING holds no new value (a copy of AWSCURRENT, or a configuration test's transient version with "
+    "RotateImmediately=false); finishSecret never promotes it. Rotate the secret to run every step"
+)
 
 
 class Rotator:
@@ -279,16 +330,72 @@ class Rotator:
         self.strategy.set_pending(context)
 
     def test_secret(self, context: RotationContext) -> None:
-        self.strategy.test_pending(context)
-        self.cache.mark_verified(context.metadata.arn, context.token)
+        arn, token = context.metadata.arn, context.token
+        pending = context.pending_or_none()
+        if pending is None:
+            self._configuration_test(context, "holds no value")
+            return
+        current = self._current_for_comparison(context)
+        if current is not None and pending == current:
+            self.cache.record_test(arn, token, PendingCheck.COPY)
+            self._configuration_test(context, "holds a copy of AWSCURRENT")
+            return
+        try:
+            self.strategy.test_pending(context)
+        except PendingNotReadyError:
+            if current is None and pending == context.current():  # a failure: one more call costs nothing
+                self.cache.record_test(arn, token, PendingCheck.COPY)
+                self._configuration_test(context, "holds a copy of AWSCURRENT")
+                return
+            raise
+        if current is not None:
+            self.cache.record_test(arn, token, PendingCheck.VERIFIED)
+            return
+        self.cache.record_test(arn, token, PendingCheck.UNCOMPARED)
+        get_logger().info(
+            "AWSPENDING was not compared with AWSCURRENT (that would take another call here): if this is Secrets "
+            "Manager's configuration test (RotateImmediately=false) with a copy of AWSCURRENT, the credentials "
+            "that just logged in are the current ones, so the setup works. finishSecret compares before promoting"
+        )
+
+    def _current_for_comparison(self, context: RotationContext) -> dict[str, Any] | None:
+        """AWSCURRENT's value where it costs no call (or where the strategy may spend one), else None."""
+        return context.current() if self.strategy.reads_current_in_test else context.current_if_known()
+
+    def _configuration_test(self, context: RotationContext, what: str) -> None:
+        """testSecret alone on a transient version (RotateImmediately=false): test the setup, change nothing."""
+        logger = get_logger()
+        logger.info(
+            f"AWSPENDING {what}: this is Secrets Manager's configuration test (RotateImmediately=false); "
+            "checking that the rotation would work, without changing anything"
+        )
+        try:
+            self.strategy.test_configuration(context)
+        except RotationError as error:
+            raise ConfigurationTestError(
+                f"Secrets Manager's configuration test (AWSPENDING {what}) failed, nothing was changed: "
+                f"{error.message}",
+                category=error.category,
+            ) from None
+        logger.info("configuration test passed; nothing was changed")
 
     def finish_secret(self, context: RotationContext) -> None:
         current_version = context.metadata.version_with(AWSCURRENT)
         if current_version is None:
             raise RotationStateError("no version of the secret is AWSCURRENT; restore one before rotating")
-        if not self.cache.is_verified(context.metadata.arn, context.token):
-            # testSecret ran in another container (or not at all): never promote unproven credentials.
+        outcome = self.cache.test_outcome(context.metadata.arn, context.token)
+        if outcome is PendingCheck.COPY:
+            raise PendingNotReadyError(_NEVER_PROMOTED)
+        if outcome is not PendingCheck.VERIFIED:
+            # testSecret ran in another container (or not at all, or could not compare): never promote
+            # unproven credentials, nor a copy of the current ones.
             get_logger().info("verifying the AWSPENDING credentials before promoting them")
+            pending = context.pending()
+            current = self._current_for_comparison(context)
+            if current is None and outcome is PendingCheck.UNCOMPARED:
+                current = context.current()
+            if current is not None and pending == current:
+                raise PendingNotReadyError(_NEVER_PROMOTED)
             self.strategy.test_pending(context)
         self.store.promote(context.secret_id, context.token, current_version)
         self.cache.forget(context.metadata.arn)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from rotation_core.errors import SecretFormatError, SecretsManagerError, describe
@@ -46,6 +46,9 @@ class SecretMetadata:
     arn: str
     rotation_enabled: bool
     versions: Mapping[str, tuple[str, ...]]
+    #: The secret's tags. Keys starting with ``aws:`` are set by AWS services only (RDS names the database
+    #: of a master secret it manages this way); no IAM principal can set or change them.
+    tags: Mapping[str, str] = field(default_factory=dict)
 
     def version_with(self, stage: str) -> str | None:
         for version_id, stages in self.versions.items():
@@ -88,10 +91,16 @@ class SecretStore:
     def describe(self, secret_id: str) -> SecretMetadata:
         response = self._call("DescribeSecret", self.client.describe_secret, SecretId=secret_id)
         versions = {version_id: tuple(stages) for version_id, stages in response.get("VersionIdsToStages", {}).items()}
+        tags = {
+            str(tag["Key"]): str(tag.get("Value", ""))
+            for tag in response.get("Tags", [])
+            if isinstance(tag, Mapping) and "Key" in tag
+        }
         return SecretMetadata(
             arn=response["ARN"],
             rotation_enabled=bool(response.get("RotationEnabled", False)),
             versions=versions,
+            tags=tags,
         )
 
     def get_value(self, secret_id: str, *, stage: str, version_id: str | None = None) -> dict[str, Any]:

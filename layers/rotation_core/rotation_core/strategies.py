@@ -4,6 +4,12 @@ They decide which credentials to use and produce; the engine does the SQL. Befor
 is used, the secrets are checked against each other (same server, same user or its clone), so a
 value edited by someone with only PutSecretValue cannot point the function at another database
 (the confused-deputy problem).
+
+Alternating users may involve Amazon RDS (:mod:`rotation_core.rds`): a master secret RDS manages holds
+no host, only RDS's tags naming its DB instance or cluster, and the rotated secret may name a reader,
+custom or instance endpoint or a read replica of the master's database. RDS's answers decide both
+where the master logs in (always the writer) and whether the rotated secret's host belongs to the
+master's database; host names are never compared with each other to accept a different host.
 """
 
 from __future__ import annotations
@@ -15,12 +21,14 @@ from rotation_core.errors import (
     Category,
     ConfusedDeputyError,
     PendingNotReadyError,
+    RdsError,
     SecretFormatError,
     TargetError,
     describe,
 )
 from rotation_core.log import get_logger
 from rotation_core.passwords import generate_password
+from rotation_core.rds import CLUSTER_TAG, INSTANCE_TAG, RdsDatabase, RdsDirectory, tagged_database_arn
 from rotation_core.rotator import RotationContext
 from rotation_core.settings import Settings
 
@@ -31,6 +39,7 @@ class DatabaseStrategy:
     """What both database strategies share: parsing, login attempts, testSecret."""
 
     mints_on_create = False
+    reads_current_in_test = False
 
     def __init__(self, engine: DatabaseEngine, settings: Settings) -> None:
         self.engine = engine
@@ -54,15 +63,33 @@ class DatabaseStrategy:
         session = self.try_login(pending)
         if session is None:
             raise PendingNotReadyError(
-                "the AWSPENDING credentials do not log in: setSecret has not run for this version "
-                "(Secrets Manager's configuration test with RotateImmediately=false runs testSecret "
-                "alone) or it failed. Nothing was changed; rotate the secret again"
+                "the AWSPENDING credentials do not log in: setSecret has not run for this version or it failed. "
+                "Nothing was changed; rotate the secret again"
             )
         try:
             self.engine.probe(session, self.settings.test_query)
         finally:
             session.close()
-        get_logger().info("the AWSPENDING credentials log in and pass the probe")
+        get_logger().info(
+            "the AWSPENDING credentials log in and pass the probe",
+            extra={"user": pending.username, "host": pending.host, "port": pending.port},
+        )
+
+    def test_configuration(self, context: RotationContext) -> None:
+        """The current credentials log in and pass the probe (what a rotation starts from)."""
+        current = self.login(context.current(), "current")
+        self._probe_as(current)
+
+    def _probe_as(self, login: DatabaseLogin) -> None:
+        session = self.engine.connect(login)
+        try:
+            self.engine.probe(session, self.settings.test_query)
+        finally:
+            session.close()
+        get_logger().info(
+            f"checked: the {login.label} credentials log in and pass the probe",
+            extra={"user": login.username, "host": login.host, "port": login.port},
+        )
 
     def after_create(self, context: RotationContext, pending: dict[str, Any], stored: bool) -> None:
         """Nothing to undo: a generated password that was not stored was never used anywhere."""
@@ -135,6 +162,14 @@ class AlternatingUsers(DatabaseStrategy):
     password and creates the clone as a stand-in for the original user.
     """
 
+    # testSecret compares AWSPENDING with AWSCURRENT, reading it if needed, to tell a configuration test's
+    # copy (which must also prove the master logs in) from the other user's new credentials.
+    reads_current_in_test = True
+
+    def __init__(self, engine: DatabaseEngine, settings: Settings, *, rds: RdsDirectory | None = None) -> None:
+        super().__init__(engine, settings)
+        self.rds = rds or RdsDirectory()
+
     def build_pending(self, current: dict[str, Any], context: RotationContext) -> dict[str, Any]:
         login = self.login(current, "current")
         self._master_arn(current, "current")
@@ -156,12 +191,7 @@ class AlternatingUsers(DatabaseStrategy):
         master_arn = self._master_arn(current_secret, "current")
         if self._master_arn(pending_secret, "pending") != master_arn:
             raise ConfusedDeputyError("the pending and current secrets name different master secrets")
-        master = self.login(context.other_secret(master_arn), "master")
-        if not master.same_server(current):
-            raise ConfusedDeputyError(
-                "the master secret names another server than the secret being rotated; point "
-                '"masterarn" at the admin secret of the same database'
-            )
+        master = self.master_login(context, master_arn, current)
         # Prove the caller's own secret is genuine before acting with the master's rights.
         caller = self.engine.connect(current)
         try:
@@ -173,12 +203,119 @@ class AlternatingUsers(DatabaseStrategy):
                     original=self._original_username(current.username),
                     target=pending.username,
                     new_password=pending.password,
+                    admin_login=master,
                 )
             finally:
                 admin.close()
         finally:
             caller.close()
         get_logger().info("set the alternate user's password", extra={"user": pending.username})
+
+    def test_configuration(self, context: RotationContext) -> None:
+        """The current credentials log in and pass the probe, the alternate name fits, the master logs in."""
+        current_secret = context.current()
+        current = self.login(current_secret, "current")
+        alternate = self._other_username(current.username)
+        master = self.master_login(context, self._master_arn(current_secret, "current"), current)
+        self._probe_as(current)
+        admin = self.engine.connect(master)
+        admin.close()
+        get_logger().info(
+            "checked: the master credentials log in; the next rotation would set the alternate user's password",
+            extra={"user": master.username, "host": master.host, "port": master.port, "alternate_user": alternate},
+        )
+
+    def master_login(self, context: RotationContext, master_arn: str, current: DatabaseLogin) -> DatabaseLogin:
+        """Where and as whom the master logs in, after proving it manages the database ``current`` names.
+
+        A master secret with a ``host`` logs in there. One without (RDS manages it) logs in at the writer
+        endpoint of the DB cluster or instance its ``aws:rds:`` tag names, as RDS describes it. Either
+        way the rotated secret must name the master's own endpoint or, as RDS lists them, an endpoint of
+        the same database (reader, custom, cluster member instance, read replica).
+        """
+        master_secret = context.other_secret(master_arn)
+        host = master_secret.get("host")
+        database: RdsDatabase | None = None
+        if isinstance(host, str) and host.strip():
+            master = self.login(master_secret, "master")
+            if master.same_server(current):
+                return master
+            database = self._database_at_master_host(master, current)
+        else:
+            database = self._tagged_database(context, master_arn)
+            master = self._rds_master_login(master_secret, database)
+            if master.same_server(current):
+                return master
+        endpoint = database.endpoint_at(current.host, current.port)
+        if endpoint is None:
+            raise ConfusedDeputyError(
+                f"the secret being rotated names {describe(current.host)}:{current.port}, which RDS does not list "
+                f"as an endpoint of {database.title}, the master secret's database (its writer, reader and custom "
+                "endpoints, cluster members and read replicas in this region). A rotation never moves a secret to "
+                'another database: correct the secret\'s host/port, or point "masterarn" at the master secret of '
+                "the database it names"
+            )
+        get_logger().info(
+            f"RDS lists the rotated secret's host as the {endpoint.kind} of {database.title}; the master changes "
+            "passwords at the writer",
+            extra={"host": current.host, "writer": master.host, "rds_arn": database.arn},
+        )
+        return master
+
+    def _database_at_master_host(self, master: DatabaseLogin, current: DatabaseLogin) -> RdsDatabase:
+        """The RDS database whose writer the master secret names (the rotated secret names another host)."""
+        refused = (
+            "the master secret names another server than the secret being rotated, and RDS {why}. A rotation "
+            'never moves a secret to another database: point "masterarn" at the admin secret of the same '
+            "database, or correct the secret's host/port"
+        )
+        try:
+            database = self.rds.database_at(master.host, master.port)
+        except RdsError as error:
+            raise ConfusedDeputyError(
+                refused.format(why=f"could not be asked whether both belong to one database ({error.message})")
+            ) from None
+        if database is None:
+            raise ConfusedDeputyError(
+                refused.format(why=f"lists no DB cluster or instance whose writer endpoint is {describe(master.host)}")
+            )
+        return database
+
+    def _tagged_database(self, context: RotationContext, master_arn: str) -> RdsDatabase:
+        tags = context.other_metadata(master_arn).tags
+        arn = tagged_database_arn(tags)
+        if arn is None:
+            raise SecretFormatError(
+                'the master secret has no "host" and RDS does not manage it (it has neither the '
+                f'{INSTANCE_TAG} nor the {CLUSTER_TAG} tag): add "host" (and "port") to the master secret, '
+                'or point "masterarn" at the master secret RDS manages for the database'
+            )
+        return self.rds.database(arn)
+
+    def _rds_master_login(self, master_secret: dict[str, Any], database: RdsDatabase) -> DatabaseLogin:
+        if database.engine not in self.engine.engine_names:
+            allowed = ", ".join(sorted(self.engine.engine_names))
+            raise ConfusedDeputyError(
+                f"RDS says the master secret's database, {database.title}, runs the engine "
+                f"{describe(database.engine)}, but this is the {self.engine.display_name} function (engines: "
+                f'{allowed}); point "masterarn" at the master secret of the database being rotated'
+            )
+        if not database.writer.host or not database.writer.port:
+            raise RdsError(
+                f"RDS lists no writer endpoint for {database.title} (is it being created or failing over?); "
+                "retry the rotation once it is available"
+            )
+        located = {
+            **master_secret,
+            "host": database.writer.host,
+            "port": database.writer.port,
+            "engine": database.engine,
+        }
+        get_logger().info(
+            f"the master secret is managed by RDS: its credentials log in at the writer of {database.title}",
+            extra={"writer": database.writer.host, "rds_arn": database.arn},
+        )
+        return self.login(located, "master")
 
     def _original_username(self, username: str) -> str:
         return username[: -len(CLONE_SUFFIX)] if username.endswith(CLONE_SUFFIX) else username

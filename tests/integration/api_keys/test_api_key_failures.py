@@ -228,13 +228,13 @@ def test_key_limit_reached_create_fails_with_clear_error(fake_and_secret: FakeAn
     assert len(fake.live_keys()) == 100
 
 
-def test_config_test_without_create_test_secret_fails_clearly(
-    fake_and_secret: FakeAndSecret, fast_handler: Any
+def test_config_test_without_create_test_secret_tests_configuration_mints_nothing(
+    fake_and_secret: FakeAndSecret, fast_handler: Any, sm_client: Any
 ) -> None:
     fake, secret = fake_and_secret("datadog")
     token = emulator.stage_pending_placeholder(secret.arn)
 
-    with pytest.raises(RotationError, match="createSecret has not run"):
-        fast_handler()(service.event("testSecret", secret.arn, token))
+    fast_handler()(service.event("testSecret", secret.arn, token))
 
     assert fake.count("POST", "") == 0
+    assert stages(sm_client, secret.arn)[token] == ["AWSPENDING"]

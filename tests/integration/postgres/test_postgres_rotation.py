@@ -128,14 +128,14 @@ def test_postgres_test_secret_before_set_secret_fails_clearly_changes_nothing(
     assert not can_login(postgres_server, ca_bundle, secret_at(sm_client, account.arn, "AWSPENDING"))
 
 
-def test_postgres_rotate_immediately_false_test_secret_on_placeholder_fails_clearly(
-    sm_client: Any, pg_account: Any, postgres_function: Any
+def test_postgres_rotate_immediately_false_test_secret_on_placeholder_tests_configuration_changes_nothing(
+    sm_client: Any, pg_account: Any, postgres_function: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     account = pg_account()
     token = emulator.stage_pending_placeholder(account.arn)
-    with pytest.raises(PendingNotReadyError, match="RotateImmediately=false"):
-        run_steps(postgres_function(), account.arn, token, "testSecret")
+    run_steps(postgres_function(), account.arn, token, "testSecret")
     assert stages(sm_client, account.arn)[token] == ["AWSPENDING"]
+    assert "configuration test (RotateImmediately=false)" in caplog.text
 
 
 def test_postgres_rotation_disabled_every_step_refused(

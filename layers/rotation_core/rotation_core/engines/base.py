@@ -93,13 +93,21 @@ class DatabaseEngine(Protocol):
         ...
 
     def set_clone_password(
-        self, admin: Session, *, caller: Session, original: str, target: str, new_password: str
+        self,
+        admin: Session,
+        *,
+        caller: Session,
+        original: str,
+        target: str,
+        new_password: str,
+        admin_login: DatabaseLogin | None = None,
     ) -> None:
         """As an admin, give ``target`` the password, creating it as a stand-in for ``original`` if needed.
 
         ``caller`` is the session the current secret opened (proving it genuine), so the engine can
         tell which account it is; ``target`` equals ``original`` when the original user's turn has
-        come round again.
+        come round again. ``admin_login`` (if given) is where ``admin`` was opened, for an engine that needs the
+        master in another database too (PostgreSQL's REASSIGN OWNED works one database at a time).
         """
         ...
 

@@ -184,7 +184,14 @@ class MySQLEngine:
         self._execute(mysql_session, [statement], action=f"change the password of {where}")
 
     def set_clone_password(
-        self, admin: Session, *, caller: Session, original: str, target: str, new_password: str
+        self,
+        admin: Session,
+        *,
+        caller: Session,
+        original: str,
+        target: str,
+        new_password: str,
+        admin_login: DatabaseLogin | None = None,
     ) -> None:
         session = _session(admin)
         builder = StatementBuilder(session.server)

@@ -14,6 +14,7 @@ The driver is imported on first connection, never at import time.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -23,14 +24,20 @@ from rotation_core.engines.postgres import ENGINE
 from rotation_core.engines.postgres.statements import (
     Ident,
     Statement,
+    acts_as,
     clone_password,
+    current_database,
+    keep_clone_password,
+    may_reassign,
     original_password,
     own_password,
+    owned_objects,
+    reassign_owned,
     role_exists,
 )
 from rotation_core.engines.tls import resolve_ca_bundle
 from rotation_core.errors import Category, StatementError, TargetError, VerificationError, describe
-from rotation_core.log import redact, register_sensitive
+from rotation_core.log import get_logger, redact, register_sensitive
 from rotation_core.settings import Settings
 
 if TYPE_CHECKING:
@@ -83,25 +90,125 @@ class PostgresEngine(ByteLimitedLogins):
         self._run(conn, statements, action=f"change the password of {describe(login.username)}")
 
     def set_clone_password(
-        self, admin: Session, *, caller: Session, original: str, target: str, new_password: str
+        self,
+        admin: Session,
+        *,
+        caller: Session,
+        original: str,
+        target: str,
+        new_password: str,
+        admin_login: DatabaseLogin | None = None,
     ) -> None:
+        """Set the password; an existing clone that owns objects never starts acting as the original.
+
+        A clone this function made acts as the original (default role) and so owns nothing. A clone made
+        by AWS's rotation function acts as itself and owns what it created; a default role would cut its
+        sessions off from those objects. Its objects are given to the original (REASSIGN OWNED, in every
+        database that has some) when the master holds the privileges of both roles, and then it acts as
+        the original like any clone of ours; otherwise it is left acting as itself, and a warning gives
+        the statements an administrator can run.
+        """
         conn = _pg(admin)
         verifier = _verifier(conn, new_password, target)
         action = f"set the password of {describe(target)} as a stand-in for {describe(original)}"
+        admin_hint = (
+            f"the master user needs CREATEROLE, and on PostgreSQL 16 and later ADMIN OPTION on "
+            f"{describe(original)} (GRANT <that role> TO <master> WITH ADMIN OPTION)"
+        )
         if target == original:
             statements = original_password(original, verifier)
         else:
             exists = bool(self._run(conn, [role_exists(target)], action=f"look up {describe(target)}", commit=False))
+            owned = self._owned(conn, target) if exists else []
+            if owned:
+                self._clone_owning_objects(
+                    conn, original=original, clone=target, verifier=verifier, owned=owned,
+                    admin_login=admin_login, action=action, admin_hint=admin_hint,
+                )  # fmt: skip
+                return
             statements = clone_password(original, target, verifier, exists=exists)
         # One transaction (the lookup above included): if any statement fails, none of them happened.
-        self._run(
-            conn,
-            statements,
-            action=action,
-            admin_hint=(
-                f"the master user needs CREATEROLE, and on PostgreSQL 16 and later ADMIN OPTION on "
-                f"{describe(original)} (GRANT <that role> TO <master> WITH ADMIN OPTION)"
-            ),
+        self._run(conn, statements, action=action, admin_hint=admin_hint)
+
+    def _owned(self, conn: psycopg2.extensions.connection, role: str) -> list[tuple[str | None, int]]:
+        rows = self._run(conn, [owned_objects(role)], action=f"look up what {describe(role)} owns", commit=False)
+        return [(None if name is None else str(name), int(count)) for name, count in rows]
+
+    def _clone_owning_objects(
+        self,
+        conn: psycopg2.extensions.connection,
+        *,
+        original: str,
+        clone: str,
+        verifier: str,
+        owned: list[tuple[str | None, int]],
+        admin_login: DatabaseLogin | None,
+        action: str,
+        admin_hint: str,
+    ) -> None:
+        here = str(self._run(conn, [current_database()], action="read the current database", commit=False)[0][0])
+        elsewhere = sorted(name for name, _count in owned if name is not None and name != here)
+        may = bool(self._run(conn, [may_reassign(clone, original)], action="check REASSIGN OWNED", commit=False)[0][0])
+        reason = "the master does not hold the privileges of both roles, which REASSIGN OWNED needs"
+        if may and elsewhere and admin_login is None:
+            may, reason = False, "the master's login for the other databases is not known"
+        if may:
+            try:
+                for database in elsewhere:
+                    self._reassign_in(admin_login, database, clone, original)
+                # Here: this database's objects and shared ones (databases the clone owns), then the clone
+                # acts as the original from now on, in the same transaction as its new password.
+                self._run(
+                    conn,
+                    [reassign_owned(clone, original), *clone_password(original, clone, verifier, exists=True)],
+                    action=action,
+                    admin_hint=admin_hint,
+                )
+            except TargetError as error:
+                if error.category is not Category.PERMISSION:
+                    raise
+                may, reason = False, f"moving them failed ({error.message})"
+            else:
+                get_logger().info(
+                    f"the existing {describe(clone)} owned objects: they now belong to {describe(original)}, and "
+                    f"{describe(clone)} acts as {describe(original)} from now on, as every alternate user does",
+                    extra={"databases": [name or "(shared objects)" for name, _count in owned]},
+                )
+                return
+        self._run(conn, keep_clone_password(original, clone, verifier), action=action, admin_hint=admin_hint)
+        self._warn_clone_kept(conn, original, clone, owned, reason)
+
+    def _reassign_in(self, admin_login: DatabaseLogin | None, database: str, clone: str, original: str) -> None:
+        assert admin_login is not None
+        session = self.connect(dataclasses.replace(admin_login, dbname=database))
+        try:
+            self._run(
+                _pg(session),
+                [reassign_owned(clone, original)],
+                action=f"give what {describe(clone)} owns in the database {describe(database)} to {describe(original)}",
+            )
+        finally:
+            session.close()
+
+    def _warn_clone_kept(
+        self,
+        conn: psycopg2.extensions.connection,
+        original: str,
+        clone: str,
+        owned: list[tuple[str | None, int]],
+        reason: str,
+    ) -> None:
+        reassign = f"{_sql_text(conn, reassign_owned(clone, original))};"
+        switch = f"{_sql_text(conn, acts_as(clone, original))};"
+        databases = [name for name, _count in owned if name is not None] or ["(any one database)"]
+        where = ", ".join(describe(name) for name in databases)
+        get_logger().warning(
+            f"{describe(clone)} owns objects (made by another rotation function, e.g. AWS's, under which it acts "
+            f"as itself), so it was left acting as itself and keeps using them; only its password changed "
+            f"({reason}). To let {describe(original)} and {describe(clone)} share those objects, an administrator "
+            f"with the privileges of both roles runs, in each of the databases {where}: {reassign} and then, once: "
+            f"{switch}",
+            extra={"user": clone, "statements": [reassign, switch], "databases": databases},
         )
 
     def probe(self, session: Session, query: str) -> None:
@@ -199,6 +306,14 @@ class PostgresEngine(ByteLimitedLogins):
 
 # What the driver raises when it cannot turn a statement into SQL text (a name it cannot encode, say).
 _DRIVER_FORMAT_ERRORS = (ValueError, TypeError, KeyError, IndexError)
+
+
+def _sql_text(conn: psycopg2.extensions.connection, statement: Statement) -> str:
+    """A statement as SQL text (names quoted by the driver; only for statements that carry no value)."""
+    from psycopg2 import sql
+
+    parts = [sql.Identifier(p.name) if isinstance(p, Ident) else sql.Literal(p.value) for p in statement.parts]
+    return sql.SQL(statement.template).format(*parts).as_string(conn)
 
 
 def _send(cursor: psycopg2.extensions.cursor, statement: Statement) -> None:

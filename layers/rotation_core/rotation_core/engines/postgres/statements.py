@@ -52,11 +52,62 @@ def clone_password(original: str, clone: str, verifier: str, *, exists: bool) ->
     """As admin: the clone logs in with the password, is a member of the original and acts as it.
 
     Membership plus a default role: what the clone creates belongs to the original, and every grant
-    the original gets later applies to the clone too.
+    the original gets later applies to the clone too. Only for a clone that owns nothing (see
+    :func:`owned_objects`): a clone that owns objects would lose access to them by acting as the original.
     """
     verb = "ALTER" if exists else "CREATE"
     return [
         Statement(verb + " ROLE {} WITH LOGIN PASSWORD {}", (Ident(clone), Literal(verifier))),
         Statement("GRANT {} TO {}", (Ident(original), Ident(clone))),
-        Statement("ALTER ROLE {} SET role TO {}", (Ident(clone), Ident(original))),
+        acts_as(clone, original),
     ]
+
+
+def keep_clone_password(original: str, clone: str, verifier: str) -> list[Statement]:
+    """As admin, for an existing clone that owns objects: new password and membership, nothing else.
+
+    Who its sessions act as is left alone (AWS's rotation function makes the clone a plain member of the
+    original that acts as itself and owns what it creates; a default role would cut it off from that).
+    """
+    return [
+        Statement("ALTER ROLE {} WITH LOGIN PASSWORD {}", (Ident(clone), Literal(verifier))),
+        Statement("GRANT {} TO {}", (Ident(original), Ident(clone))),
+    ]
+
+
+def owned_objects(role: str) -> Statement:
+    """Per database, how many objects ``role`` owns; a NULL database name counts shared objects (databases).
+
+    ``pg_shdepend`` is a shared catalog: one query from any database sees every database's owners.
+    """
+    return Statement(
+        "SELECT d.datname, count(*) FROM pg_catalog.pg_shdepend s "
+        "LEFT JOIN pg_catalog.pg_database d ON d.oid = s.dbid "
+        "WHERE s.refclassid = 'pg_catalog.pg_authid'::pg_catalog.regclass AND s.deptype = 'o' "
+        "AND s.refobjid = (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = {}) "
+        "GROUP BY d.datname ORDER BY d.datname NULLS FIRST",
+        (Literal(role),),
+    )
+
+
+def may_reassign(source: str, target: str) -> Statement:
+    """Whether the session's role has the privileges of both roles, which REASSIGN OWNED requires."""
+    return Statement(
+        "SELECT pg_catalog.pg_has_role(current_user, {}, 'USAGE') "
+        "AND pg_catalog.pg_has_role(current_user, {}, 'USAGE')",
+        (Literal(source), Literal(target)),
+    )
+
+
+def current_database() -> Statement:
+    return Statement("SELECT pg_catalog.current_database()")
+
+
+def reassign_owned(source: str, target: str) -> Statement:
+    """Give ``target`` what ``source`` owns in the session's database (and shared objects such as databases)."""
+    return Statement("REASSIGN OWNED BY {} TO {}", (Ident(source), Ident(target)))
+
+
+def acts_as(clone: str, original: str) -> Statement:
+    """The default role that makes every session of ``clone`` act as ``original``."""
+    return Statement("ALTER ROLE {} SET role TO {}", (Ident(clone), Ident(original)))

@@ -1,0 +1,183 @@
+"""Secrets Manager's configuration test (RotateImmediately=false) on every database function and strategy.
+
+The service stages a transient AWSPENDING version holding no value or a copy of AWSCURRENT, runs
+testSecret alone and removes the version. Each test runs on every selected server kind of every engine,
+through the real function module and the emulator over HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from helpers import LeakGuard
+from integration.support import Account, create_account, secret_at, stages, unique
+from rotation_core.errors import Category, ConfigurationTestError, PendingNotReadyError, RotationError
+from rotation_local import emulator, service
+from rotation_local.invoke import load_function
+from rotation_local.targets import DatabaseTarget
+
+STRATEGIES = pytest.mark.parametrize("strategy", ["single_user", "alternating_users"])
+BOTH = pytest.mark.parametrize("copy_current", [False, True], ids=["no-value", "copy-of-current"])
+
+
+@pytest.fixture
+def database_function(sm_env: dict[str, str], db_target: DatabaseTarget) -> Callable[..., ModuleType]:
+    """A fresh copy of the engine's function; ``account`` set its environment for the strategy."""
+
+    def load(strategy: str) -> ModuleType:
+        assert strategy in ("single_user", "alternating_users")
+        return load_function(db_target.engine)
+
+    return load
+
+
+@pytest.fixture
+def account(
+    db_target: DatabaseTarget, db_server: Any, sm_client: Any, leak_guard: LeakGuard, ca_bundle: Path,
+    monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest,
+) -> Account:  # fmt: skip
+    """A login with a master; the function's environment is set for the test's strategy."""
+    strategy = request.getfixturevalue("strategy")
+    monkeypatch.setenv("DB_CA_BUNDLE", str(ca_bundle))
+    monkeypatch.setenv("ROTATION_STRATEGY", strategy)
+    return create_account(
+        db_target, db_server, sm_client, leak_guard,
+        username=unique("app")[:20], master_username=unique("master")[:20], with_master=True,
+    )  # fmt: skip
+
+
+def invoker(app: ModuleType) -> Callable[[Any], None]:
+    return lambda event: app.lambda_handler(dict(event), None)
+
+
+def state(db_target: DatabaseTarget, db_server: Any, sm_client: Any, account: Account, ca: Path) -> Any:
+    current = secret_at(sm_client, account.arn, "AWSCURRENT")
+    clone = {**current, "username": account.username + "_clone"}
+    return (
+        stages(sm_client, account.arn),
+        db_target.logs_in(db_server, current, ca),
+        db_target.logs_in(db_server, clone, ca),
+    )
+
+
+@BOTH
+@STRATEGIES
+def test_configuration_test_working_setup_passes_changes_nothing_says_what_it_checked(
+    strategy: str,
+    copy_current: bool,
+    account: Account,
+    db_target: DatabaseTarget,
+    db_server: Any,
+    sm_client: Any,
+    database_function: Any,
+    ca_bundle: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    before = state(db_target, db_server, sm_client, account, ca_bundle)
+
+    service.configuration_test(account.arn, invoker(database_function(strategy)), copy_current=copy_current)
+
+    assert state(db_target, db_server, sm_client, account, ca_bundle) == before
+    assert before[1:] == (True, False)  # the current user logs in, no clone was ever made
+    assert "this is Secrets Manager's configuration test (RotateImmediately=false)" in caplog.text
+    if strategy == "alternating_users":
+        assert "checked: the current credentials log in and pass the probe" in caplog.text
+        assert "checked: the master credentials log in" in caplog.text
+    elif copy_current:  # a new container: the copy logged in, and those are the current credentials
+        assert "the credentials that just logged in are the current ones, so the setup works" in caplog.text
+    else:
+        assert "checked: the current credentials log in and pass the probe" in caplog.text
+
+
+@BOTH
+@STRATEGIES
+def test_configuration_test_current_password_changed_out_of_band_fails_auth_failed_changes_nothing(
+    strategy: str,
+    copy_current: bool,
+    account: Account,
+    db_target: DatabaseTarget,
+    db_server: Any,
+    sm_client: Any,
+    database_function: Any,
+    leak_guard: LeakGuard,
+    ca_bundle: Path,
+) -> None:
+    current = secret_at(sm_client, account.arn, "AWSCURRENT")
+    other = "Out-Of-Band-" + unique("pw")
+    leak_guard.add(other)
+    sm_client.put_secret_value(SecretId=account.arn, SecretString=json.dumps({**current, "password": other}))
+    before = state(db_target, db_server, sm_client, account, ca_bundle)
+
+    with pytest.raises(RotationError) as raised:
+        service.configuration_test(account.arn, invoker(database_function(strategy)), copy_current=copy_current)
+
+    assert raised.value.category is Category.AUTH_FAILED
+    assert isinstance(raised.value, ConfigurationTestError)
+    assert "configuration test" in raised.value.message
+    assert state(db_target, db_server, sm_client, account, ca_bundle) == before
+    assert db_target.logs_in(db_server, current, ca_bundle)  # the database still has the real password
+
+
+@BOTH
+@pytest.mark.parametrize("strategy", ["alternating_users"])
+def test_configuration_test_alternating_master_password_wrong_fails_naming_master(
+    strategy: str,
+    copy_current: bool,
+    account: Account,
+    db_target: DatabaseTarget,
+    db_server: Any,
+    sm_client: Any,
+    database_function: Any,
+    leak_guard: LeakGuard,
+    ca_bundle: Path,
+) -> None:
+    assert account.master_arn is not None
+    master = secret_at(sm_client, account.master_arn, "AWSCURRENT")
+    wrong = "Wrong-Master-" + unique("pw")
+    leak_guard.add(wrong)
+    sm_client.put_secret_value(SecretId=account.master_arn, SecretString=json.dumps({**master, "password": wrong}))
+    before = state(db_target, db_server, sm_client, account, ca_bundle)
+
+    with pytest.raises(ConfigurationTestError, match="master secret") as raised:
+        service.configuration_test(account.arn, invoker(database_function(strategy)), copy_current=copy_current)
+
+    assert raised.value.category is Category.AUTH_FAILED
+    assert state(db_target, db_server, sm_client, account, ca_bundle) == before
+
+
+@STRATEGIES
+def test_configuration_test_genuinely_new_value_that_does_not_log_in_still_fails(
+    strategy: str, account: Account, db_target: DatabaseTarget, db_server: Any, sm_client: Any, database_function: Any
+) -> None:
+    app = database_function(strategy)
+    token = emulator.stage_pending_placeholder(account.arn)
+    app.lambda_handler(service.event("createSecret", account.arn, token), None)
+
+    with pytest.raises(PendingNotReadyError, match="setSecret has not run") as raised:
+        app.lambda_handler(service.event("testSecret", account.arn, token), None)
+
+    assert not isinstance(raised.value, ConfigurationTestError)
+    assert stages(sm_client, account.arn)[token] == ["AWSPENDING"]
+
+
+@BOTH
+@STRATEGIES
+def test_finish_secret_after_configuration_test_never_promotes(
+    strategy: str, copy_current: bool, account: Account, sm_client: Any, database_function: Any
+) -> None:
+    app = database_function(strategy)
+    token = emulator.stage_transient_version(account.arn, copy_current=copy_current)
+    app.lambda_handler(service.event("testSecret", account.arn, token), None)
+    before = stages(sm_client, account.arn)
+
+    with pytest.raises(PendingNotReadyError, match=r"never promotes it|createSecret has not run"):
+        app.lambda_handler(service.event("finishSecret", account.arn, token), None)
+
+    assert stages(sm_client, account.arn) == before
+    emulator.remove_version(account.arn, token)

@@ -1,0 +1,211 @@
+"""Secrets Manager's configuration test (RotateImmediately=false): testSecret alone on a transient version.
+
+The version holds no value or a copy of AWSCURRENT; either way testSecret tests the setup, changes
+nothing, says what it checked, and finishSecret never promotes such a version.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from rotation_core.errors import Category, ConfigurationTestError, PendingNotReadyError
+from rotation_core.rotator import Rotator
+from rotation_core.settings import Strategy
+from rotation_local import emulator, service
+from unit.conftest import CallCounter
+from unit.fakes import FakeDatabase, stages, value_at
+
+Steps = Callable[..., Rotator]
+BOTH = pytest.mark.parametrize("copy_current", [False, True], ids=["no-value", "copy-of-current"])
+STRATEGIES = pytest.mark.parametrize("strategy", list(Strategy))
+
+
+def passwords(database: FakeDatabase) -> dict[str, str]:
+    return {name: user.password for name, user in database.users.items()}
+
+
+@BOTH
+@STRATEGIES
+def test_configuration_test_working_setup_passes_changes_nothing_logs_checks(
+    copy_current: bool,
+    strategy: Strategy,
+    sm_client: Any,
+    make_secret: Callable[..., str],
+    make_rotator: Steps,
+    database: FakeDatabase,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    arn = make_secret(with_master=True)
+    before_passwords, before_versions = passwords(database), set(stages(sm_client, arn))
+    rotator = make_rotator(strategy)
+
+    service.configuration_test(arn, rotator.handle, copy_current=copy_current)
+
+    assert passwords(database) == before_passwords
+    assert database.changes == []
+    assert set(stages(sm_client, arn)) == before_versions
+    expected = ["app", "admin"] if strategy is Strategy.ALTERNATING_USERS else ["app"]
+    assert database.connections == expected  # current credentials, and the master's for alternating users
+    assert "configuration test (RotateImmediately=false)" in caplog.text
+    if strategy is Strategy.SINGLE_USER and copy_current:
+        # A new container cannot tell a copy from a new value without a third call; the copy's credentials
+        # are the current ones, and the log says so.
+        assert "the AWSPENDING credentials log in and pass the probe" in caplog.text
+        assert "the credentials that just logged in are the current ones, so the setup works" in caplog.text
+        return
+    assert "checked: the current credentials log in and pass the probe" in caplog.text
+    assert ("checked: the master credentials log in" in caplog.text) is (strategy is Strategy.ALTERNATING_USERS)
+    assert "configuration test passed; nothing was changed" in caplog.text
+
+
+@BOTH
+@STRATEGIES
+def test_configuration_test_current_password_wrong_fails_auth_failed_changes_nothing(
+    copy_current: bool, strategy: Strategy, make_secret: Callable[..., str], make_rotator: Steps, database: FakeDatabase
+) -> None:
+    arn = make_secret(with_master=True)
+    database.users["app"].password = "Changed-Out-Of-Band-1"
+    before = passwords(database)
+
+    with pytest.raises(ConfigurationTestError, match=r"configuration test .* failed, nothing was changed") as raised:
+        service.configuration_test(arn, make_rotator(strategy).handle, copy_current=copy_current)
+
+    assert raised.value.category is Category.AUTH_FAILED
+    assert passwords(database) == before
+    assert "admin" not in database.connections  # the master is never used when the caller's secret fails
+
+
+@BOTH
+def test_configuration_test_alternating_master_password_wrong_fails_naming_master(
+    copy_current: bool, sm_client: Any, make_secret: Callable[..., str], make_rotator: Steps, database: FakeDatabase
+) -> None:
+    arn = make_secret(with_master=True)
+    database.users["admin"].password = "Changed-Out-Of-Band-2"
+
+    with pytest.raises(ConfigurationTestError, match="master secret") as raised:
+        service.configuration_test(arn, make_rotator(Strategy.ALTERNATING_USERS).handle, copy_current=copy_current)
+
+    assert raised.value.category is Category.AUTH_FAILED
+    assert database.changes == []
+
+
+@BOTH
+def test_configuration_test_alternating_without_masterarn_fails_secret_format(
+    copy_current: bool, make_secret: Callable[..., str], make_rotator: Steps, database: FakeDatabase
+) -> None:
+    arn = make_secret()
+
+    with pytest.raises(ConfigurationTestError, match="masterarn") as raised:
+        service.configuration_test(arn, make_rotator(Strategy.ALTERNATING_USERS).handle, copy_current=copy_current)
+
+    assert raised.value.category is Category.SECRET_FORMAT
+
+
+@STRATEGIES
+def test_test_secret_genuinely_new_value_not_logging_in_still_fails_as_pending_not_ready(
+    strategy: Strategy, sm_client: Any, make_secret: Callable[..., str], make_rotator: Steps, database: FakeDatabase
+) -> None:
+    arn = make_secret(with_master=True)
+    token = emulator.stage_pending_placeholder(arn)
+    rotator = make_rotator(strategy)
+    rotator.handle(service.event("createSecret", arn, token))
+
+    with pytest.raises(PendingNotReadyError, match="setSecret has not run") as raised:
+        make_rotator(strategy).handle(service.event("testSecret", arn, token))
+
+    assert not isinstance(raised.value, ConfigurationTestError)
+    assert database.changes == []
+
+
+@STRATEGIES
+def test_finish_secret_after_configuration_test_copy_in_same_container_refuses(
+    strategy: Strategy, sm_client: Any, make_secret: Callable[..., str], make_rotator: Steps
+) -> None:
+    arn = make_secret(with_master=True)
+    token = emulator.stage_transient_version(arn, copy_current=True)
+    rotator = make_rotator(strategy)
+    rotator.handle(service.event("testSecret", arn, token))
+    before = stages(sm_client, arn)
+
+    with pytest.raises(PendingNotReadyError, match="never promotes it"):
+        rotator.handle(service.event("finishSecret", arn, token))
+
+    assert stages(sm_client, arn) == before
+
+
+def test_finish_secret_alternating_copy_in_new_container_refuses(
+    sm_client: Any, make_secret: Callable[..., str], make_rotator: Steps
+) -> None:
+    arn = make_secret(with_master=True)
+    token = emulator.stage_transient_version(arn, copy_current=True)
+    before = stages(sm_client, arn)
+
+    with pytest.raises(PendingNotReadyError, match="never promotes it"):
+        make_rotator(Strategy.ALTERNATING_USERS).handle(service.event("finishSecret", arn, token))
+
+    assert stages(sm_client, arn) == before
+
+
+@STRATEGIES
+def test_finish_secret_on_no_value_version_refuses(
+    strategy: Strategy, sm_client: Any, make_secret: Callable[..., str], make_rotator: Steps
+) -> None:
+    arn = make_secret(with_master=True)
+    token = emulator.stage_transient_version(arn, copy_current=False)
+    rotator = make_rotator(strategy)
+    rotator.handle(service.event("testSecret", arn, token))
+
+    with pytest.raises(PendingNotReadyError, match="createSecret has not run"):
+        rotator.handle(service.event("finishSecret", arn, token))
+
+    assert stages(sm_client, arn)[token] == ["AWSPENDING"]
+
+
+def test_configuration_test_single_user_copy_in_new_container_makes_two_calls(
+    sm_client: Any, make_secret: Callable[..., str], make_rotator: Steps, call_counter: CallCounter
+) -> None:
+    """The copy logs in like the current credentials it copies: no extra call to tell them apart."""
+    arn = make_secret()
+    token = emulator.stage_transient_version(arn, copy_current=True)
+    call_counter.take()
+
+    make_rotator().handle(service.event("testSecret", arn, token))
+
+    assert dict(call_counter.take()) == {"DescribeSecret": 1, "GetSecretValue": 1}
+
+
+def test_rotation_after_configuration_test_in_same_container_completes(
+    sm_client: Any, make_secret: Callable[..., str], make_rotator: Steps, database: FakeDatabase
+) -> None:
+    """A configuration test leaves nothing behind that would block the real rotation afterwards."""
+    arn = make_secret(with_master=True)
+    rotator = make_rotator(Strategy.ALTERNATING_USERS)
+    service.configuration_test(arn, rotator.handle, copy_current=True)
+
+    token = service.rotate(arn, rotator.handle)
+
+    assert stages(sm_client, arn)[token] == ["AWSCURRENT"]
+    current = value_at(sm_client, arn, "AWSCURRENT")
+    assert database.password_of(current["username"]) == current["password"]
+
+
+def test_test_secret_on_copy_with_mismatched_pending_json_is_not_a_copy(
+    sm_client: Any, make_secret: Callable[..., str], make_rotator: Steps, database: FakeDatabase
+) -> None:
+    """Only an exact copy counts: a pending value with one more key is a new value and must log in."""
+    arn = make_secret()
+    token = emulator.stage_pending_placeholder(arn)
+    current = value_at(sm_client, arn, "AWSCURRENT")
+    sm_client.put_secret_value(
+        SecretId=arn,
+        ClientRequestToken=token,
+        SecretString=json.dumps({**current, "password": "Not-The-Database-One-1"}),
+        VersionStages=["AWSPENDING"],
+    )
+
+    with pytest.raises(PendingNotReadyError, match="setSecret has not run"):
+        make_rotator().handle(service.event("testSecret", arn, token))
