@@ -137,15 +137,17 @@ def test_finish_secret_after_configuration_test_copy_in_same_container_refuses(
     assert stages(sm_client, arn) == before
 
 
-def test_finish_secret_alternating_copy_in_new_container_refuses(
-    sm_client: Any, make_secret: Callable[..., str], make_rotator: Steps
+@STRATEGIES
+def test_finish_secret_copy_in_new_container_refuses(
+    strategy: Strategy, sm_client: Any, make_secret: Callable[..., str], make_rotator: Steps
 ) -> None:
+    """finishSecret invoked alone, in a container that never saw AWSCURRENT, still tells a copy apart."""
     arn = make_secret(with_master=True)
     token = emulator.stage_transient_version(arn, copy_current=True)
     before = stages(sm_client, arn)
 
     with pytest.raises(PendingNotReadyError, match="never promotes it"):
-        make_rotator(Strategy.ALTERNATING_USERS).handle(service.event("finishSecret", arn, token))
+        make_rotator(strategy).handle(service.event("finishSecret", arn, token))
 
     assert stages(sm_client, arn) == before
 

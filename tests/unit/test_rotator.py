@@ -79,7 +79,7 @@ def test_rotation_single_user_in_one_warm_container_makes_seven_calls_and_two_co
     assert connections == {"createSecret": 0, "setSecret": 1, "testSecret": 1, "finishSecret": 0}
 
 
-def test_rotation_single_user_each_step_in_new_container_makes_eleven_calls(
+def test_rotation_single_user_each_step_in_new_container_makes_twelve_calls(
     sm_client: Any, make_secret: Callable[..., str], make_rotator: Steps, call_counter: CallCounter, database: Any
 ) -> None:
     arn = make_secret()
@@ -91,9 +91,10 @@ def test_rotation_single_user_each_step_in_new_container_makes_eleven_calls(
         "createSecret": {"DescribeSecret": 1, "GetSecretValue": 1, "PutSecretValue": 1},
         "setSecret": {"DescribeSecret": 1, "GetSecretValue": 2},
         "testSecret": {"DescribeSecret": 1, "GetSecretValue": 1},
-        "finishSecret": {"DescribeSecret": 1, "GetSecretValue": 1, "UpdateSecretVersionStage": 1},
+        "finishSecret": {"DescribeSecret": 1, "GetSecretValue": 2, "UpdateSecretVersionStage": 1},
     }
-    # finishSecret did not see testSecret succeed, so it proves the credentials itself.
+    # finishSecret did not see testSecret succeed, so it proves the credentials itself, and compares
+    # them with AWSCURRENT (a configuration test's copy works too, and is never promoted).
     assert connections == {"createSecret": 0, "setSecret": 1, "testSecret": 1, "finishSecret": 1}
 
 

@@ -389,12 +389,10 @@ class Rotator:
         if outcome is not PendingCheck.VERIFIED:
             # testSecret ran in another container (or not at all, or could not compare): never promote
             # unproven credentials, nor a copy of the current ones.
+            # AWSCURRENT is read even in a new container (one call): only the comparison can tell a
+            # configuration test's copy, whose credentials work, from a new value.
             get_logger().info("verifying the AWSPENDING credentials before promoting them")
-            pending = context.pending()
-            current = self._current_for_comparison(context)
-            if current is None and outcome is PendingCheck.UNCOMPARED:
-                current = context.current()
-            if current is not None and pending == current:
+            if context.pending() == context.current():
                 raise PendingNotReadyError(_NEVER_PROMOTED)
             self.strategy.test_pending(context)
         self.store.promote(context.secret_id, context.token, current_version)
