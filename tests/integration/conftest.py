@@ -22,7 +22,7 @@ import trustme
 
 from helpers import LeakGuard
 from integration.built import Build, prepare_build
-from integration.support import load_configured_function
+from integration.support import DatabaseSetup, load_configured_function
 from rotation_local import emulator
 from rotation_local.server_kinds import ServerKind, ServerPool
 from rotation_local.targets import DatabaseTarget, database_target, database_targets
@@ -119,6 +119,14 @@ def db_target(db_kind: ServerKind) -> DatabaseTarget:
 @pytest.fixture(scope="session")
 def db_server(db_kind: ServerKind, server_pool: ServerPool) -> Any:
     return server_pool.get(db_kind)
+
+
+@pytest.fixture
+def db(
+    db_target: DatabaseTarget, db_server: Any, sm_client: Any, leak_guard: LeakGuard, ca_bundle: Path
+) -> DatabaseSetup:
+    """This kind's target and server with the emulator's client, the leak guard and the CA bundle."""
+    return DatabaseSetup(db_target, db_server, sm_client, leak_guard, ca_bundle)
 
 
 @pytest.fixture

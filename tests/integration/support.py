@@ -110,3 +110,18 @@ def create_account(
         master_arn=master_arn,
         master_user=master_username if with_master else None,
     )
+
+
+@dataclass
+class DatabaseSetup:
+    """What a test on every server kind works with: the engine's local target and server, the emulator's
+    client, the leak guard and the CA bundle that verifies the server (the ``db`` fixture)."""
+
+    target: DatabaseTarget
+    server: Any
+    sm_client: Any
+    leak_guard: LeakGuard
+    ca_bundle: Path
+
+    def logs_in(self, secret: dict[str, Any]) -> bool:
+        return self.target.logs_in(self.server, secret, self.ca_bundle)

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from helpers import LeakGuard
-from integration.support import Account, create_account, secret_at, stages, unique
+from integration.support import Account, DatabaseSetup, create_account, secret_at, stages, unique
 from rotation_core.errors import Category, ConfigurationTestError, PendingNotReadyError, RotationError
 from rotation_local import emulator, service
 from rotation_local.invoke import load_function
@@ -56,34 +56,28 @@ def invoker(app: ModuleType) -> Callable[[Any], None]:
     return lambda event: app.lambda_handler(dict(event), None)
 
 
-def state(db_target: DatabaseTarget, db_server: Any, sm_client: Any, account: Account, ca: Path) -> Any:
-    current = secret_at(sm_client, account.arn, "AWSCURRENT")
+def state(db: DatabaseSetup, account: Account) -> Any:
+    """The secret's labels and which of the two users log in."""
+    current = secret_at(db.sm_client, account.arn, "AWSCURRENT")
     clone = {**current, "username": account.username + "_clone"}
-    return (
-        stages(sm_client, account.arn),
-        db_target.logs_in(db_server, current, ca),
-        db_target.logs_in(db_server, clone, ca),
-    )
+    return stages(db.sm_client, account.arn), db.logs_in(current), db.logs_in(clone)
 
 
 @BOTH
 @STRATEGIES
 def test_configuration_test_working_setup_passes_changes_nothing_says_what_it_checked(
+    db: DatabaseSetup,
     strategy: str,
     copy_current: bool,
     account: Account,
-    db_target: DatabaseTarget,
-    db_server: Any,
-    sm_client: Any,
     database_function: Any,
-    ca_bundle: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    before = state(db_target, db_server, sm_client, account, ca_bundle)
+    before = state(db, account)
 
     service.configuration_test(account.arn, invoker(database_function(strategy)), copy_current=copy_current)
 
-    assert state(db_target, db_server, sm_client, account, ca_bundle) == before
+    assert state(db, account) == before
     assert before[1:] == (True, False)  # the current user logs in, no clone was ever made
     assert "this is Secrets Manager's configuration test (RotateImmediately=false)" in caplog.text
     if strategy == "alternating_users":
@@ -98,21 +92,13 @@ def test_configuration_test_working_setup_passes_changes_nothing_says_what_it_ch
 @BOTH
 @STRATEGIES
 def test_configuration_test_current_password_changed_out_of_band_fails_auth_failed_changes_nothing(
-    strategy: str,
-    copy_current: bool,
-    account: Account,
-    db_target: DatabaseTarget,
-    db_server: Any,
-    sm_client: Any,
-    database_function: Any,
-    leak_guard: LeakGuard,
-    ca_bundle: Path,
+    db: DatabaseSetup, strategy: str, copy_current: bool, account: Account, database_function: Any
 ) -> None:
-    current = secret_at(sm_client, account.arn, "AWSCURRENT")
+    current = secret_at(db.sm_client, account.arn, "AWSCURRENT")
     other = "Out-Of-Band-" + unique("pw")
-    leak_guard.add(other)
-    sm_client.put_secret_value(SecretId=account.arn, SecretString=json.dumps({**current, "password": other}))
-    before = state(db_target, db_server, sm_client, account, ca_bundle)
+    db.leak_guard.add(other)
+    db.sm_client.put_secret_value(SecretId=account.arn, SecretString=json.dumps({**current, "password": other}))
+    before = state(db, account)
 
     with pytest.raises(RotationError) as raised:
         service.configuration_test(account.arn, invoker(database_function(strategy)), copy_current=copy_current)
@@ -120,40 +106,32 @@ def test_configuration_test_current_password_changed_out_of_band_fails_auth_fail
     assert raised.value.category is Category.AUTH_FAILED
     assert isinstance(raised.value, ConfigurationTestError)
     assert "configuration test" in raised.value.message
-    assert state(db_target, db_server, sm_client, account, ca_bundle) == before
-    assert db_target.logs_in(db_server, current, ca_bundle)  # the database still has the real password
+    assert state(db, account) == before
+    assert db.logs_in(current)  # the database still has the real password
 
 
 @BOTH
 @pytest.mark.parametrize("strategy", ["alternating_users"])
 def test_configuration_test_alternating_master_password_wrong_fails_naming_master(
-    strategy: str,
-    copy_current: bool,
-    account: Account,
-    db_target: DatabaseTarget,
-    db_server: Any,
-    sm_client: Any,
-    database_function: Any,
-    leak_guard: LeakGuard,
-    ca_bundle: Path,
+    db: DatabaseSetup, strategy: str, copy_current: bool, account: Account, database_function: Any
 ) -> None:
     assert account.master_arn is not None
-    master = secret_at(sm_client, account.master_arn, "AWSCURRENT")
+    master = secret_at(db.sm_client, account.master_arn, "AWSCURRENT")
     wrong = "Wrong-Master-" + unique("pw")
-    leak_guard.add(wrong)
-    sm_client.put_secret_value(SecretId=account.master_arn, SecretString=json.dumps({**master, "password": wrong}))
-    before = state(db_target, db_server, sm_client, account, ca_bundle)
+    db.leak_guard.add(wrong)
+    db.sm_client.put_secret_value(SecretId=account.master_arn, SecretString=json.dumps({**master, "password": wrong}))
+    before = state(db, account)
 
     with pytest.raises(ConfigurationTestError, match="master secret") as raised:
         service.configuration_test(account.arn, invoker(database_function(strategy)), copy_current=copy_current)
 
     assert raised.value.category is Category.AUTH_FAILED
-    assert state(db_target, db_server, sm_client, account, ca_bundle) == before
+    assert state(db, account) == before
 
 
 @STRATEGIES
 def test_configuration_test_genuinely_new_value_that_does_not_log_in_still_fails(
-    strategy: str, account: Account, db_target: DatabaseTarget, db_server: Any, sm_client: Any, database_function: Any
+    db: DatabaseSetup, strategy: str, account: Account, database_function: Any
 ) -> None:
     app = database_function(strategy)
     token = emulator.stage_pending_placeholder(account.arn)
@@ -163,21 +141,21 @@ def test_configuration_test_genuinely_new_value_that_does_not_log_in_still_fails
         app.lambda_handler(service.event("testSecret", account.arn, token), None)
 
     assert not isinstance(raised.value, ConfigurationTestError)
-    assert stages(sm_client, account.arn)[token] == ["AWSPENDING"]
+    assert stages(db.sm_client, account.arn)[token] == ["AWSPENDING"]
 
 
 @BOTH
 @STRATEGIES
 def test_finish_secret_after_configuration_test_never_promotes(
-    strategy: str, copy_current: bool, account: Account, sm_client: Any, database_function: Any
+    db: DatabaseSetup, strategy: str, copy_current: bool, account: Account, database_function: Any
 ) -> None:
     app = database_function(strategy)
     token = emulator.stage_transient_version(account.arn, copy_current=copy_current)
     app.lambda_handler(service.event("testSecret", account.arn, token), None)
-    before = stages(sm_client, account.arn)
+    before = stages(db.sm_client, account.arn)
 
     with pytest.raises(PendingNotReadyError, match=r"never promotes it|createSecret has not run"):
         app.lambda_handler(service.event("finishSecret", account.arn, token), None)
 
-    assert stages(sm_client, account.arn) == before
+    assert stages(db.sm_client, account.arn) == before
     emulator.remove_version(account.arn, token)

@@ -15,7 +15,7 @@ import pytest
 
 from helpers import LeakGuard
 from integration.aws_functions import AwsRotationFunction
-from integration.support import Account, create_account, rotate, secret_at, stages, unique
+from integration.support import Account, DatabaseSetup, create_account, rotate, secret_at, stages, unique
 from rotation_local import emulator, service
 from rotation_local.invoke import load_function
 from rotation_local.targets import DatabaseTarget
@@ -60,9 +60,8 @@ def assert_no_lockout(db_target: DatabaseTarget, db_server: Any, sm_client: Any,
 @HALF_DONE
 @STRATEGIES
 def test_switch_from_aws_half_done_rotation_finished_by_ours_with_same_token(
-    strategy: str, done: tuple[str, ...], setup: Any, db_target: DatabaseTarget, db_server: Any, sm_client: Any,
-    ca_bundle: Path,
-) -> None:  # fmt: skip
+    db: DatabaseSetup, strategy: str, done: tuple[str, ...], setup: Any
+) -> None:
     account, ours, aws = setup(strategy)
     if strategy == "alternating_users":
         aws.rotate(account.arn)  # a full AWS rotation first: the clone exists, made the AWS way
@@ -70,30 +69,29 @@ def test_switch_from_aws_half_done_rotation_finished_by_ours_with_same_token(
     pending_by_aws = None
     for step in done:
         getattr(aws, {"createSecret": "create_secret", "setSecret": "set_secret"}[step])(account.arn, token)
-        pending_by_aws = secret_at(sm_client, account.arn, "AWSPENDING")
+        pending_by_aws = secret_at(db.sm_client, account.arn, "AWSPENDING")
 
     rotate(ours, account.arn, token=token)  # Secrets Manager retries the rotation, now with our function
 
-    assert secret_at(sm_client, account.arn, "AWSCURRENT") == pending_by_aws  # AWS's value was kept and finished
-    assert_no_lockout(db_target, db_server, sm_client, account.arn, token, ca_bundle, strategy)
+    assert secret_at(db.sm_client, account.arn, "AWSCURRENT") == pending_by_aws  # AWS's value was kept and finished
+    assert_no_lockout(db.target, db.server, db.sm_client, account.arn, token, db.ca_bundle, strategy)
 
 
 @HALF_DONE
 @STRATEGIES
 def test_switch_back_to_aws_half_done_by_ours_finished_by_aws_with_same_token(
-    strategy: str, done: tuple[str, ...], setup: Any, db_target: DatabaseTarget, db_server: Any, sm_client: Any,
-    ca_bundle: Path,
-) -> None:  # fmt: skip
+    db: DatabaseSetup, strategy: str, done: tuple[str, ...], setup: Any
+) -> None:
     account, ours, aws = setup(strategy)
     rotate(ours, account.arn)  # a full rotation of ours first (alternating: the clone exists, made our way)
     token = emulator.stage_pending_placeholder(account.arn)
     for step in done:
         ours.lambda_handler(service.event(step, account.arn, token), None)
-    pending_by_us = secret_at(sm_client, account.arn, "AWSPENDING")
+    pending_by_us = secret_at(db.sm_client, account.arn, "AWSPENDING")
 
     aws.rotate(account.arn, token)  # the retry reaches AWS's function again
 
-    assert secret_at(sm_client, account.arn, "AWSCURRENT") == pending_by_us
-    assert_no_lockout(db_target, db_server, sm_client, account.arn, token, ca_bundle, strategy)
+    assert secret_at(db.sm_client, account.arn, "AWSCURRENT") == pending_by_us
+    assert_no_lockout(db.target, db.server, db.sm_client, account.arn, token, db.ca_bundle, strategy)
     rotate(ours, account.arn)  # and ours takes over again without trouble
-    assert db_target.logs_in(db_server, secret_at(sm_client, account.arn, "AWSCURRENT"), ca_bundle)
+    assert db.logs_in(secret_at(db.sm_client, account.arn, "AWSCURRENT"))

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from rotation_core.engines.base import ByteLimitedLogins, DatabaseLogin, Session
+from rotation_core.engines.base import ByteLimitedLogins, CloneRequest, DatabaseLogin, Session
 from rotation_core.errors import Category, TargetError, VerificationError
 from rotation_core.registry import EngineSpec
 from rotation_core.settings import Settings, Strategy
@@ -86,16 +86,8 @@ class FakeEngine(ByteLimitedLogins):
         self.database.users[login.username].password = new_password
         self.database.changes.append(f"self:{login.username}")
 
-    def set_clone_password(
-        self,
-        admin: Session,
-        *,
-        caller: Session,
-        original: str,
-        target: str,
-        new_password: str,
-        admin_login: DatabaseLogin | None = None,
-    ) -> None:
+    def set_clone_password(self, admin: Session, request: CloneRequest) -> None:
+        caller, original, target, new_password = request.caller, request.original, request.target, request.new_password
         assert isinstance(admin, FakeSession)
         assert isinstance(caller, FakeSession)
         assert not caller.closed  # the current login, still open

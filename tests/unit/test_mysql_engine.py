@@ -11,7 +11,7 @@ import pymysql
 import pytest
 
 from helpers import REPO_ROOT
-from rotation_core.engines.base import TlsMode
+from rotation_core.engines.base import CloneRequest, TlsMode
 from rotation_core.engines.mysql.engine import MySQLEngine, MySQLSession, _tls_context
 from rotation_core.engines.mysql.grants import Account
 from rotation_core.engines.mysql.statements import (
@@ -429,7 +429,7 @@ def mysql8_clone_statements(clone_row: tuple[Any, ...] | None, clone_grants: lis
     session = MySQLSession(conn=conn, account=Account("master", "%"), server=server)
     caller = MySQLSession(conn=OfflineConnection(answer), account=Account("app", "10.0.%"), server=server)
     MySQLEngine(Settings(strategy=Strategy.ALTERNATING_USERS)).set_clone_password(
-        session, caller=caller, original="app", target="app_clone", new_password=PASSWORD
+        session, CloneRequest(caller=caller, original="app", target="app_clone", new_password=PASSWORD)
     )
     return [sql for sql in conn.sent if not sql.startswith(("SELECT", "SHOW"))]
 

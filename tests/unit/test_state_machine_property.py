@@ -53,8 +53,8 @@ class CrashingEngine(FakeEngine):
         super().set_own_password(session, login, new_password)
         self._maybe_crash()
 
-    def set_clone_password(self, admin: Any, **kwargs: Any) -> None:
-        super().set_clone_password(admin, **kwargs)
+    def set_clone_password(self, admin: Any, request: Any) -> None:
+        super().set_clone_password(admin, request)
         self._maybe_crash()
 
 

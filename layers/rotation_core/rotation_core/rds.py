@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, NoReturn, Protocol
 
+from rotation_core.aws import LazyClient, bounded_client
 from rotation_core.errors import RdsError, describe
 from rotation_core.log import redact
 
@@ -26,9 +27,6 @@ from rotation_core.log import redact
 INSTANCE_TAG = "aws:rds:primaryDBInstanceArn"
 CLUSTER_TAG = "aws:rds:primaryDBClusterArn"
 
-_CONNECT_TIMEOUT_SECONDS = 5
-_READ_TIMEOUT_SECONDS = 15
-_MAX_ATTEMPTS = 3
 _PAGE_SIZE = 100
 _MAX_PAGES = 100  # 10,000 instances or clusters: far beyond RDS's per-region quotas
 
@@ -86,15 +84,7 @@ class RdsDatabase:
 
 def default_client_factory(endpoint_url: str | None) -> RdsClient:
     """An RDS client with bounded timeouts; boto3 also honours AWS_ENDPOINT_URL_RDS."""
-    import boto3
-    from botocore.config import Config
-
-    config = Config(
-        connect_timeout=_CONNECT_TIMEOUT_SECONDS,
-        read_timeout=_READ_TIMEOUT_SECONDS,
-        retries={"mode": "standard", "max_attempts": _MAX_ATTEMPTS},
-    )
-    client: RdsClient = boto3.client("rds", endpoint_url=endpoint_url, config=config)
+    client: RdsClient = bounded_client("rds", endpoint_url)
     return client
 
 
@@ -117,15 +107,11 @@ class RdsDirectory:
         endpoint_url: str | None = None,
         client_factory: Callable[[str | None], RdsClient] = default_client_factory,
     ) -> None:
-        self._client = client
-        self._endpoint_url = endpoint_url
-        self._client_factory = client_factory
+        self._client = LazyClient(client, client_factory, endpoint_url)
 
     @property
     def client(self) -> RdsClient:
-        if self._client is None:
-            self._client = self._client_factory(self._endpoint_url)
-        return self._client
+        return self._client.get()
 
     def database(self, arn: str) -> RdsDatabase:
         """The DB cluster or instance with this ARN (what a master secret's ``aws:rds:`` tag names)."""

@@ -6,12 +6,12 @@ service errors into :class:`SecretsManagerError` with a hint, and JSON into dict
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from rotation_core.aws import LazyClient, bounded_client
 from rotation_core.errors import SecretFormatError, SecretsManagerError, describe
 from rotation_core.log import redact, register_secret, register_sensitive
 
@@ -24,9 +24,6 @@ AWSPREVIOUS = "AWSPREVIOUS"
 
 # Bounded so that a Lambda in a VPC without a route to Secrets Manager fails fast and says why,
 # instead of hanging until the function times out.
-_CONNECT_TIMEOUT_SECONDS = 5
-_READ_TIMEOUT_SECONDS = 15
-_MAX_ATTEMPTS = 3
 
 _HINTS = {
     "AccessDeniedException": "check the function's IAM role for this secret (and the KMS key policy "
@@ -59,15 +56,8 @@ class SecretMetadata:
 
 def default_client_factory(endpoint_url: str | None) -> SecretsManagerClient:
     """A Secrets Manager client with bounded timeouts; boto3 also honours AWS_ENDPOINT_URL_SECRETSMANAGER."""
-    import boto3
-    from botocore.config import Config
-
-    config = Config(
-        connect_timeout=_CONNECT_TIMEOUT_SECONDS,
-        read_timeout=_READ_TIMEOUT_SECONDS,
-        retries={"mode": "standard", "max_attempts": _MAX_ATTEMPTS},
-    )
-    return boto3.client("secretsmanager", endpoint_url=endpoint_url, config=config)
+    client: SecretsManagerClient = bounded_client("secretsmanager", endpoint_url)
+    return client
 
 
 class SecretStore:
@@ -78,15 +68,12 @@ class SecretStore:
         endpoint_url: str | None = None,
         client_factory: Callable[[str | None], SecretsManagerClient] = default_client_factory,
     ) -> None:
-        self._client = client
-        self._new_client = functools.partial(client_factory, endpoint_url)
+        self._client = LazyClient(client, client_factory, endpoint_url)
 
     @property
     def client(self) -> SecretsManagerClient:
         """The client given, or one made by ``client_factory`` on first use."""
-        if self._client is None:
-            self._client = self._new_client()
-        return self._client
+        return self._client.get()
 
     def describe(self, secret_id: str) -> SecretMetadata:
         response = self._call("DescribeSecret", self.client.describe_secret, SecretId=secret_id)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rotation_core.engines.base import CLONE_SUFFIX, DatabaseEngine, DatabaseLogin, Session
+from rotation_core.engines.base import CLONE_SUFFIX, CloneRequest, DatabaseEngine, DatabaseLogin, Session
 from rotation_core.errors import (
     Category,
     ConfusedDeputyError,
@@ -197,14 +197,14 @@ class AlternatingUsers(DatabaseStrategy):
         try:
             admin = self.engine.connect(master)
             try:
-                self.engine.set_clone_password(
-                    admin,
+                request = CloneRequest(
                     caller=caller,
                     original=self._original_username(current.username),
                     target=pending.username,
                     new_password=pending.password,
                     admin_login=master,
                 )
+                self.engine.set_clone_password(admin, request)
             finally:
                 admin.close()
         finally:

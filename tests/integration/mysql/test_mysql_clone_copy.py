@@ -30,6 +30,7 @@ from integration.mysql.accounts import (
     set_default_role,
 )
 from integration.support import rotate, secret_at, stages, unique
+from rotation_core.engines.base import CloneRequest
 from rotation_core.engines.mysql.engine import MySQLEngine
 from rotation_core.errors import Category, TargetError
 from rotation_core.settings import Settings, Strategy
@@ -228,7 +229,9 @@ def test_mysql_engine_clone_copies_require_clause_and_limits_new_and_existing_cl
         session = engine.connect(master)
         try:
             # The master's own login stands in for the caller: the original has one host, so it decides nothing.
-            engine.set_clone_password(session, caller=session, original=user, target=clone, new_password=password)
+            engine.set_clone_password(
+                session, CloneRequest(caller=session, original=user, target=clone, new_password=password)
+            )
         finally:
             session.close()
         assert account_row(mysql_server, clone, host) == account_row(mysql_server, user, host)

@@ -39,7 +39,7 @@ def aws_made_clone_with_table(
 
 
 def table_owner(server: PostgresServer, dbname: str) -> str:
-    return str(server.query_one("SELECT tableowner FROM pg_tables WHERE tablename = 'orders'", dbname=dbname))
+    return str(server.query_one("SELECT tableowner FROM pg_tables WHERE tablename = 'orders'", database=dbname))
 
 
 def clone_uses_its_table(server: PostgresServer, ca_bundle: Path, secret: dict[str, Any], row: int) -> tuple[Any, ...]:

@@ -14,6 +14,8 @@ from typing import Any
 import boto3
 import pytest
 
+from helpers import LeakGuard
+from integration.rds.support import RdsSetup
 from rotation_local import emulator, rds_emulator
 from rotation_local.invoke import load_function
 from rotation_local.targets import DatabaseTarget
@@ -45,3 +47,11 @@ def alternating_function(
         return load_function(db_target.engine)
 
     return load
+
+
+@pytest.fixture
+def rds(
+    db_target: DatabaseTarget, db_server: Any, sm_client: Any, rds_client: Any, leak_guard: LeakGuard,
+    alternating_function: Callable[..., ModuleType], ca_bundle: Path,
+) -> RdsSetup:  # fmt: skip
+    return RdsSetup(db_target, db_server, sm_client, rds_client, leak_guard, alternating_function, ca_bundle)

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from helpers import LeakGuard
@@ -108,3 +110,27 @@ def rotated_account(
     target.allow_master(server, master_user, username)
     account.master_arn, account.master_user = master_arn, master_user
     return account
+
+
+@dataclass
+class RdsSetup:
+    """What an RDS test works with: the engine's local target and server, both clients, the function."""
+
+    target: DatabaseTarget
+    server: Any
+    sm_client: Any
+    rds_client: Any
+    leak_guard: LeakGuard
+    function: Callable[..., ModuleType]  # the engine's function, alternating users, reaching moto's RDS
+    ca_bundle: Path
+
+    def managed_database(self, **placement: Any) -> RdsDatabase:
+        """:func:`managed_database` on this test's server (``placement``: its keyword arguments)."""
+        return managed_database(self.target, self.server, self.sm_client, self.rds_client, self.leak_guard, **placement)
+
+    def rotated_account(self, *, host: str, master_arn: str, master_user: str) -> Account:
+        """:func:`rotated_account` on this test's server."""
+        return rotated_account(
+            self.target, self.server, self.sm_client, self.leak_guard,
+            host=host, master_arn=master_arn, master_user=master_user,
+        )  # fmt: skip

@@ -68,6 +68,23 @@ class Session(Protocol):
     def close(self) -> None: ...
 
 
+@dataclass(frozen=True)
+class CloneRequest:
+    """What the alternating-users strategy asks the engine to do with the master's session.
+
+    ``caller`` is the session the current secret opened (proving it genuine), so the engine can tell which
+    account it is; ``target`` equals ``original`` when the original user's turn has come round again.
+    ``admin_login`` (if given) is where the admin session was opened, for an engine that needs the master
+    in another database too (PostgreSQL's REASSIGN OWNED works one database at a time).
+    """
+
+    caller: Session
+    original: str
+    target: str
+    new_password: str = field(repr=False)
+    admin_login: DatabaseLogin | None = None
+
+
 class DatabaseEngine(Protocol):
     """The database-specific half of a rotation."""
 
@@ -92,22 +109,10 @@ class DatabaseEngine(Protocol):
         """As ``login``, change that user's own password."""
         ...
 
-    def set_clone_password(
-        self,
-        admin: Session,
-        *,
-        caller: Session,
-        original: str,
-        target: str,
-        new_password: str,
-        admin_login: DatabaseLogin | None = None,
-    ) -> None:
+    def set_clone_password(self, admin: Session, request: CloneRequest) -> None:
         """As an admin, give ``target`` the password, creating it as a stand-in for ``original`` if needed.
 
-        ``caller`` is the session the current secret opened (proving it genuine), so the engine can
-        tell which account it is; ``target`` equals ``original`` when the original user's turn has
-        come round again. ``admin_login`` (if given) is where ``admin`` was opened, for an engine that needs the
-        master in another database too (PostgreSQL's REASSIGN OWNED works one database at a time).
+        See :class:`CloneRequest` for what the request holds.
         """
         ...
 

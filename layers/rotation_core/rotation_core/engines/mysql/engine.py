@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from rotation_core.engines.base import DatabaseLogin, Session, TlsMode, parse_login_fields
+from rotation_core.engines.base import CloneRequest, DatabaseLogin, Session, TlsMode, parse_login_fields
 from rotation_core.engines.mysql import ENGINE
 from rotation_core.engines.mysql.grants import (
     Account,
@@ -183,16 +183,8 @@ class MySQLEngine:
         register_sensitive(new_password, native_password_hash(new_password))
         self._execute(mysql_session, [statement], action=f"change the password of {where}")
 
-    def set_clone_password(
-        self,
-        admin: Session,
-        *,
-        caller: Session,
-        original: str,
-        target: str,
-        new_password: str,
-        admin_login: DatabaseLogin | None = None,
-    ) -> None:
+    def set_clone_password(self, admin: Session, request: CloneRequest) -> None:
+        caller, original, target, new_password = request.caller, request.original, request.target, request.new_password
         session = _session(admin)
         builder = StatementBuilder(session.server)
         host = self._original_host(session, original, _session(caller).account)

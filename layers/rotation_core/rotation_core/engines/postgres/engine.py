@@ -19,7 +19,7 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from rotation_core.engines.base import ByteLimitedLogins, DatabaseLogin, Session, TlsMode
+from rotation_core.engines.base import ByteLimitedLogins, CloneRequest, DatabaseLogin, Session, TlsMode
 from rotation_core.engines.postgres import ENGINE
 from rotation_core.engines.postgres.statements import (
     Ident,
@@ -89,16 +89,7 @@ class PostgresEngine(ByteLimitedLogins):
         statements = own_password(login.username, verifier)
         self._run(conn, statements, action=f"change the password of {describe(login.username)}")
 
-    def set_clone_password(
-        self,
-        admin: Session,
-        *,
-        caller: Session,
-        original: str,
-        target: str,
-        new_password: str,
-        admin_login: DatabaseLogin | None = None,
-    ) -> None:
+    def set_clone_password(self, admin: Session, request: CloneRequest) -> None:
         """Set the password; an existing clone that owns objects never starts acting as the original.
 
         A clone this function made acts as the original (default role) and so owns nothing. A clone made
@@ -108,6 +99,7 @@ class PostgresEngine(ByteLimitedLogins):
         the original like any clone of ours; otherwise it is left acting as itself, and a warning gives
         the statements an administrator can run.
         """
+        original, target, new_password = request.original, request.target, request.new_password
         conn = _pg(admin)
         verifier = _verifier(conn, new_password, target)
         action = f"set the password of {describe(target)} as a stand-in for {describe(original)}"
@@ -123,7 +115,7 @@ class PostgresEngine(ByteLimitedLogins):
             if owned:
                 self._clone_owning_objects(
                     conn, original=original, clone=target, verifier=verifier, owned=owned,
-                    admin_login=admin_login, action=action, admin_hint=admin_hint,
+                    admin_login=request.admin_login, action=action, admin_hint=admin_hint,
                 )  # fmt: skip
                 return
             statements = clone_password(original, target, verifier, exists=exists)
