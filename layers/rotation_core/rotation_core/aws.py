@@ -43,3 +43,27 @@ class LazyClient(Generic[ClientT]):
         if self._client is None:
             self._client = self._new_client()
         return self._client
+
+
+class ServiceAccess(Generic[ClientT]):
+    """Access to one AWS service through a client: the one given, or one made on first use.
+
+    ``client_factory(endpoint_url)`` makes it (tests inject their own); subclasses name their default.
+    """
+
+    default_client_factory: Callable[[str | None], Any]
+
+    def __init__(
+        self,
+        client: ClientT | None = None,
+        *,
+        endpoint_url: str | None = None,
+        client_factory: Callable[[str | None], ClientT] | None = None,
+    ) -> None:
+        factory = client_factory or type(self).default_client_factory
+        self._client = LazyClient(client, factory, endpoint_url)
+
+    @property
+    def client(self) -> ClientT:
+        """The client given, or one made by the factory on first use."""
+        return self._client.get()

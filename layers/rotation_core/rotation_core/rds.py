@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, NoReturn, Protocol
 
-from rotation_core.aws import LazyClient, bounded_client
+from rotation_core.aws import ServiceAccess, bounded_client
 from rotation_core.errors import RdsError, describe
 from rotation_core.log import redact
 
@@ -97,21 +97,10 @@ def tagged_database_arn(tags: Mapping[str, str]) -> str | None:
     return None
 
 
-class RdsDirectory:
+class RdsDirectory(ServiceAccess["RdsClient"]):
     """Describes RDS databases: by ARN (a master secret's tag) or by the writer endpoint a master secret names."""
 
-    def __init__(
-        self,
-        client: RdsClient | None = None,
-        *,
-        endpoint_url: str | None = None,
-        client_factory: Callable[[str | None], RdsClient] = default_client_factory,
-    ) -> None:
-        self._client = LazyClient(client, client_factory, endpoint_url)
-
-    @property
-    def client(self) -> RdsClient:
-        return self._client.get()
+    default_client_factory = staticmethod(default_client_factory)
 
     def database(self, arn: str) -> RdsDatabase:
         """The DB cluster or instance with this ARN (what a master secret's ``aws:rds:`` tag names)."""

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from rotation_core.aws import LazyClient, bounded_client
+from rotation_core.aws import ServiceAccess, bounded_client
 from rotation_core.errors import SecretFormatError, SecretsManagerError, describe
 from rotation_core.log import redact, register_secret, register_sensitive
 
@@ -60,20 +60,10 @@ def default_client_factory(endpoint_url: str | None) -> SecretsManagerClient:
     return client
 
 
-class SecretStore:
-    def __init__(
-        self,
-        client: SecretsManagerClient | None = None,
-        *,
-        endpoint_url: str | None = None,
-        client_factory: Callable[[str | None], SecretsManagerClient] = default_client_factory,
-    ) -> None:
-        self._client = LazyClient(client, client_factory, endpoint_url)
+class SecretStore(ServiceAccess["SecretsManagerClient"]):
+    """Every Secrets Manager call the functions make."""
 
-    @property
-    def client(self) -> SecretsManagerClient:
-        """The client given, or one made by ``client_factory`` on first use."""
-        return self._client.get()
+    default_client_factory = staticmethod(default_client_factory)
 
     def describe(self, secret_id: str) -> SecretMetadata:
         response = self._call("DescribeSecret", self.client.describe_secret, SecretId=secret_id)

@@ -50,18 +50,22 @@ def clone_uses_its_table(server: PostgresServer, ca_bundle: Path, secret: dict[s
     return result
 
 
-def test_postgres_aws_made_clone_owning_table_master_may_reassign_objects_move_clone_keeps_using_table(
-    postgres_server: PostgresServer,
-    sm_client: Any,
-    pg_account: Any,
-    postgres_function: Any,
-    ca_bundle: Path,
-    leak_guard: LeakGuard,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    account = pg_account(with_master=True)
-    user, clone_name = account.username, account.username + "_clone"
+@pytest.fixture
+def aws_clone(
+    pg_account: Any, postgres_server: PostgresServer, sm_client: Any, ca_bundle: Path, leak_guard: LeakGuard
+) -> Account:
+    """An account with a master whose clone AWS's function made, and which owns a table it created."""
+    account: Account = pg_account(with_master=True)
     aws_made_clone_with_table(postgres_server, sm_client, account, ca_bundle, leak_guard)
+    return account
+
+
+def test_postgres_aws_made_clone_owning_table_master_may_reassign_objects_move_clone_keeps_using_table(
+    aws_clone: Account, postgres_server: PostgresServer, sm_client: Any, postgres_function: Any, ca_bundle: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    account = aws_clone
+    user, clone_name = account.username, account.username + "_clone"
     # The master holds the privileges of both roles, as REASSIGN OWNED requires (on PostgreSQL 16+ the grant
     # a CREATEROLE user gets on a role it creates has INHERIT FALSE, so it is given INHERIT explicitly).
     inherit = sql.SQL(" WITH INHERIT TRUE" if server_major(postgres_server) >= 16 else "")
@@ -86,17 +90,11 @@ def test_postgres_aws_made_clone_owning_table_master_may_reassign_objects_move_c
 
 
 def test_postgres_aws_made_clone_owning_table_master_may_not_clone_left_as_is_warning_gives_statement(
-    postgres_server: PostgresServer,
-    sm_client: Any,
-    pg_account: Any,
-    postgres_function: Any,
-    ca_bundle: Path,
-    leak_guard: LeakGuard,
+    aws_clone: Account, postgres_server: PostgresServer, sm_client: Any, postgres_function: Any, ca_bundle: Path,
     caplog: pytest.LogCaptureFixture,
-) -> None:
-    account = pg_account(with_master=True)
+) -> None:  # fmt: skip
+    account = aws_clone
     user, clone_name = account.username, account.username + "_clone"
-    aws_made_clone_with_table(postgres_server, sm_client, account, ca_bundle, leak_guard)
     app = postgres_function(ROTATION_STRATEGY="alternating_users")
 
     rotate(app, account.arn)
