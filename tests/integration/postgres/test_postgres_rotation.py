@@ -21,24 +21,6 @@ def run_steps(app: Any, arn: str, token: str, *steps: str) -> None:
         app.lambda_handler(service.event(step, arn, token), None)
 
 
-@pytest.mark.verifies("single_user", "tls_verify_full")
-def test_postgres_single_user_rotation_new_password_works_old_refused(
-    postgres_server: PostgresServer, sm_client: Any, pg_account: Any, postgres_function: Any, ca_bundle: Path
-) -> None:
-    account = pg_account()
-    old = secret_at(sm_client, account.arn, "AWSCURRENT")
-
-    token = rotate(postgres_function(), account.arn)
-
-    new = secret_at(sm_client, account.arn, "AWSCURRENT")
-    assert stages(sm_client, account.arn)[token] == ["AWSCURRENT"]
-    assert secret_at(sm_client, account.arn, "AWSPREVIOUS") == old
-    assert new["password"] != old["password"]
-    assert {k: v for k, v in new.items() if k != "password"} == {k: v for k, v in old.items() if k != "password"}
-    assert can_login(postgres_server, ca_bundle, new)
-    assert not can_login(postgres_server, ca_bundle, old)
-
-
 def test_postgres_server_log_has_verifier_never_plaintext(
     postgres_server: PostgresServer, sm_client: Any, pg_account: Any, postgres_function: Any
 ) -> None:
@@ -52,40 +34,6 @@ def test_postgres_server_log_has_verifier_never_plaintext(
     assert len(statements) == 1
     assert statements[0].startswith("SCRAM-SHA-256$4096:")
     assert new_password not in log  # the leak guard checks every known password as well
-
-
-@pytest.mark.verifies("single_user")
-def test_postgres_every_step_invoked_twice_rotation_still_correct(
-    postgres_server: PostgresServer, sm_client: Any, pg_account: Any, postgres_function: Any, ca_bundle: Path
-) -> None:
-    account = pg_account()
-    app = postgres_function()
-    token = emulator.stage_pending_placeholder(account.arn)
-    for step in service.STEPS:
-        run_steps(app, account.arn, token, step, step)
-    emulator.clear_pending(account.arn)
-
-    assert stages(sm_client, account.arn)[token] == ["AWSCURRENT"]
-    assert can_login(postgres_server, ca_bundle, secret_at(sm_client, account.arn, "AWSCURRENT"))
-    assert not can_login(postgres_server, ca_bundle, secret_at(sm_client, account.arn, "AWSPREVIOUS"))
-
-
-@pytest.mark.verifies("single_user")
-def test_postgres_crash_after_password_change_then_retry_completes(
-    postgres_server: PostgresServer, sm_client: Any, pg_account: Any, postgres_function: Any, ca_bundle: Path
-) -> None:
-    account = pg_account()
-    token = emulator.stage_pending_placeholder(account.arn)
-    run_steps(postgres_function(), account.arn, token, "createSecret", "setSecret")  # then the container dies
-    pending = secret_at(sm_client, account.arn, "AWSPENDING")
-    assert can_login(postgres_server, ca_bundle, pending)
-    assert not can_login(postgres_server, ca_bundle, secret_at(sm_client, account.arn, "AWSCURRENT"))
-
-    rotate(postgres_function(), account.arn, token=token)  # the service retries in a new container
-
-    assert secret_at(sm_client, account.arn, "AWSCURRENT") == pending
-    assert can_login(postgres_server, ca_bundle, pending)
-    assert [v for v, s in stages(sm_client, account.arn).items() if "AWSPENDING" in s] == []
 
 
 @pytest.mark.verifies("single_user")
