@@ -81,11 +81,11 @@ def db_kind(request: pytest.FixtureRequest) -> ServerKind:
     return kind_of(request)
 
 
-def _engine_fixtures(engine: str) -> tuple[Any, Any]:
-    """``<engine>_kind`` and ``<engine>_server`` for one engine (its tests run once per kind of that engine).
+def _engine_fixtures(engine: str) -> tuple[Any, Any, Any]:
+    """``<engine>_kind``, ``<engine>_server`` and ``<engine>_function`` for one engine.
 
-    The server fixture names its kind fixture in its signature, so that pytest sees it among the test's
-    fixtures and ``server_matrix`` parametrizes it.
+    Its tests run once per kind of that engine. The server fixture names its kind fixture in its
+    signature, so that pytest sees it among the test's fixtures and ``server_matrix`` parametrizes it.
     """
     kind_fixture = f"{engine}_kind"
 
@@ -99,16 +99,23 @@ def _engine_fixtures(engine: str) -> tuple[Any, Any]:
         [inspect.Parameter("server_pool", inspect.Parameter.POSITIONAL_OR_KEYWORD),
          inspect.Parameter(kind_fixture, inspect.Parameter.KEYWORD_ONLY)]
     )  # fmt: skip
+
+    def function(sm_env: dict[str, str], ca_bundle: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., ModuleType]:
+        return functools.partial(load_configured_function, engine, monkeypatch, ca_bundle)
+
     kind.__doc__ = f"The {engine} server kind this test runs on (the parameter ``server_matrix`` gives it)."
     server.__doc__ = f"The {engine} server of this test's kind: TLS on, every statement logged."
+    function.__doc__ = f"A fresh copy of functions/{engine}/app.py configured through its environment, as in Lambda."
     return (
         pytest.fixture(scope="session", name=kind_fixture)(kind),
         pytest.fixture(scope="session", name=f"{engine}_server")(server),
+        pytest.fixture(name=f"{engine}_function")(function),
     )
 
 
 for _engine in ENGINES:  # pytest collects fixtures from this module's globals
-    globals()[f"_{_engine}_kind"], globals()[f"_{_engine}_server"] = _engine_fixtures(_engine)
+    _fixtures = _engine_fixtures(_engine)
+    globals()[f"_{_engine}_kind"], globals()[f"_{_engine}_server"], globals()[f"_{_engine}_function"] = _fixtures
 
 
 @pytest.fixture(scope="session")

@@ -154,16 +154,9 @@ def test_event_token_of_current_version_in_wrong_stage_previous_raises_protocol_
     ],
 )  # fmt: skip
 def test_set_secret_hostile_pending_value_raises_clear_error_and_changes_nothing(
-    change: dict[str, Any],
-    error: type[RotationError],
-    category: Category,
-    message: str,
-    sm_client: Any,
-    make_secret: Callable[..., str],
-    make_rotator: Steps,
-    database: FakeDatabase,
-    changes_nothing: ChangesNothing,
-) -> None:
+    change: dict[str, Any], error: type[RotationError], category: Category, message: str, sm_client: Any,
+    make_secret: Callable[..., str], make_rotator: Steps, database: FakeDatabase, changes_nothing: ChangesNothing,
+) -> None:  # fmt: skip
     arn = make_secret()
     token = stage_pending(
         sm_client, arn, {**value_at(sm_client, arn, "AWSCURRENT"), "password": "Attacker-Chosen-123", **change}
@@ -184,13 +177,9 @@ def test_set_secret_hostile_pending_value_raises_clear_error_and_changes_nothing
     ids=["pending_not_json", "pending_json_null", "pending_json_string"],
 )
 def test_test_secret_pending_not_a_json_object_raises_format_error_and_changes_nothing(
-    text: str,
-    message: str,
-    sm_client: Any,
-    make_secret: Callable[..., str],
-    make_rotator: Steps,
+    text: str, message: str, sm_client: Any, make_secret: Callable[..., str], make_rotator: Steps,
     changes_nothing: ChangesNothing,
-) -> None:
+) -> None:  # fmt: skip
     arn = make_secret()
     token = stage_pending(sm_client, arn, text)
 
@@ -224,14 +213,9 @@ def test_create_secret_binary_current_value_raises_format_error_without_storing(
     ids=["pending_user_is_master", "pending_other_masterarn", "pending_masterarn_missing"],
 )
 def test_alternating_set_secret_pending_edited_raises_and_never_uses_master(
-    change: dict[str, Any],
-    message: str,
-    sm_client: Any,
-    make_secret: Callable[..., str],
-    make_rotator: Steps,
-    database: FakeDatabase,
-    changes_nothing: ChangesNothing,
-) -> None:
+    change: dict[str, Any], message: str, sm_client: Any, make_secret: Callable[..., str], make_rotator: Steps,
+    database: FakeDatabase, changes_nothing: ChangesNothing,
+) -> None:  # fmt: skip
     arn = make_secret(with_master=True)
     current = value_at(sm_client, arn, "AWSCURRENT")
     token = stage_pending(

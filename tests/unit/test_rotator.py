@@ -152,13 +152,9 @@ def test_guard_token_not_a_version_raises(step: str, make_secret: Callable[..., 
 
 @pytest.mark.parametrize("step", service.STEPS)
 def test_guard_token_already_current_is_a_no_op(
-    step: str,
-    sm_client: Any,
-    make_secret: Callable[..., str],
-    make_rotator: Steps,
-    call_counter: CallCounter,
+    step: str, sm_client: Any, make_secret: Callable[..., str], make_rotator: Steps, call_counter: CallCounter,
     database: FakeDatabase,
-) -> None:
+) -> None:  # fmt: skip
     arn = make_secret()
     current_token = next(v for v, s in stages(sm_client, arn).items() if "AWSCURRENT" in s)
     before = stages(sm_client, arn)

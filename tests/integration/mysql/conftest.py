@@ -10,17 +10,14 @@ come from the local target (``rotation_local.targets.mysql``), as the demo and t
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
 from helpers import LeakGuard
 from integration.mysql.accounts import short_name
-from integration.support import Account, create_account, load_configured_function
+from integration.support import Account, create_account
 from rotation_local.mariadb_server import MySQLFamilyServer
 from rotation_local.targets.mysql import TARGET
 
@@ -39,11 +36,3 @@ def mysql_account(mysql_server: MySQLFamilyServer, sm_client: Any, leak_guard: L
         )  # fmt: skip
 
     return make
-
-
-@pytest.fixture
-def mysql_function(
-    sm_env: dict[str, str], ca_bundle: Path, monkeypatch: pytest.MonkeyPatch
-) -> Callable[..., ModuleType]:
-    """A fresh copy of functions/mysql/app.py configured through its environment, as in Lambda."""
-    return functools.partial(load_configured_function, "mysql", monkeypatch, ca_bundle)

@@ -6,16 +6,13 @@ target (``rotation_local.targets.postgres``), as the demo, the benchmarks and th
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
 from helpers import LeakGuard
-from integration.support import Account, create_account, load_configured_function, unique
+from integration.support import Account, create_account, unique
 from rotation_local.postgres_server import PostgresServer
 from rotation_local.targets.postgres import TARGET
 
@@ -43,11 +40,3 @@ def pg_account(postgres_server: PostgresServer, sm_client: Any, leak_guard: Leak
         )  # fmt: skip
 
     return make
-
-
-@pytest.fixture
-def postgres_function(
-    sm_env: dict[str, str], ca_bundle: Path, monkeypatch: pytest.MonkeyPatch
-) -> Callable[..., ModuleType]:
-    """A fresh copy of functions/postgres/app.py configured through its environment, as in Lambda."""
-    return functools.partial(load_configured_function, "postgres", monkeypatch, ca_bundle)

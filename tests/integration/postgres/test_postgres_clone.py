@@ -46,13 +46,9 @@ def grant_admin_option(server: PostgresServer, role: str, master: str) -> None:
 
 @pytest.mark.parametrize("prefix", PERCENT_PREFIXES)
 def test_postgres_single_user_role_name_with_percent_rotates_that_role(
-    postgres_server: PostgresServer,
-    sm_client: Any,
-    pg_account: Any,
-    postgres_function: Any,
-    ca_bundle: Path,
+    postgres_server: PostgresServer, sm_client: Any, pg_account: Any, postgres_function: Any, ca_bundle: Path,
     prefix: str,
-) -> None:
+) -> None:  # fmt: skip
     account = pg_account(prefix=prefix)
     old = secret_at(sm_client, account.arn, "AWSCURRENT")
 
@@ -67,13 +63,9 @@ def test_postgres_single_user_role_name_with_percent_rotates_that_role(
 
 @pytest.mark.parametrize("prefix", PERCENT_PREFIXES)
 def test_postgres_alternating_role_name_with_percent_clone_acts_as_original(
-    postgres_server: PostgresServer,
-    sm_client: Any,
-    pg_account: Any,
-    postgres_function: Any,
-    ca_bundle: Path,
+    postgres_server: PostgresServer, sm_client: Any, pg_account: Any, postgres_function: Any, ca_bundle: Path,
     prefix: str,
-) -> None:
+) -> None:  # fmt: skip
     account = pg_account(with_master=True, prefix=prefix)
     grant_admin_option(postgres_server, account.username, master_name(sm_client, account.arn))  # needed on 16+
     app = postgres_function(ROTATION_STRATEGY="alternating_users")

@@ -53,19 +53,19 @@ def clone_uses_its_table(server: PostgresServer, ca_bundle: Path, secret: dict[s
 @pytest.fixture
 def aws_clone(
     pg_account: Any, postgres_server: PostgresServer, sm_client: Any, ca_bundle: Path, leak_guard: LeakGuard
-) -> Account:
-    """An account with a master whose clone AWS's function made, and which owns a table it created."""
+) -> tuple[Account, str, str]:
+    """An account with a master whose clone AWS's function made and which owns a table it created:
+    the account, the original's name and the clone's."""
     account: Account = pg_account(with_master=True)
     aws_made_clone_with_table(postgres_server, sm_client, account, ca_bundle, leak_guard)
-    return account
+    return account, account.username, account.username + "_clone"
 
 
 def test_postgres_aws_made_clone_owning_table_master_may_reassign_objects_move_clone_keeps_using_table(
-    aws_clone: Account, postgres_server: PostgresServer, sm_client: Any, postgres_function: Any, ca_bundle: Path,
-    caplog: pytest.LogCaptureFixture,
+    aws_clone: tuple[Account, str, str], postgres_server: PostgresServer, sm_client: Any, postgres_function: Any,
+    ca_bundle: Path, caplog: pytest.LogCaptureFixture,
 ) -> None:  # fmt: skip
-    account = aws_clone
-    user, clone_name = account.username, account.username + "_clone"
+    account, user, clone_name = aws_clone
     # The master holds the privileges of both roles, as REASSIGN OWNED requires (on PostgreSQL 16+ the grant
     # a CREATEROLE user gets on a role it creates has INHERIT FALSE, so it is given INHERIT explicitly).
     inherit = sql.SQL(" WITH INHERIT TRUE" if server_major(postgres_server) >= 16 else "")
@@ -90,11 +90,10 @@ def test_postgres_aws_made_clone_owning_table_master_may_reassign_objects_move_c
 
 
 def test_postgres_aws_made_clone_owning_table_master_may_not_clone_left_as_is_warning_gives_statement(
-    aws_clone: Account, postgres_server: PostgresServer, sm_client: Any, postgres_function: Any, ca_bundle: Path,
-    caplog: pytest.LogCaptureFixture,
+    aws_clone: tuple[Account, str, str], postgres_server: PostgresServer, sm_client: Any, postgres_function: Any,
+    ca_bundle: Path, caplog: pytest.LogCaptureFixture,
 ) -> None:  # fmt: skip
-    account = aws_clone
-    user, clone_name = account.username, account.username + "_clone"
+    account, user, clone_name = aws_clone
     app = postgres_function(ROTATION_STRATEGY="alternating_users")
 
     rotate(app, account.arn)
