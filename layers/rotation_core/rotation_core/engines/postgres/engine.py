@@ -146,8 +146,10 @@ class PostgresEngine(ByteLimitedLogins):
             may, reason = False, "the master's login for the other databases is not known"
         if may:
             try:
-                for database in elsewhere:
-                    self._reassign_in(admin_login, database, clone, original)
+                # Without admin_login, elsewhere is empty here (checked above).
+                if admin_login is not None:
+                    for database in elsewhere:
+                        self._reassign_in(admin_login, database, clone, original)
                 # Here: this database's objects and shared ones (databases the clone owns), then the clone
                 # acts as the original from now on, in the same transaction as its new password.
                 self._run(
@@ -170,8 +172,7 @@ class PostgresEngine(ByteLimitedLogins):
         self._run(conn, keep_clone_password(original, clone, verifier), action=action, admin_hint=admin_hint)
         self._warn_clone_kept(conn, original, clone, owned, reason)
 
-    def _reassign_in(self, admin_login: DatabaseLogin | None, database: str, clone: str, original: str) -> None:
-        assert admin_login is not None
+    def _reassign_in(self, admin_login: DatabaseLogin, database: str, clone: str, original: str) -> None:
         session = self.connect(dataclasses.replace(admin_login, dbname=database))
         try:
             self._run(
