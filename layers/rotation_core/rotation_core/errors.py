@@ -58,9 +58,11 @@ class InvalidEventError(RotationError):
 class SecretsManagerError(RotationError):
     category = Category.SECRETS_MANAGER
 
-    def __init__(self, message: str, *, error_code: str = "") -> None:
+    def __init__(self, message: str, *, error_code: str = "", answered: bool = True) -> None:
         super().__init__(message)
         self.error_code = error_code
+        #: False when no answer came back (the endpoint is unreachable, a timeout): the call never got a verdict.
+        self.answered = answered
 
 
 class RotationStateError(RotationError):

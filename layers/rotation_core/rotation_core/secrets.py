@@ -46,6 +46,7 @@ class SecretMetadata:
     arn: str
     rotation_enabled: bool
     versions: Mapping[str, tuple[str, ...]]
+    rotation_lambda_arn: str | None = None  # the function the secret names as its rotation function
 
     def version_with(self, stage: str) -> str | None:
         for version_id, stages in self.versions.items():
@@ -92,6 +93,7 @@ class SecretStore:
             arn=response["ARN"],
             rotation_enabled=bool(response.get("RotationEnabled", False)),
             versions=versions,
+            rotation_lambda_arn=response.get("RotationLambdaARN") or None,
         )
 
     def get_value(self, secret_id: str, *, stage: str, version_id: str | None = None) -> dict[str, Any]:
@@ -203,6 +205,7 @@ class SecretStore:
                 f"Secrets Manager {operation} could not be sent ({type(error).__name__}: {redact(str(error))}); "
                 "if the function runs in a VPC, give it a Secrets Manager VPC endpoint or a NAT route",
                 error_code=type(error).__name__,
+                answered=False,
             ) from None
 
 
