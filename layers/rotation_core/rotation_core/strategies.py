@@ -156,12 +156,7 @@ class AlternatingUsers(DatabaseStrategy):
         master_arn = self._master_arn(current_secret, "current")
         if self._master_arn(pending_secret, "pending") != master_arn:
             raise ConfusedDeputyError("the pending and current secrets name different master secrets")
-        master = self.login(context.other_secret(master_arn), "master")
-        if not master.same_server(current):
-            raise ConfusedDeputyError(
-                "the master secret names another server than the secret being rotated; point "
-                '"masterarn" at the admin secret of the same database'
-            )
+        master = self.master_login(context, current_secret, current)
         # Prove the caller's own secret is genuine before acting with the master's rights.
         caller = self.engine.connect(current)
         try:
@@ -179,6 +174,21 @@ class AlternatingUsers(DatabaseStrategy):
         finally:
             caller.close()
         get_logger().info("set the alternate user's password", extra={"user": pending.username})
+
+    def master_login(
+        self, context: RotationContext, current_secret: dict[str, Any], current: DatabaseLogin
+    ) -> DatabaseLogin:
+        """The master that manages ``current``'s alternate: the secret its ``masterarn`` names, on the same server.
+
+        The one resolution of the master secret, for setSecret and for the preflight.
+        """
+        master = self.login(context.other_secret(self._master_arn(current_secret, "current")), "master")
+        if not master.same_server(current):
+            raise ConfusedDeputyError(
+                "the master secret names another server than the secret being rotated; point "
+                '"masterarn" at the admin secret of the same database'
+            )
+        return master
 
     def _original_username(self, username: str) -> str:
         return username[: -len(CLONE_SUFFIX)] if username.endswith(CLONE_SUFFIX) else username
