@@ -41,6 +41,7 @@ from rotation_core.errors import (
     VerificationError,
 )
 from rotation_core.log import get_logger, register_sensitive
+from rotation_core.metrics import note_target
 from rotation_core.providers import (
     ApiKeyProvider,
     KeyRecord,
@@ -240,6 +241,7 @@ class ApiKeyRotation:
             )
         admin = context.other_secret(adminarn)
         spec = admin_provider(admin)
+        note_target(spec.name)  # the metrics' Target: a registered provider's name, never the secret's text
         settings = admin_settings(spec)
         register_sensitive(*(value for key, value in admin.items() if key not in settings))
         provider = build_provider(secret, admin, self.http, label=label)
