@@ -46,12 +46,15 @@ class ReadOnlyGuard:
     def __init__(self) -> None:
         self.operations: list[str] = []  # every Secrets Manager operation a watched client sent
         self.refused: list[str] = []  # what was refused, on any side
+        self._on = False  # the hooks stay on their clients; they watch only while the guard is active
 
     def watch_client(self, client: Any) -> Any:
         client.meta.events.register("before-call", self._before_call)
         return client
 
     def _before_call(self, model: Any, **_kwargs: Any) -> None:
+        if not self._on:
+            return
         self.operations.append(model.name)
         if model.name not in READ_OPERATIONS:
             self.refused.append(model.name)
@@ -74,7 +77,11 @@ class ReadOnlyGuard:
             for name in BACKEND_WRITES:
                 if hasattr(SecretsManagerBackend, name):
                     patch.setattr(SecretsManagerBackend, name, self._refusing(name))
-            yield self
+            self._on = True
+            try:
+                yield self
+            finally:
+                self._on = False
 
     def _refusing(self, name: str) -> Any:
         def refuse(*_args: Any, **_kwargs: Any) -> Any:
@@ -88,14 +95,14 @@ def statement_log_offset(path: Path) -> int:
     return path.stat().st_size if path.exists() else 0
 
 
-def written_statements(path: Path, since: int) -> list[str]:
-    """The statements logged in ``path`` after byte ``since`` that could change the server."""
+def logged_statements(path: Path, since: int) -> list[str]:
+    """The statements logged in ``path`` after byte ``since`` (their first 80 characters)."""
     with open(path, "rb") as handle:
         handle.seek(since)
         text = handle.read().decode("utf-8", errors="replace")
-    found = []
-    for line in text.splitlines():
-        match = _STATEMENT_START.search(line)
-        if match is not None and _WRITE_STATEMENT.match(match.group(1)):
-            found.append(match.group(1)[:80])
-    return found
+    return [match.group(1)[:80] for line in text.splitlines() if (match := _STATEMENT_START.search(line))]
+
+
+def is_write(statement: str) -> bool:
+    """Could the statement change the server (accounts, grants, data)?"""
+    return _WRITE_STATEMENT.match(statement) is not None

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from rotation_core.errors import (
     Category,
+    ConfusedDeputyError,
     InvalidEventError,
     RotationError,
     RotationStateError,
@@ -464,6 +465,11 @@ def _api_key_checks(
     except SecretsManagerError as error:
         checks.failed("admin_secret", error)
         checks.skipped("secret_json", "checked once the admin secret can be read (it names the provider)")
+        return
+    except ConfusedDeputyError as error:  # both secrets are usable, but name different providers or accounts
+        checks.ok("secret_json")
+        checks.ok("admin_secret")
+        checks.failed("key_binding", error)
         return
     except RotationError as error:
         checks.failed("secret_json", error)
