@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from rotation_core.causes import cause_of
 from rotation_core.errors import (
     Category,
     ConfusedDeputyError,
@@ -144,7 +145,10 @@ class _Checks:
         self._set(Check(name, Status.OK, self._plan[name], ""))
 
     def failed(self, name: str, error: RotationError) -> None:
-        self._set(Check(name, Status.FAILED, error.category, redact(error.message)))
+        fix = error.message
+        if error.category is Category.AUTH_FAILED:  # a refused login's message says what, not what to do
+            fix = f"{fix.rstrip('.')}. {cause_of(Category.AUTH_FAILED).fix}"
+        self._set(Check(name, Status.FAILED, error.category, redact(fix)))
 
     def skipped(self, name: str, why: str) -> None:
         self._set(Check(name, Status.SKIPPED, self._plan[name], why))
