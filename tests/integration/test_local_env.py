@@ -177,6 +177,16 @@ def test_local_env_sample_events_then_restaged_events_rotate_for_real(
         assert values[fresh]["username"] == values[original]["username"]  # back to the first user
 
 
+@pytest.mark.parametrize("name", list(FUNCTIONS))
+def test_local_env_preflight_after_the_rotations_finished_passes(name: str, guarded: support.RunningLocalEnv) -> None:
+    """After the rotations above: AWSPENDING is on the current version only, which is no unfinished rotation."""
+    step = guarded.invoke(name, "preflight", REPO_ROOT / "events" / event_folder(FUNCTIONS[name]))
+
+    assert step.ok, step.output[-2000:]
+    report = json.loads(next(line for line in step.output.splitlines() if line.startswith('{"ok"')))
+    assert report["ok"] is True, [c for c in report["checks"] if c["status"] != "ok"]
+
+
 def test_local_env_restage_unfinished_rotation_refuses_until_abandoned(guarded: support.RunningLocalEnv) -> None:
     env, function = guarded, FUNCTIONS[SINGLE_USER]
     secret = function_secret(env, SINGLE_USER)

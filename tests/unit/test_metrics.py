@@ -8,12 +8,21 @@ from typing import Any
 
 import pytest
 
-from helpers import emf_documents, lambda_context, log_records
+from helpers import REPO_ROOT, emf_documents, lambda_context, log_records
 from rotation_core import metrics
 from rotation_core.causes import CAUSES
 from rotation_core.errors import Category, RotationError
 from rotation_core.handler import database_handler
 from rotation_core.metrics import InvocationMetrics
+from rotation_core.preflight import (
+    ALTERNATING_CHECKS,
+    API_KEY_CHECKS,
+    CONFIGURATION_CHECKS,
+    DATABASE_CHECKS,
+    PROBE_CHECKS,
+    SECRET_CHECKS,
+    SINGLE_USER_CHECKS,
+)
 from rotation_core.secrets import SecretStore
 from rotation_core.settings import DEFAULT_METRICS_NAMESPACE, MetricsSettings
 from rotation_local import emulator, service
@@ -35,6 +44,20 @@ def test_causes_every_category_has_a_cause_and_fix() -> None:
         assert cause.title
         assert cause.fix.endswith(".")
         assert len(f"{cause.title}. {cause.fix}") < 900  # fits an alarm description (1024)
+
+
+def test_operations_doc_names_every_category_cause_metric_and_preflight_check() -> None:
+    text = (REPO_ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
+    for category, cause in CAUSES.items():
+        assert f"`{category.value}`" in text
+        assert cause.title in text
+    for name in (metrics.STEP_SUCCEEDED, metrics.STEP_FAILED, metrics.STEP_DURATION, metrics.ROTATION_COMPLETED):
+        assert f"`{name}`" in text
+    for plan in (CONFIGURATION_CHECKS, SECRET_CHECKS, DATABASE_CHECKS, SINGLE_USER_CHECKS, ALTERNATING_CHECKS,
+                 PROBE_CHECKS, API_KEY_CHECKS):  # fmt: skip
+        for name, category in plan:
+            assert f"`{name}`" in text, name
+            assert f"`{category.value}`" in text
 
 
 def test_metrics_settings_namespace_default_and_deployment_from_environment() -> None:
