@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from pathlib import Path
-from typing import ClassVar
+from types import SimpleNamespace
+from typing import Any, ClassVar
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FUNCTIONS_DIR = REPO_ROOT / "functions"
@@ -96,3 +98,45 @@ class LeakGuard:
                 leaks.append(f"a value of {len(value)} characters")
         LeakGuard.stats["seconds"] += time.perf_counter() - started
         return leaks
+
+
+def json_lines(text: str) -> list[dict[str, Any]]:
+    """Every non-empty line of ``text`` as one whole JSON object (a line that is not one fails the test)."""
+    records = [json.loads(line) for line in text.splitlines() if line.strip()]
+    assert all(isinstance(record, dict) for record in records)
+    return records
+
+
+def log_records(text: str) -> list[dict[str, Any]]:
+    """The function's log records among the JSON lines of ``text`` (EMF metric documents left out)."""
+    return [r for r in _json_objects(text) if "level" in r and "_aws" not in r]
+
+
+def emf_documents(text: str) -> list[dict[str, Any]]:
+    """The CloudWatch Embedded Metric Format documents among the JSON lines of ``text``."""
+    return [r for r in _json_objects(text) if isinstance(r.get("_aws"), dict)]
+
+
+def _json_objects(text: str) -> list[dict[str, Any]]:
+    found = []
+    for line in text.splitlines():
+        if not line.startswith("{"):
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            found.append(record)
+    return found
+
+
+def lambda_context(function_name: str | None = None) -> SimpleNamespace:
+    """A Lambda context as the runtime passes it: the function's name and ARN (by default the function the
+    emulator's ``enable_rotation`` attaches)."""
+    from rotation_local import emulator
+
+    name = function_name or emulator.LOCAL_FUNCTION
+    return SimpleNamespace(
+        function_name=name, invoked_function_arn=emulator.function_arn(name), aws_request_id=str(uuid.uuid4())
+    )

@@ -115,6 +115,21 @@ def test_local_env_start_prints_run_folder_and_four_commands_per_function(runnin
 
 
 @pytest.mark.parametrize("name", list(FUNCTIONS))
+def test_local_env_sample_preflight_event_fails_only_on_the_staged_rotation(
+    name: str, guarded: support.RunningLocalEnv
+) -> None:
+    """The preflight event of every function, before its rotation: the placeholder version local-env staged is
+    the unfinished rotation it reports; every other check passes (the context names the attached function)."""
+    step = guarded.invoke(name, "preflight", REPO_ROOT / "events" / event_folder(FUNCTIONS[name]))
+
+    assert step.ok, step.output[-2000:]
+    report = json.loads(next(line for line in step.output.splitlines() if line.startswith('{"ok"')))
+    assert [c["name"] for c in report["checks"] if c["status"] == "failed"] == ["no_pending_rotation"]
+    assert sample_token(FUNCTIONS[name]) in next(c["fix"] for c in report["checks"] if c["status"] == "failed")
+    assert {c["status"] for c in report["checks"] if c["name"] != "no_pending_rotation"} == {"ok"}
+
+
+@pytest.mark.parametrize("name", list(FUNCTIONS))
 def test_local_env_sample_events_then_restaged_events_rotate_for_real(
     name: str, guarded: support.RunningLocalEnv
 ) -> None:
@@ -160,6 +175,16 @@ def test_local_env_sample_events_then_restaged_events_rotate_for_real(
     if function.strategy is Strategy.ALTERNATING_USERS:
         values = env.values(secret)
         assert values[fresh]["username"] == values[original]["username"]  # back to the first user
+
+
+@pytest.mark.parametrize("name", list(FUNCTIONS))
+def test_local_env_preflight_after_the_rotations_finished_passes(name: str, guarded: support.RunningLocalEnv) -> None:
+    """After the rotations above: AWSPENDING is on the current version only, which is no unfinished rotation."""
+    step = guarded.invoke(name, "preflight", REPO_ROOT / "events" / event_folder(FUNCTIONS[name]))
+
+    assert step.ok, step.output[-2000:]
+    report = json.loads(next(line for line in step.output.splitlines() if line.startswith('{"ok"')))
+    assert report["ok"] is True, [c for c in report["checks"] if c["status"] != "ok"]
 
 
 def test_local_env_restage_unfinished_rotation_refuses_until_abandoned(guarded: support.RunningLocalEnv) -> None:

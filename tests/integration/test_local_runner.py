@@ -6,11 +6,13 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
-from helpers import REPO_ROOT
-from rotation_local import demo
+from helpers import REPO_ROOT, LeakGuard
+from integration.support import create_account, unique
+from rotation_local import demo, emulator
 from rotation_local.invoke import load_env_vars
-from rotation_local.targets import database_targets
+from rotation_local.targets import DatabaseTarget, database_targets
 
 DATABASES = tuple(database_targets())
 
@@ -30,6 +32,10 @@ def test_demo_default_rotates_every_database_target_and_api_key_without_printing
     assert text.count("key from two generations ago revoked: yes") == 1
     assert "NO" not in text
     assert "0 found" in lines[-1]
+    # A passing preflight before each target's rotations, a failing one for a second secret of the first.
+    preflights = [line.split()[1] for line in lines if line.strip().startswith("preflight ")]
+    assert preflights == ["ok", "FAILED", *["ok"] * len(DATABASES)]
+    assert "failed: current_login (auth_failed)" in text
 
 
 def test_demo_alternating_users_three_rotations_alternate_on_every_database() -> None:
@@ -40,6 +46,43 @@ def test_demo_alternating_users_three_rotations_alternate_on_every_database() ->
     users = [line.split(" as ")[1].split()[0] for line in lines if "new AWSCURRENT as" in line]
     assert users == ["app_user_clone", "app_user", "app_user_clone"] * len(DATABASES)
     assert "previous credentials still work (kept until the next rotation): yes" in "\n".join(lines)
+
+
+def test_preflight_cli_correct_setup_exits_zero_with_report(
+    db_server: Any, db_target: DatabaseTarget, sm_client: Any, sm_env: dict[str, str], ca_bundle: Path,
+    leak_guard: LeakGuard, tmp_path: Path,
+) -> None:  # fmt: skip
+    account = create_account(db_target, db_server, sm_client, leak_guard, username=unique("cli")[:16])
+    env_file = tmp_path / "env.json"
+    env_file.write_text(json.dumps({"Parameters": {**sm_env, "DB_CA_BUNDLE": str(ca_bundle)}}))
+
+    result = run_cli("preflight", "--function", f"functions/{db_target.engine}", "--secret-id", account.arn,
+                     "--env-vars", str(env_file), "--function-name", emulator.LOCAL_FUNCTION, "--json")  # fmt: skip
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert report["ok"] is True
+    assert {check["status"] for check in report["checks"]} == {"ok"}
+
+
+def test_preflight_cli_failed_check_exits_one_and_names_it(sm_env: dict[str, str], sm_client: Any) -> None:
+    arn = sm_client.create_secret(Name=unique("cli"), SecretString=json.dumps({"host": "db.example"}))["ARN"]
+
+    result = run_cli("preflight", "--function", "functions/postgres", "--secret-id", arn,
+                     "--endpoint", sm_env["AWS_ENDPOINT_URL_SECRETSMANAGER"])  # fmt: skip
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stdout.splitlines()[0] == "preflight: a check FAILED"
+    failed = [line.split()[1] for line in result.stdout.splitlines() if line.strip().startswith("FAILED")]
+    assert failed == ["rotation_function", "rotation_enabled", "secret_json"]
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "rotation_local", *args], cwd=REPO_ROOT, capture_output=True, text=True, check=False,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": f"{REPO_ROOT / 'tools'}", "AWS_ACCESS_KEY_ID": "testing",
+             "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": emulator.DEFAULT_REGION},
+    )  # fmt: skip
 
 
 def test_invoke_cli_failure_exits_non_zero_with_error_json(sm_env: dict[str, str], tmp_path: Path) -> None:

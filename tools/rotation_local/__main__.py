@@ -1,4 +1,5 @@
-"""Command line: ``python -m rotation_local demo | invoke | local-env | roots | verified-table | template``."""
+"""Command line: ``python -m rotation_local demo | invoke | preflight | local-env | roots | verified-table |
+template``."""
 
 from __future__ import annotations
 
@@ -34,6 +35,25 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 (one return per
     run.add_argument("--function-name", help="section of the env-vars file to use (the template's logical id)")
     run.add_argument("--endpoint", help="Secrets Manager endpoint URL (sets AWS_ENDPOINT_URL_SECRETSMANAGER)")
     run.add_argument("--python", help="Python interpreter that runs the handler (default: this one)")
+
+    check = commands.add_parser(
+        "preflight",
+        help="run a function's preflight of one secret (every check a rotation needs, changing nothing)",
+        description='Invoke the function\'s handler with {"Preflight": {"SecretId": ...}} in a child process, as '
+        "invoke does, and print its report; exit 0 when every check passed, 1 when one failed, 2 when the "
+        "invocation failed.",
+    )
+    check.add_argument("--function", required=True, type=Path, help="function folder, e.g. functions/postgres")
+    check.add_argument("--secret-id", required=True, help="the secret's ARN or name")
+    check.add_argument("--env-vars", type=Path, help="environment file in sam local invoke's --env-vars format")
+    check.add_argument(
+        "--function-name",
+        help="the env-vars file's section, and the function's name in the Lambda context (the secret must name "
+        "that function as its rotation function)",
+    )
+    check.add_argument("--endpoint", help="Secrets Manager endpoint URL (sets AWS_ENDPOINT_URL_SECRETSMANAGER)")
+    check.add_argument("--python", help="Python interpreter that runs the handler (default: this one)")
+    check.add_argument("--json", action="store_true", help="print the report as the function returned it")
 
     local = commands.add_parser(
         "local-env",
@@ -98,11 +118,20 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 (one return per
     env = load_env_vars(args.env_vars, args.function_name) if args.env_vars else {}
     if args.endpoint:
         env["AWS_ENDPOINT_URL_SECRETSMANAGER"] = args.endpoint
+    if args.command == "preflight":
+        from rotation_local import preflight
+
+        return preflight.command(
+            args.function.resolve(), args.secret_id, env=env, function_name=args.function_name,
+            python=args.python, as_json=args.json,
+        )  # fmt: skip
     event = json.loads(args.event.read_text())
     result = invoke(args.function.resolve(), event, env=env, python=args.python)
     sys.stdout.write(result.stdout)
     sys.stderr.write(result.stderr)
     if result.ok:
+        if result.result is not None:  # what the handler returned: a preflight's report
+            print(json.dumps(result.result))
         print(json.dumps({"status": "ok"}))
         return 0
     print(json.dumps({"errorType": result.error_type, "errorMessage": result.error_message}))

@@ -4,8 +4,11 @@ For each target — a throwaway server of every local database target (``rotatio
 host's PostgreSQL and MariaDB, TLS on with a CA made for the run, so the default ``verify-full`` is
 exercised) and a fake Datadog API — it emulates Secrets Manager, plays the
 service's side of ``RotateSecret`` and invokes the function's handler for each step in its own
-process. It prints versions and labels, which credentials work afterwards, and a leak check of every
-line the functions printed; never a secret value.
+process. Before the first rotation it runs the function's preflight of the secret (every check passes);
+after the first database target's rotations, the preflight of a second secret whose password was
+changed outside Secrets Manager (its login check fails, with what to do). It prints versions and
+labels, which credentials work afterwards, and a leak check of every line the functions printed;
+never a secret value.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 
 from rotation_local import emulator, service
 from rotation_local.invoke import REPO_ROOT, Invocation, invoke
+from rotation_local.preflight import run_preflight
 from rotation_local.targets import database_target, database_targets
 from rotation_local.tls import LocalCA
 
@@ -143,6 +147,7 @@ def run(
     output_seen: list[str] = []
     known: list[str] = []
     failed = False
+    failing_shown = False
     try:
         out(f"Secrets Manager emulator at {sm_server.endpoint_url}; secret values are never printed")
         for engine in engines:
@@ -153,10 +158,13 @@ def run(
                     out(f"\n== {engine}: skipped, its server is not installed here: {error}")
                     continue
                 try:
+                    show_failing = not failing_shown and engine != API_KEY
                     ok = _rotate_target(
                         target, client, endpoint_url=sm_server.endpoint_url, strategy=strategy,
                         rotations=rotations, python=python, out=out, output_seen=output_seen,
+                        show_failing_preflight=show_failing,
                     )  # fmt: skip
+                    failing_shown = failing_shown or show_failing
                     failed = failed or not ok
                 finally:
                     known.extend(target.known_values)
@@ -183,6 +191,7 @@ def _rotate_target(
     python: str | None,
     out: Out,
     output_seen: list[str],
+    show_failing_preflight: bool = False,
 ) -> bool:
     run_id = secrets.token_hex(3)
     strategy_text = strategy if target.function != API_KEY else "API key generations"
@@ -195,8 +204,9 @@ def _rotate_target(
         )["ARN"]
     value = target.build_secret(master_arn)
     arn = client.create_secret(Name=f"demo/{target.function}/app-{run_id}", SecretString=json.dumps(value))["ARN"]
-    emulator.enable_rotation(arn)
-    out(f"   secret {arn}")
+    function_name = f"demo-{target.function.replace('_', '-')}-rotation"
+    emulator.enable_rotation(arn, lambda_arn=emulator.function_arn(function_name))
+    out(f"   secret {arn}, rotation function {function_name}")
     env = {
         "AWS_ENDPOINT_URL_SECRETSMANAGER": endpoint_url,
         "AWS_ACCESS_KEY_ID": "testing",
@@ -209,9 +219,27 @@ def _rotate_target(
     function_dir = REPO_ROOT / "functions" / target.function
     failures: list[Invocation] = []
 
+    def preflight(secret_arn: str, *, expect_ok: bool) -> bool:
+        """The function's preflight of ``secret_arn``; True when its outcome is the one expected."""
+        started = time.perf_counter()
+        result = run_preflight(function_dir, secret_arn, env=env, function_name=function_name, python=python)
+        output_seen.extend([result.stdout, result.stderr, json.dumps(result.result)])
+        report = result.result if isinstance(result.result, dict) else {}
+        checks = report.get("checks", [])
+        failed = [check for check in checks if check["status"] == "failed"]
+        status = "ok" if report.get("ok") else ("FAILED" if report else f"ERROR ({result.error_type})")
+        out(f"  {'preflight':<13} {status:<8} {time.perf_counter() - started:5.2f} s  ({len(checks)} checks, "
+            f"{len(failed)} failed; nothing is changed)")  # fmt: skip
+        for check in checks:
+            if check["status"] != "ok":
+                out(f"      {check['status']}: {check['name']} ({check['category']})")
+        for check in failed:
+            out(f"      fix: {check['fix']}")
+        return bool(report) and bool(report.get("ok")) is expect_ok
+
     def run_step(step_event: Mapping[str, Any]) -> None:
         started = time.perf_counter()
-        result = invoke(function_dir, step_event, env=env, python=python)
+        result = invoke(function_dir, step_event, env=env, python=python, function_name=function_name)
         output_seen.extend([result.stdout, result.stderr, result.error_message or ""])
         status = "ok" if result.ok else f"FAILED ({result.error_type})"
         out(f"  {step_event['Step']:<13} {status:<8} {time.perf_counter() - started:5.2f} s")
@@ -222,6 +250,9 @@ def _rotate_target(
             failures.append(result)
             raise StepFailedError
 
+    out(" Preflight: what the first rotation will need, checked by the function itself")
+    if not preflight(arn, expect_ok=True):
+        return False
     history: list[dict[str, Any]] = [value]
     for number in range(1, rotations + 1):
         before = emulator.version_stages(arn)
@@ -241,6 +272,17 @@ def _rotate_target(
         new = json.loads(client.get_secret_value(SecretId=arn, VersionStage="AWSCURRENT")["SecretString"])
         history.append(new)
         if not _report(target, history, out):
+            return False
+    if show_failing_preflight:
+        # A second secret for the same user, holding a password the database never had (as after a change made
+        # outside Secrets Manager): the preflight says so before any rotation would fail on it.
+        stale = {**history[-1], "password": secrets.token_urlsafe(24)}
+        stale_arn = client.create_secret(Name=f"demo/{target.function}/stale-{run_id}", SecretString=json.dumps(stale))[
+            "ARN"
+        ]
+        emulator.enable_rotation(stale_arn, lambda_arn=emulator.function_arn(function_name))
+        out(f"\n Preflight of {stale_arn}, whose password was changed outside Secrets Manager (it must fail):")
+        if not preflight(stale_arn, expect_ok=False):
             return False
     return True
 

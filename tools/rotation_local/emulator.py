@@ -24,6 +24,13 @@ from typing import Any
 DEFAULT_ACCOUNT = "123456789012"
 DEFAULT_REGION = "us-east-1"
 AWSCURRENT, AWSPENDING, AWSPREVIOUS = "AWSCURRENT", "AWSPENDING", "AWSPREVIOUS"
+#: The rotation function :func:`enable_rotation` attaches unless told another one.
+LOCAL_FUNCTION = "local-rotation"
+
+
+def function_arn(function_name: str, *, account_id: str = DEFAULT_ACCOUNT, region: str = DEFAULT_REGION) -> str:
+    """The ARN of a function called ``function_name`` in the emulator's account and region."""
+    return f"arn:aws:lambda:{region}:{account_id}:function:{function_name}"
 
 
 @functools.cache
@@ -72,7 +79,7 @@ def _secret(secret_id: str, account_id: str, region: str) -> Any:
 def enable_rotation(
     secret_id: str,
     *,
-    lambda_arn: str = f"arn:aws:lambda:{DEFAULT_REGION}:{DEFAULT_ACCOUNT}:function:local-rotation",
+    lambda_arn: str = function_arn(LOCAL_FUNCTION),
     account_id: str = DEFAULT_ACCOUNT,
     region: str = DEFAULT_REGION,
 ) -> None:

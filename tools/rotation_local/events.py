@@ -2,7 +2,8 @@
 
 One folder of events per function of the template, one event per rotation step in it:
 ``events/<folder>/<strategy>/<step>.json`` for a database function (``events/postgres/single-user/``),
-``events/<folder>/<step>.json`` for a function without strategies (``events/api_key/``). Each event
+``events/<folder>/<step>.json`` for a function without strategies (``events/api_key/``), and beside
+them ``preflight.json``, the preflight of the same secret (``{"Preflight": {"SecretId": ...}}``). Each event
 names its secret by **name**, a valid ``SecretId`` that reads like production: the name matches the
 default of the template's ``<Function>Secrets`` parameter (``rotation/postgres/single-user/app``),
 and the name of the master or admin secret it points at matches the template's read-only parameter
@@ -27,6 +28,8 @@ from rotation_local.invoke import REPO_ROOT
 
 EVENTS_DIR = REPO_ROOT / "events"
 STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
+PREFLIGHT_EVENT = "preflight"  # the file name (without .json) of each function's preflight event
+EVENT_NAMES = (*STEPS, PREFLIGHT_EVENT)
 SAMPLE_REGION = "us-east-1"
 NAME_LEAF = "app"  # the last part of every sample secret's name
 LOCAL_PARAMETERS = {
@@ -86,6 +89,11 @@ def step_events(function: FunctionSpec, token: str) -> dict[str, dict[str, str]]
     return {step: {"Step": step, "SecretId": secret_name(function), "ClientRequestToken": token} for step in STEPS}
 
 
+def preflight_event(function: FunctionSpec) -> dict[str, dict[str, str]]:
+    """The preflight of the function's sample secret: the exact event shape the function accepts."""
+    return {"Preflight": {"SecretId": secret_name(function)}}
+
+
 def function_env(function: FunctionSpec) -> dict[str, str]:
     """What distinguishes this function's container from its siblings' (the env-vars file's section)."""
     if function.strategy is not None:
@@ -106,6 +114,8 @@ def render_events() -> dict[Path, str]:
     """Every generated file below ``events/``, by path relative to it."""
     functions = list(rotation_functions())
     files = render_step_events(functions, {function_id(f): sample_token(f) for f in functions})
+    for function in functions:
+        files[event_folder(function) / f"{PREFLIGHT_EVENT}.json"] = _json(preflight_event(function))
     env: dict[str, dict[str, str]] = {"Parameters": dict(LOCAL_PARAMETERS)}
     for function in functions:
         env[function_id(function)] = function_env(function)

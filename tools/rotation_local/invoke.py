@@ -1,7 +1,10 @@
 """Run a function's handler on an event in a fresh Python process, as Lambda would (no Docker).
 
 The child process sees only the layer's source root and the function's folder on its path (Lambda's
-``/opt/python`` and ``/var/task``), the environment given, and a Lambda-like context object.
+``/opt/python`` and ``/var/task``), the environment given, and a Lambda-like context object: its
+function name is ``AWS_LAMBDA_FUNCTION_NAME`` when the environment sets it (as Lambda does), else the
+one given, else the folder's name, and its ARN is that function's in the emulator's account and region.
+What the handler returns (a preflight's report) comes back as :attr:`Invocation.result`.
 """
 
 from __future__ import annotations
@@ -24,8 +27,9 @@ LAYER_DIR = REPO_ROOT / "layers" / "rotation_core"
 
 # Runs inside the child. argv: result file, function name.
 _CHILD = r"""
-import json, sys, time, types, uuid
-result_path, function_name = sys.argv[1], sys.argv[2]
+import json, os, sys, time, types, uuid
+result_path = sys.argv[1]
+function_name = os.environ.get("AWS_LAMBDA_FUNCTION_NAME") or sys.argv[2]
 event = json.load(sys.stdin)
 deadline = time.monotonic() + 300
 context = types.SimpleNamespace(
@@ -53,6 +57,7 @@ class Invocation:
     stdout: str
     stderr: str
     returncode: int
+    result: Any = None  # what the handler returned (None for a rotation step)
 
 
 def invoke(
@@ -63,8 +68,12 @@ def invoke(
     python: str | None = None,
     layer_dir: Path = LAYER_DIR,
     timeout: float = 300,
+    function_name: str | None = None,
 ) -> Invocation:
-    """Invoke ``app.lambda_handler`` of ``function_dir`` with ``event`` in a child process."""
+    """Invoke ``app.lambda_handler`` of ``function_dir`` with ``event`` in a child process.
+
+    ``function_name`` names the function in the Lambda context (default: the folder's name).
+    """
     child_env = {key: value for key, value in os.environ.items() if not key.startswith("PYTHON")}
     child_env.update(env or {})
     child_env["PYTHONPATH"] = os.pathsep.join([str(layer_dir), str(function_dir)])
@@ -73,7 +82,7 @@ def invoke(
     with tempfile.TemporaryDirectory(prefix="rotation-invoke-") as scratch:
         result_path = Path(scratch) / "result.json"
         completed = subprocess.run(
-            [python or sys.executable, "-c", _CHILD, str(result_path), function_dir.name],
+            [python or sys.executable, "-c", _CHILD, str(result_path), function_name or function_dir.name],
             input=json.dumps(dict(event)),
             capture_output=True,
             text=True,
@@ -97,6 +106,7 @@ def invoke(
         stdout=completed.stdout,
         stderr=completed.stderr,
         returncode=completed.returncode,
+        result=outcome.get("result"),
     )
 
 

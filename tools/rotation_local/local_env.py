@@ -400,6 +400,8 @@ class LocalEnvironment:
         folder.mkdir()
         for rotated in self.rotated.values():
             section = {**function_env(rotated.function), **self._tls_env(rotated.function, str(self.ca_bundle))}
+            # As Lambda sets it: the runner's context then names the function the secret is attached to.
+            section["AWS_LAMBDA_FUNCTION_NAME"] = rotated.id
             text = json.dumps({"Parameters": parameters, rotated.id: section}, indent=2) + "\n"
             (folder / f"{rotated.id}.json").write_text(text, encoding="utf-8")
             sam[rotated.id] = self._tls_env(rotated.function, f"/var/task/{SAM_CA_NAME}")

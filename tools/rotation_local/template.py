@@ -21,8 +21,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rotation_core.errors import Category
 from rotation_core.registry import API_KEY_FUNCTION, FunctionSpec, SettingSpec, engines, rotation_functions
-from rotation_core.settings import Strategy
+from rotation_core.settings import DEFAULT_METRICS_NAMESPACE, METRICS_DEPLOYMENT, POWERTOOLS_METRICS_NAMESPACE, Strategy
 from rotation_release import project as release_project
 from rotation_release.sar import METADATA_KEY, application_metadata
 
@@ -269,10 +270,10 @@ def parameters_section(release: ReleaseLayout | None = None) -> tuple[list[str],
         ),
         ("Database rotation", database_group),
         ("API key rotation", [p.name for p in api]),
-        ("Alarms", ["AlarmTopicArn"]),
+        ("Alarms and metrics", ["AlarmTopicArn", *(p.name for p in MONITORING_PARAMETERS)]),
     ]
     ordered = [*secrets, kms, *_STATIC_PARAMETERS, *database[:4], *per_engine, *database[4:], *engine_settings, *api,
-               _ALARM_TOPIC]  # fmt: skip
+               _ALARM_TOPIC, *MONITORING_PARAMETERS]  # fmt: skip
     lines = ["Parameters:"]
     for parameter in ordered:
         lines.append(f"  {parameter.name}:")
@@ -576,6 +577,7 @@ def render_template(release: ReleaseLayout | None = None) -> str:
             *_indent(_section_comment(function), 2),
             *_indent(function_resources(function, release), 2),
         ]
+    lines += ["", *_indent(monitoring_resources(), 2)]
     lines += ["", *outputs_section()]
     return "\n".join(lines) + "\n"
 
@@ -760,6 +762,8 @@ _MIDDLE = (
     '  HasKmsKey: !Not [!Equals [!Ref KmsKeyArn, ""]]',
     '  HasReservedConcurrency: !Not [!Equals [!Ref ReservedConcurrency, "0"]]',
     '  HasAlarmTopic: !Not [!Equals [!Ref AlarmTopicArn, ""]]',
+    '  CreateFailureAlarms: !Equals [!Ref RotationFailureAlarms, "true"]',
+    '  CreateDashboard: !Equals [!Ref RotationDashboard, "true"]',
     "",
     "Globals:",
     "  Function:",
@@ -773,6 +777,138 @@ _MIDDLE = (
     "      Variables:",
     "        POWERTOOLS_LOG_LEVEL: !Ref LogLevel",
     "        SECRETS_MANAGER_ENDPOINT: !Ref SecretsManagerEndpoint",
+    f"        {POWERTOOLS_METRICS_NAMESPACE}: !Ref MetricsNamespace",
+    f"        {METRICS_DEPLOYMENT}: !Ref AWS::StackName",
     "",
     "Resources:",
 )
+
+
+# --- monitoring: the rotation metrics' namespace, an alarm per failure category, a dashboard -----------------
+
+MONITORING_PARAMETERS = (
+    Parameter("MetricsNamespace", (
+        "Type: String",
+        f"Default: {DEFAULT_METRICS_NAMESPACE}",
+        'AllowedPattern: "^[A-Za-z0-9._#:/-]{1,255}$"',
+        *description_lines(
+            "CloudWatch namespace of the functions' rotation metrics (POWERTOOLS_METRICS_NAMESPACE): StepSucceeded, "
+            "StepFailed, StepDuration and RotationCompleted, written as Embedded Metric Format log lines."
+        ),
+    )),
+    Parameter("RotationFailureAlarms", (
+        "Type: String",
+        'Default: "true"',
+        'AllowedValues: ["true", "false"]',
+        *description_lines(
+            "One alarm per failure category (StepFailed of this stack's functions), each telling what to do; "
+            "notifies AlarmTopicArn when given."
+        ),
+    )),
+    Parameter("RotationDashboard", (
+        "Type: String",
+        'Default: "false"',
+        'AllowedValues: ["true", "false"]',
+        "Description: A CloudWatch dashboard of this stack's rotations (failures by category, completions, durations).",
+    )),
+)  # fmt: skip
+
+
+def failure_alarm_name(category: Category) -> str:
+    """``RotationFailedAuthFailedAlarm``: the logical id of the alarm on one failure category."""
+    return "RotationFailed" + _camel(category.value) + "Alarm"
+
+
+def failure_alarm(category: Category) -> list[str]:
+    """The alarm on failed steps of one category in this stack; its description is the troubleshooting cause."""
+    from rotation_core.causes import cause_of
+    from rotation_core.metrics import CATEGORY, DEPLOYMENT, STEP_FAILED
+
+    cause = cause_of(category)
+    text = (
+        f"A rotation step of this stack failed ({category.value}): {cause.title}. {cause.fix} The failed step's log "
+        f"line (category {category.value}) names the secret and what exactly went wrong."
+    )
+    return [
+        f"{failure_alarm_name(category)}:",
+        "  Type: AWS::CloudWatch::Alarm",
+        "  Condition: CreateFailureAlarms",
+        "  Properties:",
+        *_indent(["Alarm" + line if i == 0 else line for i, line in enumerate(description_lines(text))], 4),
+        "    Namespace: !Ref MetricsNamespace",
+        f"    MetricName: {STEP_FAILED}",
+        "    Dimensions:",
+        f"      - Name: {DEPLOYMENT}",
+        "        Value: !Ref AWS::StackName",
+        f"      - Name: {CATEGORY}",
+        f"        Value: {category.value}",
+        "    Statistic: Sum",
+        "    Period: 300",
+        "    EvaluationPeriods: 1",
+        "    Threshold: 1",
+        "    ComparisonOperator: GreaterThanOrEqualToThreshold",
+        "    TreatMissingData: notBreaching",
+        "    AlarmActions: !If [HasAlarmTopic, [!Ref AlarmTopicArn], !Ref AWS::NoValue]",
+    ]
+
+
+def dashboard_body() -> dict[str, object]:
+    """The dashboard's widgets, with ``${...}`` left for Fn::Sub (the namespace, the stack, the functions)."""
+    from rotation_core import metrics as m
+
+    functions = [f"${{{function.logical_name}Function}}" for function in rotation_functions()]
+    ours = " OR ".join(f'{m.FUNCTION}="{name}"' for name in functions)
+
+    def search(schema: str, metric: str, where: str, stat: str, period: int) -> dict[str, str]:
+        return {"expression": f"SEARCH('{{${{MetricsNamespace}},{schema}}} MetricName=\"{metric}\" {where}', "
+                              f"'{stat}', {period})", "id": "e1"}  # fmt: skip
+
+    def widget(y: int, x: int, title: str, metrics: list[object], *, stat: str, period: int) -> dict[str, object]:
+        properties = {"title": title, "view": "timeSeries", "region": "${AWS::Region}", "stat": stat,
+                      "period": period, "metrics": metrics}  # fmt: skip
+        return {"type": "metric", "x": x, "y": y, "width": 12, "height": 6, "properties": properties}
+
+    deployment = f'{m.DEPLOYMENT}="${{AWS::StackName}}"'
+    failed = search(f"{m.DEPLOYMENT},{m.CATEGORY}", m.STEP_FAILED, deployment, "Sum", 300)
+    completed = search(f"{m.FUNCTION},{m.TARGET}", m.ROTATION_COMPLETED, f"({ours})", "Sum", 86400)
+    longest = search(f"{m.FUNCTION},{m.TARGET}", m.STEP_DURATION, f"({ours})", "Maximum", 300)
+    errors: list[object] = [["AWS/Lambda", "Errors", "FunctionName", name] for name in functions]
+    intro = (
+        "## Secrets rotation: ${AWS::StackName}\nFailed steps by category (each category has an alarm that says "
+        "what to do), completed rotations, step durations and the functions' Lambda errors. The failed steps' log "
+        "lines name the secrets."
+    )
+    return {
+        "widgets": [
+            {"type": "text", "x": 0, "y": 0, "width": 24, "height": 2, "properties": {"markdown": intro}},
+            widget(2, 0, "Failed steps by category", [[failed]], stat="Sum", period=300),
+            widget(2, 12, "Rotations completed", [[completed]], stat="Sum", period=86400),
+            widget(8, 0, "Longest step (ms)", [[longest]], stat="Maximum", period=300),
+            widget(8, 12, "Lambda errors", errors, stat="Sum", period=300),
+        ]
+    }
+
+
+def monitoring_resources() -> list[str]:
+    """The failure alarms (one per category) and the dashboard, each behind its parameter (indented under Resources)."""
+    from rotation_core.errors import Category
+
+    lines = [
+        "# " + "-" * 93,
+        "# Rotation health: an alarm per failure category and a dashboard (rotation_core.metrics).",
+    ]
+    for category in Category:
+        lines += [*failure_alarm(category), ""]
+    widgets = dashboard_body()["widgets"]
+    assert isinstance(widgets, list)
+    rows = [json.dumps(widget, separators=(",", ":")) for widget in widgets]
+    body = '{"widgets": [\n' + ",\n".join("  " + row for row in rows) + "\n]}"
+    lines += [
+        "RotationHealthDashboard:",
+        "  Type: AWS::CloudWatch::Dashboard",
+        "  Condition: CreateDashboard",
+        "  Properties:",
+        "    DashboardBody: !Sub |",
+        *("      " + line for line in body.splitlines()),
+    ]
+    return lines

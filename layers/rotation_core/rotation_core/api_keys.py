@@ -41,7 +41,9 @@ from rotation_core.errors import (
     VerificationError,
 )
 from rotation_core.log import get_logger, register_sensitive
+from rotation_core.metrics import note_target
 from rotation_core.providers import (
+    PROVIDERS,
     ApiKeyProvider,
     KeyRecord,
     KeyRef,
@@ -58,6 +60,7 @@ from rotation_core.secrets import AWSCURRENT, AWSPREVIOUS
 from rotation_core.settings import RevokePolicy, Settings
 
 KEY_NAME_PREFIX = "sm-rotation-"
+_MAX_TARGETS = 256
 _TOKEN_IN_NAME = re.compile(r"^[A-Za-z0-9-]{1,40}$")
 
 
@@ -115,6 +118,7 @@ class ApiKeyRotation:
         )
         self._sleep = sleep
         self._earlier_attempts: dict[tuple[str, str], list[str]] = {}
+        self._targets: dict[str, str] = {}  # secret ARN -> its admin secret's provider, for the metrics
 
     # --- the four steps -------------------------------------------------------------------------
 
@@ -162,6 +166,7 @@ class ApiKeyRotation:
                 get_logger().warning(f"revoked {description}", extra={"key_name": name, "already_gone": gone})
 
     def set_pending(self, context: RotationContext) -> None:
+        self._note_target(context, context.current())
         pending = context.pending()
         self._check_same_account(context.current(), pending, "pending")
         get_logger().info("nothing to set: the provider issued the pending key in createSecret")
@@ -203,6 +208,7 @@ class ApiKeyRotation:
         )
 
     def after_promote(self, context: RotationContext) -> None:
+        self._note_target(context)
         policy = self.settings.revoke_policy
         if policy is not RevokePolicy.PREVIOUS_AT_FINISH:
             get_logger().info(
@@ -255,6 +261,10 @@ class ApiKeyRotation:
             )
         admin = context.other_secret(adminarn)
         spec = admin_provider(admin)
+        if len(self._targets) >= _MAX_TARGETS:
+            self._targets.clear()
+        self._targets[context.metadata.arn] = spec.name
+        note_target(spec.name)  # the metrics' Target: a registered provider's name, never the secret's text
         settings = admin_settings(spec)
         register_sensitive(*(value for key, value in admin.items() if key not in settings))
         provider = build_provider(secret, admin, self.http, label=label)
@@ -320,6 +330,16 @@ class ApiKeyRotation:
             return
         gone = not provider.revoke(key.id)
         get_logger().info(f"revoked {description}" + (" (it was already gone)" if gone else ""))
+
+    def _note_target(self, context: RotationContext, secret: Mapping[str, Any] | None = None) -> None:
+        """The provider for the metrics of a step that reads no admin secret: the one this container saw for the
+        secret, else the rotated secret's own ``provider`` when it names a registered one (nothing else is used)."""
+        name = self._targets.get(context.metadata.arn)
+        named = None if secret is None else secret.get("provider")
+        if name is None and isinstance(named, str) and named in PROVIDERS:
+            name = named
+        if name is not None:
+            note_target(name)
 
     @staticmethod
     def _check_same_account(current: Mapping[str, Any], other: Mapping[str, Any], label: str) -> None:

@@ -59,9 +59,11 @@ class InvalidEventError(RotationError):
 class ServiceCallError(RotationError):
     """An AWS API call failed; ``error_code`` is the service's code (``AccessDeniedException`` ...), if any."""
 
-    def __init__(self, message: str, *, error_code: str = "") -> None:
+    def __init__(self, message: str, *, error_code: str = "", answered: bool = True) -> None:
         super().__init__(message)
         self.error_code = error_code
+        #: False when no answer came back (the endpoint is unreachable, a timeout): the call never got a verdict.
+        self.answered = answered
 
 
 class SecretsManagerError(ServiceCallError):

@@ -9,11 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from rotation_core.causes import cause_of
 from rotation_core.errors import Category, ConfigurationError, RotationError
 from rotation_core.log import get_logger, invocation_scope, redact
-from rotation_core.rotator import Rotator
+from rotation_core.metrics import UNKNOWN, InvocationMetrics, invocation_metrics, step_of
+from rotation_core.rotator import Rotator, Step
 from rotation_core.secrets import SecretStore
-from rotation_core.settings import ROTATION_STRATEGY, Settings, Strategy
+from rotation_core.settings import ROTATION_STRATEGY, MetricsSettings, Settings, Strategy
 
 if TYPE_CHECKING:
     from rotation_core.engines.base import DatabaseEngine
@@ -23,14 +25,24 @@ RotatorFactory = Callable[[Mapping[str, str] | None], Rotator]
 
 
 class RotationHandler:
-    """Callable as ``lambda_handler(event, context)``; logs each failure once, then raises it."""
+    """Callable as ``lambda_handler(event, context)``; logs each failure once, then raises it.
 
-    def __init__(self, build_rotator: RotatorFactory, *, environ: Mapping[str, str] | None = None) -> None:
+    A rotation step returns nothing; a preflight event (``{"Preflight": {"SecretId": ...}}``, see
+    :mod:`rotation_core.preflight`) returns its report. Every invocation writes its metrics
+    (:mod:`rotation_core.metrics`); ``target`` is the engine they are dimensioned by (``unknown`` until
+    the API-key function knows the provider).
+    """
+
+    def __init__(
+        self, build_rotator: RotatorFactory, *, environ: Mapping[str, str] | None = None, target: str = UNKNOWN
+    ) -> None:
         self._build_rotator = build_rotator
         self._environ = environ
+        self._target = target
         self._rotator: Rotator | None = None
+        self._metrics_settings: MetricsSettings | None = None
 
-    def __call__(self, event: Any, context: Any = None) -> None:
+    def __call__(self, event: Any, context: Any = None) -> dict[str, Any] | None:
         # Log keys and registered values belong to this invocation only (context variables, so
         # concurrent invocations in one process keep theirs apart); both are dropped when it ends.
         logger = get_logger()
@@ -39,24 +51,81 @@ class RotationHandler:
             request_id = getattr(context, "aws_request_id", None)
             if request_id:
                 logger.thread_safe_append_keys(function_request_id=request_id)
+            if self._metrics_settings is None:
+                self._metrics_settings = MetricsSettings.from_env(self._environ)
+            recorder = InvocationMetrics(
+                self._metrics_settings, function_name=getattr(context, "function_name", None), target=self._target
+            )
+            try:
+                with invocation_metrics(recorder):
+                    from rotation_core.preflight import is_preflight
+
+                    if is_preflight(event):
+                        return self._preflight(event, context, recorder)
+                    self._step(event, recorder)
+                    return None
+            finally:
+                logger.thread_safe_clear_keys()
+
+    def _step(self, event: Any, recorder: InvocationMetrics) -> None:
+        step = step_of(event)
+        try:
+            if self._rotator is None:
+                self._rotator = self._build_rotator(self._environ)
+            acted = self._rotator.handle(event)
+        except Exception as error:
+            failure = _logged_failure(error)
+            recorder.step_failed(step, failure.category)
+            if failure is error:
+                raise
+            raise failure from None
+        recorder.step_succeeded(step, rotation_completed=acted and step == Step.FINISH.value)
+
+    def _preflight(self, event: Any, context: Any, recorder: InvocationMetrics) -> dict[str, Any]:
+        from rotation_core.preflight import configuration_failure, parse_preflight, run_preflight
+
+        try:
+            request = parse_preflight(event)
+            get_logger().thread_safe_append_keys(preflight=True, secret_id=request.secret_id)
             try:
                 if self._rotator is None:
                     self._rotator = self._build_rotator(self._environ)
-                self._rotator.handle(event)
             except RotationError as error:
-                logger.error(
-                    error.message,
-                    extra={"error_type": type(error).__name__, "category": error.category.value},
+                report = configuration_failure(error)
+            else:
+                report = run_preflight(
+                    self._rotator, request, function_arn=getattr(context, "invoked_function_arn", None)
                 )
+        except Exception as error:
+            failure = _logged_failure(error)
+            recorder.preflight(ok=False)
+            if failure is error:
                 raise
-            except Exception as error:  # a bug or an unexpected library error: still no values out
-                message = f"unexpected {type(error).__name__}: {redact(str(error))}"
-                logger.exception(
-                    message, extra={"error_type": type(error).__name__, "category": Category.INTERNAL.value}
-                )
-                raise RotationError(message, category=Category.INTERNAL) from None
-            finally:
-                logger.thread_safe_clear_keys()
+            raise failure from None
+        recorder.preflight(ok=report.ok)
+        return report.as_dict()
+
+
+def _logged_failure(error: Exception) -> RotationError:
+    """Log a failure once (with its category and troubleshooting cause); the error to raise, without values."""
+    logger = get_logger()
+    if isinstance(error, RotationError):
+        cause = cause_of(error.category)
+        logger.error(
+            error.message,
+            extra={"error_type": type(error).__name__, "category": error.category.value, "cause": cause.title,
+                   "fix": cause.fix},
+        )  # fmt: skip
+        return error
+    # A bug or an unexpected library error: still no values out.
+    message = f"unexpected {type(error).__name__}: {redact(str(error))}"
+    cause = cause_of(Category.INTERNAL)
+    logger.exception(
+        message,
+        extra={"error_type": type(error).__name__, "category": Category.INTERNAL.value, "cause": cause.title,
+               "fix": cause.fix},
+    )  # fmt: skip
+    return RotationError(message, category=Category.INTERNAL)
 
 
 def database_handler(
@@ -88,7 +157,7 @@ def database_handler(
         secret_store = store or SecretStore(endpoint_url=settings.secrets_manager_endpoint)
         return Rotator(secret_store, strategy_type(database, settings))
 
-    return RotationHandler(build, environ=environ)
+    return RotationHandler(build, environ=environ, target=engine if isinstance(engine, str) else engine.name)
 
 
 def api_key_handler(

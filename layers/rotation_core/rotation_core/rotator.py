@@ -277,16 +277,18 @@ class Rotator:
             Step.FINISH: self.finish_secret,
         }
 
-    def handle(self, raw_event: object) -> None:
+    def handle(self, raw_event: object) -> bool:
+        """Run the step the event names; False when the guards found nothing to do (already AWSCURRENT)."""
         event = RotationEvent.parse(raw_event)
         logger = get_logger()
         logger.thread_safe_append_keys(step=event.step.value, secret_id=event.secret_id, token=event.token)
         metadata = self.store.describe(event.secret_id)
         logger.thread_safe_append_keys(secret_arn=metadata.arn)
         if not self._guard(event, metadata):
-            return
+            return False
         self._steps[event.step](RotationContext(event=event, metadata=metadata, store=self.store, cache=self.cache))
         logger.info("step complete")
+        return True
 
     def _guard(self, event: RotationEvent, metadata: SecretMetadata) -> bool:
         """The protocol's four checks; False means the step has nothing to do."""

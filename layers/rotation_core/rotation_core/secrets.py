@@ -46,6 +46,7 @@ class SecretMetadata:
     #: The secret's tags. Keys starting with ``aws:`` are set by AWS services only (RDS names the database
     #: of a master secret it manages this way); no IAM principal can set or change them.
     tags: Mapping[str, str] = field(default_factory=dict)
+    rotation_lambda_arn: str | None = None  # the function the secret names as its rotation function
 
     def version_with(self, stage: str) -> str | None:
         for version_id, stages in self.versions.items():
@@ -78,6 +79,7 @@ class SecretStore(ServiceAccess["SecretsManagerClient"]):
             rotation_enabled=bool(response.get("RotationEnabled", False)),
             versions=versions,
             tags=tags,
+            rotation_lambda_arn=response.get("RotationLambdaARN") or None,
         )
 
     def get_value(self, secret_id: str, *, stage: str, version_id: str | None = None) -> dict[str, Any]:
@@ -189,6 +191,7 @@ class SecretStore(ServiceAccess["SecretsManagerClient"]):
                 f"Secrets Manager {operation} could not be sent ({type(error).__name__}: {redact(str(error))}); "
                 "if the function runs in a VPC, give it a Secrets Manager VPC endpoint or a NAT route",
                 error_code=type(error).__name__,
+                answered=False,
             ) from None
 
 

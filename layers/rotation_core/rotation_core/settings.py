@@ -39,6 +39,10 @@ API_VERIFY_ATTEMPTS = "API_VERIFY_ATTEMPTS"
 API_VERIFY_DELAY = "API_VERIFY_DELAY"
 API_CA_BUNDLE = "API_CA_BUNDLE"
 USERNAME_CHARACTER_LIMIT = "USERNAME_CHARACTER_LIMIT"
+# Metrics (rotation_core.metrics): Powertools' own namespace variable, and the deployment (stack) the
+# per-deployment failure metrics are dimensioned by.
+POWERTOOLS_METRICS_NAMESPACE = "POWERTOOLS_METRICS_NAMESPACE"
+METRICS_DEPLOYMENT = "METRICS_DEPLOYMENT"
 
 _TRUE = frozenset({"true", "1", "y", "yes"})
 _FALSE = frozenset({"false", "0", "n", "no", ""})
@@ -59,6 +63,7 @@ DEFAULT_API_VERIFY_DELAY = 5
 MAX_API_VERIFY_DELAY = 60
 DEFAULT_USERNAME_CHARACTER_LIMIT = 32  # MySQL 5.7 and later; MySQL 5.6 and older allow 16
 MAX_USERNAME_CHARACTER_LIMIT = 128
+DEFAULT_METRICS_NAMESPACE = "SecretsRotation"
 
 
 class Strategy(enum.StrEnum):
@@ -187,3 +192,21 @@ def _revoke_policy(env: Mapping[str, str]) -> RevokePolicy:
         raise ConfigurationError(
             f"{REVOKE_POLICY}={describe(text)} is not a revocation policy; set it to one of: {allowed}"
         ) from None
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    """Where the function's metrics go; read separately from :class:`Settings`, so that a function whose
+    other settings are wrong still reports that failure as a metric."""
+
+    namespace: str = DEFAULT_METRICS_NAMESPACE
+    deployment: str | None = None  # the stack name: failures are also counted per deployment and category
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> MetricsSettings:
+        """Never fails: an empty namespace means the default, an empty deployment none."""
+        env = os.environ if environ is None else environ
+        return cls(
+            namespace=env.get(POWERTOOLS_METRICS_NAMESPACE, "").strip() or DEFAULT_METRICS_NAMESPACE,
+            deployment=env.get(METRICS_DEPLOYMENT, "").strip() or None,
+        )

@@ -333,6 +333,10 @@ class AlternatingUsers(DatabaseStrategy):
             ) from None
         return other
 
+    def master_arn_of(self, current_secret: dict[str, Any]) -> str:
+        """The ARN of the master secret the current secret names (``masterarn``)."""
+        return self._master_arn(current_secret, "current")
+
     @staticmethod
     def _master_arn(secret: dict[str, Any], label: str) -> str:
         arn = secret.get("masterarn")

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from helpers import FUNCTIONS_DIR, LeakGuard
+from helpers import FUNCTIONS_DIR, LeakGuard, log_records
 from integration.api_keys.support import ApiKeySecret, FakeAndSecret, generic_sendgrid_secret, rotate, value_at
 from integration.support import stages
 from rotation_core.errors import Category, RotationError
@@ -69,7 +68,7 @@ def test_rotation_in_child_process_twice_imports_no_database_driver(
         previous_values.append(current["api_key"])
 
     assert len(fake.live_keys()) == 2
-    records = [json.loads(line) for text in outputs for line in text.splitlines() if line.startswith("{")]
+    records = [record for text in outputs for record in log_records(text)]
     assert {r["message"] for r in records} >= {"minted a new Datadog key", "Datadog accepts the AWSPENDING key"}
     for text in outputs:
         leak_guard.watch_text(text)

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from helpers import FUNCTIONS_DIR, REPO_ROOT
+from helpers import FUNCTIONS_DIR, REPO_ROOT, log_records
 from integration.support import secret_at, stages
 from rotation_local import emulator, service
 from rotation_local.invoke import invoke
@@ -29,7 +29,7 @@ def test_invoke_child_process_runs_every_step_like_lambda(
     token = service.rotate(account.arn, step)
 
     assert stages(sm_client, account.arn)[token] == ["AWSCURRENT"]
-    records = [json.loads(line) for text in outputs for line in text.splitlines() if line.startswith("{")]
+    records = [record for text in outputs for record in log_records(text)]
     assert {r["step"] for r in records} == set(service.STEPS)
     assert all(r["service"] == "secrets-rotation" and r["secret_arn"] == account.arn for r in records)
     assert all(r["function_request_id"] for r in records)

@@ -120,6 +120,18 @@ class DatabaseEngine(Protocol):
         """Run the read-only probe query; raise :class:`VerificationError` if it fails."""
         ...
 
+    # The preflight (rotation_core.preflight): read-only, nothing is changed.
+
+    def check_own_password(self, session: Session, login: DatabaseLogin) -> None:
+        """Raise :class:`rotation_core.errors.TargetError` if :meth:`set_own_password` would be refused for a
+        reason visible without trying (a standby server, read-only transactions, an account it cannot rotate)."""
+        ...
+
+    def check_clone_rights(self, admin: Session, *, caller: Session, original: str, target: str) -> None:
+        """Raise :class:`rotation_core.errors.TargetError` naming every right the admin lacks for
+        :meth:`set_clone_password` with the same arguments (reading the accounts as that would)."""
+        ...
+
 
 _TRUE_TEXT = frozenset({"true", "yes", "1", "y"})
 _FALSE_TEXT = frozenset({"false", "no", "0", "n"})

@@ -168,20 +168,25 @@ class MySQLEngine:
     def set_own_password(self, session: Session, login: DatabaseLogin, new_password: str) -> None:
         mysql_session = _session(session)
         builder = StatementBuilder(mysql_session.server)
-        where = f"{describe(mysql_session.account.user)}@{describe(mysql_session.account.host)}"
+        where = self._check_own_account(mysql_session, builder)
+        statement = builder.own_password(new_password)
+        register_sensitive(new_password, native_password_hash(new_password))
+        self._execute(mysql_session, [statement], action=f"change the password of {where}")
+
+    def _check_own_account(self, session: MySQLSession, builder: StatementBuilder) -> str:
+        """Refuse an account whose own password this function cannot set; returns how messages name it."""
+        where = f"{describe(session.account.user)}@{describe(session.account.host)}"
         if builder.is_mariadb:
             # The hash form is only right for mysql_native_password; SHOW GRANTS for oneself needs no privilege.
-            lines = self._fetch_column(mysql_session, "SHOW GRANTS FOR CURRENT_USER()", (), action="read own grants")
-            plugins = auth_plugins_of(lines, mysql_session.account)
+            lines = self._fetch_column(session, "SHOW GRANTS FOR CURRENT_USER()", (), action="read own grants")
+            plugins = auth_plugins_of(lines, session.account)
             if len(plugins) > 1:
                 raise UnsupportedAccountError(
                     f"{where} may authenticate in several ways ({', '.join(plugins)}); this function rotates "
                     "accounts with one password plugin only"
                 )
             builder.check_plugin(plugins[0] if plugins else "", where)
-        statement = builder.own_password(new_password)
-        register_sensitive(new_password, native_password_hash(new_password))
-        self._execute(mysql_session, [statement], action=f"change the password of {where}")
+        return where
 
     def set_clone_password(self, admin: Session, request: CloneRequest) -> None:
         caller, original, target, new_password = request.caller, request.original, request.target, request.new_password
@@ -247,6 +252,16 @@ class MySQLEngine:
                 f"the probe query failed with the new credentials: {_driver_message(error)}; "
                 "check TEST_QUERY and the user's grants"
             ) from None
+
+    def check_own_password(self, session: Session, login: DatabaseLogin) -> None:
+        from rotation_core.engines.mysql.preflight import check_own_password
+
+        check_own_password(self, _session(session))
+
+    def check_clone_rights(self, admin: Session, *, caller: Session, original: str, target: str) -> None:
+        from rotation_core.engines.mysql.preflight import check_clone_rights
+
+        check_clone_rights(self, _session(admin), _session(caller), original=original, target=target)
 
     # -- helpers ---------------------------------------------------------------------------------
 

@@ -221,6 +221,16 @@ class PostgresEngine(ByteLimitedLogins):
                 "check TEST_QUERY and the user's grants"
             ) from None
 
+    def check_own_password(self, session: Session, login: DatabaseLogin) -> None:
+        from rotation_core.engines.postgres.preflight import check_own_password
+
+        check_own_password(self, _pg(session), login)
+
+    def check_clone_rights(self, admin: Session, *, caller: Session, original: str, target: str) -> None:
+        from rotation_core.engines.postgres.preflight import check_clone_rights
+
+        check_clone_rights(self, _pg(admin), original=original, target=target)
+
     def _run(
         self,
         conn: psycopg2.extensions.connection,

@@ -1,0 +1,168 @@
+"""The API-key preflight against the fake providers over TLS and the emulator over HTTP.
+
+A correct setup passes every check for every provider and changes nothing: no Secrets Manager write
+(the read-only guard), no request but GET at the provider (its own request log), no key minted or
+revoked. Each cause that can be made locally fails the check that names it: an invalid admin credential,
+a key of another account, a revoked key, a provider that does not answer, a certificate from another CA.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trustme
+
+from integration.api_keys.support import GENERIC_SENDGRID, PROVIDERS, VALUE_FIELD, ApiKeySecret, FakeAndSecret
+from integration.preflight_support import check, failed_names, nothing_written, outcome, preflight
+from integration.support import unique
+from rotation_local import emulator
+from rotation_local.fake_providers import FakeProviderServer
+from rotation_local.postgres_server import free_port
+
+API_KEY_CHECKS = [
+    "function_configuration", "secrets_manager_endpoint", "rotation_function", "rotation_enabled",
+    "no_pending_rotation", "kms_decrypt", "secret_json", "admin_secret", "provider_reachable", "provider_tls",
+    "admin_credential", "key_binding",
+]  # fmt: skip
+#: What each fake answers an admin credential it does not know (Datadog 403, the others 401), as a category.
+REFUSED_ADMIN = {
+    "datadog": "permission",
+    "sendgrid": "auth_failed",
+    "twilio": "auth_failed",
+    "cloudflare": "auth_failed",
+}
+
+
+def wrong_admin(fake: FakeProviderServer) -> dict[str, Any]:
+    """The fake's admin secret with every credential value replaced (the provider and endpoints kept)."""
+    admin = fake.admin_secret()
+    kept = {"provider", "base_url", "api_base_url", "account_sid"}
+    return {key: value if key in kept else "x" + str(value)[1:] for key, value in admin.items()}
+
+
+@pytest.mark.parametrize("kind", PROVIDERS)
+def test_preflight_api_key_correct_setup_all_ok_nothing_minted_or_written(
+    kind: str, fake_and_secret: FakeAndSecret, api_key_function: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake, secret = fake_and_secret(kind)
+    keys_before = [(key.id, key.revoked) for key in fake.keys]
+    requests_before = len(fake.requests)
+    app = api_key_function()
+
+    with nothing_written(monkeypatch, [secret.arn, secret.admin_arn]) as unchanged:
+        report = preflight(app, secret.arn)
+
+    assert report["ok"] is True, [check(report, name) for name in failed_names(report)]
+    assert [c["name"] for c in report["checks"]] == API_KEY_CHECKS
+    unchanged.assert_nothing_written()
+    sent = fake.requests[requests_before:]
+    assert sent
+    assert {request.method for request in sent} == {"GET"}
+    assert [(key.id, key.revoked) for key in fake.keys] == keys_before
+
+
+def test_preflight_api_key_generic_http_provider_correct_setup_ok(
+    make_fake: Callable[..., FakeProviderServer], sm_client: Any, api_key_function: Any
+) -> None:
+    fake = make_fake("sendgrid")
+    admin = {**fake.admin_secret(), "provider": "http", "http": GENERIC_SENDGRID}
+    admin_arn = sm_client.create_secret(Name=unique("admin"), SecretString=json.dumps(admin))["ARN"]
+    key = fake.create_key()
+    value = {"provider": "http", "adminarn": admin_arn, "api_key": key.value, "api_key_id": key.id}
+    arn = sm_client.create_secret(Name=unique("apikey"), SecretString=json.dumps(value))["ARN"]
+    emulator.enable_rotation(arn)
+
+    report = preflight(api_key_function(), arn)
+
+    assert report["ok"] is True, [check(report, name) for name in failed_names(report)]
+    assert fake.count("POST", "") == 0
+
+
+@pytest.mark.parametrize("kind", PROVIDERS)
+def test_preflight_api_key_admin_credential_invalid_reports_admin_credential_failed(
+    kind: str, make_fake: Callable[..., FakeProviderServer], api_key_secret: Callable[..., ApiKeySecret],
+    api_key_function: Any,
+) -> None:  # fmt: skip
+    fake = make_fake(kind)
+    secret = api_key_secret(fake, admin=wrong_admin(fake))
+
+    report = preflight(api_key_function(), secret.arn)
+
+    assert failed_names(report) == ["admin_credential"]
+    assert outcome(report, "admin_credential") == ("failed", REFUSED_ADMIN[kind])
+    assert outcome(report, "provider_reachable") == ("ok", "unreachable")
+    assert outcome(report, "key_binding")[0] == "skipped"
+
+
+@pytest.mark.parametrize("kind", PROVIDERS)
+def test_preflight_api_key_of_another_account_reports_key_binding_confused_deputy(
+    kind: str, make_fake: Callable[..., FakeProviderServer], api_key_secret: Callable[..., ApiKeySecret],
+    api_key_function: Any,
+) -> None:  # fmt: skip
+    fake = make_fake(kind)
+    other = fake.add_account()
+    secret = api_key_secret(fake, admin=fake.admin_secret(other))  # the key is of the first account
+
+    report = preflight(api_key_function(), secret.arn)
+
+    assert failed_names(report) == ["key_binding"]
+    assert outcome(report, "key_binding") == ("failed", "confused_deputy")
+    # A Twilio secret names its account (account_sid): the mismatch shows before any request is sent.
+    assert outcome(report, "admin_credential")[0] == ("skipped" if kind == "twilio" else "ok")
+
+
+def test_preflight_api_key_revoked_current_key_reports_key_binding_failed(
+    fake_and_secret: FakeAndSecret, api_key_function: Any, sm_client: Any
+) -> None:
+    fake, secret = fake_and_secret("datadog")
+    current = json.loads(sm_client.get_secret_value(SecretId=secret.arn)["SecretString"])
+    fake.key_by_value(current[VALUE_FIELD["datadog"]]).revoked = True  # type: ignore[union-attr]
+
+    report = preflight(api_key_function(), secret.arn)
+
+    assert failed_names(report) == ["key_binding"]
+    assert "does not accept the current secret's key" in check(report, "key_binding")["fix"]
+
+
+def test_preflight_api_key_provider_down_reports_provider_reachable_unreachable(
+    make_fake: Callable[..., FakeProviderServer], api_key_secret: Callable[..., ApiKeySecret], api_key_function: Any
+) -> None:
+    fake = make_fake("cloudflare")
+    secret = api_key_secret(fake, admin=fake.admin_secret(base_url=f"https://127.0.0.1:{free_port()}/client/v4"))
+
+    report = preflight(api_key_function(API_MAX_ATTEMPTS="1"), secret.arn)
+
+    assert failed_names(report) == ["provider_reachable"]
+    assert outcome(report, "provider_reachable") == ("failed", "unreachable")
+    assert outcome(report, "admin_credential")[0] == "skipped"
+
+
+def test_preflight_api_key_provider_certificate_from_other_ca_reports_provider_tls(
+    fake_and_secret: FakeAndSecret, api_key_function: Any, tmp_path: Path
+) -> None:
+    _fake, secret = fake_and_secret("sendgrid")
+    other_ca = tmp_path / "other-ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(other_ca))
+
+    report = preflight(api_key_function(API_CA_BUNDLE=str(other_ca), API_MAX_ATTEMPTS="1"), secret.arn)
+
+    assert failed_names(report) == ["provider_tls"]
+    assert outcome(report, "provider_tls") == ("failed", "tls")
+    assert outcome(report, "provider_reachable") == ("ok", "unreachable")
+
+
+def test_preflight_api_key_admin_secret_unreadable_reports_admin_secret_failed(
+    fake_and_secret: FakeAndSecret, api_key_function: Any, sm_client: Any
+) -> None:
+    _fake, secret = fake_and_secret("datadog")
+    sm_client.delete_secret(SecretId=secret.admin_arn, ForceDeleteWithoutRecovery=True)
+
+    report = preflight(api_key_function(), secret.arn)
+
+    assert failed_names(report) == ["admin_secret"]
+    assert outcome(report, "admin_secret") == ("failed", "secrets_manager")
+    assert outcome(report, "secret_json")[0] == "skipped"

@@ -1,0 +1,250 @@
+"""The preflight on every database server kind, through the engine's function and the emulator over HTTP.
+
+A correct setup passes every check and changes nothing (the read-only guard on every client and on the
+emulator, the server's statement log, the logins afterwards); each failure cause that can be made
+locally fails the check that names it, with the category the rotation would report.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import trustme
+
+from helpers import LeakGuard, lambda_context
+from integration.preflight_support import check, failed_names, nothing_written, outcome, preflight
+from integration.support import create_account, rotate, secret_at, unique
+from rotation_local import emulator
+from rotation_local.postgres_server import free_port
+from rotation_local.server_kinds import ServerKind
+from rotation_local.targets import DatabaseTarget
+
+SINGLE_USER_CHECKS = [
+    "function_configuration", "secrets_manager_endpoint", "rotation_function", "rotation_enabled",
+    "no_pending_rotation", "kms_decrypt", "secret_json", "target_reachable", "target_tls", "current_login",
+    "own_password_change", "test_query",
+]  # fmt: skip
+ALTERNATING_CHECKS = [
+    *SINGLE_USER_CHECKS[:-2], "master_secret", "master_login", "master_privileges", "test_query",
+]  # fmt: skip
+
+
+def account(target: DatabaseTarget, server: Any, sm_client: Any, leak_guard: LeakGuard, **options: Any) -> Any:
+    return create_account(target, server, sm_client, leak_guard, username=unique("pre")[:16], **options)
+
+
+def test_preflight_database_single_user_correct_setup_all_ok_nothing_written(
+    db_kind: ServerKind, db_server: Any, db_target: DatabaseTarget, sm_client: Any,
+    db_function: Callable[..., ModuleType], leak_guard: LeakGuard, ca_bundle: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    acct = account(db_target, db_server, sm_client, leak_guard)
+    before = secret_at(sm_client, acct.arn, "AWSCURRENT")
+    app = db_function()
+
+    with nothing_written(monkeypatch, [acct.arn], [db_target.statement_log(db_server)]) as unchanged:
+        report = preflight(app, acct.arn)
+
+    assert report["ok"] is True, failed_names(report)
+    assert [c["name"] for c in report["checks"]] == SINGLE_USER_CHECKS
+    assert {c["status"] for c in report["checks"]} == {"ok"}
+    unchanged.assert_nothing_written()
+    assert db_target.logs_in(db_server, before, ca_bundle)
+    assert secret_at(sm_client, acct.arn, "AWSCURRENT") == before
+
+
+def test_preflight_database_alternating_correct_setup_all_ok_nothing_written(
+    db_kind: ServerKind, db_server: Any, db_target: DatabaseTarget, sm_client: Any,
+    db_function: Callable[..., ModuleType], leak_guard: LeakGuard, ca_bundle: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    acct = account(db_target, db_server, sm_client, leak_guard, with_master=True, master_username=unique("m")[:16])
+    assert acct.master_arn is not None
+    before = secret_at(sm_client, acct.arn, "AWSCURRENT")
+    master = secret_at(sm_client, acct.master_arn, "AWSCURRENT")
+    app = db_function(ROTATION_STRATEGY="alternating_users")
+
+    with nothing_written(monkeypatch, [acct.arn, acct.master_arn], [db_target.statement_log(db_server)]) as unchanged:
+        report = preflight(app, acct.arn)
+
+    assert report["ok"] is True, [check(report, name) for name in failed_names(report)]
+    assert [c["name"] for c in report["checks"]] == ALTERNATING_CHECKS
+    unchanged.assert_nothing_written()
+    assert db_target.logs_in(db_server, before, ca_bundle)
+    assert db_target.logs_in(db_server, master, ca_bundle)
+    assert not db_target.logs_in(db_server, {**before, "username": acct.username + "_clone"}, ca_bundle)
+
+
+def test_preflight_database_passes_then_rotation_succeeds(
+    db_server: Any, db_target: DatabaseTarget, sm_client: Any, db_function: Callable[..., ModuleType],
+    leak_guard: LeakGuard, ca_bundle: Path,
+) -> None:  # fmt: skip
+    acct = account(db_target, db_server, sm_client, leak_guard)
+    app = db_function()
+
+    assert preflight(app, acct.arn)["ok"] is True
+    rotate(app, acct.arn)
+
+    assert db_target.logs_in(db_server, secret_at(sm_client, acct.arn, "AWSCURRENT"), ca_bundle)
+
+
+def test_preflight_database_server_down_reports_target_reachable_unreachable(
+    db_server: Any, db_target: DatabaseTarget, sm_client: Any, db_function: Callable[..., ModuleType],
+    leak_guard: LeakGuard,
+) -> None:  # fmt: skip
+    password = secrets.token_urlsafe(24)
+    leak_guard.add(password)
+    value = {**db_target.secret(db_server, "app", password), "port": free_port()}
+    arn = sm_client.create_secret(Name=unique("down"), SecretString=json.dumps(value))["ARN"]
+    emulator.enable_rotation(arn)
+
+    report = preflight(db_function(DB_CONNECT_TIMEOUT="2"), arn)
+
+    assert report["ok"] is False
+    assert failed_names(report) == ["target_reachable"]
+    assert outcome(report, "target_reachable") == ("failed", "unreachable")
+    assert outcome(report, "current_login")[0] == "skipped"
+
+
+@pytest.mark.verifies("tls_wrong_ca")
+def test_preflight_database_wrong_ca_reports_target_tls_failed(
+    db_server: Any, db_target: DatabaseTarget, sm_client: Any, db_function: Callable[..., ModuleType],
+    leak_guard: LeakGuard, tmp_path: Path,
+) -> None:  # fmt: skip
+    acct = account(db_target, db_server, sm_client, leak_guard)
+    other_ca = tmp_path / "other-ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(other_ca))
+
+    report = preflight(db_function(DB_CA_BUNDLE=str(other_ca)), acct.arn)
+
+    assert failed_names(report) == ["target_tls"]
+    assert outcome(report, "target_reachable") == ("ok", "unreachable")
+    assert outcome(report, "target_tls") == ("failed", "tls")
+    assert "DB_CA_BUNDLE" in check(report, "target_tls")["fix"]
+
+
+def test_preflight_database_ssl_false_skips_tls_and_passes(
+    db_server: Any, db_target: DatabaseTarget, sm_client: Any, db_function: Callable[..., ModuleType],
+    leak_guard: LeakGuard,
+) -> None:  # fmt: skip
+    acct = account(db_target, db_server, sm_client, leak_guard, ssl=False)
+
+    report = preflight(db_function(), acct.arn)
+
+    assert report["ok"] is True
+    assert outcome(report, "target_tls") == ("skipped", "tls")
+    assert "not verified" in check(report, "target_tls")["fix"]
+
+
+def test_preflight_database_wrong_password_reports_current_login_auth_failed(
+    db_server: Any, db_target: DatabaseTarget, sm_client: Any, db_function: Callable[..., ModuleType],
+    leak_guard: LeakGuard,
+) -> None:  # fmt: skip
+    wrong = secrets.token_urlsafe(24)
+    leak_guard.add(wrong)
+    acct = account(db_target, db_server, sm_client, leak_guard, password=wrong)
+
+    report = preflight(db_function(), acct.arn)
+
+    assert failed_names(report) == ["current_login"]
+    assert outcome(report, "current_login") == ("failed", "auth_failed")
+    assert outcome(report, "target_tls") == ("ok", "tls")
+    assert wrong not in json.dumps(report)
+
+
+def test_preflight_database_master_without_privilege_reports_master_privileges_permission(
+    db_server: Any, db_target: DatabaseTarget, sm_client: Any, db_function: Callable[..., ModuleType],
+    leak_guard: LeakGuard,
+) -> None:  # fmt: skip
+    acct = account(
+        db_target, db_server, sm_client, leak_guard, with_master=True, master_username=unique("m")[:16],
+        master_role_options="",  # a plain login: no CREATEROLE, no CREATE USER, no mysql-schema access
+    )  # fmt: skip
+
+    report = preflight(db_function(ROTATION_STRATEGY="alternating_users"), acct.arn)
+
+    assert failed_names(report) == ["master_privileges"]
+    assert outcome(report, "master_login") == ("ok", "auth_failed")
+    assert outcome(report, "master_privileges") == ("failed", "permission")
+
+
+def test_preflight_database_master_wrong_password_reports_master_login_failed(
+    db_server: Any, db_target: DatabaseTarget, sm_client: Any, db_function: Callable[..., ModuleType],
+    leak_guard: LeakGuard,
+) -> None:  # fmt: skip
+    acct = account(db_target, db_server, sm_client, leak_guard, with_master=True, master_username=unique("m")[:16])
+    assert acct.master_arn is not None
+    master = secret_at(sm_client, acct.master_arn, "AWSCURRENT")
+    wrong = secrets.token_urlsafe(24)
+    leak_guard.add(wrong)
+    sm_client.put_secret_value(SecretId=acct.master_arn, SecretString=json.dumps({**master, "password": wrong}))
+
+    report = preflight(db_function(ROTATION_STRATEGY="alternating_users"), acct.arn)
+
+    assert failed_names(report) == ["master_login"]
+    assert outcome(report, "master_login") == ("failed", "auth_failed")
+    assert outcome(report, "master_privileges")[0] == "skipped"
+
+
+def test_preflight_database_rotation_not_enabled_reports_rotation_enabled_protocol(
+    db_server: Any, db_target: DatabaseTarget, sm_client: Any, db_function: Callable[..., ModuleType],
+    leak_guard: LeakGuard,
+) -> None:  # fmt: skip
+    password = secrets.token_urlsafe(24)
+    leak_guard.add(password)
+    db_target.create_login(db_server, name := unique("off")[:16], password)
+    value = db_target.secret(db_server, name, password)
+    arn = sm_client.create_secret(Name=unique("off"), SecretString=json.dumps(value))["ARN"]
+
+    report = preflight(db_function(), arn)
+
+    assert outcome(report, "rotation_enabled") == ("failed", "protocol")
+    assert outcome(report, "rotation_function") == ("failed", "protocol")  # nothing is attached either
+    assert "--no-rotate-immediately" in check(report, "rotation_enabled")["fix"]
+    assert outcome(report, "current_login") == ("ok", "auth_failed")
+
+
+def test_preflight_database_unfinished_rotation_reports_no_pending_rotation_protocol(
+    db_server: Any, db_target: DatabaseTarget, sm_client: Any, db_function: Callable[..., ModuleType],
+    leak_guard: LeakGuard,
+) -> None:  # fmt: skip
+    acct = account(db_target, db_server, sm_client, leak_guard)
+    token = emulator.stage_pending_placeholder(acct.arn)
+
+    report = preflight(db_function(), acct.arn)
+
+    assert failed_names(report) == ["no_pending_rotation"]
+    assert outcome(report, "no_pending_rotation") == ("failed", "protocol")
+    assert token in check(report, "no_pending_rotation")["fix"]
+    emulator.drop_pending(acct.arn)
+
+
+def test_preflight_database_attached_to_another_function_reports_rotation_function_protocol(
+    db_server: Any, db_target: DatabaseTarget, sm_client: Any, db_function: Callable[..., ModuleType],
+    leak_guard: LeakGuard,
+) -> None:  # fmt: skip
+    acct = account(db_target, db_server, sm_client, leak_guard)
+
+    report = preflight(db_function(), acct.arn, lambda_context("some-other-rotation-function"))
+
+    assert failed_names(report) == ["rotation_function"]
+    assert emulator.function_arn(emulator.LOCAL_FUNCTION) in check(report, "rotation_function")["fix"]
+
+
+def test_preflight_secrets_manager_endpoint_unreachable_reports_endpoint_failed(
+    db_server: Any, db_target: DatabaseTarget, sm_client: Any, db_function: Callable[..., ModuleType],
+    leak_guard: LeakGuard, monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    acct = account(db_target, db_server, sm_client, leak_guard)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETSMANAGER", f"http://127.0.0.1:{free_port()}")
+
+    report = preflight(db_function(), acct.arn)
+
+    assert failed_names(report) == ["secrets_manager_endpoint"]
+    assert outcome(report, "secrets_manager_endpoint") == ("failed", "secrets_manager")
+    assert "VPC endpoint" in check(report, "secrets_manager_endpoint")["fix"]
+    assert all(c["status"] == "skipped" for c in report["checks"][2:])

@@ -1,0 +1,368 @@
+"""The preflight on moto in-process and the fake database: the event, the report's shape, each check, no writes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from helpers import lambda_context, log_records
+from readonly_guard import READ_OPERATIONS, ReadOnlyGuard, WriteRefusedError
+from rotation_core.errors import Category, InvalidEventError
+from rotation_core.handler import RotationHandler, database_handler
+from rotation_core.preflight import (
+    ALTERNATING_CHECKS,
+    CONFIGURATION_CHECKS,
+    DATABASE_CHECKS,
+    PROBE_CHECKS,
+    SECRET_CHECKS,
+    SINGLE_USER_CHECKS,
+    PreflightWriteError,
+    ReadOnlyProvider,
+    ReadOnlyStore,
+)
+from rotation_core.secrets import SecretStore
+from rotation_local import emulator
+from unit.fakes import FAKE_ENGINE, FakeDatabase, FakeEngine, stages
+
+SINGLE_USER_NAMES = [name for name, _ in CONFIGURATION_CHECKS + SECRET_CHECKS + DATABASE_CHECKS + SINGLE_USER_CHECKS]
+SINGLE_USER_NAMES += [name for name, _ in PROBE_CHECKS]
+
+
+def preflight_handler(sm_client: Any, database: FakeDatabase, **environ: str) -> RotationHandler:
+    return database_handler(
+        FAKE_ENGINE,
+        engine_factory=lambda settings: FakeEngine(settings, database),
+        store=SecretStore(sm_client),
+        environ=environ,
+    )
+
+
+def preflight(handler: Callable[..., Any], secret_id: str, context: Any = None) -> dict[str, Any]:
+    result: dict[str, Any] = handler({"Preflight": {"SecretId": secret_id}}, context or lambda_context())
+    return result
+
+
+def statuses(report: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    return {check["name"]: (check["status"], check["category"]) for check in report["checks"]}
+
+
+def test_preflight_correct_single_user_setup_every_check_ok_in_order(
+    sm_client: Any, make_secret: Callable[..., str], database: FakeDatabase
+) -> None:
+    arn = make_secret()
+
+    report = preflight(preflight_handler(sm_client, database), arn)
+
+    assert report["ok"] is True
+    assert [check["name"] for check in report["checks"]] == SINGLE_USER_NAMES
+    for check in report["checks"]:
+        assert set(check) == {"name", "status", "category", "fix"}
+        assert check["status"] == "ok"
+        assert check["fix"] == ""
+        assert Category(check["category"])  # one of the existing categories
+    assert set(report) == {"ok", "checks"}
+    json.dumps(report)  # what Lambda returns to the caller
+
+
+def test_preflight_correct_alternating_setup_checks_master_ok(
+    sm_client: Any, make_secret: Callable[..., str], database: FakeDatabase
+) -> None:
+    arn = make_secret(with_master=True)
+
+    report = preflight(preflight_handler(sm_client, database, ROTATION_STRATEGY="alternating_users"), arn)
+
+    assert report["ok"] is True
+    names = [check["name"] for check in report["checks"]]
+    assert names[-4:] == [name for name, _ in ALTERNATING_CHECKS + PROBE_CHECKS]
+    assert "own_password_change" not in names
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"Preflight": "arn"},
+        {"Preflight": {"SecretId": ""}},
+        {"Preflight": {"SecretId": "a\nb"}},
+        {"Preflight": {"SecretId": "s", "Extra": 1}},
+        {"Preflight": {"SecretId": "s"}, "Step": "createSecret"},
+        {"Preflight": {}},
+    ],
+    ids=["not_object", "empty_id", "control_character", "extra_key", "mixed_with_step", "no_id"],
+)
+def test_preflight_event_not_the_exact_shape_refused_as_event_error(
+    event: dict[str, Any], sm_client: Any, database: FakeDatabase, capfd: pytest.CaptureFixture[str]
+) -> None:
+    handler = preflight_handler(sm_client, database)
+
+    with pytest.raises(InvalidEventError):
+        handler(event, lambda_context())
+
+    errors = [r for r in log_records(capfd.readouterr().out) if r["level"] == "ERROR"]
+    assert [r["category"] for r in errors] == ["event"]
+
+
+def test_preflight_never_writes_guard_sees_only_reads(
+    sm_client: Any, make_secret: Callable[..., str], database: FakeDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    arn = make_secret(with_master=True)
+    before = stages(sm_client, arn)
+    passwords = {name: user.password for name, user in database.users.items()}
+    guard = ReadOnlyGuard()
+    handler = preflight_handler(sm_client, database, ROTATION_STRATEGY="alternating_users")
+
+    with guard.active(monkeypatch):
+        guard.watch_client(sm_client)
+        report = preflight(handler, arn)
+
+    assert report["ok"] is True
+    assert guard.refused == []
+    assert set(guard.operations) <= READ_OPERATIONS
+    assert "GetSecretValue" in guard.operations
+    assert stages(sm_client, arn) == before
+    assert database.changes == []
+    assert {name: user.password for name, user in database.users.items()} == passwords
+
+
+def test_read_only_guard_write_call_refused_on_every_side(sm_client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    arn = sm_client.create_secret(Name="guarded", SecretString=json.dumps({"password": "Guarded-Value-1"}))["ARN"]
+    guard = ReadOnlyGuard()
+
+    with guard.active(monkeypatch):
+        watched = guard.watch_client(sm_client)
+        with pytest.raises(WriteRefusedError):
+            watched.put_secret_value(SecretId=arn, SecretString="{}")
+        fresh = boto3.client("secretsmanager", region_name=emulator.DEFAULT_REGION)
+        with pytest.raises(WriteRefusedError):
+            fresh.update_secret(SecretId=arn, Description="changed")
+        with pytest.raises(WriteRefusedError):
+            emulator.backend().put_secret_value(arn, "{}", None, "t" * 36, ["AWSPENDING"])
+
+    assert guard.refused == ["PutSecretValue", "UpdateSecret", "emulator:put_secret_value"]
+
+
+def test_preflight_read_only_store_and_provider_refuse_writes(sm_client: Any) -> None:
+    store = ReadOnlyStore(SecretStore(sm_client))
+    with pytest.raises(PreflightWriteError):
+        store.put_pending("s", "t", {})
+    with pytest.raises(PreflightWriteError):
+        store.promote("s", "t", "v")
+    provider = ReadOnlyProvider(_NamedProvider())
+    with pytest.raises(PreflightWriteError):
+        provider.issue("name", {})
+    with pytest.raises(PreflightWriteError):
+        provider.revoke("id")
+
+
+class _NamedProvider:
+    name = "fake"
+    display_name = "Fake"
+    value_field = "api_key"
+    id_field = "api_key_id"
+
+
+def test_preflight_rotation_not_enabled_reports_rotation_enabled_failed(
+    sm_client: Any, make_secret: Callable[..., str], database: FakeDatabase
+) -> None:
+    arn = make_secret(rotation_enabled=False)
+
+    report = preflight(preflight_handler(sm_client, database), arn)
+
+    assert report["ok"] is False
+    assert statuses(report)["rotation_enabled"] == ("failed", "protocol")
+    assert "--no-rotate-immediately" in next(c["fix"] for c in report["checks"] if c["name"] == "rotation_enabled")
+    assert statuses(report)["current_login"] == ("ok", "auth_failed")  # the other checks still ran
+
+
+def test_preflight_other_function_attached_reports_rotation_function_failed(
+    sm_client: Any, make_secret: Callable[..., str], database: FakeDatabase
+) -> None:
+    arn = make_secret()
+
+    report = preflight(preflight_handler(sm_client, database), arn, lambda_context("another-function"))
+
+    assert statuses(report)["rotation_function"] == ("failed", "protocol")
+    fix = next(c["fix"] for c in report["checks"] if c["name"] == "rotation_function")
+    assert "local-rotation" in fix
+    assert emulator.function_arn("another-function") in fix
+
+
+def test_preflight_qualified_function_arn_matches_attached_function(
+    sm_client: Any, make_secret: Callable[..., str], database: FakeDatabase
+) -> None:
+    arn = make_secret()
+    context = lambda_context()
+    context.invoked_function_arn += ":live"
+
+    report = preflight(preflight_handler(sm_client, database), arn, context)
+
+    assert statuses(report)["rotation_function"] == ("ok", "protocol")
+
+
+def test_preflight_without_lambda_context_skips_rotation_function(
+    sm_client: Any, make_secret: Callable[..., str], database: FakeDatabase
+) -> None:
+    arn = make_secret()
+    handler = preflight_handler(sm_client, database)
+
+    report: dict[str, Any] = handler({"Preflight": {"SecretId": arn}}, None)
+
+    assert statuses(report)["rotation_function"] == ("skipped", "protocol")
+    assert report["ok"] is True
+
+
+def test_preflight_unfinished_rotation_reports_no_pending_rotation_failed(
+    sm_client: Any, make_secret: Callable[..., str], database: FakeDatabase
+) -> None:
+    arn = make_secret()
+    token = emulator.stage_pending_placeholder(arn)
+
+    report = preflight(preflight_handler(sm_client, database), arn)
+
+    assert statuses(report)["no_pending_rotation"] == ("failed", "protocol")
+    fix = next(c["fix"] for c in report["checks"] if c["name"] == "no_pending_rotation")
+    assert token in fix
+    assert "update-secret-version-stage" in fix
+
+
+def test_preflight_describe_access_denied_reports_secret_not_attached(aws_env: None, database: FakeDatabase) -> None:
+    client = boto3.client("secretsmanager", region_name=emulator.DEFAULT_REGION)
+    stubber = Stubber(client)
+    stubber.add_client_error("describe_secret", "AccessDeniedException", "not authorized", 400)
+
+    with stubber:
+        report = preflight(preflight_handler(client, database), "rotation/postgres/single-user/app")
+
+    assert statuses(report)["secrets_manager_endpoint"] == ("ok", "secrets_manager")
+    assert statuses(report)["rotation_function"] == ("failed", "protocol")
+    fix = next(c["fix"] for c in report["checks"] if c["name"] == "rotation_function")
+    assert "does not name this function as its rotation function" in fix
+    assert emulator.function_arn(emulator.LOCAL_FUNCTION) in fix
+    skipped = [c for c in report["checks"] if c["status"] == "skipped"]
+    assert skipped
+    assert all(c["fix"] == "not run because rotation_function failed" for c in skipped)
+
+
+@pytest.mark.parametrize("code", ["AccessDeniedException", "DecryptionFailure"])
+def test_preflight_get_secret_value_denied_reports_kms_decrypt_failed(
+    code: str, aws_env: None, database: FakeDatabase
+) -> None:
+    client = boto3.client("secretsmanager", region_name=emulator.DEFAULT_REGION)
+    arn = f"arn:aws:secretsmanager:{emulator.DEFAULT_REGION}:{emulator.DEFAULT_ACCOUNT}:secret:app-AbCdEf"
+    stubber = Stubber(client)
+    described = {
+        "ARN": arn,
+        "Name": "app",
+        "RotationEnabled": True,
+        "RotationLambdaARN": emulator.function_arn(emulator.LOCAL_FUNCTION),
+        "VersionIdsToStages": {"v1" * 16: ["AWSCURRENT"]},
+    }
+    stubber.add_response("describe_secret", described)
+    stubber.add_client_error("get_secret_value", code, "Access to KMS is not allowed", 400)
+
+    with stubber:
+        report = preflight(preflight_handler(client, database), arn)
+
+    assert statuses(report)["kms_decrypt"] == ("failed", "secrets_manager")
+    assert "kms" in next(c["fix"] for c in report["checks"] if c["name"] == "kms_decrypt").lower()
+    assert statuses(report)["secret_json"][0] == "skipped"
+
+
+def test_preflight_bad_function_configuration_reports_it_instead_of_raising(
+    sm_client: Any, make_secret: Callable[..., str], database: FakeDatabase
+) -> None:
+    arn = make_secret()
+
+    report = preflight(preflight_handler(sm_client, database, ROTATION_STRATEGY="guess"), arn)
+
+    assert report["ok"] is False
+    assert statuses(report)["function_configuration"] == ("failed", "configuration")
+    assert "ROTATION_STRATEGY" in report["checks"][0]["fix"]
+
+
+def test_preflight_secret_not_usable_reports_secret_json_failed(
+    sm_client: Any, make_secret: Callable[..., str], database: FakeDatabase
+) -> None:
+    arn = make_secret(port="not-a-port")
+
+    report = preflight(preflight_handler(sm_client, database), arn)
+
+    assert statuses(report)["kms_decrypt"] == ("ok", "secrets_manager")
+    assert statuses(report)["secret_json"] == ("failed", "secret_format")
+    assert statuses(report)["target_reachable"][0] == "skipped"
+
+
+def test_preflight_wrong_password_reports_current_login_failed(
+    sm_client: Any, make_secret: Callable[..., str], database: FakeDatabase
+) -> None:
+    arn = make_secret(password="Not-The-Password-1")
+
+    report = preflight(preflight_handler(sm_client, database), arn)
+
+    assert statuses(report)["target_reachable"] == ("ok", "unreachable")
+    assert statuses(report)["current_login"] == ("failed", "auth_failed")
+    assert statuses(report)["own_password_change"][0] == "skipped"
+    assert "Not-The-Password-1" not in json.dumps(report)
+
+
+def test_preflight_server_down_reports_target_reachable_failed(
+    sm_client: Any, make_secret: Callable[..., str], database: FakeDatabase
+) -> None:
+    arn = make_secret()
+    database.reachable = False
+
+    report = preflight(preflight_handler(sm_client, database), arn)
+
+    assert statuses(report)["target_reachable"] == ("failed", "unreachable")
+    assert statuses(report)["target_tls"][0] == "skipped"
+
+
+def test_preflight_own_password_refused_reports_own_password_change_failed(
+    sm_client: Any, make_secret: Callable[..., str], database: FakeDatabase
+) -> None:
+    arn = make_secret()
+    database.own_password_locked = True
+
+    report = preflight(preflight_handler(sm_client, database), arn)
+
+    assert statuses(report)["own_password_change"] == ("failed", "permission")
+
+
+def test_preflight_master_without_rights_reports_master_privileges_failed(
+    sm_client: Any, make_secret: Callable[..., str], database: FakeDatabase
+) -> None:
+    arn = make_secret(with_master=True)
+    database.admins.clear()
+
+    report = preflight(preflight_handler(sm_client, database, ROTATION_STRATEGY="alternating_users"), arn)
+
+    assert statuses(report)["master_login"] == ("ok", "auth_failed")
+    assert statuses(report)["master_privileges"] == ("failed", "permission")
+
+
+def test_preflight_master_secret_missing_reports_master_secret_failed(
+    sm_client: Any, make_secret: Callable[..., str], database: FakeDatabase
+) -> None:
+    arn = make_secret()  # no masterarn
+
+    report = preflight(preflight_handler(sm_client, database, ROTATION_STRATEGY="alternating_users"), arn)
+
+    assert statuses(report)["master_secret"] == ("failed", "secret_format")
+    assert "masterarn" in next(c["fix"] for c in report["checks"] if c["name"] == "master_secret")
+
+
+def test_preflight_master_on_another_server_reports_confused_deputy(
+    sm_client: Any, make_secret: Callable[..., str], database: FakeDatabase
+) -> None:
+    master = {"engine": "postgres", "host": "elsewhere.example", "username": "admin", "password": "Admin-Password-0001"}
+    master_arn = sm_client.create_secret(Name="far-master", SecretString=json.dumps(master))["ARN"]
+    arn = make_secret(masterarn=master_arn)
+
+    report = preflight(preflight_handler(sm_client, database, ROTATION_STRATEGY="alternating_users"), arn)
+
+    assert statuses(report)["master_secret"] == ("failed", "confused_deputy")
+    assert statuses(report)["master_login"][0] == "skipped"
