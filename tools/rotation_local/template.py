@@ -478,13 +478,7 @@ def function_resources(function: FunctionSpec, release: ReleaseLayout | None = N
         "    Dimensions:",
         "      - Name: FunctionName",
         f"        Value: !Ref {name}Function",
-        "    Statistic: Sum",
-        "    Period: 300",
-        "    EvaluationPeriods: 1",
-        "    Threshold: 1",
-        "    ComparisonOperator: GreaterThanOrEqualToThreshold",
-        "    TreatMissingData: notBreaching",
-        "    AlarmActions: !If [HasAlarmTopic, [!Ref AlarmTopicArn], !Ref AWS::NoValue]",
+        *_ALARM_ON_ANY,
     ]
     return lines
 
@@ -608,6 +602,17 @@ def _release_header(release: ReleaseLayout) -> list[str]:
 # Alternating users only: where an RDS-managed master logs in, and which endpoints reach its database.
 # Both actions are List-level and resource-scoped (db / cluster ARNs); finding the database a master
 # secret's host names lists the region's instances and clusters, so the name part cannot be narrower.
+# Every alarm fires on one failure in five minutes, and notifies the optional topic.
+_ALARM_ON_ANY = (
+    "    Statistic: Sum",
+    "    Period: 300",
+    "    EvaluationPeriods: 1",
+    "    Threshold: 1",
+    "    ComparisonOperator: GreaterThanOrEqualToThreshold",
+    "    TreatMissingData: notBreaching",
+    "    AlarmActions: !If [HasAlarmTopic, [!Ref AlarmTopicArn], !Ref AWS::NoValue]",
+)
+
 _RDS_STATEMENT = (
     "- Sid: DescribeRdsDatabasesOfMasterSecrets",
     "  Effect: Allow",
@@ -842,13 +847,7 @@ def failure_alarm(category: Category) -> list[str]:
         "        Value: !Ref AWS::StackName",
         f"      - Name: {CATEGORY}",
         f"        Value: {category.value}",
-        "    Statistic: Sum",
-        "    Period: 300",
-        "    EvaluationPeriods: 1",
-        "    Threshold: 1",
-        "    ComparisonOperator: GreaterThanOrEqualToThreshold",
-        "    TreatMissingData: notBreaching",
-        "    AlarmActions: !If [HasAlarmTopic, [!Ref AlarmTopicArn], !Ref AWS::NoValue]",
+        *_ALARM_ON_ANY,
     ]
 
 
