@@ -2,7 +2,8 @@
 
 * Every botocore client created while the guard is active (the function's own, built on its first
   invocation) and every client handed to :meth:`ReadOnlyGuard.watch_client` gets a ``before-call`` event
-  hook that records the operation and refuses any but DescribeSecret and GetSecretValue.
+  hook that records the operation and refuses any but DescribeSecret, GetSecretValue and the two RDS
+  Describe calls that locate an RDS-managed master's database.
 * The emulator's backend (moto, serving in-process and over HTTP to child processes) refuses every
   operation that changes a secret, so a write from another process fails too.
 * :func:`written_statements` reads what a database server logged and returns the statements that could
@@ -20,7 +21,7 @@ from typing import Any
 
 import pytest
 
-READ_OPERATIONS = frozenset({"DescribeSecret", "GetSecretValue"})
+READ_OPERATIONS = frozenset({"DescribeSecret", "GetSecretValue", "DescribeDBClusters", "DescribeDBInstances"})
 # Every SecretsManagerBackend method that changes a secret (moto's names).
 BACKEND_WRITES = (
     "create_secret", "put_secret_value", "update_secret", "update_secret_version_stage", "rotate_secret",
@@ -44,7 +45,7 @@ class WriteRefusedError(AssertionError):
 
 class ReadOnlyGuard:
     def __init__(self) -> None:
-        self.operations: list[str] = []  # every Secrets Manager operation a watched client sent
+        self.operations: list[str] = []  # every operation a watched client sent
         self.refused: list[str] = []  # what was refused, on any side
         self._on = False  # the hooks stay on their clients; they watch only while the guard is active
 
