@@ -42,7 +42,7 @@ from rotation_core.errors import (
     describe,
 )
 from rotation_core.log import get_logger, redact
-from rotation_core.rotator import RotationContext, RotationEvent, Rotator, Step, VersionCache
+from rotation_core.rotator import RotationContext, RotationEvent, RotationStrategy, Rotator, Step, VersionCache
 from rotation_core.secrets import AWSCURRENT, AWSPENDING, SecretMetadata, SecretStore
 
 if TYPE_CHECKING:
@@ -220,11 +220,11 @@ def run_preflight(rotator: Rotator, request: RotationEvent, *, function_arn: str
     return checks.report()
 
 
-def _is_api_key(strategy: object) -> bool:
-    return bool(getattr(strategy, "mints_on_create", False))
+def _is_api_key(strategy: RotationStrategy) -> bool:
+    return strategy.mints_on_create  # the one strategy that mints on create is the API-key rotation
 
 
-def _strategy_plan(strategy: object) -> tuple[tuple[str, Category], ...]:
+def _strategy_plan(strategy: RotationStrategy) -> tuple[tuple[str, Category], ...]:
     if _is_api_key(strategy):
         return API_KEY_CHECKS
     from rotation_core.strategies import AlternatingUsers
@@ -342,10 +342,10 @@ def _database_checks(
 ) -> None:
     from rotation_core.strategies import AlternatingUsers
 
-    alternating = isinstance(strategy, AlternatingUsers)
+    alternating = strategy if isinstance(strategy, AlternatingUsers) else None
     try:
         login = strategy.login(current, "current")
-        alternate = strategy._other_username(login.username) if isinstance(strategy, AlternatingUsers) else None
+        alternate = alternating._other_username(login.username) if alternating is not None else None
     except RotationError as error:
         checks.failed("secret_json", error)
         return
@@ -353,11 +353,12 @@ def _database_checks(
     engine = strategy.engine
     session = _connect(checks, engine, login)
     try:
-        if session is not None and not alternating:
-            _run(checks, "own_password_change", lambda: engine.check_own_password(session, login))
-        if isinstance(strategy, AlternatingUsers) and alternate is not None:
+        if alternating is None:
+            if session is not None:
+                _run(checks, "own_password_change", lambda: engine.check_own_password(session, login))
+        elif alternate is not None:
             _master_checks(
-                checks, strategy, context=context, current=current, login=login, caller=session, alternate=alternate
+                checks, alternating, context=context, current=current, login=login, caller=session, alternate=alternate
             )
         if session is not None:
             _run(checks, "test_query", lambda: _probe(engine, session, strategy.settings.test_query))
