@@ -19,6 +19,7 @@ import pytest
 
 from helpers import LeakGuard
 from integration.mysql.accounts import (
+    LIMIT_COLUMNS,
     account_row,
     account_state,
     account_text,
@@ -180,9 +181,7 @@ def test_mysql_alternating_resource_limits_read_from_mysql_user_clone_matches_ex
     rotate(app, account.arn)
 
     row = account_row(mysql_server, clone, host)
-    assert (row["max_questions"], row["max_updates"], row["max_connections"], row["max_user_connections"]) == (
-        1001, 1002, 1003, 14,
-    )  # fmt: skip
+    assert tuple(row[column] for column in LIMIT_COLUMNS) == (1001, 1002, 1003, 14)
     assert row == account_row(mysql_server, user, host)
     # The original's limits change and the clone drifts: the clone's next turn matches the original again.
     mysql_server.execute(f"ALTER USER {who} WITH {_limits_clause(mysql_server, 0, 7, 0, 3)}")
@@ -190,9 +189,7 @@ def test_mysql_alternating_resource_limits_read_from_mysql_user_clone_matches_ex
     rotate(app, account.arn)
     rotate(app, account.arn)
     row = account_row(mysql_server, clone, host)
-    assert (row["max_questions"], row["max_updates"], row["max_connections"], row["max_user_connections"]) == (
-        0, 7, 0, 3,
-    )  # fmt: skip
+    assert tuple(row[column] for column in LIMIT_COLUMNS) == (0, 7, 0, 3)
     assert row == account_row(mysql_server, user, host)
 
 
