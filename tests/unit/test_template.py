@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,9 +15,13 @@ from helpers import REPO_ROOT
 from rotation_core import metrics, registry, settings
 from rotation_core.causes import CAUSES
 from rotation_core.errors import Category
-from rotation_local.template import check_template, failure_alarm_name
+from rotation_local.template import ReleaseLayout, check_template, failure_alarm_name, render_template
+from rotation_release.cfn import loads, parameter_values, resolve_ifs, resources_of_type
+from rotation_release.iam import role_statements
+from rotation_release.sar import ARCHITECTURES
 
 TEMPLATE = REPO_ROOT / "template.yaml"
+BOUNDARY = "arn:aws:iam::111122223333:policy/org/rotation-boundary"
 ATTACH = REPO_ROOT / "examples" / "attach-rotation.yaml"
 
 ROTATION_ACTIONS = frozenset(
@@ -87,43 +90,6 @@ def template() -> dict[str, Any]:
     return load(TEMPLATE)
 
 
-@dataclass(frozen=True)
-class Statement:
-    body: dict[str, Any]
-    condition: str | None  # the template condition guarding it (Fn::If), if any
-    source: str
-
-    @property
-    def actions(self) -> frozenset[str]:
-        action = self.body["Action"]
-        return frozenset([action] if isinstance(action, str) else action)
-
-
-def _unwrap(items: list[Any], condition: str | None = None) -> Iterator[tuple[dict[str, Any], str | None]]:
-    """Items of a list, with Fn::If [cond, value, AWS::NoValue] read as 'value when cond'."""
-    for item in items:
-        if isinstance(item, dict) and "Fn::If" in item:
-            name, when_true, when_false = item["Fn::If"]
-            assert when_false == {"Ref": "AWS::NoValue"}, f"{name}: the false branch must drop the item"
-            yield from _unwrap([when_true], name)
-        else:
-            yield item, condition
-
-
-def role_statements(template: dict[str, Any], role: str) -> list[Statement]:
-    resources = template["Resources"]
-    found: list[Statement] = []
-    for policy, condition in _unwrap(resources[role]["Properties"].get("Policies", [])):
-        for statement, inner in _unwrap(policy["PolicyDocument"]["Statement"], condition):
-            found.append(Statement(statement, inner, f"{role}/{policy['PolicyName']}"))
-    for name, resource in resources.items():
-        if resource["Type"] == "AWS::IAM::Policy" and {"Ref": role} in resource["Properties"]["Roles"]:
-            assert resource["Properties"]["Roles"] == [{"Ref": role}], f"{name} must attach to one role only"
-            for statement, condition in _unwrap(resource["Properties"]["PolicyDocument"]["Statement"]):
-                found.append(Statement(statement, condition, name))
-    return found
-
-
 def function_role(template: dict[str, Any], function: str) -> str:
     role = template["Resources"][function]["Properties"]["Role"]
     assert isinstance(role, dict)
@@ -166,6 +132,14 @@ def test_template_architecture_default_arm64_with_x86_64_option(template: dict[s
     assert layer["Metadata"]["BuildMethod"] == "makefile"
     assert layer["Properties"]["ContentUri"] == "layers/rotation_core"
     assert sorted(layer["Properties"]["CompatibleArchitectures"]) == ["arm64", "x86_64"]
+
+
+def test_template_each_secrets_policy_attached_to_one_role(template: dict[str, Any]) -> None:
+    policies = resources_of_type(template, "AWS::IAM::Policy")
+
+    assert len(policies) == len(FUNCTIONS)
+    for name, policy in policies.items():
+        assert len(policy["Properties"]["Roles"]) == 1, f"{name} must attach to one role only"
 
 
 def test_template_each_function_own_role_trusting_only_lambda(template: dict[str, Any]) -> None:
@@ -405,3 +379,51 @@ def test_template_monitoring_adds_no_permission_to_any_role(template: dict[str, 
     for function in FUNCTIONS:
         actions = {a for s in role_statements(template, function_role(template, function)) for a in s.actions}
         assert not {a for a in actions if a.startswith("cloudwatch:")}
+
+
+def _templates_with_roles() -> list[tuple[str, dict[str, Any]]]:
+    """template.yaml and the release template of each architecture (the templates that create roles)."""
+    zips = {"postgres": "pg.zip", "mysql": "my.zip", "api_key": "ak.zip"}
+    releases = [(a, loads(render_template(ReleaseLayout(a, "layer.zip", zips)))) for a in ARCHITECTURES]
+    return [("template.yaml", load(TEMPLATE)), *releases]
+
+
+def test_template_permissions_boundary_parameter_empty_by_default_and_takes_policy_arns(
+    template: dict[str, Any],
+) -> None:
+    parameter = template["Parameters"]["PermissionsBoundary"]
+    pattern = parameter["AllowedPattern"]
+
+    assert parameter["Default"] == ""
+    assert template["Conditions"]["HasPermissionsBoundary"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "PermissionsBoundary"}, ""]}]
+    }
+    for accepted in (
+        "",
+        BOUNDARY,
+        "arn:aws-us-gov:iam::111122223333:policy/b",
+        "arn:aws:iam::aws:policy/PowerUserAccess",
+    ):
+        assert re.fullmatch(pattern, accepted), accepted
+    for refused in ("arn:aws:iam::111122223333:role/b", "my-boundary", "arn:aws:iam::1111:policy/b"):
+        assert not re.fullmatch(pattern, refused), refused
+
+
+@pytest.mark.parametrize(("name", "candidate"), _templates_with_roles(), ids=lambda v: v if isinstance(v, str) else "")
+def test_template_permissions_boundary_on_every_role_when_set_absent_when_empty(
+    name: str, candidate: dict[str, Any]
+) -> None:
+    roles = [k for k, v in candidate["Resources"].items() if v["Type"] == "AWS::IAM::Role"]
+    with_boundary = parameter_values(candidate, {"PermissionsBoundary": BOUNDARY})
+    without = parameter_values(candidate)
+
+    assert len(roles) == len(FUNCTIONS), name
+    for role in roles:
+        properties = candidate["Resources"][role]["Properties"]
+        assert resolve_ifs(properties, candidate, with_boundary)["PermissionsBoundary"] == BOUNDARY, (name, role)
+        assert "PermissionsBoundary" not in resolve_ifs(properties, candidate, without), (name, role)
+    # No other resource creates an IAM principal the boundary would miss.
+    kinds = {v["Type"] for v in candidate["Resources"].values()}
+    assert not kinds & {"AWS::IAM::User", "AWS::IAM::Group", "AWS::Serverless::StateMachine", "AWS::Serverless::Api"}
+    functions = [v for v in candidate["Resources"].values() if v["Type"] == "AWS::Serverless::Function"]
+    assert all("Role" in f["Properties"] and "Policies" not in f["Properties"] for f in functions)

@@ -255,6 +255,7 @@ def parameters_section(release: ReleaseLayout | None = None) -> tuple[list[str],
     database_group += [p.name for p in per_engine] + [p.name for p in database[4:]] + [p.name for p in engine_settings]
     groups = [
         ("Which secrets each function may rotate", [*secret_names, "KmsKeyArn"]),
+        ("Permissions boundary (organisations that require one on every role)", [PERMISSIONS_BOUNDARY.name]),
         ("Network (database functions only)", ["VpcSubnetIds", "VpcSecurityGroupIds", "SecretsManagerEndpoint"]),
         (
             "Runtime",
@@ -272,8 +273,8 @@ def parameters_section(release: ReleaseLayout | None = None) -> tuple[list[str],
         ("API key rotation", [p.name for p in api]),
         ("Alarms and metrics", ["AlarmTopicArn", *(p.name for p in MONITORING_PARAMETERS)]),
     ]
-    ordered = [*secrets, kms, *_STATIC_PARAMETERS, *database[:4], *per_engine, *database[4:], *engine_settings, *api,
-               _ALARM_TOPIC, *MONITORING_PARAMETERS]  # fmt: skip
+    ordered = [*secrets, kms, PERMISSIONS_BOUNDARY, *_STATIC_PARAMETERS, *database[:4], *per_engine, *database[4:],
+               *engine_settings, *api, _ALARM_TOPIC, *MONITORING_PARAMETERS]  # fmt: skip
     lines = ["Parameters:"]
     for parameter in ordered:
         lines.append(f"  {parameter.name}:")
@@ -351,6 +352,7 @@ def function_resources(function: FunctionSpec, release: ReleaseLayout | None = N
         "  Type: AWS::IAM::Role",
         "  Properties:",
         f"    Description: Execution role of {title}",
+        "    PermissionsBoundary: !If [HasPermissionsBoundary, !Ref PermissionsBoundary, !Ref AWS::NoValue]",
         "    AssumeRolePolicyDocument:",
         '      Version: "2012-10-17"',
         "      Statement:",
@@ -744,6 +746,21 @@ _STATIC_PARAMETERS = (
     )),
 )  # fmt: skip
 
+# Organisations whose SCPs require a boundary on every role set it here; docs/deploy.md lists what the
+# boundary must allow (generated from the roles by rotation_release.iam).
+PERMISSIONS_BOUNDARY = Parameter(
+    "PermissionsBoundary",
+    (
+        "Type: String",
+        'Default: ""',
+        'AllowedPattern: "^$|^arn:aws[a-z-]*:iam::([0-9]{12}|aws):policy/[A-Za-z0-9+=,.@_/-]+$"',
+        *description_lines(
+            "ARN of a managed policy set as the permissions boundary of every IAM role this stack creates (empty: "
+            "none). It must allow what the roles grant: docs/deploy.md lists the actions."
+        ),
+    ),
+)
+
 _ALARM_TOPIC = Parameter(
     "AlarmTopicArn",
     (
@@ -765,6 +782,7 @@ _MIDDLE = (
     "Conditions:",
     '  InVpc: !Not [!Equals [!Join ["", !Ref VpcSubnetIds], ""]]',
     '  HasKmsKey: !Not [!Equals [!Ref KmsKeyArn, ""]]',
+    '  HasPermissionsBoundary: !Not [!Equals [!Ref PermissionsBoundary, ""]]',
     '  HasReservedConcurrency: !Not [!Equals [!Ref ReservedConcurrency, "0"]]',
     '  HasAlarmTopic: !Not [!Equals [!Ref AlarmTopicArn, ""]]',
     '  CreateFailureAlarms: !Equals [!Ref RotationFailureAlarms, "true"]',
