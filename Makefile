@@ -34,10 +34,15 @@ venv: $(PY)
 servers: venv
 	@tools/bootstrap.sh servers $(VENV)
 
-demo: servers
+# The demo runs the host's PostgreSQL and MariaDB only: no private root filesystem is built for it.
+.PHONY: demo-servers
+demo-servers: venv
+	@tools/bootstrap.sh servers $(VENV) demo
+
+demo: demo-servers
 	$(PY) -m rotation_local demo
 
-demo-alternating: servers
+demo-alternating: demo-servers
 	$(PY) -m rotation_local demo --engine postgres --engine mysql --strategy alternating_users --rotations 3
 
 test: servers

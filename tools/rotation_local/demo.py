@@ -25,6 +25,7 @@ from typing import Any
 from rotation_local import emulator, service
 from rotation_local.invoke import REPO_ROOT, Invocation, invoke
 from rotation_local.preflight import run_preflight
+from rotation_local.server_kinds import ServerKind
 from rotation_local.targets import database_target, database_targets
 from rotation_local.tls import LocalCA
 
@@ -59,10 +60,20 @@ class DemoSubject:
     keeps_previous: bool = False  # the previous credential stays valid after a rotation
 
 
+def demo_server_kind(engine: str) -> ServerKind:
+    """The server the demo starts for ``engine``: its target's first kind, the host's own packages."""
+    return database_target(engine).kinds[0]
+
+
+def demo_server_kinds() -> list[ServerKind]:
+    """Every server kind the demo starts (what `make demo` must install, and nothing more)."""
+    return [demo_server_kind(engine) for engine in database_targets()]
+
+
 def database_subject(engine: str, strategy: str, scratch: Path) -> DemoSubject:
     """A throwaway server of ``engine``'s first kind (the host's packages), with TLS on, and a login on it."""
     target = database_target(engine)
-    kind = target.kinds[0]
+    kind = demo_server_kind(engine)
     ca = LocalCA.create(scratch)
     try:
         server = kind.start(tls=ca.server_material(), log_statements=False)
