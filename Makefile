@@ -20,6 +20,8 @@ help:
 	@echo "make verified-table     write the last full test run's figures into docs/ (verified.md, security.md)"
 	@echo "make rds-ca-bundle      refresh the layer's Amazon RDS CA bundle from AWS (needs internet access)"
 	@echo "make release-artifacts  the release files in dist/ (both architectures, SBOM, SHA256SUMS); publishes nothing"
+	@echo "make deploy             sam build + sam deploy from this clone, for the Architecture samconfig.toml sets"
+	@echo "                        (CONFIG_ENV=dev|prod, DEPLOY_ARGS=--guided the first time; needs python3.13)"
 	@echo "make bench              benchmarks (BENCH_ARGS=\"--repeats 7 --fleet 1,10,100,1000\")"
 	@echo "make invoke FUNCTION=functions/postgres EVENT=events/... ENDPOINT=http://127.0.0.1:5000"
 	@echo "                        run a handler on an event, like sam local invoke, without Docker"
@@ -101,6 +103,13 @@ sam-build:
 .PHONY: release-artifacts
 release-artifacts:
 	bash .ci/template-checks.sh release
+
+# Deploy from this clone: one sam build for the Architecture that samconfig.toml's environment deploys
+# (CONFIG_ENV, default `default`), then sam deploy of exactly that build. DEPLOY_ARGS=--guided the first time.
+# `make deploy-build` stops after the build (.aws-sam/deploy-<env>, what examples/cdk deploys from a clone).
+.PHONY: deploy deploy-build
+deploy deploy-build:
+	CONFIG_ENV=$(or $(CONFIG_ENV),default) DEPLOY_ARGS="$(DEPLOY_ARGS)" bash .ci/template-checks.sh $@
 
 # requirements-*.txt and */requirements.in list what we ask for; the requirements-*.lock files (the dev
 # environment, the SAM and scanning tools, the tools the workflows install) and the layer's and

@@ -9,6 +9,13 @@
 #   .ci/template-checks.sh release  `make release-artifacts`: both builds (x86_64 reused from
 #                                   .aws-sam/build, arm64 into .aws-sam/build-arm64), the release files in
 #                                   dist/ (zips, templates, SBOM, SHA256SUMS) and their checks; publishes nothing
+#   .ci/template-checks.sh deploy   `make deploy`: `sam build` for the Architecture samconfig.toml gives the
+#                                   environment $CONFIG_ENV (default: default) into .aws-sam/deploy-<env>, then
+#                                   `sam deploy --config-env <env>` of exactly that build ($DEPLOY_ARGS added,
+#                                   e.g. --guided); `deploy-build` (`make deploy-build`) stops after the build
+#
+# Every build's template is pinned to the architecture of its compiled files (rotation_release pin-build):
+# a `sam deploy` of it with the other architecture fails before it changes anything.
 #
 # Venvs (all gitignored by .venv*/), each installed from a hash lock (pip --require-hashes): .venv-sam
 # (requirements-sam.lock: aws-sam-cli, cfn-lint, detect-secrets), .venv-scan (requirements-scan.lock:
@@ -108,6 +115,7 @@ sam_build() {
     --build-dir "$build_dir" --parameter-overrides "Architecture=$arch" >"$log" 2>&1 ||
     { tail -40 "$log" >&2; return 1; }
   grep -E 'Build Succeeded' "$log" >&2
+  tools_python -m rotation_release pin-build "$build_dir" --architecture "$arch" || return 1
   # Sizes of what would be uploaded (zipped) and unpacked on Lambda.
   (cd "$build_dir" && for dir in */; do
     printf '%-36s %6s unzipped %6s zipped\n' "${dir%/}" "$(du -sh "$dir" | cut -f1)" \
@@ -186,20 +194,37 @@ workflows_check() {
     tools_python -m rotation_release check-workflows
 }
 
+# Deploy from this clone: the architecture is the one `sam deploy --config-env ENV` will deploy with,
+# read from samconfig.toml, and the build is made for it (and pinned to it) in its own folder.
+deploy_from_clone() {
+  local env=${CONFIG_ENV:-default} arch build_dir
+  arch=$(tools_python -m rotation_release architecture --config-env "$env") || return 1
+  build_dir=.aws-sam/deploy-$env
+  say "environment $env deploys Architecture=$arch (samconfig.toml): building for it into $build_dir"
+  sam_build "$arch" "$build_dir" || return 1
+  [ "$MODE" = deploy ] || return 0
+  # shellcheck disable=SC2086 # DEPLOY_ARGS holds several options
+  .venv-sam/bin/sam deploy --config-env "$env" --template-file "$build_dir/template.yaml" ${DEPLOY_ARGS:-}
+}
+
 mkdir -p .aws-sam
 say "setting up venvs (cached after the first run)"
 run "venv .venv-sam" venv .venv-sam requirements-sam.lock "$PYTHON"
-if [ "$MODE" = all ]; then
-  run "venv .venv-scan" venv .venv-scan requirements-scan.lock "$PYTHON"
-  template_checks
-fi
-before_builds=${#failed[@]}
-run "sam build (python3.13, x86_64)" sam_build x86_64 .aws-sam/build
-if [ "$MODE" = all ] || [ "$MODE" = release ]; then
-  run "sam build (python3.13, arm64)" sam_build arm64 .aws-sam/build-arm64
-  if [ ${#failed[@]} = "$before_builds" ]; then # both builds exist
-    run "release files (dist/)" release_artifacts
-    run "release templates (sam validate --lint, cfn-lint, SAR metadata) and SHA256SUMS" release_checks
+if [ "$MODE" = deploy ] || [ "$MODE" = deploy-build ]; then
+  run "$MODE from this clone (sam build of the architecture samconfig.toml deploys)" deploy_from_clone
+else
+  if [ "$MODE" = all ]; then
+    run "venv .venv-scan" venv .venv-scan requirements-scan.lock "$PYTHON"
+    template_checks
+  fi
+  before_builds=${#failed[@]}
+  run "sam build (python3.13, x86_64)" sam_build x86_64 .aws-sam/build
+  if [ "$MODE" = all ] || [ "$MODE" = release ]; then
+    run "sam build (python3.13, arm64)" sam_build arm64 .aws-sam/build-arm64
+    if [ ${#failed[@]} = "$before_builds" ]; then # both builds exist
+      run "release files (dist/)" release_artifacts
+      run "release templates (sam validate --lint, cfn-lint, SAR metadata) and SHA256SUMS" release_checks
+    fi
   fi
 fi
 

@@ -7,6 +7,7 @@ import copy
 import datetime
 import hashlib
 import re
+import tomllib
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,15 @@ from cloudformation import CloudFormationLoader, load
 from helpers import REPO_ROOT
 from rotation_local.template import ReleaseLayout, render_template
 from rotation_release import project as project_module
-from rotation_release.files import elf_architecture, read_sha256sums, write_sha256sums, write_zip, zip_digest
+from rotation_release.deploy import SAMCONFIG, ConfigError, command_architecture, deploy_architecture, pin_build
+from rotation_release.files import (
+    ReleaseError,
+    elf_architecture,
+    read_sha256sums,
+    write_sha256sums,
+    write_zip,
+    zip_digest,
+)
 from rotation_release.project import Project, changelog_problems, changelog_releases, tag_problems
 from rotation_release.sar import ARCHITECTURES, METADATA_KEY, application_metadata, metadata_problems
 from rotation_release.sbom import hashed_pins, lock_entries
@@ -282,3 +291,86 @@ def test_template_loader_reads_metadata_of_yaml_with_short_forms() -> None:
     expected = yaml.load(text, Loader=CloudFormationLoader)["Metadata"]  # noqa: S506 (SafeLoader subclass)
 
     assert load_template(REPO_ROOT / "template.yaml")["Metadata"] == expected
+
+
+# --- deploying from a clone: one architecture for sam build and sam deploy -------------------------------------
+
+
+def test_samconfig_every_environment_builds_the_architecture_it_deploys() -> None:
+    config = tomllib.loads(SAMCONFIG.read_text())
+    environments = [name for name in config if name != "version"]
+
+    assert environments == ["default", "dev", "prod"]
+    for env in environments:
+        built = command_architecture(env, "build")
+        assert built == command_architecture(env, "deploy") == deploy_architecture(env), env
+        assert built == load(REPO_ROOT / "template.yaml")["Parameters"]["Architecture"]["Default"]
+        # The setting lives once, in the global section: neither command's section sets parameters.
+        assert "parameter_overrides" not in config[env].get("build", {}).get("parameters", {}), env
+        assert "parameter_overrides" not in config[env].get("deploy", {}).get("parameters", {}), env
+        assert "Architecture=" in config[env]["global"]["parameters"]["parameter_overrides"], env
+
+
+@pytest.mark.parametrize(
+    ("sections", "expected"),
+    [
+        ({"global": 'parameter_overrides = "Architecture=x86_64 LogLevel=DEBUG"'}, ("x86_64", "x86_64")),
+        # What `sam deploy --guided` saves replaces the global overrides for the deploy only.
+        ({"global": 'parameter_overrides = "Architecture=x86_64"',
+          "deploy": 'parameter_overrides = "ParameterKey=Architecture,ParameterValue=arm64"'}, ("x86_64", "arm64")),
+        ({"global": 'parameter_overrides = "Architecture=x86_64"', "deploy": 'parameter_overrides = "LogLevel=INFO"'},
+         ("x86_64", "arm64")),
+        ({}, ("arm64", "arm64")),
+    ],
+)  # fmt: skip
+def test_command_architecture_read_as_sam_reads_parameter_overrides(
+    sections: dict[str, str], expected: tuple[str, str], tmp_path: Path
+) -> None:
+    path = tmp_path / "samconfig.toml"
+    path.write_text("version = 0.1\n" + "".join(f"[dev.{k}.parameters]\n{v}\n" for k, v in sections.items()) + (
+        "" if sections else "[dev.global.parameters]\nstack_name = \"x\"\n"))  # fmt: skip
+
+    assert (command_architecture("dev", "build", path), command_architecture("dev", "deploy", path)) == expected
+
+
+def test_command_architecture_unknown_environment_or_value_refused(tmp_path: Path) -> None:
+    path = tmp_path / "samconfig.toml"
+    path.write_text('version = 0.1\n[dev.global.parameters]\nparameter_overrides = "Architecture=sparc"\n')
+
+    with pytest.raises(ConfigError, match="no environment 'prod'"):
+        command_architecture("prod", "deploy", path)
+    with pytest.raises(ConfigError, match="Architecture=sparc"):
+        command_architecture("dev", "deploy", path)
+
+
+def _build(tmp_path: Path, machine: int) -> Path:
+    build = tmp_path / "build"
+    (build / "PostgresSingleUserFunction" / "psycopg2").mkdir(parents=True)
+    header = b"\x7fELF\x02\x01" + bytes(12) + machine.to_bytes(2, "little")
+    (build / "PostgresSingleUserFunction" / "psycopg2" / "_psycopg.so").write_bytes(header)
+    (build / "template.yaml").write_text(
+        "Parameters:\n  Architecture:\n    Type: String\n    Default: arm64\n    AllowedValues:\n    - arm64\n"
+        "    - x86_64\nResources:\n  F:\n    Type: AWS::Serverless::Function\n    Properties:\n"
+        "      Architectures:\n      - Ref: Architecture\n"
+    )
+    return build
+
+
+def test_pin_build_fixes_the_template_to_the_builds_architecture(tmp_path: Path) -> None:
+    build = _build(tmp_path, 62)
+
+    pin_build(build, "x86_64")
+
+    template = load(build / "template.yaml")
+    assert template["Parameters"]["Architecture"]["AllowedValues"] == ["x86_64"]
+    assert template["Parameters"]["Architecture"]["Default"] == "x86_64"
+    assert template["Resources"]["F"]["Properties"]["Architectures"] == [{"Ref": "Architecture"}]
+
+
+def test_pin_build_other_architecture_refused_template_unchanged(tmp_path: Path) -> None:
+    build = _build(tmp_path, 62)
+    before = (build / "template.yaml").read_text()
+
+    with pytest.raises(ReleaseError, match="another architecture than arm64"):
+        pin_build(build, "arm64")
+    assert (build / "template.yaml").read_text() == before

@@ -1,4 +1,5 @@
-"""Command line: ``python -m rotation_release artifacts|check-metadata|check-workflows|check-release|notes|version``.
+"""Command line: ``python -m rotation_release artifacts|check-metadata|check-workflows|check-release|notes|version|
+architecture|pin-build``.
 
 Run with ``PYTHONPATH=layers/rotation_core:tools`` and a Python that has PyYAML (``.venv-sam`` or the
 dev venv); ``make release-artifacts`` and ``.ci/template-checks.sh`` do.
@@ -121,6 +122,26 @@ def _release(project: Project, args: argparse.Namespace) -> list[str]:
     return problems
 
 
+def _architecture(project: Project, args: argparse.Namespace) -> list[str]:
+    from rotation_release.deploy import ConfigError, deploy_architecture
+
+    try:
+        print(deploy_architecture(args.config_env))
+    except ConfigError as error:
+        return [f"architecture: {error}"]
+    return []
+
+
+def _pin_build(project: Project, args: argparse.Namespace) -> list[str]:
+    from rotation_release.deploy import pin_build
+
+    try:
+        pin_build(args.build_dir, args.architecture)
+    except ReleaseError as error:
+        return [f"pin-build: {error}"]
+    return []
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rotation_release", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -141,12 +162,18 @@ def main(argv: list[str] | None = None) -> int:
     subset = commands.add_parser("lock-subset", help="print the entries (with hashes) of some packages of a lock")
     subset.add_argument("lock", type=Path)
     subset.add_argument("packages", nargs="+")
+    arch = commands.add_parser("architecture", help="the Architecture samconfig.toml deploys for an environment")
+    arch.add_argument("--config-env", default="default")
+    pin = commands.add_parser("pin-build", help="check a sam build's compiled files and fix its Architecture to them")
+    pin.add_argument("build_dir", type=Path)
+    pin.add_argument("--architecture", required=True, choices=ARCHITECTURES)
     args = parser.parse_args(argv)
 
     handlers: dict[str, Callable[[Project, argparse.Namespace], list[str]]] = {
         "version": _version, "lock-subset": _lock_subset, "notes": _notes, "artifacts": _artifacts,
         "check-metadata": lambda project, args: _check_metadata(args.dist), "check-workflows": _workflows,
-        "check-release": _release,
+        "check-release": _release, "architecture": _architecture,
+        "pin-build": _pin_build,
     }  # fmt: skip
     problems = handlers[args.command](project_module.load(), args)
     for problem in problems:
