@@ -47,7 +47,12 @@ demo: demo-servers
 demo-alternating: demo-servers
 	$(PY) -m rotation_local demo --engine postgres --engine mysql --strategy alternating_users --rotations 3
 
-test: servers
+# The CDK example's synthesis test needs aws-cdk-lib (requirements-cdk.lock, in .venv-cdk) and Node.js.
+.PHONY: cdk-venv
+cdk-venv:
+	@tools/bootstrap.sh cdk .venv-cdk python3
+
+test: servers cdk-venv
 	$(PY) -m pytest
 
 test-unit: venv
@@ -122,7 +127,7 @@ lock:
 		layers/rotation_core/requirements.in $(wildcard functions/*/requirements.in)
 	# The tool locks name no extras (boto3, not boto3[crt]): pip before 24 would not count boto3[crt]==X
 	# as the pin of boto3 that another package asks for, and refuses to install in --require-hashes mode.
-	for name in pip sam scan ci actionlint; do \
+	for name in pip sam scan ci actionlint cdk; do \
 		.venv-lock/bin/pip-compile --generate-hashes --allow-unsafe --quiet --strip-extras \
 			--no-emit-index-url --no-emit-find-links -o requirements-$$name.lock requirements-$$name.txt || exit 1; \
 	done

@@ -12,6 +12,8 @@
 #                                         /var/cache/secrets-rotation/roots); ROTATION_TEST_SERVERS
 #                                         limits them to the servers named there, `demo` to the servers
 #                                         `make demo` starts (the host's own: no root filesystem)
+#   tools/bootstrap.sh cdk VENV PYTHON    the CDK example's environment: aws-cdk-lib from requirements-cdk.lock
+#                                         (hashes) into VENV, and Node.js (apt as root if missing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -94,8 +96,24 @@ case "${1:-}" in
       roots status 2>&1 | sed 's/^/bootstrap: /' >&2
     fi
     ;;
+  cdk)
+    venv=$2 python=$3
+    if ! command -v node >/dev/null 2>&1; then
+      if can_root; then apt_install nodejs; else say "no Node.js: install it (apt-get install nodejs) for the CDK test"; fi
+    fi
+    stamp="$venv/.requirements-cdk.sha"
+    want=$( (cat requirements-pip.lock requirements-cdk.lock; "$python" --version) | sha256sum | cut -d' ' -f1)
+    if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+      say "installing aws-cdk-lib from requirements-cdk.lock (hash-checked) into $venv"
+      rm -rf "$venv"
+      "$python" -m venv "$venv"
+      "$venv/bin/python" -m pip install -q --disable-pip-version-check --require-hashes -r requirements-pip.lock
+      "$venv/bin/python" -m pip install -q --disable-pip-version-check --require-hashes -r requirements-cdk.lock
+      echo "$want" >"$stamp"
+    fi
+    ;;
   *)
-    echo "usage: $0 venv VENV PYTHON | servers VENV [demo]" >&2
+    echo "usage: $0 venv VENV PYTHON | servers VENV [demo] | cdk VENV PYTHON" >&2
     exit 2
     ;;
 esac
