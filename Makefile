@@ -20,6 +20,7 @@ help:
 	@echo "make verified-table     write the last full test run's figures into docs/ (verified.md, security.md)"
 	@echo "make rds-ca-bundle      refresh the layer's Amazon RDS CA bundle from AWS (needs internet access)"
 	@echo "make release-artifacts  the release files in dist/ (both architectures, SBOM, SHA256SUMS); publishes nothing"
+	@echo "make release-sizes      write the sizes of dist/'s files into docs/ (after make release-artifacts)"
 	@echo "make deploy             sam build + sam deploy from this clone, for the Architecture samconfig.toml sets"
 	@echo "                        (CONFIG_ENV=dev|prod, DEPLOY_ARGS=--guided the first time; needs python3.13)"
 	@echo "make bench              benchmarks (BENCH_ARGS=\"--repeats 7 --fleet 1,10,100,1000\")"
@@ -108,6 +109,12 @@ sam-build:
 .PHONY: release-artifacts
 release-artifacts:
 	bash .ci/template-checks.sh release
+
+# The sizes of the files in dist/, kept in docs/figures/release-sizes.json and shown in docs/releasing.md
+# and docs/deploy.md (a unit test keeps the pages in step with the record and the template).
+.PHONY: release-sizes
+release-sizes: venv
+	$(PY) -m rotation_release release-sizes --dist dist
 
 # Deploy from this clone: one sam build for the Architecture that samconfig.toml's environment deploys
 # (CONFIG_ENV, default `default`), then sam deploy of exactly that build. DEPLOY_ARGS=--guided the first time.

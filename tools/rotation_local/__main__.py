@@ -229,15 +229,20 @@ def _local_env(args: argparse.Namespace) -> int:
 
 
 def _template(*, check: bool) -> int:
-    """template.yaml and the sample events: both generated from the registry."""
+    """template.yaml and the sample events, generated from the registry; then what follows from the template:
+    examples/deploy-from-sar.yaml and the generated blocks of docs/deploy.md and docs/releasing.md."""
     from rotation_local.events import stale_events, write_events
     from rotation_local.template import TEMPLATE_PATH, check_template, write_template
+    from rotation_release.docs import stale_blocks, write_blocks
+    from rotation_release.examples import stale_examples, write_examples
 
     if not check:
         write_template()
         write_events()
+        write_examples()
+        write_blocks()
         return 0
-    stale = ([] if check_template() else [TEMPLATE_PATH.name]) + stale_events()
+    stale = ([] if check_template() else [TEMPLATE_PATH.name]) + stale_events() + stale_examples() + stale_blocks()
     if not stale:
         return 0
     print(f"out of date: {', '.join(stale)}: run `python -m rotation_local template`", file=sys.stderr)

@@ -674,6 +674,8 @@ _HEADER = (
     '#   - EC2 network-interface actions (the only "*" resource: those actions cannot be scoped further)',
     "#     only for the database functions and only when VpcSubnetIds is given.",
     "#   - Logs: create streams and write events in the function's own log group only.",
+    "#   - PermissionsBoundary, when given, is the permissions boundary of every role (docs/deploy.md lists",
+    "#     what it must allow, generated from these roles).",
     "",
 )
 

@@ -1,5 +1,5 @@
 """Command line: ``python -m rotation_release artifacts|check-metadata|check-workflows|check-release|notes|version|
-architecture|pin-build``.
+release-sizes|architecture|pin-build``.
 
 Run with ``PYTHONPATH=layers/rotation_core:tools`` and a Python that has PyYAML (``.venv-sam`` or the
 dev venv); ``make release-artifacts`` and ``.ci/template-checks.sh`` do.
@@ -122,6 +122,17 @@ def _release(project: Project, args: argparse.Namespace) -> list[str]:
     return problems
 
 
+def _release_sizes(project: Project, args: argparse.Namespace) -> list[str]:
+    from rotation_release.docs import record_sizes
+
+    try:
+        path = record_sizes(args.dist.resolve())
+    except (ReleaseError, OSError, ValueError) as error:
+        return [f"release-sizes: {error}"]
+    print(f"release-sizes: wrote {path.relative_to(REPO_ROOT)} and the docs' size blocks")
+    return []
+
+
 def _architecture(project: Project, args: argparse.Namespace) -> list[str]:
     from rotation_release.deploy import ConfigError, deploy_architecture
 
@@ -162,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     subset = commands.add_parser("lock-subset", help="print the entries (with hashes) of some packages of a lock")
     subset.add_argument("lock", type=Path)
     subset.add_argument("packages", nargs="+")
+    sizes = commands.add_parser("release-sizes", help="measure dist/ into docs/figures/release-sizes.json and the docs")
+    sizes.add_argument("--dist", type=Path, default=REPO_ROOT / "dist")
     arch = commands.add_parser("architecture", help="the Architecture samconfig.toml deploys for an environment")
     arch.add_argument("--config-env", default="default")
     pin = commands.add_parser("pin-build", help="check a sam build's compiled files and fix its Architecture to them")
@@ -172,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     handlers: dict[str, Callable[[Project, argparse.Namespace], list[str]]] = {
         "version": _version, "lock-subset": _lock_subset, "notes": _notes, "artifacts": _artifacts,
         "check-metadata": lambda project, args: _check_metadata(args.dist), "check-workflows": _workflows,
-        "check-release": _release, "architecture": _architecture,
+        "check-release": _release, "release-sizes": _release_sizes, "architecture": _architecture,
         "pin-build": _pin_build,
     }  # fmt: skip
     problems = handlers[args.command](project_module.load(), args)
