@@ -163,29 +163,47 @@ SOURCES: dict[str, ProviderSources] = {
 
 @dataclass(frozen=True)
 class Correction:
-    """A keyword of an extracted operation that another official source contradicts, removed with the reason.
+    """A part of an extracted operation that contradicts itself or another official source, and its fix.
 
-    Applied when the extract is built and recorded in it; one that no longer applies (the definition was
-    fixed upstream) is reported and left out.
+    ``remove``: the keyword to remove from the object ``pointer`` names; ``keep``: the index of the
+    ``allOf`` branch of that object that replaces it. Applied when the extract is built and recorded in it,
+    with the reason; one that no longer applies (the definition changed upstream) is reported and skipped.
     """
 
     operation_id: str
     pointer: str  # JSON pointer into the extracted operation
-    keyword: str  # removed from the object the pointer names
     reason: str
+    remove: str | None = None
+    keep: int | None = None
 
 
+_CF_4XX = "/responses/4XX/content/application~1json/schema"
+_CF_4XX_REASON = (
+    "the 4XX answer is declared as allOf the operation's success envelope (success: enum [true]) and the "
+    "failure envelope (success: enum [false]): no answer can satisfy both; the failure envelope "
+    "(iam_api-response-common-failure) is the shape of a failure"
+)
 CORRECTIONS: dict[str, tuple[Correction, ...]] = {
     "cloudflare": (
         Correction(
             "user-api-tokens-create-token",
             "/requestBody/content/application~1json/schema/properties/policies/items/oneOf/0/properties/"
             "permission_groups/items/properties/id",
-            "readOnly",
             "the create payload requires each permission group's id (the same schema lists it as required) and "
             "Cloudflare's Python SDK, generated from this definition, sends it as a required field: "
             "cloudflare/cloudflare-python@ac1ae1cb4fe55b6b9493500d82d7b5267da3535f "
             "src/cloudflare/types/shared_params/token_policy.py (PermissionGroup.id: Required[str])",
+            remove="readOnly",
+        ),
+        *(
+            Correction(operation, _CF_4XX, _CF_4XX_REASON, keep=1)
+            for operation in (
+                "user-api-tokens-create-token",
+                "user-api-tokens-list-tokens",
+                "user-api-tokens-verify-token",
+                "user-api-tokens-token-details",
+                "user-api-tokens-delete-token",
+            )
         ),
     ),
 }
@@ -223,26 +241,37 @@ def _pointer(document: Mapping[str, Any], ref: str) -> Any:
     return node
 
 
-def resolve(document: Mapping[str, Any], node: Any, trail: tuple[str, ...] = ()) -> Any:
+#: Keywords whose value maps names the definition chose (fields, responses, media types) to their objects.
+NAMED_MAPS = frozenset({"properties", "patternProperties", "responses", "content", "headers", "encoding"})
+
+
+def resolve(document: Mapping[str, Any], node: Any, trail: tuple[str, ...] = (), *, names: bool = False) -> Any:
     """``node`` with every ``$ref`` replaced by what it names and the prose left out.
 
-    A ``$ref`` beside other keywords becomes ``allOf`` of both. A reference cycle becomes ``{}`` (any value):
-    the operations used here have none, and the extract says so where one would be.
+    A ``$ref`` beside other keywords becomes ``allOf`` of both. A reference cycle becomes ``{"x-cycle":
+    <ref>}`` (any value): the operations used here have none. ``names``: ``node`` maps names to objects
+    (a ``properties`` map ...), whose keys are kept even when they read like prose (a field ``description``).
     """
     if isinstance(node, list):
         return [resolve(document, item, trail) for item in node]
     if not isinstance(node, Mapping):
         return node
+    if names:
+        return {key: resolve(document, value, trail) for key, value in node.items()}
     if "$ref" in node:
         ref = str(node["$ref"])
         target: Any = {"x-cycle": ref} if ref in trail else resolve(document, _pointer(document, ref), (*trail, ref))
-        rest = {key: resolve(document, value, trail) for key, value in node.items() if key != "$ref"}
-        rest = {key: value for key, value in rest.items() if key not in PROSE}
+        rest = _kept(document, node, trail)
+        rest.pop("$ref", None)
         return {"allOf": [target, rest]} if rest else target
+    return _kept(document, node, trail)
+
+
+def _kept(document: Mapping[str, Any], node: Mapping[str, Any], trail: tuple[str, ...]) -> dict[str, Any]:
     return {
-        key: resolve(document, value, trail)
+        key: resolve(document, value, trail, names=key in NAMED_MAPS)
         for key, value in node.items()
-        if key not in PROSE and not (key.startswith("x-") and key != "x-cycle")
+        if key != "$ref" and key not in PROSE and not (key.startswith("x-") and key != "x-cycle")
     }
 
 
@@ -407,24 +436,30 @@ def build_extract(sources: ProviderSources, fetcher: Fetcher) -> dict[str, Any]:
     }
 
 
-def _apply(correction: Correction, operations: list[dict[str, Any]]) -> dict[str, str] | None:
-    """Remove the correction's keyword; None (and a note on stderr) when the definition no longer has it."""
+def _apply(correction: Correction, operations: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Apply ``correction``; None (and a note on stderr) when the definition no longer has what it fixes."""
     operation = next((op for op in operations if op["operationId"] == correction.operation_id), None)
     node = walk(operation, correction.pointer)
-    if not isinstance(node, dict) or correction.keyword not in node:
+    applies = isinstance(node, dict) and (
+        (correction.remove is not None and correction.remove in node)
+        or (correction.keep is not None and len(node.get("allOf") or []) > correction.keep)
+    )
+    if not applies:
         print(
             f"provider-definitions: correction of {correction.operation_id} {correction.pointer} no longer applies "
             "(the definition changed); remove it from CORRECTIONS",
             file=sys.stderr,
         )
         return None
-    del node[correction.keyword]
-    return {
-        "operationId": correction.operation_id,
-        "pointer": correction.pointer,
-        "removed": correction.keyword,
-        "reason": correction.reason,
-    }
+    if correction.remove is not None:
+        del node[correction.remove]
+        done: dict[str, Any] = {"removed": correction.remove}
+    else:
+        kept = node["allOf"][correction.keep]
+        node.clear()
+        node.update(kept)
+        done = {"kept_allOf_branch": correction.keep}
+    return {"operationId": correction.operation_id, "pointer": correction.pointer, **done, "reason": correction.reason}
 
 
 def write_extracts(extracts: Mapping[str, Mapping[str, Any]], folder: Path = DEFINITIONS) -> list[Path]:
@@ -716,7 +751,10 @@ def undeclared_fields(schema: Mapping[str, Any], instance: Any, place: tuple[str
             for name, sub in (branch.get("properties") or {}).items():
                 declared.setdefault(name, []).append(sub)
         listed = any("properties" in branch for branch in schemas)
-        open_ended = any(branch.get("additionalProperties") not in (None, False) for branch in schemas)
+        open_ended = any(branch.get("additionalProperties") not in (None, False) for branch in schemas) or any(
+            branch.get("type") == "object" and not any(k in branch for k in ("properties", "allOf", "anyOf", "oneOf"))
+            for branch in schemas
+        )  # a branch that is any object (Cloudflare's result: {"type": "object"}) admits every field
         for name, value in instance.items():
             if name in declared:
                 problems += undeclared_fields({"allOf": declared[name]}, value, (*place, str(name)))
