@@ -306,12 +306,13 @@ class HttpProviderBase:
         """The key a create request returned; a refusal or an answer without both fields raises.
 
         A refusal other than a recognised key limit fails closed with its status (``permission`` for
-        400/403), and its message names the undocumented limit as a possible cause.
+        400/403), and its message names the key limit as a possible cause (only SendGrid documents its
+        answer to a full account).
         """
         if response.status in (400, 403, 409, 422):
             hint = (
-                f"{hint}; if the account already holds as many keys as {self.display_name} allows (its answer to "
-                "that is not documented), delete unused keys and rotate again"
+                f"{hint}; if the account already holds as many keys as {self.display_name} allows, delete unused "
+                "keys and rotate again"
             )
         data = self._expect_ok(response, "POST", route, hint)
         key_id, value = dig(data, id_path), dig(data, value_path)
