@@ -32,7 +32,7 @@ ARN_PREFIX = "arn:aws:secretsmanager:us-east-1:123456789012:secret:"
 
 @pytest.fixture
 def fakes(leak_guard: LeakGuard) -> Iterator[Callable[[str], FakeProviderServer]]:
-    """Fake providers used in-process through their transport; the server is never started."""
+    """Fake providers used in-process through their transport (never started), held to their definitions."""
     made: list[FakeProviderServer] = []
 
     def make(kind: str) -> FakeProviderServer:
@@ -46,6 +46,7 @@ def fakes(leak_guard: LeakGuard) -> Iterator[Callable[[str], FakeProviderServer]
         leak_guard.add(*(key.value for key in fake.keys))
         leak_guard.watch_text(fake.access_log_path.read_text(encoding="utf-8"))
         fake.stop()
+    assert [problem for fake in made for problem in fake.contract_violations] == []
 
 
 def make_rotator(
@@ -298,9 +299,9 @@ def test_api_key_unpinned_base_url_other_than_public_endpoint_is_refused(provide
 )
 def test_api_key_regional_endpoint_pinned_in_admin_secret_is_used(provider: str, base_url: str) -> None:
     secret = {"provider": provider, "adminarn": "arn:admin", "api_key": "k-1", "api_key_id": "1",
-              "account_sid": "AC1", "api_key_sid": "SK1", "api_key_secret": "s-1"}  # fmt: skip
+              "account_sid": "AC" + "1" * 32, "api_key_sid": "SK" + "1" * 32, "api_key_secret": "s-1"}  # fmt: skip
     admin = {"provider": provider, "base_url": base_url, "api_key": "admin-key-value", "app_key": "app-key-value",
-             "account_sid": "AC1", "auth_token": "t-1"}  # fmt: skip
+             "account_sid": "AC" + "1" * 32, "auth_token": "t-1", "scopes": ["mail.send"]}  # fmt: skip
     built = build_provider(secret, admin, HttpClient())
     assert str(built.base_url) == base_url  # type: ignore[attr-defined]
     assert build_provider({**secret, "base_url": base_url + "/"}, admin, HttpClient()) is not None

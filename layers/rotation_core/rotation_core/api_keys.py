@@ -6,10 +6,12 @@ secret named by ``adminarn`` is the source of truth for where and how its creden
 
 * createSecret first **proves the binding**: the current key must be valid and belong to the admin
   credential's account (the provider ties its value to its id there, or, where the provider offers no
-  such tie, at least lists its id). Otherwise nothing is minted and the step fails as
-  ``confused_deputy``. Then it mints the new key with the admin credential, with the current key's
-  privileges as the provider reports them (or the admin secret's override, never the rotated
-  secret's), and returns it for the core to store as AWSPENDING. The key is *named from the rotation
+  such tie, at least lists its id and says nothing against it). Otherwise nothing is minted and the step
+  fails as ``confused_deputy``. Then it mints the new key with the admin credential and returns it for
+  the core to store as AWSPENDING. Its privileges are the current key's as the provider reports them
+  where the value is tied to its id (or the admin secret's override); where nothing ties them (SendGrid,
+  the generic provider without ``verify.id_path``) they come from the admin secret alone, never from the
+  record of an id the rotated secret's editor chose. Never from the rotated secret. The key is *named from the rotation
   token* (``sm-rotation-<secret hash>-<token>``), so a key minted by an attempt that died before
   PutSecretValue is found again by name on the retry and revoked once a key of this rotation is
   stored: nothing is orphaned.
@@ -279,9 +281,15 @@ class ApiKeyRotation:
         )
         verdict = provider.verify(key)
         if not verdict.valid:
+            hint = f" {verdict.hint.rstrip('.')}." if verdict.hint else ""
             raise ConfusedDeputyError(
                 f"{provider.display_name} does not accept the current secret's key, so it cannot be proven to "
-                f"belong to the admin credential's account. {recover}"
+                f"belong to the admin credential's account.{hint} {recover}"
+            )
+        if verdict.same_account is False:
+            raise ConfusedDeputyError(
+                f"{provider.display_name}, asked with the current secret's key, says the key's own account has no key "
+                f"with the current secret's key id: the value and the id belong to different accounts. {recover}"
             )
         record = provider.lookup(key.id)
         if record is None:
@@ -300,10 +308,13 @@ class ApiKeyRotation:
                 f"{provider.display_name} says the current secret's key value does not belong to its key id in "
                 f"the admin credential's account. {recover}"
             )
-        get_logger().info(
-            "the current key belongs to the admin credential's account",
-            extra={"binding": "value tied to id" if tie else "key valid and its id listed (the provider ties no more)"},
-        )
+        if tie:
+            binding = "value tied to id"
+        elif verdict.same_account:
+            binding = "key valid, and its own account and the admin's both hold its id"
+        else:
+            binding = "key valid and its id listed (the provider ties no more)"
+        get_logger().info("the current key belongs to the admin credential's account", extra={"binding": binding})
         return record
 
     def _revoke_if_ours(

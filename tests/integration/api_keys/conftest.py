@@ -2,7 +2,8 @@
 
 The fakes' certificates come from one CA made for the session; the function trusts it through
 ``API_CA_BUNDLE``, as a deployment would trust a private CA. Every fake's access log is watched by the
-leak guard, and its admin credentials are added to it.
+leak guard, and its admin credentials are added to it; a test whose exchanges with a fake break the
+provider's published definition fails (``contract_violations``).
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ def make_fake(leak_guard: LeakGuard, provider_ca: LocalCA) -> Iterator[Callable[
         # Read the access log into the guard before the fake removes its temporary folder.
         leak_guard.watch_text(fake.access_log_path.read_text(encoding="utf-8"))
         fake.stop()
+    # Every request the function sent and every answer a fake gave is one its provider's definition allows.
+    assert [problem for fake in started for problem in fake.contract_violations] == []
 
 
 @pytest.fixture

@@ -29,7 +29,14 @@ from integration.api_keys.support import (
 from integration.support import stages, unique
 from rotation_core.errors import Category, RotationError
 from rotation_local import emulator, service
-from rotation_local.fake_providers import AttackerServer, FakeAccount, FakeKey, FakeProviderServer
+from rotation_local.fake_providers import (
+    DEFAULT_SCOPES,
+    FULL_ACCESS_SCOPES,
+    AttackerServer,
+    FakeAccount,
+    FakeKey,
+    FakeProviderServer,
+)
 
 Fake = Callable[..., FakeProviderServer]
 Secret = Callable[..., ApiKeySecret]
@@ -360,46 +367,172 @@ def test_attack_privileges_in_rotated_secret_cannot_widen_the_new_key(
     assert fake.count("POST", "") == 0
 
 
-@pytest.mark.parametrize("kind", ["sendgrid", "cloudflare", "twilio"])
+#: A Twilio admin secret's verification request that a key restricted to reading messages may make.
+MESSAGES_PATH = "/2010-04-01/Accounts/{AccountSid}/Messages.json"
+READ_MESSAGES = {"allow": ["/twilio/messaging/messages/read"]}
+
+
+@pytest.mark.parametrize("kind", ["cloudflare", "twilio"])
 def test_rotation_new_key_has_exactly_the_current_keys_privileges(
     kind: str, make_fake: Fake, api_key_secret: Secret, fast_handler: Any, sm_client: Any
 ) -> None:
+    """Where the provider ties the value to its id, the new key copies the privileges the provider reports."""
     fake = make_fake(kind)
-    field = {"sendgrid": "scopes", "cloudflare": "policies", "twilio": "policy"}[kind]
-    restricted = fake.create_key("restricted-key")
-    restricted.extra[field] = {
-        "sendgrid": ["mail.send"],
-        "cloudflare": [{"effect": "allow", "resources": {"zone": "one"}, "permission_groups": [{"id": "r"}]}],
-        "twilio": {"allow": ["/twilio/messaging/messages/read"]},
-    }[kind]
-    secret = api_key_secret(fake, **fake.key_fields(restricted))
+    if kind == "cloudflare":
+        policies = [{"effect": "allow", "resources": {"zone": "one"}, "permission_groups": [{"id": "r"}]}]
+        restricted, field, expected = fake.create_key("restricted-key", policies=policies), "policies", policies
+        admin = fake.admin_secret()
+    else:
+        restricted = fake.create_key("restricted-key", key_type="restricted", policy=READ_MESSAGES)
+        field, expected, admin = "policy", READ_MESSAGES, fake.admin_secret(verify_path=MESSAGES_PATH)
+    secret = api_key_secret(fake, admin=admin, **fake.key_fields(restricted))
 
     rotate(fast_handler(), secret.arn)
 
     new_key = fake.key_by_value(value_at(sm_client, secret.arn, "AWSCURRENT")[VALUE_FIELD[kind]])
     assert new_key is not None
     assert new_key.name.startswith("sm-rotation-")
-    assert new_key.extra[field] == restricted.extra[field]
+    assert new_key.extra[field] == expected
 
 
-def test_attack_sendgrid_id_swap_within_the_keys_own_scopes_is_the_documented_limit(
-    fake_and_secret: FakeAndSecret, fast_handler: Any, sm_client: Any
+def test_rotation_sendgrid_new_key_has_exactly_the_admin_secrets_scopes(
+    make_fake: Fake, api_key_secret: Secret, fast_handler: Any, sm_client: Any
 ) -> None:
-    """SendGrid ties no value to an id: a swapped id of a key with no more scopes passes, but never widens."""
+    """SendGrid ties no value to an id: whatever the stored id's record says, the admin secret's scopes win."""
+    fake = make_fake("sendgrid")
+    wide = fake.create_key("wide-key", scopes=["mail.send", "alerts.read", "user.profile.read"])
+    secret = api_key_secret(fake, admin=fake.admin_secret(scopes=["mail.send"]), **fake.key_fields(wide))
+
+    rotate(fast_handler(), secret.arn)
+
+    new_key = fake.key_by_value(value_at(sm_client, secret.arn, "AWSCURRENT")["api_key"])
+    assert new_key is not None
+    assert new_key.extra["scopes"] == ["mail.send"]
+
+
+def test_attack_sendgrid_id_swap_in_one_account_mints_only_the_admin_secrets_scopes(
+    fake_and_secret: FakeAndSecret, fast_handler: Any, sm_client: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A swapped id of the same account: refused when its record holds more than the value, else harmless."""
     fake, secret = fake_and_secret("sendgrid")
     genuine = value_at(sm_client, secret.arn, "AWSCURRENT")
-    narrower = fake.create_key("narrower-key")
-    narrower.extra["scopes"] = ["mail.send"]
+    privileged = fake.create_key("privileged-key", scopes=["mail.send", "api_keys.create", "api_keys.read"])
+    put_current(sm_client, secret.arn, {**genuine, "api_key_id": privileged.id})
+
+    refused_at_create(fast_handler(), secret.arn, {Category.CONFUSED_DEPUTY}, caplog)
+    assert fake.count("POST", "") == 0
+    emulator.drop_pending(secret.arn)
+    narrower = fake.create_key("narrower-key", scopes=["mail.send"])
     put_current(sm_client, secret.arn, {**genuine, "api_key_id": narrower.id})
 
     rotate(fast_handler(), secret.arn)
 
     minted = fake.key_by_value(value_at(sm_client, secret.arn, "AWSCURRENT")["api_key"])
     assert minted is not None
-    own = fake.key_by_value(genuine["api_key"])
-    assert own is not None
-    assert set(minted.extra["scopes"]) <= set(own.extra["scopes"])
+    assert minted.extra["scopes"] == DEFAULT_SCOPES  # the admin secret's, not the swapped-in id's
     assert fake.is_valid(narrower.value)  # the swapped-in id is never revoked: not named for this secret
+    assert fake.is_valid(privileged.value)
+
+
+@dataclass
+class ForeignValue:
+    """Issue #24's attack: a full-access key of the editor's own account with a privileged id of the company's."""
+
+    fake: FakeProviderServer
+    arn: str
+    privileged: FakeKey
+    foreign: FakeKey
+    original: dict[str, Any]
+
+
+@pytest.fixture
+def foreign_value(make_fake: Fake, sm_client: Any) -> Callable[[str], ForeignValue]:
+    """A SendGrid fake with the company's account and the editor's own, and the editor's forged AWSCURRENT.
+
+    ``provider`` is ``sendgrid`` (the built-in provider) or ``http`` (the generic one describing SendGrid's API).
+    """
+
+    def make(provider: str) -> ForeignValue:
+        fake = make_fake("sendgrid")
+        company = fake.admin_secret()
+        if provider == "http":
+            company = {**company, "provider": "http", "http": GENERIC_SENDGRID}
+        admin_arn = sm_client.create_secret(Name=unique("admin"), SecretString=json.dumps(company))["ARN"]
+        own = fake.create_key("the-editors-key")
+        value = {"provider": provider, "adminarn": admin_arn, "api_key": own.value, "api_key_id": own.id}
+        arn = sm_client.create_secret(Name=unique("apikey"), SecretString=json.dumps(value))["ARN"]
+        emulator.enable_rotation(arn)
+        privileged = fake.create_key(
+            "company-admin-key", scopes=["api_keys.create", "api_keys.read", "api_keys.delete"]
+        )
+        editors_account = fake.add_account()
+        foreign = fake.create_key("editors-full-access", account=editors_account, scopes=list(FULL_ACCESS_SCOPES))
+        put_current(sm_client, arn, {**value, "api_key": foreign.value, "api_key_id": privileged.id})
+        return ForeignValue(fake, arn, privileged, foreign, value_at(sm_client, arn, "AWSCURRENT"))
+
+    return make
+
+
+def test_attack_sendgrid_foreign_full_access_value_with_privileged_id_mints_nothing(
+    foreign_value: Callable[[str], ForeignValue], attacker: AttackerServer, fast_handler: Any, sm_client: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    attack = foreign_value("sendgrid")
+    fake = attack.fake
+    keys_before = [(key.id, key.revoked, dict(key.extra)) for key in fake.keys]
+
+    error = refused_at_create(fast_handler(), attack.arn, {Category.CONFUSED_DEPUTY}, caplog)
+
+    assert "different accounts" in error.message
+    assert "Nothing was minted" in error.message
+    assert fake.count("POST", "") == 0
+    assert fake.count("DELETE", "") == 0
+    assert [(key.id, key.revoked, dict(key.extra)) for key in fake.keys] == keys_before  # nothing minted or altered
+    assert value_at(sm_client, attack.arn, "AWSCURRENT") == attack.original
+    assert attacker.received == []
+
+
+def test_attack_generic_provider_foreign_value_with_privileged_id_gets_only_the_admin_secrets_privileges(
+    foreign_value: Callable[[str], ForeignValue], attacker: AttackerServer, fast_handler: Any, sm_client: Any
+) -> None:
+    """Without verify.id_path nothing ties a value to an id: the new key is what the admin secret's body says."""
+    attack = foreign_value("http")
+    fake = attack.fake
+
+    rotate(fast_handler(), attack.arn)
+
+    minted = fake.key_by_value(value_at(sm_client, attack.arn, "AWSCURRENT")["api_key"])
+    assert minted is not None
+    assert minted.account is fake.account
+    assert minted.extra["scopes"] == GENERIC_SENDGRID["create"]["body"]["scopes"]  # type: ignore[index]
+    assert not set(attack.privileged.extra["scopes"]) & set(minted.extra["scopes"])
+    assert fake.count("DELETE", "") == 0
+    assert fake.is_valid(attack.privileged.value)
+    assert fake.is_valid(attack.foreign.value)
+    assert attacker.received == []
+
+
+@pytest.mark.parametrize("provider", ["sendgrid", "http"])
+def test_attack_admin_secret_stating_no_privileges_mints_nothing_where_no_value_is_tied(
+    provider: str, make_fake: Fake, sm_client: Any, fast_handler: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Where no value is tied to an id, an admin secret that states no privileges refuses to mint."""
+    fake = make_fake("sendgrid")
+    admin = {k: v for k, v in fake.admin_secret().items() if k != "scopes"}
+    if provider == "http":
+        create = {k: v for k, v in GENERIC_SENDGRID["create"].items() if k != "body"}
+        admin = {**admin, "provider": "http", "http": {**GENERIC_SENDGRID, "create": create}}
+    admin_arn = sm_client.create_secret(Name=unique("admin"), SecretString=json.dumps(admin))["ARN"]
+    key = fake.create_key()
+    value = {"provider": provider, "adminarn": admin_arn, "api_key": key.value, "api_key_id": key.id}
+    arn = sm_client.create_secret(Name=unique("apikey"), SecretString=json.dumps(value))["ARN"]
+    emulator.enable_rotation(arn)
+
+    error = refused_at_create(fast_handler(), arn, {Category.SECRET_FORMAT}, caplog)
+
+    assert ('"scopes"' if provider == "sendgrid" else '"http.create.body"') in error.message
+    assert fake.requests == []
+    assert fake.is_valid(key.value)
 
 
 def test_attack_oversized_provider_answer_is_refused_unread(

@@ -20,9 +20,11 @@ from integration.api_keys.support import GENERIC_SENDGRID, PROVIDERS, VALUE_FIEL
 from integration.preflight_support import check, failed_names, nothing_written, outcome, preflight
 from integration.support import unique
 from rotation_local import emulator
-from rotation_local.fake_providers import FakeProviderServer
+from rotation_local.fake_providers import FULL_ACCESS_SCOPES, FakeProviderServer
 from rotation_local.postgres_server import free_port
 
+MESSAGES_PATH = "/2010-04-01/Accounts/{AccountSid}/Messages.json"
+READ_MESSAGES = {"allow": ["/twilio/messaging/messages/read"]}
 API_KEY_CHECKS = [
     "function_configuration", "secrets_manager_endpoint", "rotation_function", "rotation_enabled",
     "no_pending_rotation", "kms_decrypt", "secret_json", "admin_secret", "provider_reachable", "provider_tls",
@@ -40,7 +42,7 @@ REFUSED_ADMIN = {
 def wrong_admin(fake: FakeProviderServer) -> dict[str, Any]:
     """The fake's admin secret with every credential value replaced (the provider and endpoints kept)."""
     admin = fake.admin_secret()
-    kept = {"provider", "base_url", "api_base_url", "account_sid"}
+    kept = {"provider", "base_url", "api_base_url", "account_sid", "scopes"}
     return {key: value if key in kept else "x" + str(value)[1:] for key, value in admin.items()}
 
 
@@ -166,3 +168,78 @@ def test_preflight_api_key_admin_secret_unreadable_reports_admin_secret_failed(
     assert failed_names(report) == ["admin_secret"]
     assert outcome(report, "admin_secret") == ("failed", "secrets_manager")
     assert outcome(report, "secret_json")[0] == "skipped"
+
+
+@pytest.mark.parametrize("provider", ["sendgrid", "http"])
+def test_preflight_api_key_admin_secret_stating_no_privileges_reports_admin_secret_secret_format(
+    provider: str, make_fake: Callable[..., FakeProviderServer], sm_client: Any, api_key_function: Any
+) -> None:
+    """Where no value is tied to an id (SendGrid; the generic provider without verify.id_path), the admin secret
+    must state the new key's privileges: its ``scopes``, or the generic description's ``create.body``."""
+    fake = make_fake("sendgrid")
+    admin = {k: v for k, v in fake.admin_secret().items() if k != "scopes"}
+    if provider == "http":
+        create = {k: v for k, v in GENERIC_SENDGRID["create"].items() if k != "body"}
+        admin = {**admin, "provider": "http", "http": {**GENERIC_SENDGRID, "create": create}}
+    admin_arn = sm_client.create_secret(Name=unique("admin"), SecretString=json.dumps(admin))["ARN"]
+    key = fake.create_key()
+    value = {"provider": provider, "adminarn": admin_arn, "api_key": key.value, "api_key_id": key.id}
+    arn = sm_client.create_secret(Name=unique("apikey"), SecretString=json.dumps(value))["ARN"]
+    emulator.enable_rotation(arn)
+
+    report = preflight(api_key_function(), arn)
+
+    assert failed_names(report) == ["admin_secret"]
+    assert outcome(report, "admin_secret") == ("failed", "secret_format")
+    assert ('"scopes"' if provider == "sendgrid" else '"http.create.body"') in check(report, "admin_secret")["fix"]
+    assert fake.requests == []
+
+
+def test_preflight_api_key_sendgrid_foreign_value_with_company_id_reports_key_binding_confused_deputy(
+    make_fake: Callable[..., FakeProviderServer], api_key_secret: Callable[..., ApiKeySecret], api_key_function: Any
+) -> None:
+    fake = make_fake("sendgrid")
+    privileged = fake.create_key("company-admin-key", scopes=["api_keys.create", "api_keys.read", "api_keys.delete"])
+    foreign = fake.create_key("editors-full-access", account=fake.add_account(), scopes=list(FULL_ACCESS_SCOPES))
+    secret = api_key_secret(fake, api_key=foreign.value, api_key_id=privileged.id)
+
+    report = preflight(api_key_function(), secret.arn)
+
+    assert failed_names(report) == ["key_binding"]
+    assert outcome(report, "key_binding") == ("failed", "confused_deputy")
+    assert "different accounts" in check(report, "key_binding")["fix"]
+    assert fake.count("POST", "") == 0
+
+
+def test_preflight_api_key_twilio_restricted_key_without_verify_path_reports_key_binding(
+    make_fake: Callable[..., FakeProviderServer], api_key_secret: Callable[..., ApiKeySecret], api_key_function: Any
+) -> None:
+    fake = make_fake("twilio")
+    restricted = fake.create_key("restricted", key_type="restricted", policy=READ_MESSAGES)
+    secret = api_key_secret(fake, **fake.key_fields(restricted))
+
+    refused = preflight(api_key_function(), secret.arn)
+    fixed = api_key_secret(fake, admin=fake.admin_secret(verify_path=MESSAGES_PATH), **fake.key_fields(restricted))
+    passed = preflight(api_key_function(), fixed.arn)
+
+    assert failed_names(refused) == ["key_binding"]
+    assert outcome(refused, "key_binding") == ("failed", "confused_deputy")
+    assert '"verify_path"' in check(refused, "key_binding")["fix"]
+    assert passed["ok"] is True, [check(passed, name) for name in failed_names(passed)]
+
+
+@pytest.mark.parametrize("status", [400, 404, 422])
+def test_preflight_api_key_cloudflare_unknown_token_id_reports_key_binding_whatever_4xx_it_answers(
+    status: int, fake_and_secret: FakeAndSecret, api_key_function: Any, sm_client: Any
+) -> None:
+    """The definition documents only "4XX" for a token id Cloudflare does not know: each fails closed."""
+    fake, secret = fake_and_secret("cloudflare")
+    token_id = json.loads(sm_client.get_secret_value(SecretId=secret.arn)["SecretString"])["api_token_id"]
+    fake.fail_next(status, method="GET", route=f"/user/tokens/{token_id}", body={"success": False, "errors": [
+        {"code": 1003, "message": "Invalid token"}], "messages": [], "result": None})  # fmt: skip
+
+    report = preflight(api_key_function(), secret.arn)
+
+    assert failed_names(report) == ["key_binding"]
+    assert outcome(report, "key_binding") == ("failed", "confused_deputy")
+    assert "has no key with the current secret's key id" in check(report, "key_binding")["fix"]

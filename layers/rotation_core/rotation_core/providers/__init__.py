@@ -4,8 +4,9 @@ Each provider declares itself once in :data:`PROVIDERS`. The **admin secret** (n
 secret's ``adminarn``) is the source of truth for everything that directs the admin credential: it
 names the ``provider`` (nothing else in a secret can make the function load code), pins endpoints
 (``base_url``; Twilio's ``api_base_url``), and holds the request description of the generic provider
-and any override of a new key's privileges. A rotated secret may repeat the provider and the
-endpoints, never choose others, and may not carry the admin-only fields at all.
+and the privileges of new keys where the provider cannot tie a key value to its id (SendGrid's
+``scopes``, the generic ``create.body``), or their override elsewhere. A rotated secret may repeat the
+provider and the endpoints, never choose others, and may not carry the admin-only fields at all.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 from rotation_core.errors import ConfusedDeputyError, SecretFormatError, describe
 from rotation_core.providers.base import (
+    AdminSecretFormatError,
     ApiKeyProvider,
     IssuedKey,
     KeyLimitError,
@@ -32,6 +34,7 @@ from rotation_core.providers.http import HttpClient, ProviderError
 __all__ = [
     "BUILT_IN",
     "PROVIDERS",
+    "AdminSecretFormatError",
     "ApiKeyProvider",
     "Endpoint",
     "EndpointError",
@@ -85,15 +88,16 @@ PROVIDERS: dict[str, ProviderSpec] = {
             "Twilio",
             "rotation_core.providers.twilio:TwilioProvider",
             {"base_url": "https://iam.twilio.com", "api_base_url": "https://api.twilio.com"},
-            admin_only=("policy",),
-            admin_settings=("account_sid",),
+            admin_only=("policy", "verify_path"),
+            admin_settings=("account_sid", "verify_path"),
         ),
         ProviderSpec(
             "cloudflare",
             "Cloudflare",
             "rotation_core.providers.cloudflare:CloudflareProvider",
             {"base_url": "https://api.cloudflare.com/client/v4"},
-            admin_only=("policies",),
+            admin_only=("policies", "lifetime_days"),
+            admin_settings=("lifetime_days",),
         ),
         ProviderSpec(
             "http",
@@ -113,13 +117,15 @@ def admin_provider(admin: Mapping[str, Any]) -> ProviderSpec:
     """The provider the admin secret names; a missing or unknown one is refused with what to write."""
     name = admin.get("provider")
     if name is None:
-        raise SecretFormatError(
+        raise AdminSecretFormatError(
             'the admin secret (adminarn) has no "provider"; add "provider": "<name>" to it (one of: '
             f"{', '.join(BUILT_IN)}). The admin secret, not the rotated secret, decides which provider its "
             "credential is for"
         )
     if not isinstance(name, str) or name not in PROVIDERS:
-        raise SecretFormatError(f'the admin secret\'s "provider" {describe(name)} is not one of: {", ".join(BUILT_IN)}')
+        raise AdminSecretFormatError(
+            f'the admin secret\'s "provider" {describe(name)} is not one of: {", ".join(BUILT_IN)}'
+        )
     return PROVIDERS[name]
 
 

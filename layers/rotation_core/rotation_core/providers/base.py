@@ -9,8 +9,9 @@ talks to Secrets Manager, and it never decides on its own whether a key may be r
 
 from __future__ import annotations
 
+import datetime as dt
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -26,6 +27,14 @@ class KeyLimitError(TargetError):
     """The provider refuses to mint another key: the account holds as many as it allows."""
 
     category = Category.PERMISSION
+
+
+class AdminSecretFormatError(SecretFormatError):
+    """The admin secret (named by ``adminarn``) lacks a field or holds one the function cannot use.
+
+    Raised apart from the rotated secret's format errors so that the preflight reports it as the admin
+    secret's (its ``admin_secret`` check), with the category ``secret_format``.
+    """
 
 
 @dataclass(frozen=True)
@@ -59,6 +68,10 @@ class Verdict:
     key_id: str | None = field(default=None, repr=False)
     #: The privileges the key reports about itself (SendGrid's scopes), in :attr:`KeyRecord.template` form.
     template: Mapping[str, Any] | None = field(default=None, repr=False)
+    #: Does the key's own account hold the stored key id (asked with the key itself)? None: no answer either way.
+    same_account: bool | None = None
+    #: What to check when the key is refused (no value), added to the refusal's message.
+    hint: str = ""
 
 
 def within(granted: Mapping[str, Any], held: Mapping[str, Any]) -> bool:
@@ -123,7 +136,7 @@ class ApiKeyProvider(Protocol):
         ...
 
     def verify(self, key: StoredKey) -> Verdict:
-        """Ask the provider about ``key``: invalid on 401/403; raise on anything unexpected."""
+        """Ask the provider about ``key``: invalid on 401/403; raise on anything unexpected. Read-only."""
         ...
 
     def revoke(self, key_id: str) -> bool:
@@ -131,14 +144,19 @@ class ApiKeyProvider(Protocol):
         ...
 
 
-def text_field(secret: Mapping[str, Any], key: str, label: str, *, what: str = "secret") -> str:
+def text_field(
+    secret: Mapping[str, Any],
+    key: str,
+    label: str,
+    *,
+    what: str = "secret",
+    error: type[SecretFormatError] = SecretFormatError,
+) -> str:
     value = secret.get(key)
     if not isinstance(value, str) or not value.strip():
-        raise SecretFormatError(
-            f'the {label} {what} has no "{key}" string; add it (see the README\'s API-key secret formats)'
-        )
+        raise error(f'the {label} {what} has no "{key}" string; add it (see the README\'s API-key secret formats)')
     if any(ord(c) < 32 for c in value):
-        raise SecretFormatError(f'the {label} {what}\'s "{key}" contains control characters')
+        raise error(f'the {label} {what}\'s "{key}" contains control characters')
     return value
 
 
@@ -152,8 +170,10 @@ def stored_key_from(value_field: str, id_field: str, secret: Mapping[str, Any], 
 def raise_if_key_limit(response: HttpResponse, message: str) -> None:
     """Raise :class:`KeyLimitError` with ``message`` when a create request was refused (400/403) for a key limit.
 
-    A 429 that outlasted the client's retries is rate limiting instead, reported as such by
-    :meth:`HttpProviderBase._issued`.
+    Only SendGrid documents its answer to a full account; the others' answers are recognised by the word
+    "limit" in the body. Any other refusal is reported by :meth:`HttpProviderBase._issued` with its status
+    (category ``permission``), which also says that a limit may be the cause: it fails closed either way.
+    A 429 that outlasted the client's retries is rate limiting instead, reported as such.
     """
     if response.status in (400, 403) and b"limit" in response.body.lower():
         raise KeyLimitError(message)
@@ -161,7 +181,11 @@ def raise_if_key_limit(response: HttpResponse, message: str) -> None:
 
 def admin_field(admin: Mapping[str, Any], key: str, provider: str) -> str:
     """A field of the admin secret; every admin value is registered as sensitive by the strategy."""
-    return text_field(admin, key, f"{provider} admin", what="secret (adminarn)")
+    return text_field(admin, key, f"{provider} admin", what="secret (adminarn)", error=AdminSecretFormatError)
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
 
 
 @dataclass(frozen=True)
@@ -174,6 +198,8 @@ class ProviderConfig:
 
     endpoints: Mapping[str, Endpoint]
     admin: Mapping[str, Any] = field(repr=False)
+    #: The time now (UTC), for lifetimes carried to a new key; injected by tests.
+    clock: Callable[[], dt.datetime] = utc_now
 
     @property
     def base(self) -> Endpoint:
@@ -246,19 +272,22 @@ class HttpProviderBase:
             return False, None
         return True, self._expect_ok(response, method, route, hint)
 
-    def _fetch_key(self, route: str, key_id: str, hint: str) -> Any:
-        """The JSON answer of ``GET route`` for ``key_id``, asked as admin; None when the account has no such key."""
+    def _fetch_key(self, route: str, key_id: str, hint: str, *, absent: frozenset[int] = frozenset({404})) -> Any:
+        """The JSON answer of ``GET route`` for ``key_id``, asked as admin; None when the account has no such key.
+
+        ``absent`` are the statuses that mean "no such key" (404; Cloudflare documents only "4XX").
+        """
         response = self._send_as_admin("GET", route, path_params={"id": key_id})
-        if response.status == 404:
+        if response.status in absent:
             return None
         data = self._expect_ok(response, "GET", route, hint)
         if data is None:
             raise self._malformed("GET", route, "a JSON body")
         return data
 
-    def _delete_key(self, route: str, key_id: str, hint: str, *, method: str = "DELETE") -> bool:
+    def _delete_key(self, route: str, key_id: str, hint: str, *, method: str = "DELETE", **kwargs: Any) -> bool:
         """Revoke ``key_id`` with ``method route``, asked as admin; False when it was already gone (404)."""
-        response = self._send_as_admin(method, route, path_params={"id": key_id})
+        response = self._send_as_admin(method, route, path_params={"id": key_id}, **kwargs)
         if response.status == 404:
             return False
         self._expect_ok(response, method, route, hint)
@@ -274,7 +303,17 @@ class HttpProviderBase:
         value_path: str,
         extra_fields: Mapping[str, str] | None = None,
     ) -> IssuedKey:
-        """The key a create request returned; a refusal or an answer without both fields raises."""
+        """The key a create request returned; a refusal or an answer without both fields raises.
+
+        A refusal other than a recognised key limit fails closed with its status (``permission`` for
+        400/403), and its message names the key limit as a possible cause (only SendGrid documents its
+        answer to a full account).
+        """
+        if response.status in (400, 403, 409, 422):
+            hint = (
+                f"{hint}; if the account already holds as many keys as {self.display_name} allows, delete unused "
+                "keys and rotate again"
+            )
         data = self._expect_ok(response, "POST", route, hint)
         key_id, value = dig(data, id_path), dig(data, value_path)
         if not isinstance(key_id, str) or not isinstance(value, str) or not key_id or not value:

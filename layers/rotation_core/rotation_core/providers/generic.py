@@ -21,8 +21,11 @@ The admin secret also holds ``api_key`` (``bearer``/``header``) or ``username`` 
 (``basic``). With ``basic``, the new key authenticates as ``<id>:<value>``. ``list`` is required: it is
 how keys minted by a failed attempt are found, and how a key id is looked up in the admin's account.
 Verification: 2xx is valid, 401/403 is not. ``verify.id_path`` (optional) names where the verify answer
-says which key id it was: that ties a stored value to its id; without it the binding proof is the
-weaker one (the key validates and the admin's list holds its id).
+says which key id it was: that ties a stored value to its id. Without it nothing ties a value to an id,
+so the binding proof is the weaker one (the key validates and the admin's list holds its id), and the
+new key's privileges must come from the admin secret alone: ``create.body`` is then required (no default
+body), so that the admin secret states what a new key may do rather than leaving it to the provider's
+default for a key created with a name only.
 """
 
 from __future__ import annotations
@@ -31,8 +34,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from rotation_core.errors import SecretFormatError
 from rotation_core.providers import base
+from rotation_core.providers.base import AdminSecretFormatError
 from rotation_core.providers.http import error_for
 from rotation_core.providers.twilio import basic_auth
 
@@ -46,7 +49,7 @@ _HINT = "check the admin secret and the secret's http request descriptions"
 def _section(config: Mapping[str, Any], name: str) -> Mapping[str, Any]:
     section = config.get(name)
     if not isinstance(section, dict):
-        raise SecretFormatError(
+        raise AdminSecretFormatError(
             f'the admin secret\'s "http" object has no "{name}" object; describe the {name} request'
         )
     return section
@@ -55,34 +58,36 @@ def _section(config: Mapping[str, Any], name: str) -> Mapping[str, Any]:
 def _method(section: Mapping[str, Any], name: str, default: str) -> str:
     method = str(section.get("method", default)).upper()
     if method not in _METHODS:
-        raise SecretFormatError(f'"http.{name}.method" must be one of: {", ".join(sorted(_METHODS))}')
+        raise AdminSecretFormatError(f'"http.{name}.method" must be one of: {", ".join(sorted(_METHODS))}')
     return method
 
 
 def _path(section: Mapping[str, Any], name: str, placeholders: frozenset[str] = frozenset()) -> str:
     path = section.get("path")
     if not isinstance(path, str) or not _PATH.match(path):
-        raise SecretFormatError(f'"http.{name}.path" must be a path starting with "/"')
+        raise AdminSecretFormatError(f'"http.{name}.path" must be a path starting with "/"')
     used = set(re.findall(r"{([^{}]*)}", path))
     if not used <= placeholders:
         allowed = ", ".join("{" + p + "}" for p in sorted(placeholders)) or "none"
-        raise SecretFormatError(f'"http.{name}.path" uses an unknown placeholder (allowed: {allowed})')
+        raise AdminSecretFormatError(f'"http.{name}.path" uses an unknown placeholder (allowed: {allowed})')
     return path
 
 
 def _field_path(section: Mapping[str, Any], key: str, name: str, default: str | None = None) -> str:
     value = section.get(key, default)
     if not isinstance(value, str) or (not value and default is None):
-        raise SecretFormatError(f'"http.{name}.{key}" must be a dotted path into the JSON response, e.g. "data.id"')
+        raise AdminSecretFormatError(
+            f'"http.{name}.{key}" must be a dotted path into the JSON response, e.g. "data.id"'
+        )
     return value
 
 
 def _auth(config: Mapping[str, Any], name: str, fallback: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
     auth = config.get(name, fallback)
     if not isinstance(auth, dict) or auth.get("scheme") not in _SCHEMES:
-        raise SecretFormatError(f'"http.{name}.scheme" must be one of: {", ".join(sorted(_SCHEMES))}')
+        raise AdminSecretFormatError(f'"http.{name}.scheme" must be one of: {", ".join(sorted(_SCHEMES))}')
     if auth["scheme"] == "header" and not (isinstance(auth.get("header"), str) and _HEADER.match(auth["header"])):
-        raise SecretFormatError(f'"http.{name}.header" must name the header that carries the key')
+        raise AdminSecretFormatError(f'"http.{name}.header" must name the header that carries the key')
     return auth
 
 
@@ -103,7 +108,7 @@ class GenericHttpProvider(base.HttpProviderBase):
     def _configure(self, admin: Mapping[str, Any]) -> None:
         description = admin.get("http")
         if not isinstance(description, dict):
-            raise SecretFormatError(
+            raise AdminSecretFormatError(
                 'an admin secret with "provider": "http" needs an "http" object describing the create, list, '
                 "revoke and verify requests (see the README)"
             )
@@ -127,6 +132,13 @@ class GenericHttpProvider(base.HttpProviderBase):
         self._revoke = (_method(revoke, "revoke", "DELETE"), _path(revoke, "revoke", frozenset({"id"})))
         self._verify = (_method(verify, "verify", "GET"), _path(verify, "verify"))
         self._verify_id = _field_path(verify, "id_path", "verify", "") or None
+        if self._verify_id is None and not isinstance(create.get("body"), dict):
+            raise AdminSecretFormatError(
+                'the admin secret\'s "http.create.body" is missing: without "http.verify.id_path" nothing ties a '
+                "key value to its id, so the new key's privileges must come from the admin secret alone. Write the "
+                'create request\'s body with the privileges the rotated keys need (e.g. {"name": "{name}", '
+                '"scopes": [...]}), or name where the verify answer says the key id ("http.verify.id_path")'
+            )
 
     @staticmethod
     def _headers(auth: Mapping[str, Any], user: str, value: str) -> dict[str, str]:
