@@ -19,6 +19,7 @@ help:
 	@echo "make template           regenerate template.yaml and events/ from the engine registry"
 	@echo "make verified-table     write the last full test run's figures into docs/ (verified.md, security.md)"
 	@echo "make rds-ca-bundle      refresh the layer's Amazon RDS CA bundle from AWS (needs internet access)"
+	@echo "make provider-definitions  refresh the providers' API definition extracts (needs internet access)"
 	@echo "make release-artifacts  the release files in dist/ (both architectures, SBOM, SHA256SUMS); publishes nothing"
 	@echo "make release-sizes      write the sizes of dist/'s files into docs/ (after make release-artifacts)"
 	@echo "make deploy             sam build + sam deploy from this clone, for the Architecture samconfig.toml sets"
@@ -82,6 +83,12 @@ template: venv
 # parses and still holds every root the committed file holds; offline it fails and changes nothing.
 rds-ca-bundle: venv
 	$(PY) -m rotation_local.rds_ca_bundle
+
+# Refreshes the extracts of the providers' official API definitions (tools/rotation_local/definitions/) that the
+# fake providers and the contract tests are held to; offline it fails and changes nothing.
+.PHONY: provider-definitions
+provider-definitions: venv
+	$(PY) -m rotation_local.provider_definitions
 
 invoke: venv
 	$(PY) -m rotation_local invoke --function $(FUNCTION) --event $(EVENT) \
