@@ -26,7 +26,9 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 (one return per
     demo.add_argument("--rotations", type=int, default=2, help="how many rotations in a row (default 2)")
     demo.add_argument("--python", help="Python interpreter that runs the handler (default: this one)")
 
-    run = commands.add_parser("invoke", help="run a function's handler on an event file (like sam local invoke)")
+    run = commands.add_parser(
+        "invoke", help="run a function's handler on an event file in a Python process (without Docker)"
+    )
     run.add_argument("--function", required=True, type=Path, help="function folder, e.g. functions/postgres")
     run.add_argument(
         "--event", required=True, type=Path, help="event JSON file, e.g. events/postgres/createSecret.json"
