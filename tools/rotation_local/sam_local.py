@@ -265,8 +265,14 @@ class SamLocalRun:
             self.say(f"{len(self.results)} functions rotated through sam local invoke in {seconds:.0f} s")
         else:
             failed = [r.name for r in self.results if not r.ok]
-            named = f"FAILED: {', '.join(failed)}; " if failed else "FAILED; "
-            self.say(f"{named}each invocation's output is in {self.workdir / 'logs'}")
+            named = f"FAILED: {', '.join(failed)}" if failed else "FAILED"
+            if (self.workdir / "logs").is_dir():
+                self.say(f"{named}; each invocation's output is in {self.workdir / 'logs'}")
+            elif (self.workdir / "local-env.log").is_file():
+                self.say(f"{named}; local-env's output is in {self.workdir / 'local-env.log'}")
+            else:
+                shutil.rmtree(self.workdir, ignore_errors=True)
+                self.say(f"{named} (see above)")
         return code
 
     def _run(self, stack: contextlib.ExitStack) -> int:
