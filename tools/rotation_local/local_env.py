@@ -443,7 +443,7 @@ class LocalEnvironment:
         from rotation_local.docker_proxy import HostNetworkProxy, upstream_socket
 
         try:
-            proxy = HostNetworkProxy(self.run_dir / DOCKER_SOCKET, upstream_socket, label_value=self.run_dir.name)
+            proxy = HostNetworkProxy(self.run_dir / DOCKER_SOCKET, upstream_socket, label_value=str(self.run_dir))
         except (OSError, ValueError) as error:
             self.out(f"local-env: no Docker socket for sam local invoke ({error}); make invoke works without it")
             return

@@ -288,7 +288,7 @@ class SamLocalRun:
             self.workdir / "run", self.workdir / "local-env.log", engine, list(self.specs), image
         )
         stack.callback(environment.stop)
-        stack.callback(self._remove_containers, engine, f"{LABEL}={environment.run_dir.name}")
+        stack.callback(self._remove_containers, engine, f"{LABEL}={environment.run_dir}")
         manifest = environment.wait_ready()
         self.say(f"local-env is up (PID {environment.process.pid}) at {manifest['endpoint']}; log: {environment.log}")
         token = local_env.run_token(str(environment.run_dir))
