@@ -262,7 +262,8 @@ class SamLocalRun:
         if code == 0:
             shutil.rmtree(self.workdir, ignore_errors=True)
             seconds = time.monotonic() - started
-            self.say(f"{len(self.results)} functions rotated through sam local invoke in {seconds:.0f} s")
+            count = len(self.results)
+            self.say(f"{count} function{'s' * (count != 1)} rotated through sam local invoke in {seconds:.0f} s")
         else:
             failed = [r.name for r in self.results if not r.ok]
             named = f"FAILED: {', '.join(failed)}" if failed else "FAILED"
