@@ -614,6 +614,8 @@ class LocalEnvironment:
         )  # fmt: skip
 
     def next_steps(self) -> list[str]:
+        from rotation_local.lambda_image import standin_image
+
         lines = [
             "",
             f"Ready. In another terminal, from the repository root ({REPO_ROOT}):",
@@ -630,7 +632,7 @@ class LocalEnvironment:
         else:
             lines.append(
                 "  No registry here? make sam-local-invoke builds an offline stand-in of the Lambda image; add "
-                "--invoke-image rotation-local/lambda-python:3.13-<arch> --skip-pull-image (docs/local-runner.md)."
+                f"--invoke-image {standin_image(self.architecture)} --skip-pull-image (docs/local-runner.md)."
             )
         if not self.sam_ready:
             lines.append(
@@ -916,9 +918,10 @@ def restage_command(endpoint: str | None, functions: Collection[str], *, abandon
             f"{result['token']}{abandoned}. Its four steps:"
         )
         out("")
+        out(f"  {result['sam_command']}")
+        out("  # or, without Docker:")
         for command in result["commands"]:
             out(f"  {command}")
-        out(f"  # or, with Docker: {result['sam_command']}")
         out("")
     return 1 if failed or not done else 0
 
