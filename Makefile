@@ -25,8 +25,10 @@ help:
 	@echo "make deploy             sam build + sam deploy from this clone, for the Architecture samconfig.toml sets"
 	@echo "                        (CONFIG_ENV=dev|prod, DEPLOY_ARGS=--guided the first time; needs python3.13)"
 	@echo "make bench              benchmarks (BENCH_ARGS=\"--repeats 7 --fleet 1,10,100,1000\")"
+	@echo "make sam-local-invoke   every function's four sample events through the real sam local invoke, each"
+	@echo "                        rotation checked (starts Docker if none answers; FUNCTION_NAME=... only those)"
 	@echo "make invoke FUNCTION=functions/postgres EVENT=events/... ENDPOINT=http://127.0.0.1:5000"
-	@echo "                        run a handler on an event, like sam local invoke, without Docker"
+	@echo "                        run a handler on an event in a Python process, for machines without Docker"
 
 $(PY): requirements-dev.lock
 	@tools/bootstrap.sh venv $(VENV) $(PYTHON)
@@ -141,7 +143,7 @@ lock:
 		layers/rotation_core/requirements.in $(wildcard functions/*/requirements.in)
 	# The tool locks name no extras (boto3, not boto3[crt]): pip before 24 would not count boto3[crt]==X
 	# as the pin of boto3 that another package asks for, and refuses to install in --require-hashes mode.
-	for name in pip sam scan ci actionlint cdk; do \
+	for name in pip sam scan ci actionlint cdk lambda-image; do \
 		.venv-lock/bin/pip-compile --generate-hashes --allow-unsafe --quiet --strip-extras \
 			--no-emit-index-url --no-emit-find-links -o requirements-$$name.lock requirements-$$name.txt || exit 1; \
 	done
@@ -162,3 +164,11 @@ local-env-status: venv
 local-env-restage: venv
 	@$(PY) -m rotation_local local-env restage $(if $(FUNCTION_NAME),--function-name $(FUNCTION_NAME)) \
 		$(if $(ENDPOINT),--endpoint $(ENDPOINT))
+
+# The real `sam local invoke` on every function's four sample events, in order, each rotation checked through
+# local-env (docs/local-runner.md): a Docker engine is started (and stopped) when none answers, the Lambda
+# image is AWS's, or an offline stand-in built once when no registry answers. One line per function; exit 1
+# naming the functions that failed. FUNCTION_NAME="A B": only those; SAM_LOCAL_ARGS="--image standin" etc.
+.PHONY: sam-local-invoke
+sam-local-invoke: servers sam-build
+	$(PY) -m rotation_local sam-local-invoke $(foreach name,$(FUNCTION_NAME),--function-name $(name)) $(SAM_LOCAL_ARGS)

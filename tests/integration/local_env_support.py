@@ -85,6 +85,11 @@ class RunningLocalEnv:
         return str(self.manifest["endpoint"])
 
     @property
+    def token(self) -> str:
+        """The control API's token, from the run folder (as the CLI reads it)."""
+        return local_env.run_token(str(self.run_dir))
+
+    @property
     def ca_bundle(self) -> Path:
         return Path(self.manifest["ca_bundle"])
 
@@ -134,7 +139,7 @@ class RunningLocalEnv:
 
     def status(self) -> dict[str, dict[str, Any]]:
         """The control API's status, by function."""
-        answer = local_env.control(self.endpoint, "GET", "status")
+        answer = local_env.control(self.endpoint, "GET", "status", token=self.token)
         self.outputs.append(json.dumps(answer))
         return {entry["function"]: entry for entry in answer["functions"]}
 

@@ -3,9 +3,11 @@ Docker-free runner (each step in its own process), check the result, restage, ro
 
 from __future__ import annotations
 
+import http.client
 import json
 import signal
 import socket
+import stat
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,6 +20,7 @@ from helpers import REPO_ROOT, LeakGuard, sensitive_values
 from integration import local_env_support as support
 from rotation_core.registry import FunctionSpec, rotation_functions
 from rotation_core.settings import Strategy
+from rotation_local import emulator, local_env
 from rotation_local.events import STEPS, event_folder, function_id, sample_token
 from rotation_local.local_env import invoke_commands
 from rotation_local.targets import database_target
@@ -111,7 +114,8 @@ def test_local_env_start_prints_run_folder_and_four_commands_per_function(runnin
         for command in invoke_commands(function, events, f"$LOCAL_ENV/env/{name}.json"):
             assert command in text
         assert all((REPO_ROOT / events / f"{step}.json").is_file() for step in STEPS)
-        assert f"sam local invoke {name} --docker-network host" in text
+        assert "DOCKER_HOST=unix://$LOCAL_ENV/docker.sock " in text
+        assert f"sam local invoke {name} --region us-east-1 --parameter-overrides Architecture=" in text
 
 
 @pytest.mark.parametrize("name", list(FUNCTIONS))
@@ -260,3 +264,114 @@ def test_local_env_port_in_use_exits_with_advice_and_leaves_no_folder(tmp_path: 
     assert f"cannot listen on 127.0.0.1:{port}" in completed.stderr
     assert "PORT=0" in completed.stderr
     assert not (tmp_path / "run").exists()
+
+
+def _request(
+    endpoint: str, method: str, path: str, headers: dict[str, str], body: bytes = b""
+) -> tuple[int, dict[str, str], bytes]:
+    """One HTTP request with exactly these headers (Host included when given), as a browser might send it."""
+    from urllib.parse import urlsplit
+
+    where = urlsplit(endpoint)
+    connection = http.client.HTTPConnection(where.hostname or "127.0.0.1", where.port, timeout=30)
+    try:
+        connection.putrequest(method, path, skip_host="Host" in headers, skip_accept_encoding=True)
+        for name, value in {**headers, "Content-Length": str(len(body))}.items():
+            connection.putheader(name, value)
+        connection.endheaders(body)
+        response = connection.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        connection.close()
+
+
+PAGE = "https://attacker.example"
+LIST_SECRETS = {"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": "secretsmanager.ListSecrets"}
+
+
+@pytest.mark.parametrize("path", ["/", "/_rotation_local/status", "/_rotation_local/restage"])
+def test_local_env_cross_origin_preflight_gets_no_cors_grant(running_env: support.RunningLocalEnv, path: str) -> None:
+    status, headers, _ = _request(
+        running_env.endpoint, "OPTIONS", path,
+        {"Origin": PAGE, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "x-amz-target"},
+    )  # fmt: skip
+
+    assert status == 403
+    assert not [name for name in headers if name.startswith("access-control-")]
+
+
+def test_local_env_emulator_refuses_a_web_page_reading_secrets(running_env: support.RunningLocalEnv) -> None:
+    status, headers, body = _request(running_env.endpoint, "POST", "/", {**LIST_SECRETS, "Origin": PAGE}, b"{}")
+
+    assert status == 403
+    assert "access-control-allow-origin" not in headers
+    assert b"SecretList" not in body
+    # the same call without a page's Origin (an SDK's) is answered
+    status, _, body = _request(running_env.endpoint, "POST", "/", {**LIST_SECRETS, "Authorization": _SIGV4}, b"{}")
+    assert status == 200
+    assert b"SecretList" in body
+
+
+# A Secrets Manager request's credential scope: what moto reads to pick the service (not a valid signature).
+_SIGV4 = "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/secretsmanager/aws4_request, Signature=0"
+
+
+def test_local_env_dns_rebinding_host_is_refused(running_env: support.RunningLocalEnv) -> None:
+    port = running_env.endpoint.rsplit(":", 1)[1]
+    for path, extra in (("/", LIST_SECRETS), ("/_rotation_local/status", {})):
+        headers = {"Host": f"attacker.example:{port}", local_env.TOKEN_HEADER: running_env.token, **extra}
+
+        status, _, body = _request(running_env.endpoint, "POST" if path == "/" else "GET", path, headers, b"{}")
+
+        assert status == 403, body
+        assert b"Host header" in body
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"Content-Type": "text/plain"}, 415),  # a "simple" cross-site request: no preflight
+        ({"Content-Type": "application/x-www-form-urlencoded"}, 415),
+        ({"Content-Type": "application/json", "Origin": PAGE}, 403),
+        ({"Content-Type": "application/json"}, 403),  # no token
+    ],
+)
+def test_local_env_control_refuses_requests_a_web_page_can_make(
+    guarded: support.RunningLocalEnv, headers: dict[str, str], expected: int
+) -> None:
+    with_token = {**headers}
+    if expected != 403 or "Origin" in headers:
+        with_token[local_env.TOKEN_HEADER] = guarded.token
+    stages = guarded.stages(function_secret(guarded, API_KEY))
+    payload = json.dumps({"functions": [API_KEY], "abandon": True}).encode()
+
+    status, headers_back, _ = _request(guarded.endpoint, "POST", "/_rotation_local/restage", with_token, payload)
+
+    assert status == expected
+    assert "access-control-allow-origin" not in headers_back
+    assert guarded.stages(function_secret(guarded, API_KEY)) == stages  # nothing restaged
+
+
+def test_local_env_run_folder_token_and_docker_socket_are_private(running_env: support.RunningLocalEnv) -> None:
+    token_file = running_env.run_dir / local_env.TOKEN_FILE
+    docker_socket = running_env.run_dir / local_env.DOCKER_SOCKET
+
+    assert token_file.stat().st_mode & 0o777 == 0o600
+    assert len(running_env.token) >= 40
+    assert stat.S_ISSOCK(docker_socket.stat().st_mode)
+    assert docker_socket.stat().st_mode & 0o777 == 0o600
+    assert running_env.manifest["docker_host"] == f"unix://{docker_socket}"
+
+
+def test_emulator_server_of_the_tests_gives_no_cors_grant() -> None:
+    server = emulator.EmulatorServer().start()
+    try:
+        status, headers, _ = _request(
+            server.endpoint_url, "OPTIONS", "/", {"Origin": PAGE, "Access-Control-Request-Method": "POST"}
+        )
+        _, posted, _ = _request(server.endpoint_url, "POST", "/", {**LIST_SECRETS, "Origin": PAGE}, b"{}")
+    finally:
+        server.stop()
+
+    assert "access-control-allow-origin" not in headers, status
+    assert "access-control-allow-origin" not in posted

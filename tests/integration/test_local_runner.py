@@ -1,4 +1,4 @@
-"""The Docker-free runner: the README's main command and the `sam local invoke` stand-in."""
+"""The Docker-free runner: the README's main command, and `make invoke` for machines without Docker."""
 
 from __future__ import annotations
 

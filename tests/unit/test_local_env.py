@@ -23,6 +23,7 @@ from rotation_local.events import (
     sample_token,
     secret_name,
 )
+from rotation_local.lambda_image import host_architecture
 from rotation_local.template import read_only_secrets
 
 FUNCTIONS = list(rotation_functions())
@@ -79,12 +80,135 @@ def test_invoke_commands_run_the_four_steps_in_order_with_the_function_folder() 
     assert all(c.endswith("ENV_VARS=$LOCAL_ENV/env/X.json") for c in commands)
 
 
-def test_sam_command_shares_host_network_and_uses_emulator_credentials() -> None:
-    command = local_env.sam_command(FUNCTION, "events/x", "$LOCAL_ENV/sam-env.json")
+def _loop_command(command: str) -> str:
+    """What the printed loop runs for each step: the text inside ``out=$( ... )``."""
+    return command.split("out=$(", 1)[1].split("); echo", 1)[0]
 
-    assert f"sam local invoke {function_id(FUNCTION)} --docker-network host" in command
-    assert "AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing" in command
-    assert "|| break" in command
+
+def test_sam_command_runs_sam_on_host_network_socket_with_build_architecture_and_emulator_credentials() -> None:
+    command = local_env.sam_command(
+        FUNCTION, "events/x", "$LOCAL_ENV/sam-env.json", architecture="x86_64",
+        docker_host="unix://$LOCAL_ENV/docker.sock",
+    )  # fmt: skip
+
+    assert command.startswith(f"for step in {' '.join(STEPS)}; do ")
+    inner = _loop_command(command)
+    assert inner.startswith("DOCKER_HOST=unix://$LOCAL_ENV/docker.sock AWS_ACCESS_KEY_ID=testing ")
+    assert "AWS_SECRET_ACCESS_KEY=testing AWS_MAX_ATTEMPTS=1 AWS_ENDPOINT_URL_STS=http://127.0.0.1:9 " in inner
+    assert f"sam local invoke {function_id(FUNCTION)} --region us-east-1 " in inner
+    assert " --parameter-overrides Architecture=x86_64 " in inner
+    assert "--event events/x/$step.json --env-vars $LOCAL_ENV/sam-env.json" in inner
+    assert "--docker-network" not in command  # SAM ignores it (aws/aws-sam-cli#3609): the socket does it
+    assert "--invoke-image" not in command  # AWS's image, pulled by SAM
+    assert "--skip-pull-image" not in command
+    # sam exits 0 when the handler raised: the loop stops on the result's errorType, not on the exit code
+    assert "case $out in *'\"errorType\"'*) break;; esac; done" in command
+    assert "|| break" not in command
+
+
+def test_sam_command_with_offline_image_names_it_and_skips_pulling() -> None:
+    command = local_env.sam_command(
+        FUNCTION, "events/x", "$LOCAL_ENV/sam-env.json", architecture="arm64", docker_host="unix://s",
+        invoke_image="rotation-local/lambda-python:3.13-arm64",
+    )  # fmt: skip
+
+    assert _loop_command(command).endswith("--invoke-image rotation-local/lambda-python:3.13-arm64 --skip-pull-image")
+    assert "Architecture=arm64" in command
+
+
+def test_sam_command_printed_is_what_sam_local_invoke_target_runs() -> None:
+    """The printed loop, for one step, is the environment and arguments make sam-local-invoke runs."""
+    command = local_env.sam_command(
+        FUNCTION, "events/x", "/run/sam-env.json", architecture="x86_64", docker_host="unix:///run/docker.sock",
+        invoke_image="img:1",
+    )  # fmt: skip
+    env = local_env.sam_invoke_env("unix:///run/docker.sock")
+    argv = local_env.sam_invoke_argv(
+        FUNCTION, "events/x/$step.json", "/run/sam-env.json", architecture="x86_64", invoke_image="img:1",
+        skip_pull=True,
+    )  # fmt: skip
+
+    assert _loop_command(command) == " ".join([*(f"{k}={v}" for k, v in env.items()), *argv])
+
+
+@pytest.mark.parametrize(
+    ("libraries", "expected"),
+    [
+        (["psycopg2/_psycopg.cpython-313-x86_64-linux-gnu.so"], "x86_64"),
+        (["psycopg2/_psycopg.cpython-313-aarch64-linux-gnu.so", "x/y.cpython-313-aarch64-linux-gnu.so"], "arm64"),
+    ],
+)
+def test_build_architecture_follows_the_built_native_libraries(
+    tmp_path: Path, libraries: list[str], expected: str
+) -> None:
+    for library in libraries:
+        path = tmp_path / "PostgresSingleUserFunction" / library
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"")
+
+    assert local_env.build_architecture(tmp_path) == expected
+
+
+def test_build_architecture_of_pure_python_build_is_this_machine(tmp_path: Path) -> None:
+    (tmp_path / "ApiKeyFunction").mkdir()
+    (tmp_path / "ApiKeyFunction" / "app.py").write_text("")
+
+    assert local_env.build_architecture(tmp_path) == host_architecture()
+
+
+PORT = 45678
+TOKEN = "the-run-token"
+GOOD = {"host": f"127.0.0.1:{PORT}", local_env.TOKEN_HEADER.lower(): TOKEN}
+
+
+def _refusal(path: str, method: str, headers: dict[str, str]) -> tuple[int, str] | None:
+    return local_env.request_refusal(path, method, headers, port=PORT, token=TOKEN)
+
+
+@pytest.mark.parametrize("path", ["/", "/_rotation_local/status"])
+def test_request_with_origin_header_is_refused_on_emulator_and_control_api(path: str) -> None:
+    refused = _refusal(path, "POST", {**GOOD, "origin": "https://example.com", "content-type": "application/json"})
+
+    assert refused is not None
+    assert refused[0] == 403
+    assert "Origin" in refused[1]
+
+
+@pytest.mark.parametrize("host", ["evil.example.com", f"evil.example.com:{PORT}", "127.0.0.1:1", "", "[::1]:45678"])
+@pytest.mark.parametrize("path", ["/", "/_rotation_local/status"])
+def test_request_naming_another_host_is_refused_against_dns_rebinding(path: str, host: str) -> None:
+    refused = _refusal(path, "GET", {**GOOD, "host": host})
+
+    assert refused is not None
+    assert refused[0] == 403
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data", ""])
+def test_control_post_without_json_body_type_is_refused(content_type: str) -> None:
+    refused = _refusal("/_rotation_local/restage", "POST", {**GOOD, "content-type": content_type})
+
+    assert refused is not None
+    assert refused[0] == 415
+
+
+@pytest.mark.parametrize("token", [None, "", "wrong", TOKEN + "x"])
+def test_control_request_without_the_run_token_is_refused(token: str | None) -> None:
+    headers = {"host": f"localhost:{PORT}", "content-type": "application/json; charset=utf-8"}
+    if token is not None:
+        headers[local_env.TOKEN_HEADER.lower()] = token
+
+    refused = _refusal("/_rotation_local/restage", "POST", headers)
+
+    assert refused is not None
+    assert refused[0] == 403
+    assert "$LOCAL_ENV/control-token" in refused[1]
+
+
+def test_control_request_from_runner_client_and_sdk_request_pass() -> None:
+    assert _refusal("/_rotation_local/status", "GET", GOOD) is None
+    assert _refusal("/_rotation_local/restage", "POST", {**GOOD, "content-type": "application/json"}) is None
+    # the functions' and boto3's Secrets Manager calls: no token needed, loopback Host, no Origin
+    assert _refusal("/", "POST", {"host": f"127.0.0.1:{PORT}", "content-type": "application/x-amz-json-1.1"}) is None
 
 
 @pytest.fixture
@@ -246,4 +370,42 @@ def test_control_without_running_local_env_says_how_to_start_it(monkeypatch: pyt
     monkeypatch.setattr(urllib.request, "urlopen", refused)
 
     with pytest.raises(local_env.LocalEnvError, match="start it with make local-env"):
-        local_env.control("http://127.0.0.1:5000", "GET", "status")
+        local_env.control("http://127.0.0.1:5000", "GET", "status", token="t")
+
+
+def test_run_token_without_run_folder_says_to_export_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv(local_env.RUN_DIR_VARIABLE, raising=False)
+    with pytest.raises(local_env.LocalEnvError, match="export LOCAL_ENV="):
+        local_env.run_token()
+    monkeypatch.setenv(local_env.RUN_DIR_VARIABLE, str(tmp_path))
+    with pytest.raises(local_env.LocalEnvError, match="control-token"):
+        local_env.run_token()
+    (tmp_path / local_env.TOKEN_FILE).write_text("abc\n")
+    assert local_env.run_token() == "abc"
+
+
+def test_control_client_sends_json_and_the_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    sent: list[urllib.request.Request] = []
+
+    class Answer:
+        def __enter__(self) -> Answer:
+            return self
+
+        def __exit__(self, *_exc: object) -> None:
+            return None
+
+        def read(self) -> bytes:
+            return b"{}"
+
+    def urlopen(request: urllib.request.Request, **_kwargs: Any) -> Answer:
+        sent.append(request)
+        return Answer()
+
+    monkeypatch.setattr(urllib.request, "urlopen", urlopen)
+
+    local_env.control("http://127.0.0.1:5000", "POST", "restage", {"functions": []}, token="tok")
+
+    (request,) = sent
+    assert request.get_header("Content-type") == "application/json"
+    assert request.get_header(local_env.TOKEN_HEADER.capitalize()) == "tok"
+    assert request.get_header("Origin") is None

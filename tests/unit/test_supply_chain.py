@@ -66,9 +66,10 @@ def test_shipped_requirements_match_the_versions_tested() -> None:
     assert {name: tested.get(name) for name in shipped} == shipped
 
 
-# The tooling the pipelines install (SAM CLI, scanners, audit and lint tools, pip itself): each list of
-# requests has a lock that pins every package with hashes (`make lock`).
-TOOL_LOCKS = ["sam", "scan", "ci", "actionlint", "pip"]
+# The tooling the pipelines install (SAM CLI, scanners, audit and lint tools, pip itself, the offline
+# Lambda image stand-in's runtime client): each list of requests has a lock that pins every package with
+# hashes (`make lock`).
+TOOL_LOCKS = ["sam", "scan", "ci", "actionlint", "pip", "lambda-image"]
 
 
 def test_tool_locks_pin_every_requested_package_at_the_requested_version_with_hashes() -> None:

@@ -1,5 +1,5 @@
-"""Command line: ``python -m rotation_local demo | invoke | preflight | local-env | roots | verified-table |
-template``."""
+"""Command line: ``python -m rotation_local demo | invoke | preflight | local-env | sam-local-invoke | roots |
+verified-table | template``."""
 
 from __future__ import annotations
 
@@ -26,7 +26,9 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 (one return per
     demo.add_argument("--rotations", type=int, default=2, help="how many rotations in a row (default 2)")
     demo.add_argument("--python", help="Python interpreter that runs the handler (default: this one)")
 
-    run = commands.add_parser("invoke", help="run a function's handler on an event file (like sam local invoke)")
+    run = commands.add_parser(
+        "invoke", help="run a function's handler on an event file in a Python process (without Docker)"
+    )
     run.add_argument("--function", required=True, type=Path, help="function folder, e.g. functions/postgres")
     run.add_argument(
         "--event", required=True, type=Path, help="event JSON file, e.g. events/postgres/createSecret.json"
@@ -68,6 +70,11 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 (one return per
         "--function-name", action="append", dest="only", metavar="NAME",
         help="only this function (the template's logical id, e.g. PostgresSingleUserFunction; repeatable)",
     )  # fmt: skip
+    local.add_argument(
+        "--invoke-image", metavar="IMAGE",
+        help="the Lambda image the printed sam local invoke commands run on (--invoke-image, --skip-pull-image), "
+        "e.g. the offline stand-in rotation-local/lambda-python:3.13-x86_64; default: AWS's, pulled by SAM",
+    )  # fmt: skip
     actions = local.add_subparsers(dest="action")
     restage = actions.add_parser(
         "restage", help="stage a fresh token on a finished rotation and write its four events into $LOCAL_ENV"
@@ -85,6 +92,27 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 (one return per
     status = actions.add_parser("status", help="each secret's versions, labels and which of them log in now")
     status.add_argument("--endpoint", help="the local-env's emulator URL (default: from $LOCAL_ENV, else port 5000)")
     status.add_argument("--json", action="store_true", help="the report as JSON")
+
+    sam_local = commands.add_parser(
+        "sam-local-invoke",
+        help="every function's four sample events through the real sam local invoke, each rotation checked",
+        description="Start a Docker engine if none answers, pick the Lambda image (AWS's, or the offline stand-in "
+        "when no registry answers), start local-env, run sam local invoke on each function's four events in "
+        "order, check each rotation through local-env, print one line per function and exit 1 if one failed. "
+        "Run make sam-build first (make sam-local-invoke does). docs/local-runner.md.",
+    )
+    sam_local.add_argument(
+        "--function-name", action="append", dest="only", metavar="NAME", default=[],
+        help="only this function (the template's logical id; repeatable; default: all of them)",
+    )  # fmt: skip
+    sam_local.add_argument(
+        "--image", choices=["auto", "aws", "standin"], default="auto",
+        help="the Lambda image: auto (AWS's when here or a registry answers, else the offline stand-in), aws, standin",
+    )  # fmt: skip
+    sam_local.add_argument(
+        "--env-var", action="append", default=[], metavar="FUNCTION:NAME=VALUE",
+        help="a variable of one function's container, over local-env's sam-env.json (one the template declares)",
+    )  # fmt: skip
 
     generate = commands.add_parser("template", help="write template.yaml and events/ from the engine registry")
     generate.add_argument("--check", action="store_true", help="only check that template.yaml is up to date")
@@ -111,6 +139,10 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 (one return per
         return _template(check=args.check)
     if args.command == "local-env":
         return _local_env(args)
+    if args.command == "sam-local-invoke":
+        from rotation_local.sam_local import run as run_sam_local
+
+        return run_sam_local(functions=args.only, image_mode=args.image, env_vars=args.env_var)
     if args.command == "demo":
         from rotation_local.demo import run as run_demo
 
@@ -225,7 +257,9 @@ def _local_env(args: argparse.Namespace) -> int:
     except local_env.LocalEnvError as error:
         print(f"local-env: {error}", file=sys.stderr)
         return 1
-    return local_env.run(port=args.port, run_dir=args.run_dir, functions=args.only or ())
+    return local_env.run(
+        port=args.port, run_dir=args.run_dir, functions=args.only or (), invoke_image=args.invoke_image
+    )
 
 
 def _template(*, check: bool) -> int:

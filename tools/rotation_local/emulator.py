@@ -9,7 +9,8 @@ moto 5.x differs from AWS where rotation depends on it (see rotation-protocol.md
   once the four steps succeeded. moto's own ``rotate_secret`` is not used.
 
 It works for moto in-process (``mock_aws``) and for :class:`EmulatorServer` over HTTP on 127.0.0.1,
-which runs in this process so that the service side can reach moto's state directly.
+which runs in this process so that the service side can reach moto's state directly, with moto's
+global CORS turned off (:func:`disable_global_cors`).
 """
 
 from __future__ import annotations
@@ -61,6 +62,23 @@ def apply_fidelity_patches() -> None:
         return original(self, secret_id, secret_string, secret_binary, client_request_token, version_stages)
 
     SecretsManagerBackend.put_secret_value = put_secret_value  # type: ignore[method-assign]
+
+
+@functools.cache
+def disable_global_cors() -> None:
+    """Turn off moto's global CORS (``Access-Control-Allow-Origin`` for every origin), which would let any
+    web page the developer visits read the emulator's secrets. Runs once, before moto builds its apps.
+
+    The switch is moto's ``MOTO_DISABLE_GLOBAL_CORS``, read when moto is imported; this sets the value
+    moto's server checks when it creates each service's app. A moto that no longer has it fails here.
+    """
+    from moto import settings
+    from moto.moto_server import werkzeug_app
+
+    if not hasattr(werkzeug_app, "DISABLE_GLOBAL_CORS"):
+        raise RuntimeError("this moto has no DISABLE_GLOBAL_CORS switch: check how it turns off its global CORS")
+    settings.DISABLE_GLOBAL_CORS = True
+    werkzeug_app.DISABLE_GLOBAL_CORS = True
 
 
 def backend(account_id: str = DEFAULT_ACCOUNT, region: str = DEFAULT_REGION) -> Any:
@@ -263,6 +281,7 @@ class EmulatorServer:
         from rotation_local.postgres_server import free_port
 
         apply_fidelity_patches()
+        disable_global_cors()
         self.port = port or free_port()
         self.endpoint_url = f"http://127.0.0.1:{self.port}"
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hmac
 import json
 import os
 import secrets
@@ -75,6 +76,11 @@ MASTER_USER = "rotation_master"
 SAM_BUILD_DIR = REPO_ROOT / ".aws-sam" / "build"
 SAM_CA_NAME = "rotation-local-ca.pem"  # copied into each built function: sam mounts it as /var/task
 LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+SAM_EXECUTABLE = ".venv-sam/bin/sam"  # where .ci/template-checks.sh (make sam-build) installs the pinned SAM CLI
+DOCKER_SOCKET = "docker.sock"  # in the run folder: the Docker socket sam local invoke is pointed at
+CLOSED_LOOPBACK_URL = "http://127.0.0.1:9"  # the discard port: nothing listens there
+TOKEN_FILE = "control-token"  # noqa: S105 (a file name) in the run folder (0600): what control requests carry
+TOKEN_HEADER = "X-Rotation-Local-Token"  # noqa: S105 (a header name)
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # SIGINT too: a background job ignores it
 # Rotation states of a secret, from where its AWSPENDING label is.
 IDLE, STAGED, IN_PROGRESS, FINISHED = "idle", "staged", "in progress", "finished"
@@ -124,24 +130,97 @@ def invoke_commands(function: FunctionSpec, events: str, env_file: str) -> list[
     ]
 
 
-def sam_command(function: FunctionSpec, events: str, env_file: str) -> str:
+def sam_invoke_argv(
+    function: FunctionSpec,
+    event: str,
+    env_file: str,
+    *,
+    architecture: str,
+    invoke_image: str | None = None,
+    skip_pull: bool = False,
+    sam: str = SAM_EXECUTABLE,
+) -> list[str]:
+    """``sam local invoke`` of one function on one event: the arguments, as printed and as
+    ``make sam-local-invoke`` runs them.
+
+    ``--parameter-overrides Architecture=...``: the architecture of the build (the template's default is
+    arm64), so that SAM runs the image the built packages were made for. ``invoke_image`` (with
+    ``skip_pull``): the offline stand-in of the Lambda image (rotation_local.lambda_image).
+    """
+    argv = [
+        sam, "local", "invoke", function_id(function), "--region", emulator.DEFAULT_REGION,
+        "--parameter-overrides", f"Architecture={architecture}", "--event", event, "--env-vars", env_file,
+    ]  # fmt: skip
+    if invoke_image:
+        argv += ["--invoke-image", invoke_image]
+    if skip_pull:
+        argv.append("--skip-pull-image")
+    return argv
+
+
+def sam_invoke_env(docker_host: str) -> dict[str, str]:
+    """What the ``sam`` process needs besides the user's environment.
+
+    ``DOCKER_HOST``: local-env's Docker socket (rotation_local.docker_proxy), which gives the container
+    this machine's network, since SAM ignores ``--docker-network host``. The emulator's credentials, so
+    that no real AWS credential reaches the container. ``AWS_MAX_ATTEMPTS=1`` and an STS endpoint on a
+    closed loopback port: SAM looks up an account id with those credentials before each invoke, which
+    can only fail, and would otherwise retry AWS for ~10 s when offline (it then uses 123456789012).
+    """
+    return {
+        "DOCKER_HOST": docker_host,
+        **LOCAL_CREDENTIALS,
+        "AWS_MAX_ATTEMPTS": "1",
+        "AWS_ENDPOINT_URL_STS": CLOSED_LOOPBACK_URL,
+        "SAM_CLI_TELEMETRY": "0",
+    }
+
+
+def sam_command(
+    function: FunctionSpec,
+    events: str,
+    env_file: str,
+    *,
+    architecture: str,
+    docker_host: str,
+    invoke_image: str | None = None,
+) -> str:
     """One shell line that runs the four steps with ``sam local invoke`` and stops at the first failure.
 
-    The container shares this machine's network (``--docker-network host``): the emulator, the
-    databases and the fake API listen on 127.0.0.1 only. The credentials are the emulator's, so that
-    no real AWS credential is handed to the container.
+    ``sam local invoke`` exits 0 when the handler raises; what it prints on stdout is the invocation's
+    result, so the loop stops when that result is an error (``"errorType"``).
     """
-    credentials = " ".join(f"{name}={value}" for name, value in LOCAL_CREDENTIALS.items())
+    env = " ".join(f"{name}={value}" for name, value in sam_invoke_env(docker_host).items())
+    argv = sam_invoke_argv(
+        function, f"{events}/$step.json", env_file, architecture=architecture, invoke_image=invoke_image,
+        skip_pull=invoke_image is not None,
+    )  # fmt: skip
     return (
-        f"for step in {' '.join(STEPS)}; do {credentials} .venv-sam/bin/sam local invoke {function_id(function)} "
-        f"--docker-network host --region {emulator.DEFAULT_REGION} -e {events}/$step.json --env-vars {env_file} "
-        "|| break; done"
+        f'for step in {" ".join(STEPS)}; do out=$({env} {" ".join(argv)}); echo "$out"; '
+        "case $out in *'\"errorType\"'*) break;; esac; done"
     )
 
 
 def in_run_dir(path: str) -> str:
     """``path`` below the run folder, as the printed commands write it (``$LOCAL_ENV/...``)."""
     return f"${RUN_DIR_VARIABLE}/{path}"
+
+
+def build_architecture(build_dir: Path) -> str:
+    """The architecture ``sam build`` built for, from the native libraries it installed (psycopg2's and
+    others' ``*-x86_64-linux-gnu.so`` / ``*-aarch64-linux-gnu.so``); the machine's own when it has none."""
+    from rotation_local.lambda_image import host_architecture
+
+    found = set()
+    if build_dir.is_dir():
+        for library in build_dir.glob("*/**/*.so"):
+            if library.name.endswith("-x86_64-linux-gnu.so"):
+                found.add("x86_64")
+            elif library.name.endswith("-aarch64-linux-gnu.so"):
+                found.add("arm64")
+            if len(found) > 1:
+                break
+    return found.pop() if len(found) == 1 else host_architecture()
 
 
 # --- the local environment ----------------------------------------------------------------------------
@@ -163,37 +242,86 @@ class Rotated:
         return function_id(self.function)
 
 
+def request_refusal(
+    path: str, method: str, headers: Mapping[str, str], *, port: int, token: str
+) -> tuple[int, str] | None:
+    """Why local-env refuses a request that reached its port: (HTTP status, message), or None.
+
+    Every request (the emulator's too): none carrying ``Origin`` (browsers send it on cross-origin and on
+    POST requests; SDKs and the runner never do), and ``Host`` must name this loopback port (a page whose
+    name was rebound to 127.0.0.1 sends its own name: DNS rebinding). Control requests also: a POST's
+    body is ``application/json`` (what no cross-site form or "simple" request can send), and
+    ``X-Rotation-Local-Token`` is the run's token (``$LOCAL_ENV/control-token``). ``headers``: lower-case names.
+    """
+    if "origin" in headers:
+        return 403, "requests from web pages (with an Origin header) are refused"
+    if headers.get("host", "").lower() not in {f"127.0.0.1:{port}", f"localhost:{port}"}:
+        return 403, f"the Host header must be 127.0.0.1:{port} or localhost:{port}"
+    if not path.startswith(CONTROL_PREFIX):
+        return None
+    media_type = headers.get("content-type", "").split(";")[0].strip().lower()
+    if method not in ("GET", "HEAD") and media_type != "application/json":
+        return 415, "control requests send their body as application/json"
+    given = headers.get(TOKEN_HEADER.lower(), "")
+    if not given or not hmac.compare_digest(given.encode("utf-8"), token.encode("utf-8")):
+        return 403, (
+            f"control requests need this run's token ({TOKEN_HEADER}); it is in {in_run_dir(TOKEN_FILE)}: "
+            f"export {RUN_DIR_VARIABLE}=the run folder local-env printed"
+        )
+    return None
+
+
+def _request_headers(environ: Mapping[str, Any]) -> dict[str, str]:
+    """A WSGI request's headers, lower-case names (Content-Type and Content-Length included)."""
+    headers = {
+        key[5:].replace("_", "-").lower(): str(value) for key, value in environ.items() if key.startswith("HTTP_")
+    }
+    for key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+        if environ.get(key):
+            headers[key.replace("_", "-").lower()] = str(environ[key])
+    return headers
+
+
 class ControlledEmulator:
     """moto's Secrets Manager over HTTP on 127.0.0.1, with the control API under ``/_rotation_local/``.
 
     Runs in this process (a thread), so that the control API can stage placeholder versions in moto's
-    state directly, as :mod:`rotation_local.emulator` does for the demo and the tests.
+    state directly, as :mod:`rotation_local.emulator` does for the demo and the tests. moto's global
+    CORS is off, and :func:`request_refusal` keeps web pages out (a page the developer visits could
+    otherwise read the local secrets or drive the control API).
     """
 
-    def __init__(self, control: Callable[[str, str, bytes], tuple[int, Any]], port: int) -> None:
+    def __init__(self, control: Callable[[str, str, bytes], tuple[int, Any]], port: int, token: str) -> None:
         import logging
 
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
         from werkzeug.serving import make_server
 
         emulator.apply_fidelity_patches()
+        emulator.disable_global_cors()
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         moto_app = DomainDispatcherApplication(create_backend_app)
 
-        def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-            path = str(environ.get("PATH_INFO", ""))
-            if not path.startswith(CONTROL_PREFIX):
-                reply: Iterable[bytes] = moto_app(environ, start_response)
-                return reply
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-            body = environ["wsgi.input"].read(length) if length else b""
-            status, answer = control(str(environ.get("REQUEST_METHOD", "")), path.removeprefix(CONTROL_PREFIX), body)
-            data = json.dumps(answer).encode("utf-8")
+        def answer(start_response: Callable[..., Any], status: int, payload: Any) -> list[bytes]:
+            data = json.dumps(payload).encode("utf-8")
             start_response(
                 f"{status} {HTTPStatus(status).phrase}",
                 [("Content-Type", "application/json"), ("Content-Length", str(len(data)))],
             )
             return [data]
+
+        def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+            path = str(environ.get("PATH_INFO", ""))
+            method = str(environ.get("REQUEST_METHOD", ""))
+            refused = request_refusal(path, method, _request_headers(environ), port=self.port, token=token)
+            if refused is not None:
+                return answer(start_response, refused[0], {"error": f"local-env: {refused[1]}"})
+            if not path.startswith(CONTROL_PREFIX):
+                reply: Iterable[bytes] = moto_app(environ, start_response)
+                return reply
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            body = environ["wsgi.input"].read(length) if length else b""
+            return answer(start_response, *control(method, path.removeprefix(CONTROL_PREFIX), body))
 
         # The socket is bound here, not by werkzeug, which prints and exits the process when a port is taken.
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
@@ -240,7 +368,15 @@ class ControlledEmulator:
 class LocalEnvironment:
     """The servers, secrets and files of one ``local-env`` run; :meth:`close` undoes all of it."""
 
-    def __init__(self, run_dir: Path, *, port: int = DEFAULT_PORT, only: Collection[str] = (), out: Out = _say) -> None:
+    def __init__(
+        self,
+        run_dir: Path,
+        *,
+        port: int = DEFAULT_PORT,
+        only: Collection[str] = (),
+        out: Out = _say,
+        invoke_image: str | None = None,
+    ) -> None:
         known = [function_id(f) for f in rotation_functions()]
         unknown = sorted(set(only) - set(known))
         if unknown:
@@ -252,6 +388,10 @@ class LocalEnvironment:
         self.rotated: dict[str, Rotated] = {}
         self.watched_logs: list[Path] = []
         self.sam_ready = False
+        self.invoke_image = invoke_image  # the printed sam commands' --invoke-image (the offline stand-in)
+        self.architecture = build_architecture(SAM_BUILD_DIR)
+        self.token = secrets.token_urlsafe(32)
+        self.docker_proxy: Any = None
         self._stack = contextlib.ExitStack()
         self._lock = threading.Lock()
         self._emulator: ControlledEmulator | None = None
@@ -274,9 +414,13 @@ class LocalEnvironment:
         if any(self.run_dir.iterdir()):
             raise LocalEnvError(f"{self.run_dir} is not empty; give local-env a new or empty folder")
         self._stack.callback(shutil.rmtree, self.run_dir, ignore_errors=True)
-        self._emulator = ControlledEmulator(self._control, self.port).start()
+        token_file = self.run_dir / TOKEN_FILE
+        token_file.touch(mode=0o600)
+        token_file.write_text(self.token + "\n", encoding="utf-8")
+        self._emulator = ControlledEmulator(self._control, self.port, self.token).start()
         self._stack.callback(self._emulator.stop)
         self.out(f"local-env: Secrets Manager emulator on {self.endpoint_url} (moto); no secret value is ever printed")
+        self._start_docker_proxy()
         ca = LocalCA.create(self.run_dir)
         self.out(f"local-env: a certificate authority made for this run: {ca.bundle_path}")
         client = self._client()
@@ -293,6 +437,22 @@ class LocalEnvironment:
 
     def close(self) -> None:
         self._stack.close()
+
+    def _start_docker_proxy(self) -> None:
+        """The Docker socket of the printed sam commands: the engine's, giving containers the host's network."""
+        from rotation_local.docker_proxy import HostNetworkProxy, upstream_socket
+
+        try:
+            proxy = HostNetworkProxy(self.run_dir / DOCKER_SOCKET, upstream_socket, label_value=str(self.run_dir))
+        except (OSError, ValueError) as error:
+            self.out(f"local-env: no Docker socket for sam local invoke ({error}); make invoke works without it")
+            return
+        self.docker_proxy = proxy.start()
+        self._stack.callback(proxy.stop)
+        self.out(
+            f"local-env: a Docker socket for sam local invoke: {proxy.docker_host} (the engine at "
+            f"{upstream_socket()}; its containers share this machine's network)"
+        )
 
     def __enter__(self) -> LocalEnvironment:
         return self.start()
@@ -425,6 +585,9 @@ class LocalEnvironment:
             "run_dir": str(self.run_dir),
             "ca_bundle": str(self.ca_bundle),
             "pid": os.getpid(),
+            "docker_host": self.docker_proxy.docker_host if self.docker_proxy is not None else None,
+            "architecture": self.architecture,
+            "sam_env": str(self.run_dir / "sam-env.json"),
             "functions": {
                 rotated.id: {
                     "folder": rotated.function.folder,
@@ -443,27 +606,47 @@ class LocalEnvironment:
 
     # --- what to run next -------------------------------------------------------------------------
 
+    def sam_command(self, rotated: Rotated) -> str:
+        """The printed ``sam local invoke`` loop of one function's newest events."""
+        return sam_command(
+            rotated.function, rotated.events, in_run_dir("sam-env.json"), architecture=self.architecture,
+            docker_host=f"unix://{in_run_dir(DOCKER_SOCKET)}", invoke_image=self.invoke_image,
+        )  # fmt: skip
+
     def next_steps(self) -> list[str]:
+        from rotation_local.lambda_image import standin_image
+
         lines = [
             "",
             f"Ready. In another terminal, from the repository root ({REPO_ROOT}):",
             "",
             f"  export {RUN_DIR_VARIABLE}={self.run_dir}",
             "",
-            "Without Docker (make invoke): a function's four steps, in order; each runs its handler in a new process",
+            f"With Docker (sam local invoke; functions built for {self.architecture}): a function's four steps, in "
+            "order, until one fails.",
+            f"  Its containers share this machine's network through {in_run_dir(DOCKER_SOCKET)} (Linux Docker Engine;"
+            " Docker Desktop 4.34+ with Settings > Resources > Network > Enable host networking).",
         ]
-        for rotated in self.rotated.values():
-            env_file = in_run_dir(f"env/{rotated.id}.json")
-            lines += ["", f"  # {rotated.id}: {rotated.function.description}; {rotated.title}"]
-            lines += [f"  {command}" for command in invoke_commands(rotated.function, rotated.events, env_file)]
-        lines += ["", "With Docker (sam local invoke, on Linux; the container uses this machine's network):"]
+        if self.invoke_image:
+            lines.append(f"  On {self.invoke_image}, the offline stand-in of AWS's image (docs/local-runner.md).")
+        else:
+            lines.append(
+                "  No registry here? make sam-local-invoke builds an offline stand-in of the Lambda image; add "
+                f"--invoke-image {standin_image(self.architecture)} --skip-pull-image (docs/local-runner.md)."
+            )
         if not self.sam_ready:
             lines.append(
-                "  first `make sam-build`, then restart make local-env (the run's CA bundle is copied into the "
-                "build, which is all sam mounts)"
+                "  First `make sam-build`, then restart make local-env (the run's CA bundle is copied into the "
+                "build, which is all sam mounts)."
             )
         for rotated in self.rotated.values():
-            lines.append(f"  {sam_command(rotated.function, rotated.events, in_run_dir('sam-env.json'))}")
+            lines += ["", f"  # {rotated.id}: {rotated.function.description}; {rotated.title}"]
+            lines.append(f"  {self.sam_command(rotated)}")
+        lines += ["", "Without Docker (make invoke): the same four steps, each handler in a new Python process:"]
+        for rotated in self.rotated.values():
+            env_file = in_run_dir(f"env/{rotated.id}.json")
+            lines += ["", f"  # {rotated.id}"]
+            lines += [f"  {command}" for command in invoke_commands(rotated.function, rotated.events, env_file)]
         lines += [
             "",
             "Then:",
@@ -543,7 +726,7 @@ class LocalEnvironment:
             "token": token,
             "abandoned": pending if state in (STAGED, IN_PROGRESS) else None,
             "commands": invoke_commands(rotated.function, rotated.events, in_run_dir(f"env/{name}.json")),
-            "sam_command": sam_command(rotated.function, rotated.events, in_run_dir("sam-env.json")),
+            "sam_command": self.sam_command(rotated),
         }
 
     def restage_many(self, names: Collection[str], *, abandon: bool = False) -> list[dict[str, Any]]:
@@ -603,7 +786,12 @@ def _interrupt(signum: int, _frame: Any) -> None:
 
 
 def run(
-    *, port: int = DEFAULT_PORT, run_dir: Path | None = None, functions: Collection[str] = (), out: Out = _say
+    *,
+    port: int = DEFAULT_PORT,
+    run_dir: Path | None = None,
+    functions: Collection[str] = (),
+    out: Out = _say,
+    invoke_image: str | None = None,
 ) -> int:
     """Start the local environment, print what to run next, and wait for SIGINT, SIGTERM or SIGHUP."""
     folder = run_dir or Path(tempfile.mkdtemp(prefix="rotation-local-env-"))
@@ -611,7 +799,7 @@ def run(
     code = 0
     environment: LocalEnvironment | None = None
     try:
-        environment = LocalEnvironment(folder, port=port, only=functions, out=out)
+        environment = LocalEnvironment(folder, port=port, only=functions, out=out, invoke_image=invoke_image)
         environment.start()
         if not environment.rotated:
             raise LocalEnvError("nothing to rotate: no server started (see above)")
@@ -654,11 +842,33 @@ def locate(endpoint: str | None) -> str:
     return f"http://127.0.0.1:{DEFAULT_PORT}"
 
 
-def control(endpoint: str, method: str, path: str, payload: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """One control request to a running local-env."""
+def run_token(run_dir: str | None = None) -> str:
+    """The running local-env's control token, from its folder (``run_dir``, else ``$LOCAL_ENV``)."""
+    folder = run_dir or os.environ.get(RUN_DIR_VARIABLE)
+    if not folder:
+        raise LocalEnvError(
+            f"the control API needs the run's token, kept in its folder: export {RUN_DIR_VARIABLE}=the folder "
+            "make local-env printed (or pass it: make local-env-status LOCAL_ENV=...)"
+        )
+    try:
+        return (Path(folder) / TOKEN_FILE).read_text(encoding="utf-8").strip()
+    except OSError as error:
+        raise LocalEnvError(
+            f"cannot read the control token {Path(folder) / TOKEN_FILE} ({error.strerror or error}): is "
+            f"{RUN_DIR_VARIABLE} the folder of a running local-env?"
+        ) from None
+
+
+def control(
+    endpoint: str, method: str, path: str, payload: Mapping[str, Any] | None = None, *, token: str
+) -> dict[str, Any]:
+    """One control request to a running local-env (``token``: :func:`run_token`)."""
     data = json.dumps(dict(payload)).encode("utf-8") if payload is not None else None
     request = urllib.request.Request(  # noqa: S310 (an http URL on loopback, given by the user)
-        f"{endpoint}{CONTROL_PREFIX}{path}", data=data, method=method, headers={"Content-Type": "application/json"}
+        f"{endpoint}{CONTROL_PREFIX}{path}",
+        data=data,
+        method=method,
+        headers={"Content-Type": "application/json", TOKEN_HEADER: token},
     )
     try:
         with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
@@ -685,7 +895,9 @@ def _export_line(run_dir: str) -> list[str]:
 
 
 def restage_command(endpoint: str | None, functions: Collection[str], *, abandon: bool = False, out: Out = _say) -> int:
-    answer = control(locate(endpoint), "POST", "restage", {"functions": list(functions), "abandon": abandon})
+    answer = control(
+        locate(endpoint), "POST", "restage", {"functions": list(functions), "abandon": abandon}, token=run_token()
+    )
     results = answer["results"]
     failed = [r for r in results if "error" in r and r.get("explicit")]
     skipped = [r for r in results if "error" in r and not r.get("explicit")]
@@ -706,9 +918,10 @@ def restage_command(endpoint: str | None, functions: Collection[str], *, abandon
             f"{result['token']}{abandoned}. Its four steps:"
         )
         out("")
+        out(f"  {result['sam_command']}")
+        out("  # or, without Docker:")
         for command in result["commands"]:
             out(f"  {command}")
-        out(f"  # or, with Docker: {result['sam_command']}")
         out("")
     return 1 if failed or not done else 0
 
@@ -725,7 +938,7 @@ _EXPECTED = {
 
 
 def status_command(endpoint: str | None, *, as_json: bool = False, out: Out = _say) -> int:
-    answer = control(locate(endpoint), "GET", "status")
+    answer = control(locate(endpoint), "GET", "status", token=run_token())
     if as_json:
         out(json.dumps(answer, indent=2))
         return 0
