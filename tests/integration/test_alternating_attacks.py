@@ -23,7 +23,13 @@ from integration.support import Account, rotate, secret_at, stages
 from rotation_core.errors import Category, RotationError
 from rotation_local.targets import DatabaseTarget
 
-VICTIMS = pytest.mark.parametrize("victim_kind", ["master", "superuser", "other_application"])
+# Each victim, and what the refusal says about it.
+REASONS = {
+    "master": "the master's own",
+    "superuser": "holds superuser-class rights",
+    "other_application": "the server does not show it as",
+}
+VICTIMS = pytest.mark.parametrize("victim_kind", list(REASONS))
 
 
 @pytest.fixture
@@ -72,6 +78,7 @@ def test_alternating_victim_clone_planted_by_application_refused_victim_unchange
     error = assert_refused_and_unchanged(lab, app, attacker, victim, planted, fingerprint)
 
     assert victim.username in error.message
+    assert REASONS[victim_kind] in error.message
 
 
 @pytest.mark.servers("postgres-17", "postgres-18")
