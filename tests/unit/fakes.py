@@ -95,7 +95,8 @@ class FakeEngine(ByteLimitedLogins):
         assert not caller.closed  # the current login, still open
         if admin.username not in self.database.admins:
             raise TargetError("FakeSQL: permission denied", category=Category.PERMISSION)
-        self.check_pair(admin, caller=caller, original=original, target=target, allow_privileged=request.allow_privileged)
+        allow = request.allow_privileged
+        self.check_pair(admin, caller=caller, original=original, target=target, allow_privileged=allow)
         user = self.database.users.setdefault(target, FakeUser(password=""))
         user.password = new_password
         if target != original:
