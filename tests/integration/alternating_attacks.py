@@ -41,6 +41,14 @@ class Login:
 
 
 @dataclass
+class Owned:
+    """A rotated secret's account and its login."""
+
+    account: Account
+    login: Login
+
+
+@dataclass
 class AttackLab:
     """One server kind's target and server, the emulator's client, the leak guard and the CA bundle."""
 
@@ -72,9 +80,19 @@ class AttackLab:
         PRIVILEGES anyway), so that nothing but the function's own checks stands between the attack and
         its victim.
         """
+        return self._creating_application("attacker", superuser_master=superuser_master)
+
+    def privileged_application(self) -> Owned:
+        """A legitimate application pair with superuser-class rights (it may create logins: a migration role)
+        and a superuser master, with the password of its login."""
+        account = self._creating_application("migrator", superuser_master=True)
+        own = secret_at(self.sm_client, account.arn, "AWSCURRENT")
+        return Owned(account, Login(own["username"], own["password"]))
+
+    def _creating_application(self, prefix: str, *, superuser_master: bool) -> Account:
         account = create_account(
             self.target, self.server, self.sm_client, self.leak_guard,
-            username=unique("attacker")[:20], master_username=unique("master")[:20], with_master=True,
+            username=unique(prefix)[:20], master_username=unique("master")[:20], with_master=True,
             master_role_options="SUPERUSER" if superuser_master and self.postgres else None,
             login_options={"role_options": "CREATEROLE"} if self.postgres else None,
         )  # fmt: skip

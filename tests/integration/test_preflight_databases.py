@@ -31,7 +31,7 @@ SINGLE_USER_CHECKS = [
     "own_password_change", "test_query",
 ]  # fmt: skip
 ALTERNATING_CHECKS = [
-    *SINGLE_USER_CHECKS[:-2], "master_secret", "master_login", "master_privileges", "test_query",
+    *SINGLE_USER_CHECKS[:-2], "master_secret", "master_login", "alternate_pair", "master_privileges", "test_query",
 ]  # fmt: skip
 
 
