@@ -118,9 +118,7 @@ def test_alternating_victim_clone_preflight_and_configuration_test_report_confus
     assert lab.fingerprint(victim) == fingerprint
 
 
-def test_alternating_privileged_pair_rotates_only_when_the_operator_lists_it(
-    lab: AttackLab, db_function: Any
-) -> None:
+def test_alternating_privileged_pair_rotates_only_when_the_operator_lists_it(lab: AttackLab, db_function: Any) -> None:
     """A legitimate superuser-class application pair: refused by default, rotated once ALLOW_PRIVILEGED_USERS
     (the function's environment) lists it, both ways round; a planted clone of it stays refused."""
     owner = lab.privileged_application()
