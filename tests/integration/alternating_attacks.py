@@ -86,8 +86,7 @@ class AttackLab:
         """A legitimate application pair with superuser-class rights (it may create logins: a migration role)
         and a superuser master, with the password of its login."""
         account = self._creating_application("migrator", superuser_master=True)
-        own = secret_at(self.sm_client, account.arn, "AWSCURRENT")
-        return Owned(account, Login(own["username"], own["password"]))
+        return Owned(account, self.login_of(account))
 
     def _creating_application(self, prefix: str, *, superuser_master: bool) -> Account:
         account = create_account(
@@ -99,6 +98,11 @@ class AttackLab:
         if not self.postgres:
             self.server.execute("GRANT CREATE USER ON *.* TO %s@'%%'", (account.username,))
         return account
+
+    def login_of(self, account: Account) -> Login:
+        """The login the account's secret holds now (AWSCURRENT)."""
+        own = secret_at(self.sm_client, account.arn, "AWSCURRENT")
+        return Login(own["username"], own["password"])
 
     def master_login(self, account: Account) -> Login:
         assert account.master_arn is not None
