@@ -281,6 +281,20 @@ def test_template_environment_names_known_to_settings(template: dict[str, Any]) 
     assert used - known == set()
 
 
+def test_template_allow_privileged_users_only_for_alternating_functions_empty_by_default(
+    template: dict[str, Any],
+) -> None:
+    """The opt-in for superuser-class pairs is the operator's, per engine, and off unless set."""
+    for name, spec in FUNCTIONS.items():
+        variables = template["Resources"][name]["Properties"].get("Environment", {}).get("Variables", {})
+        if spec.strategy == settings.Strategy.ALTERNATING_USERS.value:
+            parameter = variables[settings.ALLOW_PRIVILEGED_USERS]["Ref"]
+            assert template["Parameters"][parameter]["Default"] == ""
+            assert template["Parameters"][parameter]["Type"] == "String"
+        else:
+            assert settings.ALLOW_PRIVILEGED_USERS not in variables, name
+
+
 def test_template_optional_features_default_off(template: dict[str, Any]) -> None:
     parameters = template["Parameters"]
     for name in ("KmsKeyArn", "AlarmTopicArn"):
