@@ -164,3 +164,14 @@ def test_mysql_pair_alternate_in_use_at_another_host_refused() -> None:
             engine, session(MASTER), session(Account("app_clone", "%")), original="app", target="app",
             allow_privileged=False,
         )  # fmt: skip
+
+
+def test_mysql_pair_master_name_with_trailing_space_refused_as_the_master() -> None:
+    """MySQL and MariaDB ignore trailing spaces when they compare user names ('rotation_master ' is the master)."""
+    engine, session = server({"rotation_master _clone": [APP_DB]})
+
+    with pytest.raises(ConfusedDeputyError, match="the master's own user name"):
+        check_pair(
+            engine, session(MASTER), session(Account("rotation_master _clone", HOST)), original="rotation_master ",
+            target="rotation_master ", allow_privileged=True,
+        )  # fmt: skip

@@ -69,7 +69,8 @@ def check_pair(
     alternate = original + CLONE_SUFFIX
     master = admin.account
     for name in (original, alternate):
-        if name == master.user:
+        # The server compares user names with trailing spaces ignored (PAD SPACE): so does this.
+        if name.rstrip(" ") == master.user.rstrip(" "):
             raise ConfusedDeputyError(
                 f"the pair {describe(original)} / {describe(alternate)} includes the master's own user name "
                 f"{describe(name)}: alternating users never change the master's password (rotate the master secret "
