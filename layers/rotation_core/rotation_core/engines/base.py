@@ -87,11 +87,6 @@ class CloneRequest:
     admin_login: DatabaseLogin | None = None
     allow_privileged: bool = False
 
-    @property
-    def alternate(self) -> str:
-        """The pair's second user (``<original>_clone``), whichever of the two is the target."""
-        return self.original + CLONE_SUFFIX
-
 
 class DatabaseEngine(Protocol):
     """The database-specific half of a rotation."""
