@@ -6,7 +6,7 @@ the server is asked, with SELECT and SHOW GRANTS only, before any account statem
 * neither ``<user>`` nor ``<user>_clone`` has the master's user name (at any host);
 * neither holds superuser-class rights, directly or through its roles (read recursively): at the global
   level ``ALL PRIVILEGES``, ``SUPER``, ``SYSTEM_USER``, ``CREATE USER``, ``GRANT OPTION``, ``ROLE_ADMIN``,
-  the definer privileges, or any privilege that writes (global, or on the ``mysql`` schema, whose tables
+  the definer privileges, ``FILE``, or any privilege that writes (global, or on the ``mysql`` schema, whose tables
   hold the accounts); any ``PROXY`` grant — unless the operator listed ``<user>`` in
   ``ALLOW_PRIVILEGED_USERS`` (the function's environment, never the secret);
 * when the alternate is the current login and the original's password is to be set, the alternate is the
