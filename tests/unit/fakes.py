@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from rotation_core.engines.base import ByteLimitedLogins, CloneRequest, DatabaseLogin, Session
-from rotation_core.errors import Category, TargetError, VerificationError
+from rotation_core.engines.base import CLONE_SUFFIX, ByteLimitedLogins, CloneRequest, DatabaseLogin, Session
+from rotation_core.errors import Category, ConfusedDeputyError, TargetError, VerificationError
 from rotation_core.registry import EngineSpec
 from rotation_core.settings import Settings, Strategy
 from rotation_local import emulator
@@ -40,6 +40,7 @@ class FakeDatabase:
 
     users: dict[str, FakeUser] = field(default_factory=dict)
     admins: set[str] = field(default_factory=set)
+    privileged: set[str] = field(default_factory=set)  # users with superuser-class rights
     reachable: bool = True
     probe_fails: bool = False
     own_password_locked: bool = False  # the server would refuse a user's own password change
@@ -94,6 +95,8 @@ class FakeEngine(ByteLimitedLogins):
         assert not caller.closed  # the current login, still open
         if admin.username not in self.database.admins:
             raise TargetError("FakeSQL: permission denied", category=Category.PERMISSION)
+        allow = request.allow_privileged
+        self.check_pair(admin, caller=caller, original=original, target=target, allow_privileged=allow)
         user = self.database.users.setdefault(target, FakeUser(password=""))
         user.password = new_password
         if target != original:
@@ -107,6 +110,20 @@ class FakeEngine(ByteLimitedLogins):
     def check_own_password(self, session: Session, login: DatabaseLogin) -> None:
         if self.database.own_password_locked:
             raise TargetError("FakeSQL: the user may not change its own password", category=Category.PERMISSION)
+
+    def check_pair(
+        self, admin: Session, *, caller: Session, original: str, target: str, allow_privileged: bool
+    ) -> None:
+        """The real engines' rules over the fake's model: an alternate is proven by ``acts_as`` (set only here)."""
+        assert isinstance(admin, FakeSession)
+        alternate = original + CLONE_SUFFIX
+        if admin.username in (original, alternate):
+            raise ConfusedDeputyError("FakeSQL: the pair includes the master's own login")
+        pair = [name for name in (original, alternate) if name in self.database.users]
+        if not allow_privileged and any(name in self.database.privileged for name in pair):
+            raise ConfusedDeputyError("FakeSQL: the pair holds superuser-class rights (ALLOW_PRIVILEGED_USERS)")
+        if alternate in self.database.users and self.database.users[alternate].acts_as != original:
+            raise ConfusedDeputyError(f"FakeSQL: {alternate} is not the alternate of {original}")
 
     def check_clone_rights(self, admin: Session, *, caller: Session, original: str, target: str) -> None:
         assert isinstance(admin, FakeSession)

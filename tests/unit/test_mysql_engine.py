@@ -418,6 +418,9 @@ def mysql8_clone_statements(clone_row: tuple[Any, ...] | None, clone_grants: lis
             return ([] if clone_row is None else [("10.0.%",)]) if is_clone else [("10.0.%",)]
         if sql.startswith("SELECT plugin"):
             return ([] if clone_row is None else [clone_row]) if is_clone else [ORIGINAL_MYSQL8_ROW]
+        if sql.startswith(("SHOW GRANTS FOR 'r%s'", "SHOW GRANTS FOR 'reader'")):  # the pair check reads the roles
+            role = sql.split("'")[1]
+            return [(f"GRANT USAGE ON *.* TO `{role}`@`%`",)]
         if sql.startswith("SHOW GRANTS"):
             return [(line,) for line in (clone_grants if is_clone else ORIGINAL_MYSQL8_GRANTS)]
         if sql.startswith("SELECT DEFAULT_ROLE_USER"):

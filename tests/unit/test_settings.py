@@ -93,3 +93,28 @@ def test_settings_is_frozen() -> None:
     settings = Settings.from_env({})
     with pytest.raises(AttributeError):
         settings.connect_timeout = 9  # type: ignore[misc]
+
+
+def test_settings_allow_privileged_users_exact_names_trimmed() -> None:
+    settings = Settings.from_env({"ALLOW_PRIVILEGED_USERS": " dba, migrator ,,"})
+
+    assert settings.allow_privileged_users == frozenset({"dba", "migrator"})
+    assert Settings.from_env({}).allow_privileged_users == frozenset()
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ("dba_clone", "the original user of each pair"),
+        ("app*", "without wildcards"),
+        ("a%", "without wildcards"),
+        ("a\nb", "without wildcards"),
+        (",".join(f"u{n}" for n in range(101)), "at most 100"),
+    ],
+)
+def test_settings_allow_privileged_users_not_an_exact_original_name_refused(value: str, says: str) -> None:
+    with pytest.raises(ConfigurationError, match="ALLOW_PRIVILEGED_USERS") as raised:
+        Settings.from_env({"ALLOW_PRIVILEGED_USERS": value})
+
+    assert says in raised.value.message
+    assert "\n" not in raised.value.message

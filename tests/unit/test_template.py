@@ -175,15 +175,10 @@ def test_template_role_statements_least_privilege_only(template: dict[str, Any],
                 "StringEquals": {"secretsmanager:resource/AllowRotationLambdaArn": {"Fn::GetAtt": [function, "Arn"]}}
             }
             seen.append("rotate")
-        elif actions == {"secretsmanager:GetSecretValue"}:
-            assert spec.read_only_parameter is not None, f"{function} must not read other secrets"
-            assert not spec.uses_rds, f"{function} must also describe its master secrets (RDS tags)"
-            assert statement.condition is None
-            assert body["Resource"] == secret_arn(spec.read_only_parameter)
-            seen.append("read-only")
         elif actions == MASTER_ACTIONS:
+            # Master and admin secrets are described before they are read: one this very function rotates is
+            # refused (another team's rotated secret), and RDS's tags locate a master RDS manages.
             assert spec.read_only_parameter is not None, f"{function} must not read other secrets"
-            assert spec.uses_rds, f"{function} has no master secrets to describe"
             assert statement.condition is None
             assert body["Resource"] == secret_arn(spec.read_only_parameter)
             assert "Condition" not in body
@@ -258,6 +253,20 @@ def test_template_environment_names_known_to_settings(template: dict[str, Any]) 
         used |= set(template["Resources"][name]["Properties"].get("Environment", {}).get("Variables", {}))
 
     assert used - known == set()
+
+
+def test_template_allow_privileged_users_only_for_alternating_functions_empty_by_default(
+    template: dict[str, Any],
+) -> None:
+    """The opt-in for superuser-class pairs is the operator's, per engine, and off unless set."""
+    for name, spec in FUNCTIONS.items():
+        variables = template["Resources"][name]["Properties"].get("Environment", {}).get("Variables", {})
+        if spec.strategy == settings.Strategy.ALTERNATING_USERS.value:
+            parameter = variables[settings.ALLOW_PRIVILEGED_USERS]["Ref"]
+            assert template["Parameters"][parameter]["Default"] == ""
+            assert template["Parameters"][parameter]["Type"] == "String"
+        else:
+            assert settings.ALLOW_PRIVILEGED_USERS not in variables, name
 
 
 def test_template_optional_features_default_off(template: dict[str, Any]) -> None:

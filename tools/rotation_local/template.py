@@ -313,7 +313,9 @@ def _read_only_parameter(function: FunctionSpec, name: str) -> Parameter:
     description: tuple[str, ...]
     if function.engine is None:
         default = "rotation/api-key-admin/*"
-        description = ('Description: Names of the provider admin secrets named by "adminarn" (read only).',)
+        description = (
+            'Description: Names of the provider admin secrets named by "adminarn" (read and described only).',
+        )
     else:
         default = f"rotation/{function.engine.name}/master/*"
         description = (
@@ -395,12 +397,10 @@ def function_resources(function: FunctionSpec, release: ReleaseLayout | None = N
     ]
     if extra is not None:
         sid, parameter = extra
+        # DescribeSecret: a master or admin secret this very function rotates is refused (RotationLambdaARN),
+        # and the tags RDS puts on a master secret it manages name its DB instance or cluster.
         lines += [f"        - Sid: {sid}", "          Effect: Allow"]
-        if function.strategy is Strategy.ALTERNATING_USERS:
-            # DescribeSecret: the tags RDS puts on a master secret it manages name its DB instance or cluster.
-            lines += ["          Action: [secretsmanager:GetSecretValue, secretsmanager:DescribeSecret]"]
-        else:
-            lines += ["          Action: secretsmanager:GetSecretValue"]
+        lines += ["          Action: [secretsmanager:GetSecretValue, secretsmanager:DescribeSecret]"]
         lines += [f"          Resource: !Sub {SECRET_ARN % parameter}"]
     if function.strategy is Strategy.ALTERNATING_USERS:
         lines += _indent(_RDS_STATEMENT, 8)
@@ -663,9 +663,10 @@ _HEADER = (
     "#   - secretsmanager:GetRandomPassword is NOT granted at all: the functions generate passwords locally",
     "#     with Python's `secrets` module, so they never call it. AWS's examples grant it on \"*\"; leaving",
     "#     it out is strictly tighter.",
-    "#   - Read-only GetSecretValue on master secrets (alternating users) or admin secrets (API keys) only",
-    "#     for the functions that read them; DescribeSecret on the master secrets too (the tags of a master",
-    "#     secret RDS manages name its database).",
+    "#   - Read-only GetSecretValue and DescribeSecret on master secrets (alternating users) or admin secrets",
+    "#     (API keys) only, for the functions that read them: DescribeSecret shows whether that secret is",
+    "#     rotated by the same function (then it is refused), and the tags of a master secret RDS manages name",
+    "#     its database.",
     "#   - rds:DescribeDBInstances / rds:DescribeDBClusters on this account's and region's DB instances and",
     "#     clusters, only for the alternating-users functions (locate an RDS-managed master, prove a reader",
     "#     or replica endpoint belongs to the master's database).",

@@ -42,7 +42,16 @@ from rotation_core.errors import (
     describe,
 )
 from rotation_core.log import get_logger, redact
-from rotation_core.rotator import RotationContext, RotationEvent, RotationStrategy, Rotator, Step, VersionCache
+from rotation_core.rotator import (
+    RotationContext,
+    RotationEvent,
+    RotationStrategy,
+    Rotator,
+    Step,
+    VersionCache,
+    same_function,
+    unqualified,
+)
 from rotation_core.secrets import AWSCURRENT, AWSPENDING, SecretMetadata, SecretStore
 
 if TYPE_CHECKING:
@@ -108,6 +117,7 @@ SINGLE_USER_CHECKS = (("own_password_change", Category.PERMISSION),)
 ALTERNATING_CHECKS = (
     ("master_secret", Category.SECRETS_MANAGER),
     ("master_login", Category.AUTH_FAILED),
+    ("alternate_pair", Category.CONFUSED_DEPUTY),
     ("master_privileges", Category.PERMISSION),
 )
 PROBE_CHECKS = (("test_query", Category.VERIFICATION),)
@@ -260,7 +270,7 @@ def _secret_checks(
         )
     elif attached is None:
         checks.failed("rotation_function", RotationStateError(_not_attached(metadata.arn, function_arn)))
-    elif _unqualified(attached) != _unqualified(function_arn):
+    elif not same_function(attached, function_arn):
         checks.failed(
             "rotation_function",
             RotationStateError(
@@ -298,13 +308,8 @@ def _secret_checks(
     return metadata
 
 
-def _unqualified(function_arn: str) -> str:
-    """``arn:aws:lambda:<region>:<account>:function:<name>`` without a version or alias qualifier."""
-    return ":".join(function_arn.split(":")[:7])
-
-
 def _attach_command(secret: str, function_arn: str | None) -> str:
-    function = _unqualified(function_arn) if function_arn else "<this function's ARN>"
+    function = unqualified(function_arn) if function_arn else "<this function's ARN>"
     return (
         f"aws secretsmanager rotate-secret --secret-id {secret} --rotation-lambda-arn {function} "
         "--rotation-rules '{\"AutomaticallyAfterDays\": 90}' --no-rotate-immediately"
@@ -428,6 +433,12 @@ def _master_checks(
     checks.ok("master_login")
     try:
         original = strategy._original_username(login.username)
+        allow = strategy.allows_privileged(original)
+
+        def pair() -> None:
+            engine.check_pair(admin, caller=caller, original=original, target=alternate, allow_privileged=allow)
+
+        _run(checks, "alternate_pair", pair)
         _run(
             checks,
             "master_privileges",

@@ -31,6 +31,23 @@ class SettingSpec:
     number_range: tuple[int, int] | None = None  # a whole number in this range; None: free text
     choices: tuple[str, ...] = ()
     parameter: str = ""  # the template parameter's name; default: the owner's prefix + the CamelCase env name
+    strategies: tuple[Strategy, ...] = ()  # the strategies whose functions read it; empty: every one
+
+    def applies_to(self, strategy: Strategy | None) -> bool:
+        return not self.strategies or strategy in self.strategies
+
+
+#: Settings of every engine's alternating-users function (each engine that offers the strategy gets them).
+ALTERNATING_USERS_SETTINGS = (
+    SettingSpec(
+        "ALLOW_PRIVILEGED_USERS",
+        "lists, comma-separated, the original users (without _clone) of alternating pairs the master may change "
+        "although they hold superuser-class rights (docs/configuration.md). Empty: none; a rotation that would "
+        "change such a user stops as confused_deputy. The master's own user is never changed",
+        "",
+        strategies=(Strategy.ALTERNATING_USERS,),
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -47,6 +64,12 @@ class EngineSpec:
     default_exclude_characters: str
     template_name: str  # prefix of the deployment template's logical ids ("Postgres")
     settings: tuple[SettingSpec, ...] = ()  # settings of this engine only (beyond the shared ones)
+
+    def __post_init__(self) -> None:
+        # Every engine offering alternating users reads the strategy's own settings: declared here, once.
+        if Strategy.ALTERNATING_USERS in self.strategies:
+            extra = tuple(s for s in ALTERNATING_USERS_SETTINGS if s not in self.settings)
+            object.__setattr__(self, "settings", (*self.settings, *extra))
 
     def load(self) -> Any:
         """The engine class."""
@@ -130,6 +153,6 @@ def rotation_functions() -> Iterator[FunctionSpec]:
                 description=f"{spec.display_name} passwords, {strategy.value.replace('_', '-')} strategy",
                 engine=spec,
                 strategy=strategy,
-                settings=spec.settings,
+                settings=tuple(s for s in spec.settings if s.applies_to(strategy)),
             )
     yield API_KEY_FUNCTION

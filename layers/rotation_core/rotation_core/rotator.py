@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from rotation_core.errors import (
     ConfigurationTestError,
+    ConfusedDeputyError,
     InvalidEventError,
     PendingNotReadyError,
     RotationError,
@@ -80,6 +81,16 @@ class RotationEvent:
         ):
             raise InvalidEventError("the event's RotationToken must be 36 to 256 printable characters when present")
         return cls(step=step, secret_id=secret_id, token=token, rotation_token=rotation_token or None)
+
+
+def same_function(first: str, second: str) -> bool:
+    """Do two Lambda function ARNs name the same function (a version or alias qualifier aside)?"""
+    return unqualified(first) == unqualified(second)
+
+
+def unqualified(function_arn: str) -> str:
+    """``arn:aws:lambda:<region>:<account>:function:<name>`` without a version or alias qualifier."""
+    return ":".join(function_arn.split(":")[:7])
 
 
 class PendingCheck(enum.StrEnum):
@@ -184,12 +195,37 @@ class RotationContext:
         return None if version_id is None else self._read(AWSPREVIOUS, version_id)
 
     def other_secret(self, secret_id: str) -> dict[str, Any]:
-        """The AWSCURRENT value of another secret (the master secret of alternating users)."""
+        """The AWSCURRENT value of another secret: the master secret of alternating users, an API key's admin secret.
+
+        Read only once DescribeSecret shows it is not a secret this very function rotates. The function's role
+        may read every secret whose rotation function is this function, so a rotated secret naming another
+        team's rotated secret as its master or admin secret would otherwise have the function act with that
+        team's credential (issue #24, section 3).
+        """
         key = "other:" + secret_id
         value = self._values.get(key)
         if value is None:
+            self._refuse_rotated_here(secret_id)
             value = self._values[key] = self.store.get_value(secret_id, stage=AWSCURRENT)
         return value
+
+    def _refuse_rotated_here(self, secret_id: str) -> None:
+        other = self.other_metadata(secret_id)
+        if other.arn == self.metadata.arn:
+            raise ConfusedDeputyError(
+                "the secret names itself as its master or admin secret (masterarn / adminarn); point it at the "
+                "separate secret that holds the admin credential"
+            )
+        this_function = self.metadata.rotation_lambda_arn
+        if this_function and other.rotation_lambda_arn and same_function(other.rotation_lambda_arn, this_function):
+            raise ConfusedDeputyError(
+                f"the secret it names as its master or admin secret (masterarn / adminarn), {describe(other.arn)}, "
+                "is itself rotated by this function: it is another rotated secret (perhaps another team's), not "
+                "a master or admin secret, and a rotation never acts with another rotated secret's credential. "
+                "Nothing was changed. Point masterarn / adminarn at the secret holding the admin credential, "
+                "which this function must not rotate; if the secret was edited, make its previous value "
+                "AWSCURRENT again"
+            )
 
     def other_metadata(self, secret_id: str) -> SecretMetadata:
         """What DescribeSecret says about another secret (the master secret's tags)."""

@@ -39,6 +39,8 @@ API_VERIFY_ATTEMPTS = "API_VERIFY_ATTEMPTS"
 API_VERIFY_DELAY = "API_VERIFY_DELAY"
 API_CA_BUNDLE = "API_CA_BUNDLE"
 USERNAME_CHARACTER_LIMIT = "USERNAME_CHARACTER_LIMIT"
+# Alternating users: the original users whose pair may hold superuser-class rights (the operator's opt-in).
+ALLOW_PRIVILEGED_USERS = "ALLOW_PRIVILEGED_USERS"
 # Metrics (rotation_core.metrics): Powertools' own namespace variable, and the deployment (stack) the
 # per-deployment failure metrics are dimensioned by.
 POWERTOOLS_METRICS_NAMESPACE = "POWERTOOLS_METRICS_NAMESPACE"
@@ -64,6 +66,10 @@ MAX_API_VERIFY_DELAY = 60
 DEFAULT_USERNAME_CHARACTER_LIMIT = 32  # MySQL 5.7 and later; MySQL 5.6 and older allow 16
 MAX_USERNAME_CHARACTER_LIMIT = 128
 DEFAULT_METRICS_NAMESPACE = "SecretsRotation"
+MAX_PRIVILEGED_USERS = 100
+MAX_PRIVILEGED_USER_LENGTH = 128
+#: The alternating-users strategy's second user is ``<user>`` + this suffix (AWS's templates use it too).
+CLONE_SUFFIX = "_clone"
 
 
 class Strategy(enum.StrEnum):
@@ -107,6 +113,8 @@ class Settings:
     api_verify_delay: int = DEFAULT_API_VERIFY_DELAY
     api_ca_bundle: str | None = None
     username_character_limit: int = DEFAULT_USERNAME_CHARACTER_LIMIT
+    #: Alternating users: originals whose pair the master may change although they hold superuser-class rights.
+    allow_privileged_users: frozenset[str] = frozenset()
 
     @classmethod
     def from_env(
@@ -155,6 +163,7 @@ class Settings:
             username_character_limit=_int(
                 env, USERNAME_CHARACTER_LIMIT, DEFAULT_USERNAME_CHARACTER_LIMIT, 1, MAX_USERNAME_CHARACTER_LIMIT
             ),
+            allow_privileged_users=_user_names(env, ALLOW_PRIVILEGED_USERS),
         )
 
 
@@ -181,6 +190,26 @@ def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -
     if not low <= value <= high:
         raise ConfigurationError(f"{name}={value} is out of range; use {low} to {high}")
     return value
+
+
+def _user_names(env: Mapping[str, str], name: str) -> frozenset[str]:
+    """A comma-separated list of original user names (never an alternate's ``_clone`` name, never a pattern)."""
+    raw = env.get(name, "")
+    names = [part.strip() for part in raw.split(",") if part.strip()]
+    if len(names) > MAX_PRIVILEGED_USERS:
+        raise ConfigurationError(f"{name} lists {len(names)} users; list at most {MAX_PRIVILEGED_USERS}")
+    for user in names:
+        if len(user) > MAX_PRIVILEGED_USER_LENGTH or any(ord(c) < 32 or c in "*?%" for c in user):
+            raise ConfigurationError(
+                f"{name} holds {describe(user)}, which is not a user name: list exact user names separated by "
+                "commas, without wildcards"
+            )
+        if user.endswith(CLONE_SUFFIX):
+            raise ConfigurationError(
+                f"{name} holds {describe(user)}: list the original user of each pair (without {CLONE_SUFFIX!r}); "
+                "its alternate is allowed with it"
+            )
+    return frozenset(names)
 
 
 def _revoke_policy(env: Mapping[str, str]) -> RevokePolicy:

@@ -192,19 +192,29 @@ class AlternatingUsers(DatabaseStrategy):
         if self._master_arn(pending_secret, "pending") != master_arn:
             raise ConfusedDeputyError("the pending and current secrets name different master secrets")
         master = self.master_login(context, master_arn, current)
-        # Prove the caller's own secret is genuine before acting with the master's rights.
+        original = self._original_username(current.username)
+        # Prove the caller's own secret is genuine before acting with the master's rights; the engine then
+        # proves on the server that the pair is the caller's before it changes anything.
         caller = self.engine.connect(current)
         try:
             admin = self.engine.connect(master)
             try:
                 request = CloneRequest(
                     caller=caller,
-                    original=self._original_username(current.username),
+                    original=original,
                     target=pending.username,
                     new_password=pending.password,
                     admin_login=master,
+                    allow_privileged=self.allows_privileged(original),
                 )
                 self.engine.set_clone_password(admin, request)
+            except ConfusedDeputyError as error:
+                raise ConfusedDeputyError(
+                    f"{error.message}. The pending version {context.token} holds a password that was never set: "
+                    "once the secret is right, remove its AWSPENDING label (aws secretsmanager "
+                    f"update-secret-version-stage --secret-id {context.metadata.arn} --version-stage AWSPENDING "
+                    f"--remove-from-version-id {context.token}) and rotate again"
+                ) from None
             finally:
                 admin.close()
         finally:
@@ -212,18 +222,39 @@ class AlternatingUsers(DatabaseStrategy):
         get_logger().info("set the alternate user's password", extra={"user": pending.username})
 
     def test_configuration(self, context: RotationContext) -> None:
-        """The current credentials log in and pass the probe, the alternate name fits, the master logs in."""
+        """The current credentials log in and pass the probe, the alternate name fits, the master logs in, and the
+        server proves the pair is the secret's own (as setSecret would, reading only)."""
         current_secret = context.current()
         current = self.login(current_secret, "current")
         alternate = self._other_username(current.username)
         master = self.master_login(context, self._master_arn(current_secret, "current"), current)
-        self._probe_as(current)
-        admin = self.engine.connect(master)
-        admin.close()
+        original = self._original_username(current.username)
+        caller = self.engine.connect(current)
+        try:
+            self.engine.probe(caller, self.settings.test_query)
+            get_logger().info(
+                "checked: the current credentials log in and pass the probe",
+                extra={"user": current.username, "host": current.host, "port": current.port},
+            )
+            admin = self.engine.connect(master)
+            try:
+                self.engine.check_pair(
+                    admin, caller=caller, original=original, target=alternate,
+                    allow_privileged=self.allows_privileged(original),
+                )  # fmt: skip
+            finally:
+                admin.close()
+        finally:
+            caller.close()
         get_logger().info(
-            "checked: the master credentials log in; the next rotation would set the alternate user's password",
+            "checked: the master credentials log in and the server shows the pair is this secret's; the next "
+            "rotation would set the alternate user's password",
             extra={"user": master.username, "host": master.host, "port": master.port, "alternate_user": alternate},
         )
+
+    def allows_privileged(self, original: str) -> bool:
+        """Did the operator list ``original`` in ALLOW_PRIVILEGED_USERS (the function's environment)?"""
+        return original in self.settings.allow_privileged_users
 
     def master_login(self, context: RotationContext, master_arn: str, current: DatabaseLogin) -> DatabaseLogin:
         """Where and as whom the master logs in, after proving it manages the database ``current`` names.

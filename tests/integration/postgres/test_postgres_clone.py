@@ -86,13 +86,14 @@ def test_postgres_alternating_role_name_with_percent_clone_acts_as_original(
 def test_postgres_alternating_grant_fails_after_create_role_nothing_left_retry_after_fix_completes(
     postgres_server: PostgresServer, sm_client: Any, pg_account: Any, postgres_function: Any, ca_bundle: Path
 ) -> None:
-    """A superuser original: the master's CREATE ROLE succeeds, the GRANT after it is refused."""
+    """A superuser original the operator allows (ALLOW_PRIVILEGED_USERS): the master's CREATE ROLE succeeds,
+    the GRANT after it is refused."""
     account = pg_account(with_master=True)
     user, clone = account.username, account.username + "_clone"
     grant_admin_option(postgres_server, user, master_name(sm_client, account.arn))
     postgres_server.execute(sql.SQL("ALTER ROLE {} SUPERUSER").format(sql.Identifier(user)))
     original = secret_at(sm_client, account.arn, "AWSCURRENT")
-    app = postgres_function(ROTATION_STRATEGY="alternating_users")
+    app = postgres_function(ROTATION_STRATEGY="alternating_users", ALLOW_PRIVILEGED_USERS=user)
     log_start = len(postgres_server.log_text())
 
     with pytest.raises(TargetError) as raised:

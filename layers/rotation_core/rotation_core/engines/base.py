@@ -15,8 +15,8 @@ from typing import Any, Protocol
 
 from rotation_core.errors import SecretFormatError, describe
 
-#: The alternating-users strategy's second user is ``<user>`` + this suffix (AWS's templates use it too).
-CLONE_SUFFIX = "_clone"
+# The alternating-users strategy's second user is ``<user>`` + this suffix (AWS's templates use it too).
+from rotation_core.settings import CLONE_SUFFIX as CLONE_SUFFIX  # noqa: PLC0414 (an explicit re-export)
 
 
 class TlsMode(enum.StrEnum):
@@ -76,6 +76,8 @@ class CloneRequest:
     account it is; ``target`` equals ``original`` when the original user's turn has come round again.
     ``admin_login`` (if given) is where the admin session was opened, for an engine that needs the master
     in another database too (PostgreSQL's REASSIGN OWNED works one database at a time).
+    ``allow_privileged`` comes from the function's environment (``ALLOW_PRIVILEGED_USERS``), never from a
+    secret: the pair may hold superuser-class rights (see :meth:`DatabaseEngine.check_pair`).
     """
 
     caller: Session
@@ -83,6 +85,7 @@ class CloneRequest:
     target: str
     new_password: str = field(repr=False)
     admin_login: DatabaseLogin | None = None
+    allow_privileged: bool = False
 
 
 class DatabaseEngine(Protocol):
@@ -112,7 +115,21 @@ class DatabaseEngine(Protocol):
     def set_clone_password(self, admin: Session, request: CloneRequest) -> None:
         """As an admin, give ``target`` the password, creating it as a stand-in for ``original`` if needed.
 
-        See :class:`CloneRequest` for what the request holds.
+        See :class:`CloneRequest` for what the request holds. Runs :meth:`check_pair` first: a refused pair
+        is never touched.
+        """
+        ...
+
+    def check_pair(
+        self, admin: Session, *, caller: Session, original: str, target: str, allow_privileged: bool
+    ) -> None:
+        """Prove on the server, reading only, that the master may act on this pair; else raise.
+
+        The pair is ``original`` and ``original + CLONE_SUFFIX``; ``caller`` is the current secret's session
+        (one of the two). Raises :class:`rotation_core.errors.ConfusedDeputyError` when either user is the
+        master's own login, holds superuser-class rights (unless ``allow_privileged``), or exists as the
+        alternate without the server's proof that it is the original's alternate; the message says how to
+        recover. Changes nothing, so it may run any number of times (preflight, configuration test, setSecret).
         """
         ...
 

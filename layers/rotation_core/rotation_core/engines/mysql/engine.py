@@ -190,6 +190,10 @@ class MySQLEngine:
 
     def set_clone_password(self, admin: Session, request: CloneRequest) -> None:
         caller, original, target, new_password = request.caller, request.original, request.target, request.new_password
+        # Nothing happens before the pair is proven on the server (engines/mysql/pair.py).
+        self.check_pair(
+            admin, caller=caller, original=original, target=target, allow_privileged=request.allow_privileged
+        )
         session = _session(admin)
         builder = StatementBuilder(session.server)
         host = self._original_host(session, original, _session(caller).account)
@@ -252,6 +256,15 @@ class MySQLEngine:
                 f"the probe query failed with the new credentials: {_driver_message(error)}; "
                 "check TEST_QUERY and the user's grants"
             ) from None
+
+    def check_pair(
+        self, admin: Session, *, caller: Session, original: str, target: str, allow_privileged: bool
+    ) -> None:
+        from rotation_core.engines.mysql.pair import check_pair
+
+        check_pair(
+            self, _session(admin), _session(caller), original=original, target=target, allow_privileged=allow_privileged
+        )
 
     def check_own_password(self, session: Session, login: DatabaseLogin) -> None:
         from rotation_core.engines.mysql.preflight import check_own_password

@@ -92,14 +92,18 @@ class PostgresEngine(ByteLimitedLogins):
     def set_clone_password(self, admin: Session, request: CloneRequest) -> None:
         """Set the password; an existing clone that owns objects never starts acting as the original.
 
-        A clone this function made acts as the original (default role) and so owns nothing. A clone made
-        by AWS's rotation function acts as itself and owns what it created; a default role would cut its
+        Nothing happens before :meth:`check_pair` has proven the pair on the server (:mod:`.pair`). A clone
+        this function made acts as the original (default role) and so owns nothing. A clone made by AWS's
+        rotation function acts as itself and owns what it created; a default role would cut its
         sessions off from those objects. Its objects are given to the original (REASSIGN OWNED, in every
         database that has some) when the master holds the privileges of both roles, and then it acts as
         the original like any clone of ours; otherwise it is left acting as itself, and a warning gives
         the statements an administrator can run.
         """
         original, target, new_password = request.original, request.target, request.new_password
+        self.check_pair(
+            admin, caller=request.caller, original=original, target=target, allow_privileged=request.allow_privileged
+        )
         conn = _pg(admin)
         verifier = _verifier(conn, new_password, target)
         action = f"set the password of {describe(target)} as a stand-in for {describe(original)}"
@@ -220,6 +224,13 @@ class PostgresEngine(ByteLimitedLogins):
                 f"the probe query failed with the new credentials: {_driver_message(error)}; "
                 "check TEST_QUERY and the user's grants"
             ) from None
+
+    def check_pair(
+        self, admin: Session, *, caller: Session, original: str, target: str, allow_privileged: bool
+    ) -> None:
+        from rotation_core.engines.postgres.pair import check_pair
+
+        check_pair(self, _pg(admin), original=original, target=target, allow_privileged=allow_privileged)
 
     def check_own_password(self, session: Session, login: DatabaseLogin) -> None:
         from rotation_core.engines.postgres.preflight import check_own_password

@@ -118,12 +118,19 @@ def check_clone_rights(
 def _facts(
     engine: PostgresEngine, conn: psycopg2.extensions.connection, statement: Statement, action: str
 ) -> tuple[object, ...]:
-    from rotation_core.engines.postgres.engine import _rollback
-
-    try:
-        rows = engine._run(conn, [READ_ONLY, statement], action=action, commit=False)
-    finally:
-        _rollback(conn)
+    rows = read_rows(engine, conn, statement, action)
     if not rows:
         raise TargetError(f"PostgreSQL answered no row when asked to {action}", category=Category.PERMISSION)
     return tuple(rows[0])
+
+
+def read_rows(
+    engine: PostgresEngine, conn: psycopg2.extensions.connection, statement: Statement, action: str
+) -> list[tuple[object, ...]]:
+    """The statement's rows, read in a transaction opened READ ONLY and rolled back."""
+    from rotation_core.engines.postgres.engine import _rollback
+
+    try:
+        return engine._run(conn, [READ_ONLY, statement], action=action, commit=False)
+    finally:
+        _rollback(conn)

@@ -111,3 +111,57 @@ def reassign_owned(source: str, target: str) -> Statement:
 def acts_as(clone: str, original: str) -> Statement:
     """The default role that makes every session of ``clone`` act as ``original``."""
     return Statement("ALTER ROLE {} SET role TO {}", (Ident(clone), Ident(original)))
+
+
+# --- proving a pair before the master acts on it (see :mod:`.pair`) ---------------------------------------
+
+#: Predefined and managed-service roles whose members can read or write any data, server files or programs,
+#: signal other sessions or manage passwords: membership makes a role superuser-class, like the attributes.
+PRIVILEGED_ROLES = (
+    "pg_read_server_files", "pg_write_server_files", "pg_execute_server_program", "pg_read_all_data",
+    "pg_write_all_data", "pg_signal_backend", "pg_signal_autovacuum_worker", "pg_checkpoint", "pg_maintain",
+    "pg_create_subscription", "pg_use_reserved_connections", "rds_superuser", "rds_replication", "rds_password",
+    "rdsadmin", "azure_pg_admin", "cloudsqlsuperuser",
+)  # fmt: skip
+
+
+def session_roles() -> Statement:
+    """Who the admin session is: its login and the role it acts as."""
+    return Statement("SELECT session_user, current_user")
+
+
+def role_rights(first: str, second: str) -> Statement:
+    """Per existing role of the two: its name, its superuser-class attributes and the superuser-class roles it
+    is a member of, directly or through other roles (a member may SET ROLE to any of them)."""
+    return Statement(
+        "SELECT r.rolname, r.rolsuper, r.rolcreaterole, r.rolreplication, r.rolbypassrls, "
+        "CASE WHEN r.rolsuper THEN ARRAY[]::text[] ELSE "  # a superuser is a member of every role
+        "ARRAY(SELECT g.rolname::text FROM pg_catalog.pg_roles g WHERE g.oid <> r.oid "
+        "AND pg_catalog.pg_has_role(r.oid, g.oid, 'MEMBER') AND (g.rolsuper OR g.rolcreaterole OR "
+        "g.rolreplication OR g.rolbypassrls OR g.rolname = ANY ({}::text[])) ORDER BY 1) END "
+        "FROM pg_catalog.pg_roles r WHERE r.rolname IN ({}, {})",
+        (Literal("{" + ",".join(PRIVILEGED_ROLES) + "}"), Literal(first), Literal(second)),
+    )
+
+
+def membership_grantors(role: str, member: str) -> Statement:
+    """Who granted ``member`` its membership in ``role`` (one row per grant; PostgreSQL 16+ may keep several):
+    the grantor's name (NULL if it was dropped) and whether it is a superuser."""
+    return Statement(
+        "SELECT g.rolname, COALESCE(g.rolsuper, false) FROM pg_catalog.pg_auth_members m "
+        "LEFT JOIN pg_catalog.pg_roles g ON g.oid = m.grantor "
+        "WHERE m.roleid = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = {}) "
+        "AND m.member = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = {}) ORDER BY 1",
+        (Literal(role), Literal(member)),
+    )
+
+
+def memberships_beyond(member: str, role: str) -> Statement:
+    """The roles ``member`` is a direct member of that are neither ``role`` nor roles ``role`` is a member of."""
+    return Statement(
+        "SELECT r.rolname FROM pg_catalog.pg_auth_members m JOIN pg_catalog.pg_roles r ON r.oid = m.roleid "
+        "WHERE m.member = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = {}) AND r.rolname <> {} "
+        "AND NOT pg_catalog.pg_has_role((SELECT oid FROM pg_catalog.pg_roles WHERE rolname = {}), r.oid, 'MEMBER') "
+        "ORDER BY 1",
+        (Literal(member), Literal(role), Literal(role)),
+    )
