@@ -302,8 +302,15 @@ def login_error(error: Exception, **overrides: Any) -> Any:
     return engine._login_error(login, error, "/ca.pem")
 
 
-def test_mysql_engine_login_error_access_denied_auth_failed() -> None:
-    error = login_error(pymysql.err.OperationalError(1045, "Access denied for user 'app'@'10.0.0.5'"))
+@pytest.mark.parametrize(
+    ("code", "text"),
+    [
+        (1045, "Access denied for user 'app'@'10.0.0.5' (using password: YES)"),
+        (1698, "Access denied for user 'app'@'localhost'"),
+    ],
+)
+def test_mysql_engine_login_error_access_denied_auth_failed(code: int, text: str) -> None:
+    error = login_error(pymysql.err.OperationalError(code, text))
 
     assert error.category is Category.AUTH_FAILED
 

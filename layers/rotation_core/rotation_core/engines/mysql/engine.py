@@ -61,6 +61,9 @@ if TYPE_CHECKING:
 
 # Client error numbers (CR_*) and server error numbers (ER_*) that decide a category.
 _ER_ACCESS_DENIED = 1045
+# The same refusal without "(using password: ...)": MariaDB answers it for an account that does not exist at
+# times (seen on 10.11 for a clone setSecret had not made yet), so it is a refused login too.
+_ER_ACCESS_DENIED_NO_PASSWORD = 1698
 _ER_DBACCESS_DENIED = 1044
 _ER_SECURE_TRANSPORT_REQUIRED = 3159
 _ER_NOT_SUPPORTED_AUTH_MODE = 1251
@@ -427,7 +430,7 @@ class MySQLEngine:
         lowered = message.lower()
         code = _error_code(error)
         cause = getattr(error, "original_exception", None) or error
-        if code == _ER_ACCESS_DENIED:
+        if code in (_ER_ACCESS_DENIED, _ER_ACCESS_DENIED_NO_PASSWORD):
             return Category.AUTH_FAILED, f"was refused: {message}"
         if "server doesn't support it" in lowered or "server does not support ssl" in lowered:
             return Category.TLS, (
