@@ -22,7 +22,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rotation_core.errors import Category
-from rotation_core.registry import API_KEY_FUNCTION, FunctionSpec, SettingSpec, engines, rotation_functions
+from rotation_core.registry import (
+    API_KEY_FUNCTION,
+    MASTER_STRATEGIES,
+    FunctionSpec,
+    SettingSpec,
+    engines,
+    rotation_functions,
+)
 from rotation_core.settings import DEFAULT_METRICS_NAMESPACE, METRICS_DEPLOYMENT, POWERTOOLS_METRICS_NAMESPACE, Strategy
 from rotation_release import project as release_project
 from rotation_release.sar import METADATA_KEY, application_metadata
@@ -178,7 +185,7 @@ def read_only_secrets(function: FunctionSpec) -> tuple[str, str] | None:
     """(statement id, parameter) of the other secrets a function reads: master secrets or admin secrets."""
     if function.engine is None:
         return ("ReadAdminSecrets", "ApiKeyAdminSecrets")
-    if function.strategy is Strategy.ALTERNATING_USERS:
+    if function.strategy in MASTER_STRATEGIES:
         return ("ReadMasterSecrets", function.engine.template_name + "MasterSecrets")
     return None
 
@@ -318,7 +325,8 @@ def _read_only_parameter(function: FunctionSpec, name: str) -> Parameter:
         description = (
             "Description: >-",
             f'  Names of the {function.engine.display_name} master secrets named by "masterarn"; the '
-            "alternating-users function may only read and describe them.",
+            "functions that use a master (alternating users; dual passwords when a secret names one) may only",
+            "  read and describe them.",
             "  Master secrets RDS manages are named rds!db-<id> or rds!cluster-<id> (e.g. rds!*).",
         )
     return Parameter(
@@ -394,13 +402,13 @@ def function_resources(function: FunctionSpec, release: ReleaseLayout | None = N
     if extra is not None:
         sid, parameter = extra
         lines += [f"        - Sid: {sid}", "          Effect: Allow"]
-        if function.strategy is Strategy.ALTERNATING_USERS:
+        if function.strategy in MASTER_STRATEGIES:
             # DescribeSecret: the tags RDS puts on a master secret it manages name its DB instance or cluster.
             lines += ["          Action: [secretsmanager:GetSecretValue, secretsmanager:DescribeSecret]"]
         else:
             lines += ["          Action: secretsmanager:GetSecretValue"]
         lines += [f"          Resource: !Sub {SECRET_ARN % parameter}"]
-    if function.strategy is Strategy.ALTERNATING_USERS:
+    if function.strategy in MASTER_STRATEGIES:
         lines += _indent(_RDS_STATEMENT, 8)
     lines += [
         "        - !If",

@@ -93,7 +93,14 @@ API_KEY_FUNCTION = FunctionSpec(
     ),
 )
 
-_STRATEGY_WORDS = {Strategy.SINGLE_USER: "SingleUser", Strategy.ALTERNATING_USERS: "AlternatingUsers"}
+_STRATEGY_WORDS = {
+    Strategy.SINGLE_USER: "SingleUser",
+    Strategy.ALTERNATING_USERS: "AlternatingUsers",
+    Strategy.DUAL_PASSWORD: "DualPassword",
+}
+#: Strategies whose secret may name a master secret (``masterarn``): alternating users always, dual passwords
+#: optionally. Their functions may read (and describe) the master secrets the deployment allows.
+MASTER_STRATEGIES = frozenset({Strategy.ALTERNATING_USERS, Strategy.DUAL_PASSWORD})
 
 
 def engines() -> dict[str, EngineSpec]:

@@ -69,6 +69,8 @@ DEFAULT_METRICS_NAMESPACE = "SecretsRotation"
 class Strategy(enum.StrEnum):
     SINGLE_USER = "single_user"
     ALTERNATING_USERS = "alternating_users"
+    # MySQL 8.0.14+: the current password stays valid as the secondary one. (A strategy's name, not a password.)
+    DUAL_PASSWORD = "dual_password"  # noqa: S105  # nosec B105
 
 
 class RevokePolicy(enum.StrEnum):
