@@ -16,7 +16,7 @@ handler with an empty version cache, so the step makes every Secrets Manager cal
 Then the service retries the rotation with the same token, all four steps. Every case must end with
 the rotation complete, the new AWSCURRENT logging in, no version lost and AWSPENDING on no version
 other than AWSCURRENT. This module is the machinery; the matrices are ``test_fault_matrix_databases.py``
-(every database engine's local target, on every server kind, both strategies) and
+(every database engine's local target, on every server kind, every strategy the kind supports) and
 ``api_keys/test_fault_matrix_api_key.py``, each printed when its module ends.
 """
 
@@ -94,8 +94,6 @@ def matrix_cases() -> list[Case]:
 
 CASES = matrix_cases()
 CASE_IDS = [case.id for case in CASES]
-STRATEGY_NAMES = ["single_user", "alternating_users"]
-STRATEGIES = [pytest.param(strategy, marks=pytest.mark.verifies(strategy)) for strategy in STRATEGY_NAMES]
 
 
 class SimulatedCrashError(Exception):

@@ -30,7 +30,7 @@ from rotation_core.registry import (
     engines,
     rotation_functions,
 )
-from rotation_core.settings import DEFAULT_METRICS_NAMESPACE, METRICS_DEPLOYMENT, POWERTOOLS_METRICS_NAMESPACE, Strategy
+from rotation_core.settings import DEFAULT_METRICS_NAMESPACE, METRICS_DEPLOYMENT, POWERTOOLS_METRICS_NAMESPACE
 from rotation_release import project as release_project
 from rotation_release.sar import METADATA_KEY, application_metadata
 
