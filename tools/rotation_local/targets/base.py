@@ -34,6 +34,10 @@ class DatabaseTarget:
 
         return engine(self.engine).strategies
 
+    def kind_for(self, strategy: Strategy) -> ServerKind | None:
+        """The first of this engine's kinds whose servers support ``strategy`` (None: no kind does)."""
+        return next((kind for kind in self.kinds if strategy in self.strategies(kind)), None)
+
     def login_options(self, strategy: Strategy) -> dict[str, str]:
         """What :meth:`create_login` needs for a user rotated with ``strategy`` (its own privileges); default none."""
         return {}
