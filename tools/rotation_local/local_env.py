@@ -739,7 +739,7 @@ def _yes(value: bool | None) -> str:
 _EXPECTED = {
     Strategy.SINGLE_USER.value: "after a rotation, AWSCURRENT logs in and AWSPREVIOUS (the old password) is refused",
     Strategy.ALTERNATING_USERS.value: "after a rotation, AWSCURRENT logs in as the other user; AWSPREVIOUS still does",
-    Strategy.DUAL_PASSWORD.value: "after a rotation, AWSCURRENT logs in and so does AWSPREVIOUS (the secondary password)",
+    Strategy.DUAL_PASSWORD.value: "after a rotation, AWSCURRENT and AWSPREVIOUS both log in (the secondary password)",
     None: "after a rotation, the AWSCURRENT and AWSPREVIOUS keys work; older ones are revoked at the next rotation",
 }
 
