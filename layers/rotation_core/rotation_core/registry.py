@@ -101,6 +101,9 @@ _STRATEGY_WORDS = {
 #: Strategies whose secret may name a master secret (``masterarn``): alternating users always, dual passwords
 #: optionally. Their functions may read (and describe) the master secrets the deployment allows.
 MASTER_STRATEGIES = frozenset({Strategy.ALTERNATING_USERS, Strategy.DUAL_PASSWORD})
+#: Strategies that promise zero downtime: from setSecret until the next rotation, the credentials AWSCURRENT held
+#: before the rotation keep logging in beside the new ones (tests/integration/test_consumers.py holds them to it).
+ZERO_DOWNTIME_STRATEGIES = frozenset({Strategy.ALTERNATING_USERS, Strategy.DUAL_PASSWORD})
 
 
 def engines() -> dict[str, EngineSpec]:
