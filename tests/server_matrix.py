@@ -5,7 +5,9 @@ selected PostgreSQL kind, every test that uses the MySQL-family server (``mysql_
 ``mysql_server``) once per selected MariaDB/MySQL kind; the test id names the kind
 (``test_x[postgres-17]``). Select kinds with ``--servers=postgres-17,mysql-*`` or
 ``ROTATION_TEST_SERVERS`` (the option wins; default: every kind of :func:`rotation_local.server_kinds.kinds`).
-``@pytest.mark.servers("mariadb-*")`` limits a test to the kinds it applies to.
+``@pytest.mark.servers("mariadb-*")`` limits a test to the kinds it applies to. A test that also takes
+``db_strategy`` runs once per kind and registry strategy the kind supports (``test_x[mysql-9.7-dual_password]``;
+the local target says which, MariaDB has no dual passwords), ``@pytest.mark.strategies(...)`` limiting them.
 
 Kinds that need a private root filesystem cannot run without root (chroot): their tests are skipped
 with that reason. As root nothing is skipped: a kind that cannot start fails its tests with the reason.
@@ -36,6 +38,8 @@ OPTION = "--servers"
 ENV_VAR = "ROTATION_TEST_SERVERS"
 ANY_ENGINE = "*"
 FAULT_MATRIX_MODULE = "test_fault_matrix"  # the fault matrices' modules: test_fault_matrix_<what>.py
+#: A test that takes this argument runs once per server kind (db_kind) and registry strategy the kind supports.
+STRATEGY_FIXTURE = "db_strategy"
 
 
 def kind_fixtures() -> dict[str, str]:
@@ -78,7 +82,33 @@ def parametrize_server_kinds(metafunc: pytest.Metafunc) -> None:
             chosen = ", ".join(kind.name for kind in selected) or "none"
             reason = f"applies to {wanted}; none of them is selected ({OPTION} / {ENV_VAR}: {chosen})"
             params = [pytest.param(None, id="no-server-selected", marks=[pytest.mark.skip(reason=reason)])]
+        if fixture == "db_kind" and STRATEGY_FIXTURE in metafunc.fixturenames:
+            metafunc.parametrize(
+                ["db_kind", STRATEGY_FIXTURE], _with_strategies(metafunc, params), indirect=["db_kind"], scope="session"
+            )
+            continue
         metafunc.parametrize(fixture, params, indirect=True, scope="session")
+
+
+def _with_strategies(metafunc: pytest.Metafunc, params: list[Any]) -> list[Any]:
+    """Each kind's parameter once per registry strategy its engine has and the kind supports (the local target
+    says which: MariaDB has no dual passwords), limited by ``@pytest.mark.strategies``; each counts for its claim."""
+    from rotation_local.targets import database_target
+
+    wanted = {name for mark in metafunc.definition.iter_markers("strategies") for name in mark.args}
+    joint = []
+    for param in params:
+        (name,) = param.values
+        if name is None:
+            joint.append(pytest.param(None, None, id=param.id, marks=param.marks))
+            continue
+        kind = server_kinds.kind_named(name)
+        for strategy in database_target(kind.family).strategies(kind):
+            if wanted and strategy.value not in wanted:
+                continue
+            marks = [*param.marks, pytest.mark.verifies(strategy.value)]
+            joint.append(pytest.param(name, strategy.value, id=f"{name}-{strategy.value}", marks=marks))
+    return joint
 
 
 def kind_of(request: pytest.FixtureRequest) -> ServerKind:

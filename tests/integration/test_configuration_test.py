@@ -1,8 +1,9 @@
 """Secrets Manager's configuration test (RotateImmediately=false) on every database function and strategy.
 
 The service stages a transient AWSPENDING version holding no value or a copy of AWSCURRENT, runs
-testSecret alone and removes the version. Each test runs on every selected server kind of every engine,
-through the real function module and the emulator over HTTP.
+testSecret alone and removes the version. Each test runs on every selected server kind of every engine and every
+registry strategy the kind supports (``db_strategy``; dual passwords with a master here), through the real function
+module and the emulator over HTTP.
 """
 
 from __future__ import annotations
@@ -20,18 +21,20 @@ from integration.support import Account, DatabaseSetup, create_account, secret_a
 from rotation_core.errors import Category, ConfigurationTestError, PendingNotReadyError, RotationError
 from rotation_local import emulator, service
 from rotation_local.invoke import load_function
+from rotation_local.server_kinds import ServerKind
 from rotation_local.targets import DatabaseTarget
 
-STRATEGIES = pytest.mark.parametrize("strategy", ["single_user", "alternating_users"])
 BOTH = pytest.mark.parametrize("copy_current", [False, True], ids=["no-value", "copy-of-current"])
 
 
 @pytest.fixture
-def database_function(sm_env: dict[str, str], db_target: DatabaseTarget) -> Callable[..., ModuleType]:
+def database_function(
+    sm_env: dict[str, str], db_target: DatabaseTarget, db_kind: ServerKind
+) -> Callable[..., ModuleType]:
     """A fresh copy of the engine's function; ``account`` set its environment for the strategy."""
 
     def load(strategy: str) -> ModuleType:
-        assert strategy in ("single_user", "alternating_users")
+        assert strategy in {s.value for s in db_target.strategies(db_kind)}
         return load_function(db_target.engine)
 
     return load
@@ -43,7 +46,7 @@ def account(
     monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest,
 ) -> Account:  # fmt: skip
     """A login with a master; the function's environment is set for the test's strategy."""
-    strategy = request.getfixturevalue("strategy")
+    strategy = request.getfixturevalue("db_strategy")
     monkeypatch.setenv("DB_CA_BUNDLE", str(ca_bundle))
     monkeypatch.setenv("ROTATION_STRATEGY", strategy)
     return create_account(
@@ -64,10 +67,9 @@ def state(db: DatabaseSetup, account: Account) -> Any:
 
 
 @BOTH
-@STRATEGIES
 def test_configuration_test_working_setup_passes_changes_nothing_says_what_it_checked(
     db: DatabaseSetup,
-    strategy: str,
+    db_strategy: str,
     copy_current: bool,
     account: Account,
     database_function: Any,
@@ -75,24 +77,25 @@ def test_configuration_test_working_setup_passes_changes_nothing_says_what_it_ch
 ) -> None:
     before = state(db, account)
 
-    service.configuration_test(account.arn, invoker(database_function(strategy)), copy_current=copy_current)
+    service.configuration_test(account.arn, invoker(database_function(db_strategy)), copy_current=copy_current)
 
     assert state(db, account) == before
     assert before[1:] == (True, False)  # the current user logs in, no clone was ever made
     assert "this is Secrets Manager's configuration test (RotateImmediately=false)" in caplog.text
-    if strategy == "alternating_users":
+    if db_strategy in ("alternating_users", "dual_password"):  # the secret names a master: both are checked
         assert "checked: the current credentials log in and pass the probe" in caplog.text
         assert "checked: the master credentials log in" in caplog.text
-    elif copy_current:  # a new container: the copy logged in, and those are the current credentials
+    elif copy_current:  # single user, a new container: the copy logged in, and those are the current credentials
         assert "the credentials that just logged in are the current ones, so the setup works" in caplog.text
     else:
         assert "checked: the current credentials log in and pass the probe" in caplog.text
+    if db_strategy == "dual_password":
+        assert "checked: the server keeps dual passwords and the master may set them" in caplog.text
 
 
 @BOTH
-@STRATEGIES
 def test_configuration_test_current_password_changed_out_of_band_fails_auth_failed_changes_nothing(
-    db: DatabaseSetup, strategy: str, copy_current: bool, account: Account, database_function: Any
+    db: DatabaseSetup, db_strategy: str, copy_current: bool, account: Account, database_function: Any
 ) -> None:
     current = secret_at(db.sm_client, account.arn, "AWSCURRENT")
     other = "Out-Of-Band-" + unique("pw")
@@ -101,7 +104,7 @@ def test_configuration_test_current_password_changed_out_of_band_fails_auth_fail
     before = state(db, account)
 
     with pytest.raises(RotationError) as raised:
-        service.configuration_test(account.arn, invoker(database_function(strategy)), copy_current=copy_current)
+        service.configuration_test(account.arn, invoker(database_function(db_strategy)), copy_current=copy_current)
 
     assert raised.value.category is Category.AUTH_FAILED
     assert isinstance(raised.value, ConfigurationTestError)
@@ -111,9 +114,9 @@ def test_configuration_test_current_password_changed_out_of_band_fails_auth_fail
 
 
 @BOTH
-@pytest.mark.parametrize("strategy", ["alternating_users"])
+@pytest.mark.strategies("alternating_users")
 def test_configuration_test_alternating_master_password_wrong_fails_naming_master(
-    db: DatabaseSetup, strategy: str, copy_current: bool, account: Account, database_function: Any
+    db: DatabaseSetup, db_strategy: str, copy_current: bool, account: Account, database_function: Any
 ) -> None:
     assert account.master_arn is not None
     master = secret_at(db.sm_client, account.master_arn, "AWSCURRENT")
@@ -123,17 +126,16 @@ def test_configuration_test_alternating_master_password_wrong_fails_naming_maste
     before = state(db, account)
 
     with pytest.raises(ConfigurationTestError, match="master secret") as raised:
-        service.configuration_test(account.arn, invoker(database_function(strategy)), copy_current=copy_current)
+        service.configuration_test(account.arn, invoker(database_function(db_strategy)), copy_current=copy_current)
 
     assert raised.value.category is Category.AUTH_FAILED
     assert state(db, account) == before
 
 
-@STRATEGIES
 def test_configuration_test_genuinely_new_value_that_does_not_log_in_still_fails(
-    db: DatabaseSetup, strategy: str, account: Account, database_function: Any
+    db: DatabaseSetup, db_strategy: str, account: Account, database_function: Any
 ) -> None:
-    app = database_function(strategy)
+    app = database_function(db_strategy)
     token = emulator.stage_pending_placeholder(account.arn)
     app.lambda_handler(service.event("createSecret", account.arn, token), None)
 
@@ -145,11 +147,10 @@ def test_configuration_test_genuinely_new_value_that_does_not_log_in_still_fails
 
 
 @BOTH
-@STRATEGIES
 def test_finish_secret_after_configuration_test_never_promotes(
-    db: DatabaseSetup, strategy: str, copy_current: bool, account: Account, database_function: Any
+    db: DatabaseSetup, db_strategy: str, copy_current: bool, account: Account, database_function: Any
 ) -> None:
-    app = database_function(strategy)
+    app = database_function(db_strategy)
     token = emulator.stage_transient_version(account.arn, copy_current=copy_current)
     app.lambda_handler(service.event("testSecret", account.arn, token), None)
     before = stages(db.sm_client, account.arn)

@@ -1,7 +1,8 @@
 """TLS and reachability on every database server kind: verified by default, never a silent plaintext retry.
 
-Each test runs once per server kind of every engine (``db_kind``), through the engine's real function
-module and its local target: a certificate from another CA, a certificate for another host name, a
+Each test runs once per server kind of every engine and strategy that changes one user's password (``db_strategy``:
+single user, and dual passwords where the kind has them), through the engine's real function module and its local
+target: a certificate from another CA, a certificate for another host name, a
 server without TLS (refused unless the secret opts out with ``"ssl": false``), and a server that is down.
 """
 
@@ -19,6 +20,7 @@ import trustme
 from helpers import LeakGuard
 from integration.support import create_account, rotate, run_steps, secret_at, stages, unique
 from rotation_core.errors import Category, TargetError
+from rotation_core.settings import Strategy
 from rotation_local import emulator
 from rotation_local.postgres_server import free_port
 from rotation_local.server_kinds import ServerKind
@@ -44,23 +46,36 @@ def plain_server(db_kind: ServerKind) -> Iterator[Any]:
     server.stop()
 
 
-def account_on(server: Any, target: DatabaseTarget, sm_client: Any, leak_guard: LeakGuard, **extra: Any) -> str:
+ONE_USER = pytest.mark.strategies("single_user", "dual_password")
+
+
+def account_on(
+    server: Any, target: DatabaseTarget, sm_client: Any, leak_guard: LeakGuard, strategy: str, **extra: Any
+) -> str:
     """A login on one of this module's extra servers and its secret (rotation enabled); the secret's ARN."""
     leak_guard.watch_file(target.statement_log(server))
     leak_guard.add(server.admin_password)
-    return create_account(target, server, sm_client, leak_guard, username=unique("acct")[:16], **extra).arn
+    options = target.login_options(Strategy(strategy))
+    return create_account(
+        target, server, sm_client, leak_guard, username=unique("acct")[:16], login_options=options, **extra
+    ).arn
 
 
+@ONE_USER
 @pytest.mark.verifies("tls_wrong_ca")
 def test_database_wrong_ca_fails_tls_without_fallback_and_changes_nothing(
+    db_strategy: str,
     db_server: Any, db_target: DatabaseTarget, sm_client: Any, db_function: Any, ca_bundle: Path,
     leak_guard: LeakGuard, tmp_path: Path,
 ) -> None:  # fmt: skip
-    account = create_account(db_target, db_server, sm_client, leak_guard, username=unique("ca")[:16])
+    account = create_account(
+        db_target, db_server, sm_client, leak_guard, username=unique("ca")[:16],
+        login_options=db_target.login_options(Strategy(db_strategy)),
+    )  # fmt: skip
     old = secret_at(sm_client, account.arn, "AWSCURRENT")
     other_ca = tmp_path / "other-ca.pem"
     trustme.CA().cert_pem.write_to_path(str(other_ca))
-    app = db_function(DB_CA_BUNDLE=str(other_ca))
+    app = db_function(DB_CA_BUNDLE=str(other_ca), ROTATION_STRATEGY=db_strategy)
     log = db_target.statement_log(db_server)
     logged_before = log.stat().st_size
 
@@ -75,45 +90,59 @@ def test_database_wrong_ca_fails_tls_without_fallback_and_changes_nothing(
     emulator.drop_pending(account.arn)
 
 
+@ONE_USER
 @pytest.mark.verifies("tls_verify_full")
 def test_database_verify_full_host_not_in_certificate_fails(
-    misnamed_server: Any, db_target: DatabaseTarget, sm_client: Any, db_function: Any, leak_guard: LeakGuard
+    db_strategy: str,
+    misnamed_server: Any,
+    db_target: DatabaseTarget,
+    sm_client: Any,
+    db_function: Any,
+    leak_guard: LeakGuard,
 ) -> None:
-    arn = account_on(misnamed_server, db_target, sm_client, leak_guard)
+    arn = account_on(misnamed_server, db_target, sm_client, leak_guard, db_strategy)
 
     with pytest.raises(TargetError) as raised:
-        rotate(db_function(), arn)
+        rotate(db_function(ROTATION_STRATEGY=db_strategy), arn)
 
     assert raised.value.category is Category.TLS
     assert "host name" in raised.value.message
     emulator.drop_pending(arn)
 
 
+@ONE_USER
 def test_database_explicit_verify_ca_skips_host_check_rotates(
+    db_strategy: str,
     misnamed_server: Any, db_target: DatabaseTarget, sm_client: Any, db_function: Any, leak_guard: LeakGuard,
     ca_bundle: Path,
 ) -> None:  # fmt: skip
-    arn = account_on(misnamed_server, db_target, sm_client, leak_guard, sslmode="verify-ca")
+    arn = account_on(misnamed_server, db_target, sm_client, leak_guard, db_strategy, sslmode="verify-ca")
     old = secret_at(sm_client, arn, "AWSCURRENT")
 
-    rotate(db_function(), arn)
+    rotate(db_function(ROTATION_STRATEGY=db_strategy), arn)
 
     new = secret_at(sm_client, arn, "AWSCURRENT")
     assert new["password"] != old["password"]
     assert new["sslmode"] == "verify-ca"
     assert db_target.logs_in(misnamed_server, new, ca_bundle, check_host_name=False)
-    assert not db_target.logs_in(misnamed_server, old, ca_bundle, check_host_name=False)
+    assert db_target.logs_in(misnamed_server, old, ca_bundle, check_host_name=False) is (db_strategy == "dual_password")
 
 
+@ONE_USER
 @pytest.mark.verifies("tls_absent")
 def test_database_server_without_tls_default_refused_with_opt_out_hint(
-    plain_server: Any, db_target: DatabaseTarget, sm_client: Any, db_function: Any, leak_guard: LeakGuard
+    db_strategy: str,
+    plain_server: Any,
+    db_target: DatabaseTarget,
+    sm_client: Any,
+    db_function: Any,
+    leak_guard: LeakGuard,
 ) -> None:
-    arn = account_on(plain_server, db_target, sm_client, leak_guard)
+    arn = account_on(plain_server, db_target, sm_client, leak_guard, db_strategy)
     old = secret_at(sm_client, arn, "AWSCURRENT")
 
     with pytest.raises(TargetError) as raised:
-        rotate(db_function(), arn)
+        rotate(db_function(ROTATION_STRATEGY=db_strategy), arn)
 
     assert raised.value.category is Category.TLS
     assert '"ssl": false' in raised.value.message
@@ -121,32 +150,39 @@ def test_database_server_without_tls_default_refused_with_opt_out_hint(
     emulator.drop_pending(arn)
 
 
+@ONE_USER
 @pytest.mark.verifies("tls_absent")
 def test_database_server_without_tls_ssl_false_rotates(
-    plain_server: Any, db_target: DatabaseTarget, sm_client: Any, db_function: Any, leak_guard: LeakGuard
+    db_strategy: str,
+    plain_server: Any,
+    db_target: DatabaseTarget,
+    sm_client: Any,
+    db_function: Any,
+    leak_guard: LeakGuard,
 ) -> None:
-    arn = account_on(plain_server, db_target, sm_client, leak_guard, ssl=False)
+    arn = account_on(plain_server, db_target, sm_client, leak_guard, db_strategy, ssl=False)
     old = secret_at(sm_client, arn, "AWSCURRENT")
 
-    token = rotate(db_function(), arn)
+    token = rotate(db_function(ROTATION_STRATEGY=db_strategy), arn)
 
     new = secret_at(sm_client, arn, "AWSCURRENT")
     assert stages(sm_client, arn)[token] == ["AWSCURRENT"]
     assert new["password"] != old["password"]
     assert new["ssl"] is False
     assert db_target.logs_in(plain_server, new, None)
-    assert not db_target.logs_in(plain_server, old, None)
+    assert db_target.logs_in(plain_server, old, None) is (db_strategy == "dual_password")  # the secondary
 
 
+@ONE_USER
 def test_database_unreachable_server_fails_fast_with_category(
-    db_server: Any, db_target: DatabaseTarget, sm_client: Any, db_function: Any, leak_guard: LeakGuard
+    db_strategy: str, db_server: Any, db_target: DatabaseTarget, sm_client: Any, db_function: Any, leak_guard: LeakGuard
 ) -> None:
     password = secrets.token_urlsafe(24)
     leak_guard.add(password)
     value = {**db_target.secret(db_server, "app", password), "port": free_port()}
     arn = sm_client.create_secret(Name=unique("down"), SecretString=json.dumps(value))["ARN"]
     emulator.enable_rotation(arn)
-    app = db_function(DB_CONNECT_TIMEOUT="2")
+    app = db_function(DB_CONNECT_TIMEOUT="2", ROTATION_STRATEGY=db_strategy)
     token = emulator.stage_pending_placeholder(arn)
     run_steps(app, arn, token, "createSecret")
 

@@ -1,9 +1,11 @@
-"""The fault matrix of every database engine: each local target, on each server kind, with both strategies.
+"""The fault matrix of every database engine: each local target, on each server kind, with every registry strategy
+the kind supports (``db_strategy``: single user, alternating users, and on MySQL 9.7 dual passwords).
 
 The cases, the fault injection and the checks are in ``integration/fault_matrix.py``; what is
 engine-specific comes from the engine's local target (``rotation_local.targets``) and the registry:
 the handler (``database_handler(<engine>)``), where the credential changes (the engine class's
-``set_own_password`` / ``set_clone_password``), and the driver whose connects are sent to a closed port.
+``set_own_password`` / ``set_clone_password`` / ``set_dual_password``), and the driver whose connects are sent
+to a closed port.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from helpers import LeakGuard
 from integration.fault_matrix import (
     CASE_IDS,
     CASES,
-    STRATEGY_NAMES,
+    PROMOTE_AT_SET_CASES,
     Case,
     Result,
     Target,
@@ -36,12 +38,20 @@ from integration.support import unique
 from rotation_core.handler import RotationHandler, database_handler
 from rotation_core.registry import engine as engine_spec
 from rotation_core.secrets import SecretStore
+from rotation_core.settings import Strategy
 from rotation_local import emulator
 from rotation_local.server_kinds import ServerKind
 from rotation_local.targets import DatabaseTarget
 
 RESULTS: list[Result] = []
-STRATEGIES = [pytest.param(strategy, marks=pytest.mark.verifies(strategy)) for strategy in STRATEGY_NAMES]
+# Where each strategy changes the credential (the crash-after-change case dies right after it).
+CHANGES_CREDENTIAL = {
+    "single_user": "set_own_password",
+    "alternating_users": "set_clone_password",
+    "dual_password": "set_dual_password",
+}
+# Strategies after which the credentials the rotation replaced still log in.
+KEEPS_PREVIOUS = frozenset({"alternating_users", "dual_password"})
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -64,9 +74,16 @@ def fm_master(
     return arn, user
 
 
-@pytest.fixture(params=STRATEGIES)
+@pytest.fixture
+def promote_at_set() -> bool:
+    """PROMOTE_AT_SET (single user only): off unless a test parametrizes it."""
+    return False
+
+
+@pytest.fixture
 def fm_target(
-    request: pytest.FixtureRequest,
+    db_strategy: str,
+    promote_at_set: bool,
     db_kind: ServerKind,
     db_server: Any,
     db_target: DatabaseTarget,
@@ -74,10 +91,12 @@ def fm_target(
     ca_bundle: Path,
     fm_master: tuple[str, str],
 ) -> Target:
-    strategy: str = request.param
+    strategy = db_strategy
     client = sm_client_for(sm_server.endpoint_url)
     passwords: list[str] = []
     environ = {"ROTATION_STRATEGY": strategy, "DB_CA_BUNDLE": str(ca_bundle), "DB_CONNECT_TIMEOUT": "2"}
+    if promote_at_set:
+        environ["PROMOTE_AT_SET"] = "true"
     engine = engine_spec(db_target.engine)
 
     def new_container() -> RotationHandler:
@@ -86,7 +105,7 @@ def fm_target(
     def new_secret() -> str:
         username, password = unique("fm")[:16], secrets.token_urlsafe(24)
         passwords.append(password)
-        db_target.create_login(db_server, username, password)
+        db_target.create_login(db_server, username, password, **db_target.login_options(Strategy(strategy)))
         value = db_target.secret(db_server, username, password, owner_team="payments")
         if strategy == "alternating_users":
             value["masterarn"], master_user = fm_master
@@ -99,13 +118,13 @@ def fm_target(
         kept = {k: v for k, v in current.items() if k not in ("username", "password")}
         if kept != {k: v for k, v in original.items() if k not in ("username", "password")}:
             return "keys of the secret changed"
-        if strategy == "alternating_users" and not db_target.logs_in(db_server, original, ca_bundle):
-            return "alternating users: the previous credentials stopped working"
+        if strategy in KEEPS_PREVIOUS and not db_target.logs_in(db_server, original, ca_bundle):
+            return f"{strategy}: the previous credentials stopped working"
         return ""
 
-    method = "set_clone_password" if strategy == "alternating_users" else "set_own_password"
+    method = CHANGES_CREDENTIAL[strategy]
     return Target(
-        name=f"{db_kind.name} {strategy}",
+        name=f"{db_kind.name} {strategy}" + (" PROMOTE_AT_SET" if promote_at_set else ""),
         client=client,
         new_container=new_container,
         new_secret=new_secret,
@@ -119,7 +138,19 @@ def fm_target(
 
 @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
 def test_fault_matrix_database_fault_then_retry_completes_without_lockout(
-    case: Case, fm_target: Target, leak_guard: LeakGuard
+    case: Case, db_strategy: str, fm_target: Target, leak_guard: LeakGuard
+) -> None:
+    result = run_case(fm_target, case)
+    leak_guard.add(*fm_target.passwords)
+    RESULTS.append(result)
+    check(result)
+
+
+@pytest.mark.strategies("single_user")
+@pytest.mark.parametrize("promote_at_set", [True], ids=["PROMOTE_AT_SET"])
+@pytest.mark.parametrize("case", PROMOTE_AT_SET_CASES, ids=[case.id for case in PROMOTE_AT_SET_CASES])
+def test_fault_matrix_database_promote_at_set_fault_then_retry_completes_without_lockout(
+    case: Case, db_strategy: str, promote_at_set: bool, fm_target: Target, leak_guard: LeakGuard
 ) -> None:
     result = run_case(fm_target, case)
     leak_guard.add(*fm_target.passwords)

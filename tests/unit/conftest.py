@@ -11,10 +11,10 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from rotation_core.handler import database_strategy
 from rotation_core.rotator import Rotator
 from rotation_core.secrets import SecretStore
 from rotation_core.settings import Settings, Strategy
-from rotation_core.strategies import AlternatingUsers, SingleUser
 from rotation_local import emulator
 from unit.fakes import CallCounter, FakeDatabase, FakeEngine, FakeUser
 
@@ -58,6 +58,7 @@ def database() -> FakeDatabase:
     return FakeDatabase(
         users={"app": FakeUser(password="Initial-Password-0001"), "admin": FakeUser(password="Admin-Password-0001")},
         admins={"admin"},
+        may_retain_own={"app"},
     )
 
 
@@ -94,7 +95,6 @@ def make_rotator(sm_client: Any, database: FakeDatabase) -> Callable[..., Rotato
     def make(strategy: Strategy = Strategy.SINGLE_USER, **settings: Any) -> Rotator:
         config = Settings(strategy=strategy, **settings)
         engine = FakeEngine(config, database)
-        strategy_type = AlternatingUsers if strategy is Strategy.ALTERNATING_USERS else SingleUser
-        return Rotator(SecretStore(sm_client), strategy_type(engine, config))
+        return Rotator(SecretStore(sm_client), database_strategy(strategy)(engine, config))
 
     return make

@@ -8,7 +8,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from rotation_core.engines.base import CLONE_SUFFIX, ByteLimitedLogins, CloneRequest, DatabaseLogin, Session
+from rotation_core.engines.base import (
+    CLONE_SUFFIX,
+    ByteLimitedLogins,
+    CloneRequest,
+    DatabaseLogin,
+    DualPasswordOutcome,
+    DualPasswordRequest,
+    Session,
+)
 from rotation_core.errors import Category, ConfusedDeputyError, TargetError, VerificationError
 from rotation_core.registry import EngineSpec
 from rotation_core.settings import Settings, Strategy
@@ -21,7 +29,7 @@ FAKE_ENGINE = EngineSpec(
     implementation="unit.fakes:FakeEngine",
     secret_engines=frozenset({"postgres"}),
     default_port=5432,
-    strategies=(Strategy.SINGLE_USER, Strategy.ALTERNATING_USERS),
+    strategies=(Strategy.SINGLE_USER, Strategy.ALTERNATING_USERS, Strategy.DUAL_PASSWORD),
     driver="",
     default_exclude_characters="",
     template_name="Fake",
@@ -32,6 +40,7 @@ FAKE_ENGINE = EngineSpec(
 class FakeUser:
     password: str
     acts_as: str | None = None
+    secondary: str | None = None  # dual passwords: a second password that also logs in
 
 
 @dataclass
@@ -44,6 +53,9 @@ class FakeDatabase:
     reachable: bool = True
     probe_fails: bool = False
     own_password_locked: bool = False  # the server would refuse a user's own password change
+    dual_passwords: bool = True  # the server keeps a secondary password (MySQL 8.0.14+, not MariaDB)
+    may_retain_own: set[str] = field(default_factory=set)  # users with APPLICATION_PASSWORD_ADMIN
+    sessions: dict[str, int] = field(default_factory=dict)  # open sessions per user, for the drain check
     connections: list[str] = field(default_factory=list)
     hosts: list[str] = field(default_factory=list)  # where each connection went, in order
     changes: list[str] = field(default_factory=list)
@@ -78,7 +90,7 @@ class FakeEngine(ByteLimitedLogins):
         if not self.database.reachable:
             raise TargetError("FakeSQL is unreachable", category=Category.UNREACHABLE)
         user = self.database.users.get(login.username)
-        if user is None or user.password != login.password:
+        if user is None or login.password not in (user.password, user.secondary):
             raise TargetError(f"FakeSQL login refused ({login.label} secret)", category=Category.AUTH_FAILED)
         return FakeSession(self.database, login.username)
 
@@ -131,6 +143,54 @@ class FakeEngine(ByteLimitedLogins):
         assert not caller.closed
         if admin.username not in self.database.admins:
             raise TargetError("FakeSQL: the master may not manage users", category=Category.PERMISSION)
+
+    # Dual passwords, as MySQL 8.0.14+ keeps them: a primary and a secondary password per user.
+
+    def set_dual_password(self, session: Session, request: DualPasswordRequest) -> bool:
+        """``ALTER USER USER() IDENTIFIED BY new REPLACE current RETAIN CURRENT PASSWORD``."""
+        assert isinstance(session, FakeSession)
+        self._require_dual()
+        if session.username not in self.database.may_retain_own:
+            raise TargetError("FakeSQL: APPLICATION_PASSWORD_ADMIN needed", category=Category.PERMISSION)
+        user = self.database.users[session.username]
+        if user.password != request.current_password:
+            return False  # the server checks REPLACE against the primary only
+        user.secondary, user.password = user.password, request.new_password
+        self.database.changes.append(f"dual-self:{session.username}")
+        return True
+
+    def set_dual_password_as_admin(self, admin: Session, request: DualPasswordRequest) -> DualPasswordOutcome:
+        assert isinstance(admin, FakeSession)
+        assert isinstance(request.caller, FakeSession)
+        assert not request.caller.closed
+        self._require_dual()
+        if admin.username not in self.database.admins:
+            raise TargetError("FakeSQL: permission denied", category=Category.PERMISSION)
+        user = self.database.users[request.caller.username]
+        if user.password == request.new_password and user.secondary == request.current_password:
+            return DualPasswordOutcome.ALREADY_SET
+        outcome = DualPasswordOutcome.CHANGED
+        if user.password != request.current_password:
+            user.password = request.current_password  # the secondary stays as it is
+            outcome = DualPasswordOutcome.RESTORED
+        user.secondary, user.password = user.password, request.new_password
+        self.database.changes.append(f"dual-admin:{request.caller.username}")
+        return outcome
+
+    def check_dual_password(self, session: Session, login: DatabaseLogin, *, admin: Session | None) -> None:
+        assert isinstance(session, FakeSession)
+        self._require_dual()
+        if admin is None and session.username not in self.database.may_retain_own:
+            raise TargetError("FakeSQL: APPLICATION_PASSWORD_ADMIN needed", category=Category.PERMISSION)
+        if admin is not None and not (isinstance(admin, FakeSession) and admin.username in self.database.admins):
+            raise TargetError("FakeSQL: the master may not manage users", category=Category.PERMISSION)
+
+    def count_sessions(self, session: Session, username: str) -> int | None:
+        return self.database.sessions.get(username)
+
+    def _require_dual(self) -> None:
+        if not self.database.dual_passwords:
+            raise TargetError("FakeSQL keeps one password per user", category=Category.CONFIGURATION)
 
 
 def stages(sm_client: Any, arn: str) -> dict[str, list[str]]:

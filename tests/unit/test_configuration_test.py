@@ -48,8 +48,9 @@ def test_configuration_test_working_setup_passes_changes_nothing_logs_checks(
     assert passwords(database) == before_passwords
     assert database.changes == []
     assert set(stages(sm_client, arn)) == before_versions
-    expected = ["app", "admin"] if strategy is Strategy.ALTERNATING_USERS else ["app"]
-    assert database.connections == expected  # current credentials, and the master's for alternating users
+    with_master = strategy in (Strategy.ALTERNATING_USERS, Strategy.DUAL_PASSWORD)  # the secret names one
+    expected = ["app", "admin"] if with_master else ["app"]
+    assert database.connections == expected  # current credentials, and the master's when the strategy uses it
     assert "configuration test (RotateImmediately=false)" in caplog.text
     if strategy is Strategy.SINGLE_USER and copy_current:
         # A new container cannot tell a copy from a new value without a third call; the copy's credentials
@@ -58,7 +59,7 @@ def test_configuration_test_working_setup_passes_changes_nothing_logs_checks(
         assert "the credentials that just logged in are the current ones, so the setup works" in caplog.text
         return
     assert "checked: the current credentials log in and pass the probe" in caplog.text
-    assert ("checked: the master credentials log in" in caplog.text) is (strategy is Strategy.ALTERNATING_USERS)
+    assert ("checked: the master credentials log in" in caplog.text) is with_master
     assert "configuration test passed; nothing was changed" in caplog.text
 
 

@@ -97,3 +97,76 @@ def test_call_with_fresh_credentials_other_error_raised_without_retry(example: M
     with pytest.raises(TimeoutError):
         example.call_with_fresh_credentials(secret, broken, is_auth_failure=lambda e: isinstance(e, AuthFailureError))
     assert calls == [1]
+
+
+def test_is_auth_failure_refused_login_of_either_driver_true_other_errors_false(example: ModuleType) -> None:
+    import psycopg2
+    import pymysql
+
+    assert example.is_auth_failure(psycopg2.OperationalError('FATAL:  password authentication failed for user "app"'))
+    assert example.is_auth_failure(pymysql.err.OperationalError(1045, "Access denied for user 'app'@'10.0.0.1'"))
+    assert not example.is_auth_failure(psycopg2.OperationalError("could not connect to server: Connection refused"))
+    assert not example.is_auth_failure(pymysql.err.OperationalError(2003, "Can't connect to MySQL server"))
+    assert not example.is_auth_failure(TimeoutError("timed out"))
+
+
+class FakeConnection:
+    """A DB-API connection whose queries fail once ``broken`` is set (a dropped session)."""
+
+    def __init__(self, password: str) -> None:
+        self.password = password
+        self.broken = False
+        self.closed = False
+
+    def cursor(self) -> Any:
+        connection = self
+
+        class Cursor:
+            def __enter__(self) -> Any:
+                return self
+
+            def __exit__(self, *_exc: object) -> None:
+                return None
+
+            def execute(self, sql: str) -> None:
+                if connection.broken:
+                    raise ConnectionResetError("server closed the connection")
+
+            def fetchone(self) -> tuple[int]:
+                return (1,)
+
+        return Cursor()
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_database_pooled_connection_survives_rotation_broken_one_reopened_with_fresh_secret(
+    example: ModuleType, client: Any, monkeypatch: pytest.MonkeyPatch, leak_guard: LeakGuard
+) -> None:
+    leak_guard.add("first-password", "second-password")
+    secret = _app_secret(example, client, max_age=300)
+    opened: list[FakeConnection] = []
+    valid = {"first-password"}
+
+    def connect(credentials: dict[str, Any], *, ca_bundle: str | None = None) -> FakeConnection:
+        if credentials["password"] not in valid:
+            raise AuthFailureError("password authentication failed")
+        opened.append(FakeConnection(credentials["password"]))
+        return opened[-1]
+
+    monkeypatch.setattr(example, "connect", connect)
+    monkeypatch.setattr(example, "is_auth_failure", lambda error: isinstance(error, AuthFailureError))
+    database = example.Database(secret)
+    assert database.query_pooled() == (1,)
+    _rotate(client, "app/db", "second-password")
+    valid.clear()
+    valid.add("second-password")
+
+    assert database.query_pooled() == (1,)  # the open session is not dropped by a password change
+    opened[0].broken = True
+    assert database.query_pooled() == (1,)  # reopened: refused with the cached password, refreshed, retried
+
+    assert [c.password for c in opened] == ["first-password", "second-password"]
+    assert opened[0].closed
+    assert database.refreshes == 1

@@ -175,6 +175,7 @@ def test_release_template_is_template_yaml_with_the_release_code(architecture: s
     assert codes == {
         "MySqlSingleUserFunction": "my.zip",
         "MySqlAlternatingUsersFunction": "my.zip",
+        "MySqlDualPasswordFunction": "my.zip",
         "PostgresSingleUserFunction": "pg.zip",
         "PostgresAlternatingUsersFunction": "pg.zip",
         "ApiKeyFunction": "ak.zip",
@@ -199,8 +200,13 @@ def test_deploy_from_sar_example_deploys_this_version_and_attaches_it() -> None:
     assert len(schedules) == 3
     outputs = []
     for schedule in schedules:
-        arn = schedule["Properties"]["RotationLambdaARN"]
-        outputs += [arn] if "Fn::GetAtt" in arn else arn["Fn::If"][1:]
+        choices = [schedule["Properties"]["RotationLambdaARN"]]
+        while choices:
+            arn = choices.pop()
+            if "Fn::GetAtt" in arn:
+                outputs.append(arn)
+            else:
+                choices += arn["Fn::If"][1:]  # one function per strategy, possibly nested
         assert set(schedule["Properties"]["RotationRules"]) == {"AutomaticallyAfterDays"}
     names = {o["Fn::GetAtt"][1].removeprefix("Outputs.") for o in outputs}
     assert names == set(source["Outputs"]) - {"RotationCoreLayerArn"}

@@ -67,7 +67,7 @@ def _expected(function: registry.FunctionSpec) -> FunctionSpec:
     """What the registry says a function's resources must be (the rules below assert them)."""
     if function.engine is None:
         read_only: str | None = "ApiKeyAdminSecrets"
-    elif function.strategy is settings.Strategy.ALTERNATING_USERS:
+    elif function.strategy in registry.MASTER_STRATEGIES:
         read_only = function.engine.template_name + "MasterSecrets"
     else:
         read_only = None
@@ -78,7 +78,7 @@ def _expected(function: registry.FunctionSpec) -> FunctionSpec:
         function.logical_name + "Secrets",
         read_only,
         function.is_database,
-        uses_rds=function.strategy is settings.Strategy.ALTERNATING_USERS,
+        uses_rds=function.strategy in registry.MASTER_STRATEGIES,
     )
 
 
@@ -306,15 +306,14 @@ def test_attach_schedules_days_only_with_policy_defaults() -> None:
 def test_attach_imports_match_template_exports(template: dict[str, Any]) -> None:
     exports = {o["Export"]["Name"]["Fn::Sub"] for o in template["Outputs"].values() if "Export" in o}
     attach = load(ATTACH)
-    strategies = attach["Parameters"]["PostgresStrategy"]["AllowedValues"]
     imports = set()
     for schedule in attach["Resources"].values():
         pattern = schedule["Properties"]["RotationLambdaARN"]["Fn::ImportValue"]["Fn::Sub"]
+        parameter = next((name for name in ("PostgresStrategy", "MySqlStrategy") if f"${{{name}}}" in pattern), None)
+        strategies = attach["Parameters"][parameter]["AllowedValues"] if parameter else [""]
         for strategy in strategies:
             imports.add(
-                pattern.replace("${RotationStackName}", "${AWS::StackName}")
-                .replace("${PostgresStrategy}", strategy)
-                .replace("${MySqlStrategy}", strategy)
+                pattern.replace("${RotationStackName}", "${AWS::StackName}").replace(f"${{{parameter}}}", strategy)
             )
 
     assert imports == exports

@@ -10,7 +10,9 @@ credential and the keys it owns; :meth:`add_account` makes the second team of a 
 * ``slow_next(seconds)`` delays the next matching response (client read timeouts);
 * ``invisible_for = n`` makes every new key fail verification for its first ``n`` checks
   (delayed visibility, counted rather than timed so tests never depend on the clock);
-* ``max_keys`` refuses to create a key beyond the limit (SendGrid: 100).
+* ``max_keys`` refuses to create a key beyond the limit (SendGrid: 100);
+* ``report_use(key, at)`` sets what Datadog (``date_last_used``) and Cloudflare (``last_used_on``) report as a
+  key's last use, a nullable RFC 3339 date-time in both APIs' definitions (the drain check reads it).
 
 **Held to the providers' definitions.** Every request a fake receives and every answer it gives (but
 those injected by ``fail_next``) is checked against the extract of the provider's official OpenAPI
@@ -54,6 +56,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -84,6 +87,9 @@ class FakeKey:
     revoked: bool = False
     invisible_checks: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    #: When the provider says the key was last used (RFC 3339, UTC; None: never), for the fakes whose API reports
+    #: it: Datadog's date_last_used, Cloudflare's last_used_on. Tests set it with FakeProviderServer.report_use.
+    last_used: str | None = None
 
 
 @dataclass(eq=False)
@@ -336,6 +342,10 @@ class FakeProviderServer(_LoopbackService):
     def is_valid(self, value: str) -> bool:
         key = self.key_by_value(value)
         return key is not None and not key.revoked
+
+    def report_use(self, key: FakeKey, at: datetime) -> None:
+        """The provider saw ``key`` used at ``at`` (what its API then reports as the key's last use)."""
+        key.last_used = at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
     def keys_named(self, name: str) -> list[FakeKey]:
         with self._lock:
@@ -594,7 +604,8 @@ class FakeDatadog(FakeProviderServer):
         return {"name": key.name, "last4": key.value[-4:], "created_at": created, "modified_at": created}
 
     def _full(self, key: FakeKey) -> dict[str, Any]:
-        return {"type": "api_keys", "id": key.id, "attributes": {**self._attributes(key), "key": key.value}}
+        attributes = {**self._attributes(key), "key": key.value, "date_last_used": key.last_used}
+        return {"type": "api_keys", "id": key.id, "attributes": attributes}
 
 
 #: The SendGrid scopes this fake knows; a key created without scopes gets them all (SendGrid: full access).
@@ -980,7 +991,7 @@ class FakeCloudflare(FakeProviderServer):
             if key is None:
                 return self.invented("unknown-token", 404, failure(1003, "Invalid token id"))
             if method == "GET":
-                return envelope(self.token(key))
+                return envelope({**self.token(key), "last_used_on": key.last_used})
             if method == "DELETE":
                 key.revoked = True
                 return envelope({"id": key.id})

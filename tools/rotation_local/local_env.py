@@ -6,7 +6,8 @@
   otherwise (0: a free port), with a small control API beside it under ``/_rotation_local/``
   (``restage`` and ``status`` below talk to it);
 * a throwaway server of every local database target (``rotation_local.targets``; its first kind, the
-  host's packages), TLS on with a certificate authority made for the run;
+  host's packages, and for a strategy that kind lacks the first kind that has it: MySQL 9.7 for dual
+  passwords, which MariaDB does not keep), TLS on with a certificate authority made for the run;
 * the fake Datadog API (``rotation_local.fake_providers``), over TLS with the same CA;
 
 then, for every function of the template (``rotation_core.registry.rotation_functions()``), creates the
@@ -424,10 +425,11 @@ class LocalEnvironment:
         ca = LocalCA.create(self.run_dir)
         self.out(f"local-env: a certificate authority made for this run: {ca.bundle_path}")
         client = self._client()
-        databases = self._start_databases({f.engine.name for f in self.functions if f.engine is not None}, ca)
+        kinds = {kind for f in self.functions if (kind := _database_kind(f)) is not None}
+        databases = self._start_databases(kinds, ca)
         fake = self._start_fake(ca) if any(f.engine is None for f in self.functions) else None
         for function in self.functions:
-            if function.engine is not None and function.engine.name not in databases:
+            if function.engine is not None and _database_kind(function) not in databases:
                 continue
             self._create(function, client, databases, fake)
         self._write_env_files()
@@ -463,27 +465,29 @@ class LocalEnvironment:
     def _client(self) -> Any:
         return emulator.client(self.endpoint_url)
 
-    def _start_databases(self, engines: Iterable[str], ca: Any) -> dict[str, tuple[Any, Any, str]]:
-        """engine -> (target, server, title) for every engine whose server starts here."""
+    def _start_databases(self, kind_names: Iterable[str], ca: Any) -> dict[str, tuple[Any, Any, str]]:
+        """kind -> (target, server, title) for every server kind that starts here (a target's first kind, or the
+        first that supports a function's strategy: MySQL for dual passwords)."""
         import re
 
+        from rotation_local.server_kinds import kind_named
         from rotation_local.targets import database_target
 
         started: dict[str, tuple[Any, Any, str]] = {}
-        for engine in sorted(engines):
-            target = database_target(engine)
-            kind = target.kinds[0]
+        for name in sorted(kind_names):
+            kind = kind_named(name)
+            target = database_target(kind.family)
             try:
                 server = kind.start(tls=ca.server_material(), log_statements=True)
             except (OSError, RuntimeError) as error:
-                self.out(f"local-env: {engine}: skipped, its server does not start here: {error}")
+                self.out(f"local-env: {name}: skipped, its server does not start here: {error}")
                 continue
             self._stack.callback(server.stop)
             self.watched_logs.append(target.statement_log(server))
             version = re.match(r"[0-9.]*", server.version.strip())
             title = f"{kind.title} {version.group() if version else ''} on 127.0.0.1:{server.port}, TLS verify-full"
             self.out(f"local-env: {title}")
-            started[engine] = (target, server, title)
+            started[name] = (target, server, title)
         return started
 
     def _start_fake(self, ca: Any) -> Any:
@@ -509,11 +513,15 @@ class LocalEnvironment:
                 return any(isinstance(v, str) and fake.is_valid(v) for v in secret.values())
 
         else:
-            target, server, title = databases[function.engine.name]
+            kind = _database_kind(function)
+            assert kind is not None
+            target, server, title = databases[kind]
             assert function.strategy is not None
-            username = "app_" + function.strategy.value.split("_")[0]  # app_single, app_alternating
+            username = "app_" + function.strategy.value.split("_")[0]  # app_single, app_alternating, app_dual
             password = secrets.token_urlsafe(24)
-            target.create_login(server, username, password, database=username)
+            target.create_login(
+                server, username, password, database=username, **target.login_options(function.strategy)
+            )
             value = target.secret(server, username, password, dbname=username)
             if function.strategy is Strategy.ALTERNATING_USERS:
                 master_password = secrets.token_urlsafe(24)
@@ -926,6 +934,17 @@ def restage_command(endpoint: str | None, functions: Collection[str], *, abandon
     return 1 if failed or not done else 0
 
 
+def _database_kind(function: FunctionSpec) -> str | None:
+    """The server kind a database function's sample secret lives on (None: the API-key function, or no kind has
+    the function's strategy)."""
+    if function.engine is None or function.strategy is None:
+        return None
+    from rotation_local.targets import database_target
+
+    kind = database_target(function.engine.name).kind_for(function.strategy)
+    return None if kind is None else kind.name
+
+
 def _yes(value: bool | None) -> str:
     return "-" if value is None else ("yes" if value else "no")
 
@@ -933,6 +952,7 @@ def _yes(value: bool | None) -> str:
 _EXPECTED = {
     Strategy.SINGLE_USER.value: "after a rotation, AWSCURRENT logs in and AWSPREVIOUS (the old password) is refused",
     Strategy.ALTERNATING_USERS.value: "after a rotation, AWSCURRENT logs in as the other user; AWSPREVIOUS still does",
+    Strategy.DUAL_PASSWORD.value: "after a rotation, AWSCURRENT and AWSPREVIOUS both log in (the secondary password)",
     None: "after a rotation, the AWSCURRENT and AWSPREVIOUS keys work; older ones are revoked at the next rotation",
 }
 

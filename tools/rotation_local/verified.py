@@ -24,6 +24,7 @@ from rotation_local.server_kinds import kinds as all_kinds
 CLAIMS: dict[str, str] = {
     "single_user": "single user",
     "alternating_users": "alternating users",
+    "dual_password": "dual passwords",
     "tls_verify_full": "TLS verify-full (host name checked)",
     "tls_wrong_ca": "wrong CA refused",
     "tls_absent": 'server without TLS refused, `"ssl": false` opt-out',

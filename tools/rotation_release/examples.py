@@ -9,6 +9,8 @@ committed file differs, and checks what it passes against the template.
 
 from __future__ import annotations
 
+from rotation_core.registry import FunctionSpec, rotation_functions
+from rotation_core.settings import Strategy
 from rotation_local.template import outputs_section, parameters_section
 from rotation_release import project as release_project
 from rotation_release.project import REPO_ROOT
@@ -59,24 +61,7 @@ _OWN_PARAMETERS = """\
     Default: {version}
     AllowedPattern: "^[0-9]+\\\\.[0-9]+\\\\.[0-9]+(-[0-9A-Za-z.-]+)?$"
     Description: The release to deploy (CHANGELOG.md lists them; a version never changes once published).
-  PostgresSecretArn:
-    Type: String
-    Default: ""
-    Description: ARN of a PostgreSQL secret to rotate (empty = none).
-  PostgresStrategy:
-    Type: String
-    Default: SingleUser
-    AllowedValues: [SingleUser, AlternatingUsers]
-    Description: SingleUser changes the password in place; AlternatingUsers needs "masterarn" in the secret.
-  MySqlSecretArn:
-    Type: String
-    Default: ""
-    Description: ARN of a MySQL/MariaDB secret to rotate (empty = none).
-  MySqlStrategy:
-    Type: String
-    Default: SingleUser
-    AllowedValues: [SingleUser, AlternatingUsers]
-    Description: SingleUser changes the password in place; AlternatingUsers needs "masterarn" in the secret.
+{engine_parameters}
   ApiKeySecretArn:
     Type: String
     Default: ""
@@ -100,32 +85,6 @@ _OWN_PARAMETERS = """\
     Description: Rotate as soon as a schedule is created or changed (proves the setup works now, not in 90 days)."""
 
 _SCHEDULES = """\
-  PostgresRotationSchedule:
-    Type: AWS::SecretsManager::RotationSchedule
-    Condition: RotatePostgres
-    Properties:
-      SecretId: !Ref PostgresSecretArn
-      RotationLambdaARN: !If
-        - PostgresSingleUser
-        - !GetAtt RotationFunctions.Outputs.PostgresSingleUserFunctionArn
-        - !GetAtt RotationFunctions.Outputs.PostgresAlternatingUsersFunctionArn
-      RotateImmediatelyOnUpdate: !Ref RotateImmediately
-      RotationRules:
-        AutomaticallyAfterDays: !Ref DatabaseRotationDays
-
-  MySqlRotationSchedule:
-    Type: AWS::SecretsManager::RotationSchedule
-    Condition: RotateMySql
-    Properties:
-      SecretId: !Ref MySqlSecretArn
-      RotationLambdaARN: !If
-        - MySqlSingleUser
-        - !GetAtt RotationFunctions.Outputs.MySqlSingleUserFunctionArn
-        - !GetAtt RotationFunctions.Outputs.MySqlAlternatingUsersFunctionArn
-      RotateImmediatelyOnUpdate: !Ref RotateImmediately
-      RotationRules:
-        AutomaticallyAfterDays: !Ref DatabaseRotationDays
-
   ApiKeyRotationSchedule:
     Type: AWS::SecretsManager::RotationSchedule
     Condition: RotateApiKey
@@ -137,12 +96,96 @@ _SCHEDULES = """\
         AutomaticallyAfterDays: !Ref ApiKeyRotationDays"""
 
 _CONDITIONS = """\
-Conditions:
-  RotatePostgres: !Not [!Equals [!Ref PostgresSecretArn, ""]]
-  RotateMySql: !Not [!Equals [!Ref MySqlSecretArn, ""]]
-  RotateApiKey: !Not [!Equals [!Ref ApiKeySecretArn, ""]]
-  PostgresSingleUser: !Equals [!Ref PostgresStrategy, SingleUser]
-  MySqlSingleUser: !Equals [!Ref MySqlStrategy, SingleUser]"""
+  RotateApiKey: !Not [!Equals [!Ref ApiKeySecretArn, ""]]"""
+
+#: How the example's strategy parameter describes each strategy.
+_STRATEGY_NOTES = {
+    Strategy.SINGLE_USER: "SingleUser changes the password in place",
+    Strategy.ALTERNATING_USERS: 'AlternatingUsers needs "masterarn" in the secret',
+    Strategy.DUAL_PASSWORD: "DualPassword keeps the current password valid beside the new one",
+}
+
+
+def _engine_functions() -> dict[str, list[FunctionSpec]]:
+    """The database functions of each engine, by the engine's template name, in the registry's order."""
+    functions: dict[str, list[FunctionSpec]] = {}
+    for function in rotation_functions():
+        if function.engine is not None:
+            functions.setdefault(function.engine.template_name, []).append(function)
+    return functions
+
+
+def _word(function: FunctionSpec) -> str:
+    assert function.engine is not None
+    return function.logical_name.removeprefix(function.engine.template_name)
+
+
+def _engine_parameters() -> str:
+    lines: list[str] = []
+    for name, functions in _engine_functions().items():
+        engine = functions[0].engine
+        assert engine is not None
+        words = [_word(f) for f in functions]
+        notes = "; ".join(_STRATEGY_NOTES[f.strategy] for f in functions if f.strategy in _STRATEGY_NOTES)
+        lines += [
+            f"  {name}SecretArn:",
+            "    Type: String",
+            '    Default: ""',
+            f"    Description: ARN of a {engine.display_name} secret to rotate (empty = none).",
+            f"  {name}Strategy:",
+            "    Type: String",
+            f"    Default: {words[0]}",
+            f"    AllowedValues: [{', '.join(words)}]",
+            f"    Description: {notes}.",
+        ]
+    return "\n".join(lines)
+
+
+def _function_choice(functions: list[FunctionSpec], indent: str) -> list[str]:
+    """The function the strategy parameter picks, as block-style nested ``!If`` items (the last one: the fallback)."""
+    first, rest = functions[0], functions[1:]
+    arn = f"!GetAtt RotationFunctions.Outputs.{first.logical_name}FunctionArn"
+    if not rest:
+        return [f"{indent}- {arn}"]
+    return [
+        f"{indent}- !If",
+        f"{indent}  - {first.logical_name}",
+        f"{indent}  - {arn}",
+        *_function_choice(rest, indent + "  "),
+    ]
+
+
+def _rotation_lambda(functions: list[FunctionSpec]) -> list[str]:
+    choice = _function_choice(functions, "      ")
+    # "- !If" at the top becomes the property's value; a single function is the value itself.
+    head = choice[0].strip().removeprefix("- ")
+    return [f"      RotationLambdaARN: {head}", *choice[1:]]
+
+
+def _engine_schedules() -> list[str]:
+    lines: list[str] = []
+    for name, functions in _engine_functions().items():
+        lines += [
+            f"  {name}RotationSchedule:",
+            "    Type: AWS::SecretsManager::RotationSchedule",
+            f"    Condition: Rotate{name}",
+            "    Properties:",
+            f"      SecretId: !Ref {name}SecretArn",
+            *_rotation_lambda(functions),
+            "      RotateImmediatelyOnUpdate: !Ref RotateImmediately",
+            "      RotationRules:",
+            "        AutomaticallyAfterDays: !Ref DatabaseRotationDays",
+            "",
+        ]
+    return lines
+
+
+def _engine_conditions() -> list[str]:
+    lines: list[str] = []
+    for name, functions in _engine_functions().items():
+        lines.append(f'  Rotate{name}: !Not [!Equals [!Ref {name}SecretArn, ""]]')
+        lines += [f"  {f.logical_name}: !Equals [!Ref {name}Strategy, {_word(f)}]" for f in functions[:-1]]
+    return lines
 
 
 def _application_parameters() -> tuple[list[str], list[tuple[str, bool]]]:
@@ -183,10 +226,12 @@ def render_deploy_from_sar() -> str:
         _HEAD,
         "",
         "Parameters:",
-        _OWN_PARAMETERS.format(version=release_project.load().version),
+        _OWN_PARAMETERS.format(version=release_project.load().version, engine_parameters=_engine_parameters()),
         "  # The application's parameters: template.yaml's, with its defaults.",
         *parameter_lines,
         "",
+        "Conditions:",
+        *_engine_conditions(),
         _CONDITIONS,
         "",
         "Resources:",
@@ -201,6 +246,7 @@ def render_deploy_from_sar() -> str:
         "      Parameters:",
         *passed,
         "",
+        *_engine_schedules(),
         _SCHEDULES,
         "",
         "Outputs:",

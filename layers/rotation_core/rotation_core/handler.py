@@ -13,7 +13,7 @@ from rotation_core.causes import cause_of
 from rotation_core.errors import Category, ConfigurationError, RotationError
 from rotation_core.log import get_logger, invocation_scope, redact
 from rotation_core.metrics import UNKNOWN, InvocationMetrics, invocation_metrics, step_of
-from rotation_core.rotator import Rotator, Step
+from rotation_core.rotator import RotationStrategy, Rotator
 from rotation_core.secrets import SecretStore
 from rotation_core.settings import ROTATION_STRATEGY, MetricsSettings, Settings, Strategy
 
@@ -79,7 +79,7 @@ class RotationHandler:
             if failure is error:
                 raise
             raise failure from None
-        recorder.step_succeeded(step, rotation_completed=acted and step == Step.FINISH.value)
+        recorder.step_succeeded(step, rotation_completed=acted and self._rotator.last_promoted)
 
     def _preflight(self, event: Any, context: Any, recorder: InvocationMetrics) -> dict[str, Any]:
         from rotation_core.preflight import configuration_failure, parse_preflight, run_preflight
@@ -142,7 +142,6 @@ def database_handler(
 
     def build(env: Mapping[str, str] | None) -> Rotator:
         from rotation_core.registry import engine as engine_spec
-        from rotation_core.strategies import AlternatingUsers, SingleUser
 
         spec = engine_spec(engine) if isinstance(engine, str) else engine
         settings = Settings.from_env(env, default_exclude_characters=spec.default_exclude_characters)
@@ -153,11 +152,21 @@ def database_handler(
                 f"function; use one of: {allowed}"
             )
         database = (engine_factory or spec.load())(settings)
-        strategy_type = AlternatingUsers if settings.strategy is Strategy.ALTERNATING_USERS else SingleUser
         secret_store = store or SecretStore(endpoint_url=settings.secrets_manager_endpoint)
-        return Rotator(secret_store, strategy_type(database, settings))
+        return Rotator(secret_store, database_strategy(settings.strategy)(database, settings))
 
     return RotationHandler(build, environ=environ, target=engine if isinstance(engine, str) else engine.name)
+
+
+def database_strategy(strategy: Strategy) -> Callable[[DatabaseEngine, Settings], RotationStrategy]:
+    """The class of a database strategy (imported on first use)."""
+    if strategy is Strategy.DUAL_PASSWORD:
+        from rotation_core.dual_password import DualPassword
+
+        return DualPassword
+    from rotation_core.strategies import AlternatingUsers, SingleUser
+
+    return AlternatingUsers if strategy is Strategy.ALTERNATING_USERS else SingleUser
 
 
 def api_key_handler(

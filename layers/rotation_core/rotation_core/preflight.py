@@ -56,7 +56,8 @@ from rotation_core.secrets import AWSCURRENT, AWSPENDING, SecretMetadata, Secret
 
 if TYPE_CHECKING:
     from rotation_core.api_keys import ApiKeyRotation
-    from rotation_core.engines.base import DatabaseEngine, DatabaseLogin, Session
+    from rotation_core.dual_password import DualPassword
+    from rotation_core.engines.base import DatabaseEngine, DatabaseLogin, DualPasswordEngine, Session
     from rotation_core.providers import ApiKeyProvider, IssuedKey, KeyRecord, KeyRef, StoredKey, Verdict
     from rotation_core.strategies import AlternatingUsers, DatabaseStrategy
 
@@ -121,6 +122,9 @@ ALTERNATING_CHECKS = (
     ("master_privileges", Category.PERMISSION),
 )
 PROBE_CHECKS = (("test_query", Category.VERIFICATION),)
+# Dual passwords: the server keeps them (MySQL 8.0.14+, not MariaDB) for the account's plugin; then the right to
+# set them: the user's own (own_password_change) or, with "masterarn", the master's (master_*).
+DUAL_PASSWORD_CHECKS = (("dual_password", Category.CONFIGURATION),)
 API_KEY_CHECKS = (
     ("admin_secret", Category.SECRETS_MANAGER),
     ("provider_reachable", Category.UNREACHABLE),
@@ -237,6 +241,10 @@ def _is_api_key(strategy: RotationStrategy) -> bool:
 def _strategy_plan(strategy: RotationStrategy) -> tuple[tuple[str, Category], ...]:
     if _is_api_key(strategy):
         return API_KEY_CHECKS
+    from rotation_core.dual_password import DualPassword
+
+    if isinstance(strategy, DualPassword):
+        return DATABASE_CHECKS + DUAL_PASSWORD_CHECKS + SINGLE_USER_CHECKS + ALTERNATING_CHECKS + PROBE_CHECKS
     from rotation_core.strategies import AlternatingUsers
 
     if isinstance(strategy, AlternatingUsers):
@@ -345,8 +353,12 @@ def _current_value(checks: _Checks, context: RotationContext) -> dict[str, Any] 
 def _database_checks(
     checks: _Checks, strategy: DatabaseStrategy, context: RotationContext, current: dict[str, Any]
 ) -> None:
+    from rotation_core.dual_password import DualPassword
     from rotation_core.strategies import AlternatingUsers
 
+    if isinstance(strategy, DualPassword):
+        _dual_password_checks(checks, strategy, context, current)
+        return
     alternating = strategy if isinstance(strategy, AlternatingUsers) else None
     try:
         login = strategy.login(current, "current")
@@ -446,6 +458,76 @@ def _master_checks(
         )
     finally:
         admin.close()
+
+
+def _dual_password_checks(
+    checks: _Checks, strategy: DualPassword, context: RotationContext, current: dict[str, Any]
+) -> None:
+    """The user changes its own password (own_password_change), or the master named by "masterarn" does (master_*)."""
+    try:
+        login = strategy.login(current, "current")
+        master_arn = strategy.master_arn_of(current, "current")
+    except RotationError as error:
+        checks.failed("secret_json", error)
+        return
+    checks.ok("secret_json")
+    engine = strategy.dual_engine
+    master = _dual_password_master(checks, strategy, context, login, master_arn)
+    session = _connect(checks, engine, login)
+    if session is None:
+        return
+    try:
+        admin: Session | None = None
+        if master is not None:
+            try:
+                admin = engine.connect(master)
+            except RotationError as error:
+                checks.failed("master_login", error)
+            else:
+                checks.ok("master_login")
+        if master_arn is None or admin is not None:
+            _dual_password_rights(checks, engine, session, login, admin)
+        if admin is not None:
+            admin.close()
+        _run(checks, "test_query", lambda: _probe(engine, session, strategy.settings.test_query))
+    finally:
+        session.close()
+
+
+def _dual_password_master(
+    checks: _Checks, strategy: DualPassword, context: RotationContext, login: DatabaseLogin, master_arn: str | None
+) -> DatabaseLogin | None:
+    """Where the master logs in (None without "masterarn", or when it cannot be resolved: reported)."""
+    if master_arn is None:
+        for name, _category in ALTERNATING_CHECKS:
+            checks.skipped(name, 'the secret names no master ("masterarn"): the user changes its own password')
+        return None
+    checks.skipped("own_password_change", 'the secret names a master ("masterarn"), which changes the password')
+    try:
+        master = strategy.master_login(context, master_arn, login)
+    except RotationError as error:
+        checks.failed("master_secret", error)
+        return None
+    checks.ok("master_secret")
+    return master
+
+
+def _dual_password_rights(
+    checks: _Checks, engine: DualPasswordEngine, session: Session, login: DatabaseLogin, admin: Session | None
+) -> None:
+    """The server and plugin (dual_password, a configuration error), then the right to set them (a permission)."""
+    rights = "own_password_change" if admin is None else "master_privileges"
+    try:
+        engine.check_dual_password(session, login, admin=admin)
+    except RotationError as error:
+        if error.category is Category.CONFIGURATION:
+            checks.failed("dual_password", error)
+            return
+        checks.ok("dual_password")
+        checks.failed(rights, error)
+        return
+    checks.ok("dual_password")
+    checks.ok(rights)
 
 
 def _probe(engine: DatabaseEngine, session: Session, query: str) -> None:

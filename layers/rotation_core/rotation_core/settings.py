@@ -38,9 +38,15 @@ API_MAX_ATTEMPTS = "API_MAX_ATTEMPTS"
 API_VERIFY_ATTEMPTS = "API_VERIFY_ATTEMPTS"
 API_VERIFY_DELAY = "API_VERIFY_DELAY"
 API_CA_BUNDLE = "API_CA_BUNDLE"
+# The drain check of API keys (rotation_core.drain): when a key counts as still in use, and whether that defers
+# its revocation to the next rotation.
+KEY_IN_USE_WITHIN_HOURS = "KEY_IN_USE_WITHIN_HOURS"
+DEFER_REVOKE_IF_IN_USE = "DEFER_REVOKE_IF_IN_USE"
 USERNAME_CHARACTER_LIMIT = "USERNAME_CHARACTER_LIMIT"
 # Alternating users: the original users whose pair may hold superuser-class rights (the operator's opt-in).
 ALLOW_PRIVILEGED_USERS = "ALLOW_PRIVILEGED_USERS"
+# Single user: promote the new password within setSecret (docs/consumers.md measures what it changes).
+PROMOTE_AT_SET = "PROMOTE_AT_SET"
 # Metrics (rotation_core.metrics): Powertools' own namespace variable, and the deployment (stack) the
 # per-deployment failure metrics are dimensioned by.
 POWERTOOLS_METRICS_NAMESPACE = "POWERTOOLS_METRICS_NAMESPACE"
@@ -63,6 +69,8 @@ DEFAULT_API_VERIFY_ATTEMPTS = 6
 MAX_API_VERIFY_ATTEMPTS = 30
 DEFAULT_API_VERIFY_DELAY = 5
 MAX_API_VERIFY_DELAY = 60
+DEFAULT_KEY_IN_USE_WITHIN_HOURS = 24
+MAX_KEY_IN_USE_WITHIN_HOURS = 720
 DEFAULT_USERNAME_CHARACTER_LIMIT = 32  # MySQL 5.7 and later; MySQL 5.6 and older allow 16
 MAX_USERNAME_CHARACTER_LIMIT = 128
 DEFAULT_METRICS_NAMESPACE = "SecretsRotation"
@@ -75,6 +83,8 @@ CLONE_SUFFIX = "_clone"
 class Strategy(enum.StrEnum):
     SINGLE_USER = "single_user"
     ALTERNATING_USERS = "alternating_users"
+    # MySQL 8.0.14+: the current password stays valid as the secondary one. (A strategy's name, not a password.)
+    DUAL_PASSWORD = "dual_password"  # noqa: S105  # nosec B105
 
 
 class RevokePolicy(enum.StrEnum):
@@ -115,6 +125,9 @@ class Settings:
     username_character_limit: int = DEFAULT_USERNAME_CHARACTER_LIMIT
     #: Alternating users: originals whose pair the master may change although they hold superuser-class rights.
     allow_privileged_users: frozenset[str] = frozenset()
+    promote_at_set: bool = False
+    key_in_use_within_hours: int = DEFAULT_KEY_IN_USE_WITHIN_HOURS
+    defer_revoke_if_in_use: bool = False
 
     @classmethod
     def from_env(
@@ -143,6 +156,12 @@ class Settings:
             require_each_included_type=_bool(env, REQUIRE_EACH_INCLUDED_TYPE, True),
         )
         test_query = env.get(TEST_QUERY, "").strip() or DEFAULT_TEST_QUERY
+        promote_at_set = _bool(env, PROMOTE_AT_SET, False)
+        if promote_at_set and strategy is not Strategy.SINGLE_USER:
+            raise ConfigurationError(
+                f"{PROMOTE_AT_SET}=true applies to the single_user strategy only ({ROTATION_STRATEGY}={strategy.value} "
+                "keeps the previous credentials working, so it has no window to shrink); remove it"
+            )
         return cls(
             strategy=strategy,
             password_policy=policy,
@@ -164,6 +183,11 @@ class Settings:
                 env, USERNAME_CHARACTER_LIMIT, DEFAULT_USERNAME_CHARACTER_LIMIT, 1, MAX_USERNAME_CHARACTER_LIMIT
             ),
             allow_privileged_users=_user_names(env, ALLOW_PRIVILEGED_USERS),
+            promote_at_set=promote_at_set,
+            key_in_use_within_hours=_int(
+                env, KEY_IN_USE_WITHIN_HOURS, DEFAULT_KEY_IN_USE_WITHIN_HOURS, 1, MAX_KEY_IN_USE_WITHIN_HOURS
+            ),
+            defer_revoke_if_in_use=_bool(env, DEFER_REVOKE_IF_IN_USE, False),
         )
 
 

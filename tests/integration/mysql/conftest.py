@@ -24,15 +24,17 @@ from rotation_local.targets.mysql import TARGET
 
 @pytest.fixture
 def mysql_account(mysql_server: MySQLFamilyServer, sm_client: Any, leak_guard: LeakGuard) -> Callable[..., Account]:
-    """Create ``<prefix>_<random>@host`` with a database it may use, and its secret (rotation enabled)."""
+    """Create ``<prefix>_<random>@host`` with a database it may use (and global ``privileges``), and its secret
+    (rotation enabled)."""
 
     def make(
-        *, host: str = "%", with_master: bool = False, require: str = "", prefix: str = "app", **overrides: Any
-    ) -> Account:
+        *, host: str = "%", with_master: bool = False, require: str = "", prefix: str = "app", privileges: str = "",
+        **overrides: Any,
+    ) -> Account:  # fmt: skip
         return create_account(
             TARGET, mysql_server, sm_client, leak_guard,
             username=short_name(prefix), master_username=short_name("master"), with_master=with_master,
-            login_options={"host": host, "require": require}, **overrides,
+            login_options={"host": host, "require": require, "privileges": privileges}, **overrides,
         )  # fmt: skip
 
     return make

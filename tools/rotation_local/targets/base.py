@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rotation_local.server_kinds import ServerKind
 from rotation_local.tls import TlsMaterial
+
+if TYPE_CHECKING:  # the runner imports this package before the layer is on its path
+    from rotation_core.settings import Strategy
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,20 @@ class DatabaseTarget:
         self.engine = engine  # the registry's engine name
         self.kinds = kinds  # the servers it runs on; the first one comes from the host's packages
         self.driver_module = driver_module  # what the function imports: the fault matrix redirects its connects
+
+    def strategies(self, kind: ServerKind) -> tuple[Strategy, ...]:
+        """The registry's strategies of this engine that servers of ``kind`` support (default: every one)."""
+        from rotation_core.registry import engine
+
+        return engine(self.engine).strategies
+
+    def kind_for(self, strategy: Strategy) -> ServerKind | None:
+        """The first of this engine's kinds whose servers support ``strategy`` (None: no kind does)."""
+        return next((kind for kind in self.kinds if strategy in self.strategies(kind)), None)
+
+    def login_options(self, strategy: Strategy) -> dict[str, str]:
+        """What :meth:`create_login` needs for a user rotated with ``strategy`` (its own privileges); default none."""
+        return {}
 
     def start(self, kind: ServerKind, *, tls: TlsMaterial | None = None, log_statements: bool = True) -> Any:
         """A running server of ``kind`` (TLS on with ``tls``; every statement logged with ``log_statements``)."""

@@ -150,6 +150,61 @@ class DatabaseEngine(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class DualPasswordRequest:
+    """What the dual-password strategy asks the engine: ``new_password`` becomes the account's password and
+    ``current_password`` stays valid beside it, as its secondary password, until the next rotation.
+
+    ``caller`` is the session the current secret opened: it proves that secret genuine and names, as the
+    server sees it, the account whose passwords change.
+    """
+
+    caller: Session
+    current_password: str = field(repr=False)
+    new_password: str = field(repr=False)
+
+
+class DualPasswordOutcome(enum.StrEnum):
+    """What :meth:`DualPasswordEngine.set_dual_password_as_admin` found and did."""
+
+    CHANGED = "changed"  # the new password is primary, the current one secondary
+    ALREADY_SET = "already_set"  # an earlier attempt had done exactly that: nothing was sent
+    RESTORED = "restored"  # the current password was not the primary any more: it was made primary again first
+
+
+class DualPasswordEngine(DatabaseEngine, Protocol):
+    """An engine whose server keeps two passwords per account (MySQL 8.0.14+: ``RETAIN CURRENT PASSWORD``)."""
+
+    def set_dual_password(self, session: Session, request: DualPasswordRequest) -> bool:
+        """As the account itself (``session`` is ``request.caller``): make the new password primary, the current one
+        secondary, in one statement the server applies only while the current password is the primary.
+
+        Idempotent: False when the server says the current password is not the primary (an earlier attempt
+        already replaced it); then nothing was changed. Never retains the new password as the secondary.
+        """
+        ...
+
+    def set_dual_password_as_admin(self, admin: Session, request: DualPasswordRequest) -> DualPasswordOutcome:
+        """As an admin: the same for the account ``request.caller`` logged in as, decided from the account's
+        stored passwords (read, not guessed by logging in) while holding a lock on that account, so a retried or
+        concurrent attempt never retains the new password as the secondary."""
+        ...
+
+    def check_dual_password(self, session: Session, login: DatabaseLogin, *, admin: Session | None) -> None:
+        """Raise :class:`rotation_core.errors.TargetError` if a dual-password change would be refused for a reason
+        visible without trying: the server has no dual passwords, the account's plugin, the privilege the
+        account (``admin`` None) or the admin needs. Read-only."""
+        ...
+
+
+class SessionCounter(Protocol):
+    """An engine that can say, read-only, how many sessions a user has open (the drain check)."""
+
+    def count_sessions(self, session: Session, username: str) -> int | None:
+        """Open sessions of ``username`` other than ``session`` itself; None when ``session`` cannot see them all."""
+        ...
+
+
 _TRUE_TEXT = frozenset({"true", "yes", "1", "y"})
 _FALSE_TEXT = frozenset({"false", "no", "0", "n"})
 MAX_PASSWORD_CHARACTERS = 4096

@@ -11,7 +11,8 @@ read-only (Cloudflare refuses a create that names existing policies). It also ke
 time limits: a token that expires is replaced by one whose lifetime (``expires_on`` less ``not_before``,
 or less ``issued_on``) is no longer, counted from now, and a ``not_before`` still ahead is kept; the
 admin secret's ``lifetime_days`` replaces that rule. The verify answer names the token's id, which ties a
-stored value to its id.
+stored value to its id. A token's record says when it was last used (``last_used_on``),
+which the drain check reads before a revocation.
 
 Listing pages with ``page``/``per_page`` and stops at ``result_info.total_count`` (the definition's
 ``count``, ``page``, ``per_page``, ``total_count``; there is no page count), or at a short or empty page.
@@ -134,7 +135,10 @@ class CloudflareProvider(base.HttpProviderBase):
         if isinstance(result.get("condition"), dict):
             template["condition"] = result["condition"]
         template.update({key: result[key] for key in _TIMES if result.get(key) is not None})
-        return base.KeyRecord(id=key_id, name=result["name"], template=template)
+        reported, last_used = base.last_use(result["last_used_on"]) if "last_used_on" in result else (False, None)
+        return base.KeyRecord(
+            id=key_id, name=result["name"], template=template, reports_use=reported, last_used=last_used
+        )
 
     def successor_template(self, record: base.KeyRecord) -> Mapping[str, Any]:
         source = self._policies_override if self._policies_override is not None else record.template.get("policies")

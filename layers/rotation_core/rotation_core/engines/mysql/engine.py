@@ -24,12 +24,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from rotation_core.engines.base import CloneRequest, DatabaseLogin, Session, TlsMode, parse_login_fields
+from rotation_core.engines.base import (
+    CloneRequest,
+    DatabaseLogin,
+    DualPasswordOutcome,
+    DualPasswordRequest,
+    Session,
+    TlsMode,
+    parse_login_fields,
+)
 from rotation_core.engines.mysql import ENGINE
 from rotation_core.engines.mysql.grants import (
     Account,
     AccountGrants,
+    GrantObject,
     GrantSyntaxError,
+    Privilege,
     Statement,
     auth_plugins_of,
     parse_grants,
@@ -278,6 +288,41 @@ class MySQLEngine:
         from rotation_core.engines.mysql.preflight import check_clone_rights
 
         check_clone_rights(self, _session(admin), _session(caller), original=original, target=target)
+
+    # -- dual passwords (MySQL 8.0.14 and later, .dual_password) and the drain check -------------------
+
+    def set_dual_password(self, session: Session, request: DualPasswordRequest) -> bool:
+        from rotation_core.engines.mysql.dual_password import set_own
+
+        return set_own(self, _session(session), request)
+
+    def set_dual_password_as_admin(self, admin: Session, request: DualPasswordRequest) -> DualPasswordOutcome:
+        from rotation_core.engines.mysql.dual_password import set_as_admin
+
+        return set_as_admin(self, _session(admin), request)
+
+    def check_dual_password(self, session: Session, login: DatabaseLogin, *, admin: Session | None) -> None:
+        from rotation_core.engines.mysql.dual_password import check
+
+        check(self, _session(session), None if admin is None else _session(admin))
+
+    def count_sessions(self, session: Session, username: str) -> int | None:
+        """Threads of ``username`` in the process list, this one excepted; None when this account sees only its own
+        threads (it lacks PROCESS) and ``username`` is another account."""
+        from rotation_core.engines.mysql.preflight import _holds, _own_grants
+
+        mysql_session = _session(session)
+        if username != mysql_session.account.user:
+            process = Privilege(GrantObject("", None, None), "PROCESS")
+            if not _holds(_own_grants(self, mysql_session), process, with_grant=False):
+                return None
+        rows = self._fetch_rows(
+            mysql_session,
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = %s AND ID <> CONNECTION_ID()",
+            (username,),
+            action=f"count the sessions of {describe(username)}",
+        )
+        return int(rows[0][0]) if rows else 0
 
     # -- helpers ---------------------------------------------------------------------------------
 

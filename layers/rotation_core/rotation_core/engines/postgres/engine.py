@@ -23,6 +23,7 @@ from rotation_core.engines.base import ByteLimitedLogins, CloneRequest, Database
 from rotation_core.engines.postgres import ENGINE
 from rotation_core.engines.postgres.statements import (
     Ident,
+    Literal,
     Statement,
     acts_as,
     clone_password,
@@ -241,6 +242,18 @@ class PostgresEngine(ByteLimitedLogins):
         from rotation_core.engines.postgres.preflight import check_clone_rights
 
         check_clone_rights(self, _pg(admin), original=original, target=target)
+
+    def count_sessions(self, session: Session, username: str) -> int | None:
+        """Sessions of ``username`` in ``pg_stat_activity`` (every role sees every session's user), but this one."""
+        conn = _pg(session)
+        statement = Statement(
+            "SELECT count(*) FROM pg_catalog.pg_stat_activity "
+            "WHERE usename = {} AND pid <> pg_catalog.pg_backend_pid()",
+            (Literal(username),),
+        )
+        rows = self._run(conn, [statement], action=f"count the sessions of {describe(username)}", commit=False)
+        _rollback(conn)
+        return int(rows[0][0]) if rows else 0
 
     def _run(
         self,

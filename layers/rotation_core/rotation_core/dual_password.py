@@ -1,0 +1,204 @@
+"""The dual-password strategy: one user, a new password, and the current one kept valid beside it (MySQL 8.0.14+).
+
+setSecret makes the pending password the account's primary password and keeps the current one as its
+secondary (``RETAIN CURRENT PASSWORD``), so AWSCURRENT's password and AWSPENDING's both log in from then until
+the next rotation replaces the secondary: an application that still holds the old secret keeps connecting
+while AWSCURRENT moves, as with alternating users, but with one user, no clone and no grant copying.
+
+Who changes the password:
+
+* the user itself (no ``masterarn`` in the secret), which needs ``APPLICATION_PASSWORD_ADMIN``; the server
+  applies the change only while the current password is the primary (``REPLACE``), so a retried setSecret
+  never keeps the pending password as the secondary and loses the current one;
+* or the master secret named by ``masterarn`` (resolved and checked as for alternating users, RDS-managed
+  masters included), after the current secret proved itself by logging in; the master decides from the
+  account's stored passwords, under a lock on the account.
+
+The engine does the SQL (:class:`rotation_core.engines.base.DualPasswordEngine`); a server without dual
+passwords (MariaDB) is refused before anything changes, naming the server.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from rotation_core.engines.base import DatabaseEngine, DatabaseLogin, DualPasswordEngine, DualPasswordRequest
+from rotation_core.errors import (
+    Category,
+    ConfigurationError,
+    ConfusedDeputyError,
+    SecretFormatError,
+    TargetError,
+    describe,
+)
+from rotation_core.log import get_logger
+from rotation_core.passwords import generate_password
+from rotation_core.rds import RdsDirectory
+from rotation_core.rotator import RotationContext
+from rotation_core.settings import Settings
+from rotation_core.strategies import AlternatingUsers, DatabaseStrategy
+
+#: Why the drain check counts nothing here (docs/operations.md says the same).
+UNCOUNTABLE = (
+    "MySQL does not record which of an account's two passwords a session logged in with, so sessions still on the "
+    "secondary password this rotation replaces (AWSPREVIOUS's) cannot be counted"
+)
+
+
+class DualPassword(DatabaseStrategy):
+    """New primary password, current one kept as the secondary; the user or a master makes the change."""
+
+    # testSecret compares AWSPENDING with AWSCURRENT (reading it if needed), so that a configuration test's copy
+    # runs test_configuration: it checks the server keeps dual passwords (not MariaDB) and the privilege.
+    reads_current_in_test = True
+
+    def __init__(self, engine: DatabaseEngine, settings: Settings, *, rds: RdsDirectory | None = None) -> None:
+        super().__init__(engine, settings)
+        # Only its master resolution is used (masterarn, same-database proof, RDS-managed masters).
+        self._masters = AlternatingUsers(engine, settings, rds=rds)
+
+    @property
+    def dual_engine(self) -> DualPasswordEngine:
+        if not hasattr(self.engine, "set_dual_password"):
+            raise ConfigurationError(
+                f"the {self.engine.display_name} function has no dual passwords; set ROTATION_STRATEGY to "
+                "single_user or alternating_users"
+            )
+        return cast(DualPasswordEngine, self.engine)
+
+    def build_pending(self, current: dict[str, Any], context: RotationContext) -> dict[str, Any]:
+        self.login(current, "current")
+        self.master_arn_of(current, "current")
+        return {**current, "password": generate_password(self.settings.password_policy)}
+
+    def set_pending(self, context: RotationContext) -> None:
+        engine = self.dual_engine
+        current_secret, pending_secret = context.current(), context.pending()
+        current = self.login(current_secret, "current")
+        pending = self.login(pending_secret, "pending")
+        self._check_same_identity(current, pending)
+        if pending.username != current.username:
+            raise ConfusedDeputyError(
+                "the pending secret names another user than the current secret; a dual-password rotation only "
+                "changes the password. Start a new rotation"
+            )
+        master_arn = self.master_arn_of(current_secret, "current")
+        if self.master_arn_of(pending_secret, "pending") != master_arn:
+            raise ConfusedDeputyError("the pending and current secrets name different master secrets")
+        if pending.password == current.password:
+            get_logger().info("the pending password is the current one; nothing to change")
+            return
+        session = self.try_login(current)
+        if session is None:
+            self._current_refused(current, pending)
+            return
+        try:
+            request = DualPasswordRequest(
+                caller=session, current_password=current.password, new_password=pending.password
+            )
+            if master_arn is None:
+                if not engine.set_dual_password(session, request):
+                    self._replace_refused(current, pending)
+                    return
+                what = "the user changed its password"
+            else:
+                master = self._masters.master_login(context, master_arn, current)
+                admin = engine.connect(master)
+                try:
+                    outcome = engine.set_dual_password_as_admin(admin, request)
+                finally:
+                    admin.close()
+                what = f"the master changed the user's password ({outcome.value})"
+        finally:
+            session.close()
+        get_logger().info(
+            f"{what}: AWSPENDING's password is now the primary one and AWSCURRENT's stays valid as the secondary "
+            f"until the next rotation. Drain check: {UNCOUNTABLE}",
+            extra={"user": current.username},
+        )
+
+    def test_configuration(self, context: RotationContext) -> None:
+        """The current credentials log in and pass the probe; the server, plugin and privileges allow the change."""
+        current_secret = context.current()
+        current = self.login(current_secret, "current")
+        master_arn = self.master_arn_of(current_secret, "current")
+        master = None if master_arn is None else self._masters.master_login(context, master_arn, current)
+        self.check_change(current, master, probe=True)
+
+    def check_change(self, current: DatabaseLogin, master: DatabaseLogin | None, *, probe: bool = False) -> None:
+        """What setSecret would need, read-only: dual passwords on the server, the plugin, the privilege."""
+        engine = self.dual_engine
+        session = engine.connect(current)
+        try:
+            if probe:
+                engine.probe(session, self.settings.test_query)
+                get_logger().info(
+                    "checked: the current credentials log in and pass the probe",
+                    extra={"user": current.username, "host": current.host, "port": current.port},
+                )
+            admin = None if master is None else engine.connect(master)
+            try:
+                if master is not None:
+                    get_logger().info("checked: the master credentials log in", extra={"user": master.username})
+                engine.check_dual_password(session, current, admin=admin)
+            finally:
+                if admin is not None:
+                    admin.close()
+        finally:
+            session.close()
+        who = "the user itself" if master is None else "the master"
+        get_logger().info(
+            f"checked: the server keeps dual passwords and {who} may set them; the next rotation would keep the "
+            "current password valid beside the new one",
+            extra={"user": current.username},
+        )
+
+    def master_login(self, context: RotationContext, master_arn: str, current: DatabaseLogin) -> DatabaseLogin:
+        return self._masters.master_login(context, master_arn, current)
+
+    @staticmethod
+    def master_arn_of(secret: dict[str, Any], label: str) -> str | None:
+        """The optional ``masterarn``: absent means the user changes its own password."""
+        arn = secret.get("masterarn")
+        if arn is None:
+            return None
+        if not isinstance(arn, str) or not arn.strip():
+            raise SecretFormatError(
+                f"the {label} secret's \"masterarn\" must be the ARN of the admin secret that may change the user's "
+                "password, or absent (the user changes its own)"
+            )
+        return arn
+
+    def _current_refused(self, current: DatabaseLogin, pending: DatabaseLogin) -> None:
+        """AWSCURRENT does not log in: fine only if the pending password already does (an earlier attempt set it)."""
+        session = self.try_login(pending)
+        if session is None:
+            raise TargetError(
+                f"neither the current nor the pending password logs in as {describe(current.username)}; the password "
+                "was changed outside this rotation. Put the working password as AWSCURRENT and rotate again",
+                category=Category.AUTH_FAILED,
+            )
+        session.close()
+        get_logger().warning(
+            "the pending password was already set by an earlier attempt, but AWSCURRENT's no longer logs in: its "
+            "secondary password was discarded outside the rotation (ALTER USER ... DISCARD OLD PASSWORD). The rotation "
+            "finishes with the pending password; applications still on AWSCURRENT fail until they refresh",
+            extra={"user": current.username},
+        )
+
+    def _replace_refused(self, current: DatabaseLogin, pending: DatabaseLogin) -> None:
+        """The server refused REPLACE: the current password is not the primary. Done if the pending one is."""
+        session = self.try_login(pending)
+        if session is None:
+            raise TargetError(
+                f"the primary password of {describe(current.username)} is neither AWSCURRENT's (which still logs in, "
+                "as the secondary) nor AWSPENDING's: it was changed outside this rotation. Nothing was changed; make "
+                "AWSCURRENT's password the primary again (ALTER USER ... IDENTIFIED BY) and rotate",
+                category=Category.AUTH_FAILED,
+            )
+        session.close()
+        get_logger().info(
+            "the password was already changed by an earlier attempt: AWSPENDING's is the primary, AWSCURRENT's the "
+            "secondary",
+            extra={"user": current.username},
+        )
