@@ -127,7 +127,7 @@ release-sizes: venv
 
 # Deploy from this clone: one sam build for the Architecture that samconfig.toml's environment deploys
 # (CONFIG_ENV, default `default`), then sam deploy of exactly that build. DEPLOY_ARGS=--guided the first time.
-# `make deploy-build` stops after the build (.aws-sam/deploy-<env>, what examples/cdk deploys from a clone).
+# `make deploy-build` stops after the build (.aws-sam/deploy-<env>/build, what examples/cdk deploys from a clone).
 .PHONY: deploy deploy-build
 deploy deploy-build:
 	CONFIG_ENV=$(or $(CONFIG_ENV),default) DEPLOY_ARGS="$(DEPLOY_ARGS)" bash .ci/template-checks.sh $@

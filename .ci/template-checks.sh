@@ -7,10 +7,10 @@
 #   .ci/template-checks.sh build    only `sam build` and the Python 3.13 runtime stand-in (.venv-py313),
 #                                   what tests/integration/test_built_artifacts.py needs
 #   .ci/template-checks.sh release  `make release-artifacts`: both builds (x86_64 reused from
-#                                   .aws-sam/build, arm64 into .aws-sam/build-arm64), the release files in
+#                                   .aws-sam/build, arm64 into .aws-sam/arm64/build), the release files in
 #                                   dist/ (zips, templates, SBOM, SHA256SUMS) and their checks; publishes nothing
 #   .ci/template-checks.sh deploy   `make deploy`: `sam build` for the Architecture samconfig.toml gives the
-#                                   environment $CONFIG_ENV (default: default) into .aws-sam/deploy-<env>, then
+#                                   environment $CONFIG_ENV (default: default) into .aws-sam/deploy-<env>/build, then
 #                                   `sam deploy --config-env <env>` of exactly that build ($DEPLOY_ARGS added,
 #                                   e.g. --guided); `deploy-build` (`make deploy-build`) stops after the build
 #
@@ -96,10 +96,14 @@ find_python313() {
 }
 
 # sam_build [ARCH BUILD_DIR]: `sam build` for ARCH (default x86_64 into .aws-sam/build, which the
-# built-artifact tests run; the release's arm64 build goes to .aws-sam/build-arm64).
+# built-artifact tests run; the release's arm64 build goes to .aws-sam/arm64/build). Each build has a
+# parent folder of its own: sam build keeps what its cache holds in build.toml beside the build folder,
+# and two builds sharing that file took each other's cache as their own (an arm64 build that kept the
+# layer's code of an earlier commit).
 sam_build() {
   local arch=${1:-x86_64} build_dir=${2:-.aws-sam/build} python313 log
-  log=".aws-sam/build-$arch.log"
+  log="$(dirname "$build_dir")/build-$arch.log"
+  mkdir -p "$(dirname "$build_dir")"
   if ! python313=$(find_python313); then
     say "no python3.13 found (PATH, pyenv, /usr/local/bin): sam build needs one for the python3.13 runtime."
     say "install CPython 3.13 (e.g. 'pyenv install 3.13.0') and run this again"
@@ -111,7 +115,7 @@ sam_build() {
   tools_python -m rotation_release lock-subset requirements-dev.lock $RUNTIME_PACKAGES \
     >.aws-sam/runtime-requirements.txt || return 1
   venv .venv-py313 .aws-sam/runtime-requirements.txt "$python313" || return 1
-  PATH="$(dirname "$python313"):$PATH" .venv-sam/bin/sam build --cached --cache-dir ".aws-sam/cache-$arch" \
+  PATH="$(dirname "$python313"):$PATH" .venv-sam/bin/sam build --cached --cache-dir "$(dirname "$build_dir")/cache-$arch" \
     --build-dir "$build_dir" --parameter-overrides "Architecture=$arch" >"$log" 2>&1 ||
     { tail -40 "$log" >&2; return 1; }
   grep -E 'Build Succeeded' "$log" >&2
@@ -156,7 +160,7 @@ checkov_all() {
 # The release: the arm64 build beside the tested x86_64 one, then the files of dist/.
 release_artifacts() {
   tools_python -m rotation_release artifacts --build x86_64=.aws-sam/build \
-    --build arm64=.aws-sam/build-arm64 --dist dist
+    --build arm64=.aws-sam/arm64/build --dist dist
 }
 
 # The release templates are what `sam package` / `sam publish` read: the same checks as template.yaml.
@@ -199,7 +203,7 @@ workflows_check() {
 deploy_from_clone() {
   local env=${CONFIG_ENV:-default} arch build_dir
   arch=$(tools_python -m rotation_release architecture --config-env "$env") || return 1
-  build_dir=.aws-sam/deploy-$env
+  build_dir=.aws-sam/deploy-$env/build
   say "environment $env deploys Architecture=$arch (samconfig.toml): building for it into $build_dir"
   sam_build "$arch" "$build_dir" || return 1
   [ "$MODE" = deploy ] || return 0
@@ -220,7 +224,7 @@ else
   before_builds=${#failed[@]}
   run "sam build (python3.13, x86_64)" sam_build x86_64 .aws-sam/build
   if [ "$MODE" = all ] || [ "$MODE" = release ]; then
-    run "sam build (python3.13, arm64)" sam_build arm64 .aws-sam/build-arm64
+    run "sam build (python3.13, arm64)" sam_build arm64 .aws-sam/arm64/build
     if [ ${#failed[@]} = "$before_builds" ]; then # both builds exist
       run "release files (dist/)" release_artifacts
       run "release templates (sam validate --lint, cfn-lint, SAR metadata) and SHA256SUMS" release_checks

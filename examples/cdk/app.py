@@ -3,7 +3,7 @@
 Context keys (cdk.json holds the defaults; README.md in this folder has an example):
 
 - ``source``: ``template`` (this clone's template.yaml and a `sam build` of it) or ``sar`` (a published release);
-- ``build_dir``: the `sam build` output for ``template`` (default ``../../.aws-sam/deploy-default``, what
+- ``build_dir``: the `sam build` output for ``template`` (default ``../../.aws-sam/deploy-default/build``, what
   ``make deploy-build`` writes);
 - ``application_id``, ``semantic_version``: the release for ``sar``;
 - ``permissions_boundary``: ARN of the managed policy every role gets as its boundary (empty: none);
@@ -52,7 +52,7 @@ def main() -> None:
         parameters={key: str(value) for key, value in _context(app, "parameters", {}).items()},
         application_id=_context(app, "application_id", ""),
         semantic_version=_context(app, "semantic_version", ""),
-        build_dir=(HERE / _context(app, "build_dir", "../../.aws-sam/deploy-default")).resolve(),
+        build_dir=(HERE / _context(app, "build_dir", "../../.aws-sam/deploy-default/build")).resolve(),
         rotate_immediately=_context(app, "rotate_immediately", True),
         description="Secrets Manager rotation functions and their rotation schedules (examples/cdk)",
     )

@@ -45,6 +45,7 @@ FUNCTIONS: Mapping[str, FunctionKind] = {
     "PostgresAlternatingUsers": FunctionKind("PostgresAlternatingUsersSecrets", "PostgresMasterSecrets", 90),
     "MySqlSingleUser": FunctionKind("MySqlSingleUserSecrets", None, 90),
     "MySqlAlternatingUsers": FunctionKind("MySqlAlternatingUsersSecrets", "MySqlMasterSecrets", 90),
+    "MySqlDualPassword": FunctionKind("MySqlDualPasswordSecrets", "MySqlMasterSecrets", 90),
     "ApiKey": FunctionKind("ApiKeySecrets", "ApiKeyAdminSecrets", 180),
 }
 ELF_MACHINES = {62: "x86_64", 183: "arm64"}
