@@ -170,16 +170,18 @@ def sm_server() -> Iterator[emulator.EmulatorServer]:
 
 @pytest.fixture
 def sm_env(sm_server: emulator.EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """Environment of a handler talking to the emulator over HTTP, as a deployed function would."""
+    """Environment of a handler talking to the emulator over HTTP, as a deployed function would (Secrets Manager, and
+    every other AWS API a function calls: RDS, ElastiCache, MemoryDB)."""
     env = {
         "AWS_ENDPOINT_URL_SECRETSMANAGER": sm_server.endpoint_url,
+        "AWS_ENDPOINT_URL": sm_server.endpoint_url,
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": emulator.DEFAULT_REGION,
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    for name in ("SECRETS_MANAGER_ENDPOINT", "ROTATION_STRATEGY", "DB_CA_BUNDLE", "TEST_QUERY", "AWS_ENDPOINT_URL"):
+    for name in ("SECRETS_MANAGER_ENDPOINT", "ROTATION_STRATEGY", "DB_CA_BUNDLE", "TEST_QUERY"):
         monkeypatch.delenv(name, raising=False)
     return env
 

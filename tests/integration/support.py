@@ -101,6 +101,7 @@ def create_account(
         value["masterarn"] = master_arn
     value.update(overrides)
     arn = sm_client.create_secret(Name=unique("secret"), SecretString=json.dumps(value))["ARN"]
+    target.secret_created(server, value, arn)
     emulator.enable_rotation(arn)
     return Account(
         username=username,

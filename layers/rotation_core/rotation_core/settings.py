@@ -39,6 +39,12 @@ API_VERIFY_ATTEMPTS = "API_VERIFY_ATTEMPTS"
 API_VERIFY_DELAY = "API_VERIFY_DELAY"
 API_CA_BUNDLE = "API_CA_BUNDLE"
 USERNAME_CHARACTER_LIMIT = "USERNAME_CHARACTER_LIMIT"
+# Users a service manages (ElastiCache, MemoryDB): how long to wait for the user to be "active" again, and how often
+# to ask (the names of AWS's ElastiCache user rotation function).
+MAX_WAITING_TIME_FOR_ACTIVE_IN_SECONDS = "MAX_WAITING_TIME_FOR_ACTIVE_IN_SECONDS"
+WAITING_RETRY_INTERVAL_IN_SECONDS = "WAITING_RETRY_INTERVAL_IN_SECONDS"
+# Self-managed Valkey/Redis: rotate users whose ACL allows @admin or @dangerous commands or every key (opt-in).
+ALLOW_PRIVILEGED_USERS = "ALLOW_PRIVILEGED_USERS"
 # Metrics (rotation_core.metrics): Powertools' own namespace variable, and the deployment (stack) the
 # per-deployment failure metrics are dimensioned by.
 POWERTOOLS_METRICS_NAMESPACE = "POWERTOOLS_METRICS_NAMESPACE"
@@ -63,13 +69,18 @@ DEFAULT_API_VERIFY_DELAY = 5
 MAX_API_VERIFY_DELAY = 60
 DEFAULT_USERNAME_CHARACTER_LIMIT = 32  # MySQL 5.7 and later; MySQL 5.6 and older allow 16
 MAX_USERNAME_CHARACTER_LIMIT = 128
+DEFAULT_MAX_WAIT_FOR_ACTIVE = 45
+MAX_MAX_WAIT_FOR_ACTIVE = 840
+DEFAULT_WAIT_INTERVAL = 5
+MAX_WAIT_INTERVAL = 60
 DEFAULT_METRICS_NAMESPACE = "SecretsRotation"
 
 
 class Strategy(enum.StrEnum):
     SINGLE_USER = "single_user"
     ALTERNATING_USERS = "alternating_users"
-    # MySQL 8.0.14+: the current password stays valid as the secondary one. (A strategy's name, not a password.)
+    # MySQL 8.0.14+ (the current password stays valid as the secondary one), Valkey/Redis (two passwords per user).
+    # (A strategy's name, not a password.)
     DUAL_PASSWORD = "dual_password"  # noqa: S105  # nosec B105
 
 
@@ -109,6 +120,9 @@ class Settings:
     api_verify_delay: int = DEFAULT_API_VERIFY_DELAY
     api_ca_bundle: str | None = None
     username_character_limit: int = DEFAULT_USERNAME_CHARACTER_LIMIT
+    max_wait_for_active: int = DEFAULT_MAX_WAIT_FOR_ACTIVE
+    wait_interval: int = DEFAULT_WAIT_INTERVAL
+    allow_privileged_users: bool = False
 
     @classmethod
     def from_env(
@@ -157,6 +171,11 @@ class Settings:
             username_character_limit=_int(
                 env, USERNAME_CHARACTER_LIMIT, DEFAULT_USERNAME_CHARACTER_LIMIT, 1, MAX_USERNAME_CHARACTER_LIMIT
             ),
+            max_wait_for_active=_int(
+                env, MAX_WAITING_TIME_FOR_ACTIVE_IN_SECONDS, DEFAULT_MAX_WAIT_FOR_ACTIVE, 0, MAX_MAX_WAIT_FOR_ACTIVE
+            ),
+            wait_interval=_int(env, WAITING_RETRY_INTERVAL_IN_SECONDS, DEFAULT_WAIT_INTERVAL, 0, MAX_WAIT_INTERVAL),
+            allow_privileged_users=_bool(env, ALLOW_PRIVILEGED_USERS, False),
         )
 
 

@@ -63,6 +63,9 @@ class DatabaseTarget:
         """The secret a user of ``server`` stores for this login (loopback host, the server's port)."""
         raise NotImplementedError
 
+    def secret_created(self, server: Any, secret: Mapping[str, Any], arn: str) -> None:
+        """What an operator does once the secret ``arn`` exists (binding a managed user to it); default nothing."""
+
     def connect(self, server: Any, secret: Mapping[str, Any], tls: ClientTls, database: str | None = None) -> Any:
         """A driver connection as the secret's user (to ``database``, default the secret's ``dbname``).
 
