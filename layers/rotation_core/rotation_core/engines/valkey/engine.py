@@ -204,8 +204,8 @@ class ValkeyEngine:
         if verify is not None:
             return TargetError(
                 f"{where} failed TLS ({login.tls.value}, CA bundle {ca_bundle or 'not used'}): "
-                f"{verify.verify_message}. Set DB_CA_BUNDLE to a bundle holding the server's CA and use the host name the certificate was "
-                "issued for",
+                f"{verify.verify_message}. Set DB_CA_BUNDLE to a bundle holding the server's CA and use the host name "
+                "the certificate was issued for",
                 category=Category.TLS,
             )
         if tls is not None:
