@@ -311,7 +311,7 @@ class ValkeyTarget(DatabaseTarget):
                           ssl_check_hostname=tls.check_host_name)  # fmt: skip
         client = redis.Redis(**params)
         try:
-            client.ping()
+            client.ping()  # a pooled client connects here
         except BaseException:
             client.close()
             raise

@@ -18,6 +18,7 @@ the driver is imported on first connection.
 
 from __future__ import annotations
 
+import contextlib
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -169,11 +170,14 @@ class ValkeyEngine:
                               ssl_check_hostname=login.tls is TlsMode.VERIFY_FULL)  # fmt: skip
             else:
                 params.update(ssl_cert_reqs="none", ssl_check_hostname=False)
-        client = redis.Redis(**params)
+        client = None
         try:
-            client.ping()
+            client = redis.Redis(**params)  # a single-connection client connects and authenticates here
+            with contextlib.suppress(redis.exceptions.NoPermissionError):  # logged in; PING is the probe's business
+                client.ping()
         except (redis.RedisError, OSError) as error:
-            client.close()
+            if client is not None:
+                client.close()
             raise self._login_error(login, error, ca_bundle) from None
         return ValkeySession(client, login)
 
