@@ -106,7 +106,8 @@ def test_valkey_emulator_elasticache_modify_user_answers_user_shape_and_applies_
     assert (answer["Status"], answer["Authentication"]) == ("modifying", {"Type": "password", "PasswordCount": 2})
     first = elasticache.describe_users(UserId="rotation-app")
     assert conforms(output_shape("elasticache", "DescribeUsers"), first) == []
-    assert first["Users"][0]["Status"] == "modifying" and server.applied == []
+    assert first["Users"][0]["Status"] == "modifying"
+    assert server.applied == []
     assert elasticache.describe_users(UserId="rotation-app")["Users"][0]["Status"] == "active"
     assert server.applied == [("app", [digest(p) for p in PASSWORDS])]
 
