@@ -80,8 +80,16 @@ def call_with_fresh_credentials(
 def connect(credentials: Mapping[str, Any], *, ca_bundle: str | None = None) -> Any:
     """A DB-API connection with the secret's fields: TLS verified (``ca_bundle``: e.g. the RDS CA bundle) unless the
     secret says ``"ssl": false``."""
-    engine = str(credentials.get("engine", "postgres"))
+    engine = str(credentials.get("engine", "postgres"))  # AWS's ElastiCache secrets name no engine, a "user_arn"
     tls = credentials.get("ssl", True) not in (False, "false")
+    if engine in VALKEY_ENGINES or "user_arn" in credentials:
+        import redis
+
+        return redis.Redis(
+            host=credentials["host"], port=int(credentials.get("port", 6379)), username=credentials["username"],
+            password=credentials["password"], ssl=tls, ssl_ca_certs=ca_bundle if tls else None,
+            socket_connect_timeout=CONNECT_TIMEOUT, single_connection_client=True,  # connects (and AUTHs) here
+        )  # fmt: skip
     if engine in POSTGRES_ENGINES:
         import psycopg2
 
@@ -100,14 +108,6 @@ def connect(credentials: Mapping[str, Any], *, ca_bundle: str | None = None) -> 
             host=credentials["host"], port=int(credentials.get("port", 3306)), user=credentials["username"],
             password=credentials["password"], database=credentials.get("dbname"), autocommit=True,
             ssl=ssl.create_default_context(cafile=ca_bundle) if tls else None, connect_timeout=CONNECT_TIMEOUT,
-        )  # fmt: skip
-    if engine in VALKEY_ENGINES or "user_arn" in credentials:
-        import redis
-
-        return redis.Redis(
-            host=credentials["host"], port=int(credentials.get("port", 6379)), username=credentials["username"],
-            password=credentials["password"], ssl=tls, ssl_ca_certs=ca_bundle if tls else None,
-            socket_connect_timeout=CONNECT_TIMEOUT, single_connection_client=True,  # connects (and AUTHs) here
         )  # fmt: skip
     raise ValueError(f"no driver for the engine {engine!r}")
 

@@ -85,9 +85,9 @@ def create_account(
     leak_guard.add(password)
     dbname = unique("db")
     target.create_login(server, username, password, database=dbname, **(login_options or {}))
-    value = target.secret(server, username, password, dbname=dbname, owner_team="payments")
+    value = target.secret(server, username, password, dbname=dbname, owner_team="payments", **overrides)
     master_arn = None
-    if with_master:
+    if with_master and target.takes_master(server):
         master_password = secrets.token_urlsafe(24)
         leak_guard.add(master_password)
         if master_role_options is None:
@@ -109,7 +109,7 @@ def create_account(
         dbname=dbname,
         host=(login_options or {}).get("host", "%"),
         master_arn=master_arn,
-        master_user=master_username if with_master else None,
+        master_user=master_username if master_arn is not None else None,
     )
 
 

@@ -63,6 +63,10 @@ class DatabaseTarget:
         """The secret a user of ``server`` stores for this login (loopback host, the server's port)."""
         raise NotImplementedError
 
+    def takes_master(self, server: Any) -> bool:
+        """Whether a master secret ("masterarn") can change this server's users (not where a service manages them)."""
+        return True
+
     def secret_created(self, server: Any, secret: Mapping[str, Any], arn: str) -> None:
         """What an operator does once the secret ``arn`` exists (binding a managed user to it); default nothing."""
 

@@ -42,6 +42,7 @@ MASTER_RULES = ("-@all", "+ping", "+acl|getuser", "+acl|setuser", "+acl|cat", "+
 APP_RULES = ("resetchannels", "-@all", "+@read", "+@write", "+@connection", "-@dangerous")
 _PROGRAMS = {REDIS: "redis-server", VALKEY: "valkey-server"}
 _START_TIMEOUT = 30.0
+_ENDPOINT_KEYS = ("host", "port", "ssl", "sslmode")  # what a self-managed master secret shares with the user's
 
 KINDS = (
     ServerKind("redis-7", ENGINE, REDIS, "7"),
@@ -81,8 +82,10 @@ class ValkeyServer(LocalServer):
     flavour: str
     reach: str = SELF_MANAGED
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    plain_port: int | None = None  # with TLS on: the plaintext port beside the TLS one
     user_arns: dict[str, str] = field(default_factory=dict)  # username -> managed user's ARN
-    master_arn: str | None = None  # the secret of the server's own master (self-managed), made on first use
+    master_password: str | None = field(default=None, repr=False)  # the server's own master (self-managed)
+    master_arns: dict[str, str] = field(default_factory=dict)  # its secrets, one per endpoint form, made on first use
     _monitor: socket.socket | None = field(default=None, repr=False)
 
     @property
@@ -127,12 +130,13 @@ class ValkeyServer(LocalServer):
                    "--aclfile", inside(acl_file), "--logfile", inside(self.workdir / "server.log")]  # fmt: skip
         if tls is None:
             options += ["--port", str(self.port)]
-        else:
+        else:  # TLS on its port, and plaintext on another (Redis serves the two on different ports)
+            self.plain_port = free_port()
             for name, data in (("server-cert.pem", tls.cert_pem), ("server-key.pem", tls.key_pem)):
                 path = self.workdir / name
                 path.write_bytes(data)
                 path.chmod(0o600)
-            options += ["--port", "0", "--tls-port", str(self.port), "--tls-auth-clients", "no",
+            options += ["--port", str(self.plain_port), "--tls-port", str(self.port), "--tls-auth-clients", "no",
                         "--tls-cert-file", inside(self.workdir / "server-cert.pem"),
                         "--tls-key-file", inside(self.workdir / "server-key.pem")]  # fmt: skip
         with open(self.workdir / "stdout.log", "wb") as output:
@@ -260,9 +264,12 @@ class ValkeyTarget(DatabaseTarget):
     def secret(self, server: Any, username: str, password: str, **extra: Any) -> dict[str, Any]:
         """Managed kinds: ``user_arn`` (AWS's format) plus the endpoint; self-managed: the endpoint and the server's
         own master (``masterarn``, a secret made for it in the emulator on first use), which ``extra`` may replace."""
-        value: dict[str, Any] = {"username": username, "password": password, "host": "127.0.0.1", "port": server.port}
+        port = server.plain_port if extra.get("ssl") is False and server.plain_port else server.port
+        value: dict[str, Any] = {"username": username, "password": password, "host": "127.0.0.1", "port": port}
+        extra = {**extra, "port": extra.get("port", port)}
         if server.reach == SELF_MANAGED:
-            value = {"engine": server.flavour, **value, "masterarn": self._server_master(server)}
+            endpoint = {key: extra[key] for key in _ENDPOINT_KEYS if key in extra}
+            value = {"engine": server.flavour, **value, "masterarn": self._server_master(server, endpoint)}
         else:
             value = {"user_arn": server.user_arns.get(username) or self._unknown_arn(server, username), **value}
         return {**value, **extra}
@@ -276,19 +283,26 @@ class ValkeyTarget(DatabaseTarget):
         if server.reach != SELF_MANAGED and isinstance(user_arn, str) and user_arn in server.user_arns.values():
             valkey_emulator.tag_user(user_arn, BINDING_TAG, arn)
 
-    def _server_master(self, server: ValkeyServer) -> str:
+    def takes_master(self, server: Any) -> bool:
+        """Self-managed servers only: a managed user is changed through its service, never by a master."""
+        return bool(server.reach == SELF_MANAGED)
+
+    def _server_master(self, server: ValkeyServer, endpoint: Mapping[str, Any]) -> str:
+        """The server's own master secret naming the same endpoint (port, TLS options) as the user's secret."""
         from rotation_local import emulator
 
-        if server.master_arn is None:
-            password = secrets.token_urlsafe(24)
-            self.create_master(server, SERVER_MASTER, password)
+        key = json.dumps(endpoint, sort_keys=True)
+        if key not in server.master_arns:
+            if server.master_password is None:
+                server.master_password = secrets.token_urlsafe(24)
+                self.create_master(server, SERVER_MASTER, server.master_password)
             value = {"engine": server.flavour, "host": "127.0.0.1", "port": server.port, "username": SERVER_MASTER,
-                     "password": password}  # fmt: skip
+                     "password": server.master_password, **endpoint}  # fmt: skip
             created = emulator.backend().create_secret(
                 f"valkey-master-{uuid.uuid4().hex[:10]}", json.dumps(value), None, None, None, None, None, [], False
             )
-            server.master_arn = str(json.loads(created)["ARN"])
-        return server.master_arn
+            server.master_arns[key] = str(json.loads(created)["ARN"])
+        return server.master_arns[key]
 
     @staticmethod
     def _unknown_arn(server: ValkeyServer, username: str) -> str:
@@ -303,10 +317,12 @@ class ValkeyTarget(DatabaseTarget):
         from redis.backoff import NoBackoff
         from redis.retry import Retry
 
-        params: dict[str, Any] = {"host": "127.0.0.1", "port": server.port, "username": secret["username"],
+        plaintext = tls.ca_bundle is None or secret.get("ssl") is False
+        port = server.plain_port if plaintext and server.plain_port else server.port
+        params: dict[str, Any] = {"host": "127.0.0.1", "port": port, "username": secret["username"],
                                   "password": secret["password"], "socket_connect_timeout": 5, "socket_timeout": 10,
                                   "protocol": 2, "retry": Retry(NoBackoff(), 0)}  # fmt: skip
-        if tls.ca_bundle is not None:
+        if not plaintext:
             params.update(ssl=True, ssl_ca_certs=str(tls.ca_bundle), ssl_cert_reqs="required",
                           ssl_check_hostname=tls.check_host_name)  # fmt: skip
         client = redis.Redis(**params)

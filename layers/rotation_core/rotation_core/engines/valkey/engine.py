@@ -19,6 +19,7 @@ the driver is imported on first connection.
 from __future__ import annotations
 
 import contextlib
+import socket
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -212,6 +213,8 @@ class ValkeyEngine:
                 "the certificate was issued for",
                 category=Category.TLS,
             )
+        if tls is None and login.tls is not TlsMode.DISABLE and isinstance(error, redis.TimeoutError):
+            tls = self._tcp_accepts(login)  # the port answered, the TLS handshake did not: no TLS there
         if tls is not None:
             return TargetError(
                 f"{where} failed TLS: {message}. The server does not speak TLS there? Enable TLS on the server, or set "
@@ -225,6 +228,15 @@ class ValkeyEngine:
             'speaks TLS closes a plaintext connection ("ssl": false)',
             category=Category.UNREACHABLE,
         )
+
+    def _tcp_accepts(self, login: DatabaseLogin) -> ssl.SSLError | None:
+        """After a timeout with TLS: does the port accept TCP at once? Then the server never answered the TLS
+        handshake (a plaintext server waits for a command), which is a TLS failure, not an unreachable server."""
+        try:
+            socket.create_connection((login.host, login.port), timeout=min(self._settings.connect_timeout, 2)).close()
+        except OSError:
+            return None
+        return ssl.SSLError("the server accepted the connection but never answered the TLS handshake")
 
     def probe(self, session: Session, query: str) -> None:
         """``PING``, or TEST_QUERY's command (words split on white space) when it is set."""
