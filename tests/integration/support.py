@@ -85,7 +85,9 @@ def create_account(
     leak_guard.add(password)
     dbname = unique("db")
     target.create_login(server, username, password, database=dbname, **(login_options or {}))
-    value = target.secret(server, username, password, dbname=dbname, owner_team="payments", **overrides)
+    # The target sees the overrides too (a Valkey master secret shares the user's port and TLS options).
+    shared = {key: item for key, item in overrides.items() if key not in ("username", "password")}
+    value = target.secret(server, username, password, dbname=dbname, owner_team="payments", **shared)
     master_arn = None
     if with_master and target.takes_master(server):
         master_password = secrets.token_urlsafe(24)

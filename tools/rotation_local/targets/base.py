@@ -23,10 +23,13 @@ class ClientTls:
 class DatabaseTarget:
     """One engine's throwaway servers, logins and secrets (subclasses: ``rotation_local.targets.<engine>``)."""
 
-    def __init__(self, engine: str, kinds: tuple[ServerKind, ...], driver_module: str) -> None:
+    def __init__(
+        self, engine: str, kinds: tuple[ServerKind, ...], driver_module: str, driver_connect: str = "connect"
+    ) -> None:
         self.engine = engine  # the registry's engine name
         self.kinds = kinds  # the servers it runs on; the first one comes from the host's packages
         self.driver_module = driver_module  # what the function imports: the fault matrix redirects its connects
+        self.driver_connect = driver_connect  # the driver's callable that opens a connection (given ``port=``)
 
     def strategies(self, kind: ServerKind) -> tuple[Strategy, ...]:
         """The registry's strategies of this engine that servers of ``kind`` support (default: every one)."""

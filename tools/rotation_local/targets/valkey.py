@@ -340,4 +340,4 @@ class ValkeyTarget(DatabaseTarget):
         return error
 
 
-TARGET = ValkeyTarget(ENGINE, KINDS, "redis")
+TARGET = ValkeyTarget(ENGINE, KINDS, "redis", "Redis")
