@@ -131,8 +131,8 @@ class DualPassword(DatabaseStrategy):
             if session is not None:
                 session.close()
         get_logger().info(
-            f"{what}: AWSPENDING's password is now the primary one and AWSCURRENT's stays valid as the secondary "
-            f"until the next rotation. Drain check: {UNCOUNTABLE}",
+            f"{what}: AWSPENDING's password now logs in and AWSCURRENT's stays valid beside it (MySQL: as the "
+            f"secondary) until the next rotation. Drain check: {UNCOUNTABLE}",
             extra={"user": current.username},
         )
 
