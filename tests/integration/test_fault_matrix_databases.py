@@ -83,6 +83,7 @@ def fm_target(
     sm_server: emulator.EmulatorServer,
     ca_bundle: Path,
     fm_master: tuple[str, str],
+    sm_env: dict[str, str],  # every other AWS API the function calls (RDS, ElastiCache, MemoryDB): the emulator
 ) -> Target:
     strategy = db_strategy
     client = sm_client_for(sm_server.endpoint_url)
