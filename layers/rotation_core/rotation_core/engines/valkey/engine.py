@@ -40,6 +40,7 @@ from rotation_core.engines.valkey.acl import (
     DEFAULT_USER,
     PRIVILEGED_CATEGORIES,
     AclUser,
+    allows,
     categories_named,
     parse_getuser,
     privileges,
@@ -297,6 +298,7 @@ class ValkeyEngine:
         wanted = wanted_digests(request.current_password, request.new_password)
         register_sensitive(*wanted)
         if user.password_digests == wanted:
+            self._save_acl(master)  # an earlier attempt set them; it may have failed to save them
             return DualPasswordOutcome.ALREADY_SET
         self._admin_command(master, set_passwords_command(user.name, (request.current_password, request.new_password)),
                             f"set the passwords of {describe(user.name)}")  # fmt: skip
@@ -371,8 +373,6 @@ class ValkeyEngine:
         return members
 
     def _master_may(self, master: ValkeySession, command: str) -> bool:
-        from rotation_core.engines.valkey.acl import allows
-
         user = parse_getuser(master.login.username, self._admin_command(
             master, ("ACL", "GETUSER", master.login.username), "read the master's own rules"))  # fmt: skip
         if user is None:
