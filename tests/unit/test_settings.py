@@ -93,3 +93,19 @@ def test_settings_is_frozen() -> None:
     settings = Settings.from_env({})
     with pytest.raises(AttributeError):
         settings.connect_timeout = 9  # type: ignore[misc]
+
+
+def test_settings_managed_user_waits_and_privileged_opt_in_aws_names_and_defaults() -> None:
+    default = Settings.from_env({})
+    configured = Settings.from_env(
+        {"MAX_WAITING_TIME_FOR_ACTIVE_IN_SECONDS": "600", "WAITING_RETRY_INTERVAL_IN_SECONDS": "10",
+         "ALLOW_PRIVILEGED_USERS": "true"}
+    )  # fmt: skip
+
+    assert (default.max_wait_for_active, default.wait_interval, default.allow_privileged_users) == (45, 5, False)
+    assert (configured.max_wait_for_active, configured.wait_interval, configured.allow_privileged_users) == (
+        600, 10, True,
+    )  # fmt: skip
+    for env in ({"MAX_WAITING_TIME_FOR_ACTIVE_IN_SECONDS": "900"}, {"ALLOW_PRIVILEGED_USERS": "perhaps"}):
+        with pytest.raises(ConfigurationError, match=next(iter(env))):
+            Settings.from_env(env)
