@@ -1,9 +1,12 @@
-"""Benchmarks: cold start, Secrets Manager calls, DB connections, latency, memory, size, fleet scaling.
+"""Benchmarks: cold start, Secrets Manager calls, DB connections, latency, memory, size, fleet scaling, and what
+applications see while a secret rotates (the consumer benchmark, ``bench/consumer_load.py``).
 
 Run with `make bench` (or `PYTHONPATH=layers/rotation_core:tools python bench/run.py --help`).
 Starts a server of every local database target (``rotation_local.targets``; TLS, verify-full as in
-production) and a Secrets Manager emulator on 127.0.0.1, prints a table and writes
-bench/results/latest.json and bench/results/fleet.png.
+production; the consumer benchmark: every server kind) and a Secrets Manager emulator on 127.0.0.1, prints a
+table and writes bench/results/latest.json, bench/results/fleet.png and bench/results/consumers.json, and the
+generated blocks of docs/performance.md and docs/consumers.md. ``--parts consumers`` runs the consumer benchmark
+alone, ``--parts rotations`` the rest.
 Nothing here is a test: figures are reported, never asserted.
 """
 
@@ -315,7 +318,25 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--fleet-engine", default="postgres", choices=sorted(database_targets()))
     parser.add_argument("--name", default="latest", help="results file: bench/results/<name>.json (and .png)")
+    parser.add_argument("--parts", default="rotations,consumers", help="rotations, consumers or both (default)")
+    parser.add_argument("--consumers", type=int, default=8, help="consumer benchmark: consumers (default 8)")
+    parser.add_argument("--consumer-rotations", type=int, default=5, help="rotations per row (default 5)")
+    parser.add_argument("--step-gap-ms", type=float, default=300, help="between step invocations (default 300)")
+    parser.add_argument("--think-ms", type=float, default=100, help="a consumer's pause between requests (default 100)")
+    parser.add_argument("--consumer-kinds", default="all", help="server kinds, e.g. postgres-15,mysql-* (default all)")
+    parser.add_argument("--consumer-strategies", default="", help="only these strategies, e.g. single_user")
+    parser.add_argument("--consumer-functions", default="ours,aws", help="ours, aws (AWS's emulated) or both")
+    parser.add_argument(
+        "--consumer-results",
+        default="consumers",
+        help="bench/results/<name>.json (default consumers; consumers-light: the lighter-load PROMOTE_AT_SET run)",
+    )
     args = parser.parse_args()
+    parts = {part.strip() for part in args.parts.split(",") if part.strip()}
+    if "consumers" in parts:
+        run_consumers(args)
+    if "rotations" not in parts:
+        return 0
 
     functions = sorted(p.name for p in (REPO / "functions").iterdir() if (p / "app.py").is_file())
     print(f"cold imports ({args.repeats} fresh processes each): {', '.join(functions)}", flush=True)
@@ -367,6 +388,37 @@ def main() -> int:
     if (RESULTS / "latest.json").is_file():
         print(f"tables written to {figures.write_performance_doc(RESULTS).relative_to(REPO)}")
     return 0
+
+
+def run_consumers(args: argparse.Namespace) -> None:
+    """The consumer benchmark on the selected server kinds; writes consumers.json and the docs' tables."""
+    from consumer_load import measure_consumers
+
+    from rotation_local import server_kinds
+    from rotation_local.consumers import LoadSettings
+
+    selected = {kind.name for kind in server_kinds.select(args.consumer_kinds)}
+    settings = LoadSettings(
+        consumers=args.consumers,
+        rotations=args.consumer_rotations,
+        step_gap=args.step_gap_ms / 1000,
+        think_time=args.think_ms / 1000,
+    )
+    kinds = ", ".join(sorted(selected))
+    print(f"consumers: {settings.consumers} per row, {settings.rotations} rotations each, on {kinds}")
+    strategies = {name.strip() for name in args.consumer_strategies.split(",") if name.strip()}
+    functions = {name.strip() for name in args.consumer_functions.split(",") if name.strip()}
+    report = measure_consumers(
+        settings,
+        kinds=lambda kind: kind.name in selected,
+        runs=lambda function, strategy: function in functions and (not strategies or strategy in strategies),
+        say=lambda line: print(line, flush=True),
+    )
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{args.consumer_results}.json").write_text(json.dumps(report, indent=2) + "\n")
+    print("\n" + figures.render_consumers(report))
+    written = figures.write_consumer_docs(RESULTS)
+    print(f"tables written to {', '.join(str(path.relative_to(REPO)) for path in written)}")
 
 
 def print_table(report: dict[str, Any], written: str) -> None:

@@ -19,13 +19,15 @@ import json
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from helpers import LeakGuard
 from rotation_core.engines.base import CLONE_SUFFIX
 from rotation_core.engines.mysql.statements import native_password_hash
 from rotation_local import emulator
 from rotation_local.targets import DatabaseTarget
+
+if TYPE_CHECKING:  # the consumer benchmark (bench/consumer_load.py) loads this module without the tests' helpers
+    from helpers import LeakGuard
 
 AWSCURRENT, AWSPENDING = emulator.AWSCURRENT, emulator.AWSPENDING
 

@@ -20,6 +20,25 @@ def test_performance_doc_block_matches_committed_benchmark_results() -> None:
     assert block.strip() == figures.render_performance(report, latency).strip(), "run `make bench`"
 
 
+@pytest.mark.parametrize("page", ["performance.md", "consumers.md"])
+def test_consumer_table_blocks_match_committed_consumer_benchmark(page: str) -> None:
+    report = figures.consumer_source()
+    text = (DOCS / page).read_text(encoding="utf-8")
+
+    assert figures.block_in(text, figures.CONSUMERS_BLOCK).strip() == figures.render_consumers(report).strip()
+
+
+def test_promote_at_set_blocks_match_committed_consumer_benchmarks() -> None:
+    text = (DOCS / "consumers.md").read_text(encoding="utf-8")
+    light = figures.consumer_source(path=figures.BENCH_RESULTS / figures.CONSUMERS_LIGHT_RESULTS)
+
+    assert (
+        figures.block_in(text, figures.PROMOTE_BLOCK).strip()
+        == figures.render_promote_at_set(figures.consumer_source()).strip()
+    )
+    assert figures.block_in(text, figures.PROMOTE_LIGHT_BLOCK).strip() == figures.render_light(light).strip()
+
+
 def test_verified_and_suite_figure_blocks_match_committed_test_run_record() -> None:
     assert verified.stale_blocks(DOCS) == [], "run `make test` (whole suite, as root), then `make verified-table`"
 
@@ -35,7 +54,7 @@ def test_docs_name_no_test_count_outside_generated_blocks() -> None:
     """Hand-typed suite figures go stale (the README once said 682 tests where 683 ran)."""
     for page in [REPO_ROOT / "README.md", *DOCS.rglob("*.md")]:
         text = page.read_text(encoding="utf-8")
-        for name in ("verified-table", "suite-figures", figures.BENCH_BLOCK):
+        for name in ("verified-table", "suite-figures", figures.BENCH_BLOCK, figures.CONSUMERS_BLOCK):
             try:
                 text = text.replace(figures.block_in(text, name), "")
             except ValueError:

@@ -28,7 +28,7 @@ from rotation_core.engines.mysql.grants import Account
 from rotation_core.engines.mysql.statements import ServerVersion
 from rotation_core.errors import Category, ConfusedDeputyError, SecretFormatError, TargetError
 from rotation_core.rotator import Rotator
-from rotation_core.settings import Strategy
+from rotation_core.settings import Settings, Strategy
 from rotation_local import emulator, service
 from unit.fakes import FakeDatabase, stages, value_at
 from unit.pymysql_offline import sent_text
@@ -277,3 +277,62 @@ def test_require_dual_passwords_mariadb_and_old_mysql_refused_naming_the_server(
     assert raised.value.category is Category.CONFIGURATION
     assert str(server) in raised.value.message
     assert "single_user or alternating_users" in raised.value.message
+
+
+# --- the master's decision on MySQL, from the account's stored strings (PyMySQL's own formatting) --------------
+
+CURRENT, NEW, OTHER = "Current-Pass-0001", "New-Pass-000002", "Someone-Elses-03"
+
+
+def admin_statements(primary: str | None, secondary: str | None) -> list[str]:
+    """What set_dual_password_as_admin sends when mysql.user holds these passwords' strings."""
+    import json
+
+    from rotation_core.engines.base import DualPasswordRequest
+    from rotation_core.engines.mysql.engine import MySQLEngine, MySQLSession
+    from unit.pymysql_offline import OfflineConnection
+
+    stored = {name: caching_sha2_hash(name, 10000) for name in (CURRENT, NEW, OTHER)}
+    attributes = json.dumps({"additional_password": stored[secondary]}) if secondary else None
+
+    def answer(sql: str) -> list[tuple[Any, ...]]:
+        if sql.startswith("SELECT plugin, authentication_string"):
+            return [("caching_sha2_password", stored[primary] if primary else "", attributes)]
+        if sql.startswith("SELECT GET_LOCK"):
+            return [(1,)]
+        if sql.startswith("SELECT @@GLOBAL.caching_sha2_password_digest_rounds"):
+            return [(10000,)]
+        return [(1,)] if sql.startswith("SELECT RELEASE_LOCK") else []
+
+    server = ServerVersion.parse("9.7.4")
+    admin = MySQLSession(conn=OfflineConnection(answer), account=Account("master", "%"), server=server)
+    caller = MySQLSession(conn=OfflineConnection(answer), account=Account("app", "10.0.%"), server=server)
+    request = DualPasswordRequest(caller=caller, current_password=CURRENT, new_password=NEW)
+    MySQLEngine(Settings(strategy=Strategy.DUAL_PASSWORD)).set_dual_password_as_admin(admin, request)
+    sent = admin.conn.sent  # type: ignore[attr-defined]
+    assert sent[0].startswith("SELECT GET_LOCK(")
+    assert sent[-1].startswith("SELECT RELEASE_LOCK(")
+    assert not any(password in sql for sql in sent for password in (CURRENT, NEW))
+    return [sql for sql in sent if sql.startswith("ALTER USER")]
+
+
+def test_dual_password_master_current_primary_one_statement_retaining_it() -> None:
+    (statement,) = admin_statements(CURRENT, None)
+
+    assert statement.startswith("ALTER USER 'app'@'10.0.%' IDENTIFIED WITH caching_sha2_password AS '$A$00A$")
+    assert statement.endswith(" RETAIN CURRENT PASSWORD")
+
+
+def test_dual_password_master_already_set_by_an_earlier_attempt_sends_nothing() -> None:
+    assert admin_statements(NEW, CURRENT) == []
+
+
+@pytest.mark.parametrize(("primary", "secondary"), [(NEW, None), (OTHER, CURRENT), (NEW, OTHER)])
+def test_dual_password_master_current_not_primary_made_primary_first_then_retained(
+    primary: str, secondary: str | None
+) -> None:
+    restore, retain = admin_statements(primary, secondary)
+
+    assert " AS '$A$" in restore
+    assert not restore.endswith("RETAIN CURRENT PASSWORD")
+    assert retain.endswith(" RETAIN CURRENT PASSWORD")

@@ -19,6 +19,7 @@ from rotation_core.preflight import (
     API_KEY_CHECKS,
     CONFIGURATION_CHECKS,
     DATABASE_CHECKS,
+    DUAL_PASSWORD_CHECKS,
     PROBE_CHECKS,
     SECRET_CHECKS,
     SINGLE_USER_CHECKS,
@@ -51,10 +52,11 @@ def test_operations_doc_names_every_category_cause_metric_and_preflight_check() 
     for category, cause in CAUSES.items():
         assert f"`{category.value}`" in text
         assert cause.title in text
-    for name in (metrics.STEP_SUCCEEDED, metrics.STEP_FAILED, metrics.STEP_DURATION, metrics.ROTATION_COMPLETED):
+    for name in (metrics.STEP_SUCCEEDED, metrics.STEP_FAILED, metrics.STEP_DURATION, metrics.ROTATION_COMPLETED,
+                 metrics.CREDENTIAL_STILL_IN_USE):  # fmt: skip
         assert f"`{name}`" in text
     for plan in (CONFIGURATION_CHECKS, SECRET_CHECKS, DATABASE_CHECKS, SINGLE_USER_CHECKS, ALTERNATING_CHECKS,
-                 PROBE_CHECKS, API_KEY_CHECKS):  # fmt: skip
+                 DUAL_PASSWORD_CHECKS, PROBE_CHECKS, API_KEY_CHECKS):  # fmt: skip
         for name, category in plan:
             assert f"`{name}`" in text, name
             assert f"`{category.value}`" in text

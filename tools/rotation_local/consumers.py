@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import io
+import itertools
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -79,6 +80,7 @@ class LoadResult:
     completed: int = 0
     probes: int = 0
     refused_probes: int = 0
+    probe_resolution: float = 0.0  # seconds between two probes (median): how precisely windows are known
     probe_errors: int = 0
     errors: list[str] = field(default_factory=list)  # why a rotation failed (type and message, never a value)
 
@@ -95,6 +97,7 @@ class LoadResult:
             "completed": self.completed,
             "probes": self.probes,
             "refused_probes": self.refused_probes,
+            "probe_resolution_ms": round(self.probe_resolution * 1000, 1),
             "probe_errors": self.probe_errors,
             "errors": self.errors,
         }
@@ -150,6 +153,16 @@ class Consumer(threading.Thread):
             counts.absorbed += 1
 
 
+@dataclass(frozen=True)
+class Probe:
+    """One attempt of the prober: when it started, read AWSCURRENT and ended, and whether the login worked."""
+
+    started: float
+    read: float
+    ended: float
+    ok: bool
+
+
 class Prober(threading.Thread):
     """Fetches AWSCURRENT fresh and logs in with it, again and again: the windows in which that failed."""
 
@@ -158,7 +171,7 @@ class Prober(threading.Thread):
         super().__init__(daemon=True)
         self._example, self._client, self._secret_id = example, client, secret_id
         self._ca_bundle, self._interval, self._halt = ca_bundle, interval, stop
-        self.attempts: list[tuple[float, bool]] = []  # (start, logged in)
+        self.attempts: list[Probe] = []
         self.errors = 0  # attempts that failed otherwise than by a refused login
 
     def run(self) -> None:
@@ -169,29 +182,49 @@ class Prober(threading.Thread):
             value = json.loads(
                 self._client.get_secret_value(SecretId=self._secret_id, VersionStage="AWSCURRENT")["SecretString"]
             )
+            read = time.monotonic()
             try:
                 self._example.connect(value, ca_bundle=self._ca_bundle).close()
             except Exception as error:  # noqa: BLE001 (a refused login is the measure; anything else is counted)
                 if self._example.is_auth_failure(error):
-                    self.attempts.append((started, False))
+                    self.attempts.append(Probe(started, read, time.monotonic(), ok=False))
                 else:
                     self.errors += 1
             else:
-                self.attempts.append((started, True))
+                self.attempts.append(Probe(started, read, time.monotonic(), ok=True))
             self._halt.wait(max(0.0, self._interval - (time.monotonic() - started)))
 
     def windows(self) -> list[float]:
-        """Each run of refused attempts: from its first attempt's start to the next accepted attempt's start."""
-        found, opened = [], None
-        for started, ok in self.attempts:
-            if not ok and opened is None:
-                opened = started
-            elif ok and opened is not None:
-                found.append(started - opened)
-                opened = None
-        if opened is not None and self.attempts:
-            found.append(self.attempts[-1][0] - opened)
+        """Each run of refused attempts, as an estimate of how long a fresh AWSCURRENT could not log in.
+
+        The password changed between the login of the last accepted attempt before the run and that of its first
+        refused one; AWSCURRENT moved between the read of the run's last refused attempt and that of the next
+        accepted one. The window is taken from midpoint to midpoint (a login is judged about when it ends), so it
+        is known to within about one attempt's duration, which :meth:`resolution` gives.
+        """
+        found = []
+        attempts = self.attempts
+        index = 0
+        while index < len(attempts):
+            if attempts[index].ok:
+                index += 1
+                continue
+            first = index
+            while index < len(attempts) and not attempts[index].ok:
+                index += 1
+            last = index - 1
+            before = attempts[first - 1].ended if first > 0 else attempts[first].started
+            changed = (before + attempts[first].ended) / 2
+            after = attempts[index].read if index < len(attempts) else attempts[last].ended
+            promoted = (attempts[last].read + after) / 2
+            found.append(max(promoted - changed, 0.0))
         return found
+
+    def resolution(self) -> float:
+        """The median time between the starts of two attempts, in seconds."""
+        starts = [attempt.started for attempt in self.attempts]
+        gaps = sorted(b - a for a, b in itertools.pairwise(starts))
+        return gaps[len(gaps) // 2] if gaps else 0.0
 
 
 def function_steps(app: ModuleType) -> StepRunner:
@@ -270,6 +303,7 @@ def run_under_load(
         result.counts.add(consumer.counts)
     result.windows = prober.windows()
     result.probes = len(prober.attempts)
-    result.refused_probes = sum(1 for _started, ok in prober.attempts if not ok)
+    result.refused_probes = sum(1 for attempt in prober.attempts if not attempt.ok)
+    result.probe_resolution = prober.resolution()
     result.probe_errors = prober.errors
     return result

@@ -10,7 +10,9 @@ second team of a two-team test), and the failures a rotation must survive:
 * ``slow_next(seconds)`` delays the next matching response (client read timeouts);
 * ``invisible_for = n`` makes every new key fail verification for its first ``n`` checks
   (delayed visibility, counted rather than timed so tests never depend on the clock);
-* ``max_keys`` refuses to create a key beyond the limit (SendGrid: 100).
+* ``max_keys`` refuses to create a key beyond the limit (SendGrid: 100);
+* ``report_use(key, at)`` sets what Datadog (``date_last_used``) and Cloudflare (``last_used_on``) report as a
+  key's last use, a nullable RFC 3339 date-time in both APIs' definitions (the drain check reads it).
 
 Every request is appended to an access log (``access_log_path``) as a real provider would record it:
 method, path and query, status. Known key ids in paths are written as ``{id}`` (ids are not secret,
@@ -42,6 +44,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -71,6 +74,9 @@ class FakeKey:
     revoked: bool = False
     invisible_checks: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    #: When the provider says the key was last used (RFC 3339, UTC; None: never), for the fakes whose API reports
+    #: it: Datadog's date_last_used, Cloudflare's last_used_on. Tests set it with FakeProviderServer.report_use.
+    last_used: str | None = None
 
 
 @dataclass(eq=False)
@@ -306,6 +312,10 @@ class FakeProviderServer(_LoopbackService):
         key = self.key_by_value(value)
         return key is not None and not key.revoked
 
+    def report_use(self, key: FakeKey, at: datetime) -> None:
+        """The provider saw ``key`` used at ``at`` (what its API then reports as the key's last use)."""
+        key.last_used = at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
     def keys_named(self, name: str) -> list[FakeKey]:
         with self._lock:
             return [key for key in self.keys if key.name == name]
@@ -524,7 +534,7 @@ class FakeDatadog(FakeProviderServer):
 
     @staticmethod
     def _full(key: FakeKey) -> dict[str, Any]:
-        attributes = {"name": key.name, "key": key.value, "last4": key.value[-4:]}
+        attributes = {"name": key.name, "key": key.value, "last4": key.value[-4:], "date_last_used": key.last_used}
         return {"type": "api_keys", "id": key.id, "attributes": attributes}
 
 
@@ -728,7 +738,8 @@ class FakeCloudflare(FakeProviderServer):
             if key is None:
                 return failure(404, 1003, "Token not found")
             if method == "GET":
-                return envelope({"id": key.id, "name": key.name, "status": "active", **key.extra})
+                token = {"id": key.id, "name": key.name, "status": "active", "last_used_on": key.last_used}
+                return envelope({**token, **key.extra})
             if method == "DELETE":
                 key.revoked = True
                 return envelope({"id": key.id})

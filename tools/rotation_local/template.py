@@ -25,6 +25,7 @@ from rotation_core.errors import Category
 from rotation_core.registry import (
     API_KEY_FUNCTION,
     MASTER_STRATEGIES,
+    STRATEGY_SETTINGS,
     AwsGrant,
     FunctionSpec,
     SettingSpec,
@@ -260,6 +261,7 @@ def parameters_section(release: ReleaseLayout | None = None) -> tuple[list[str],
         function = next(f for f in rotation_functions() if f.engine == spec)
         per_engine.append(setting_parameter(exclude_characters_setting(function), ""))
     engine_settings = [setting_parameter(s, spec.template_name) for spec in engines().values() for s in spec.settings]
+    engine_settings += [setting_parameter(s, "") for settings in STRATEGY_SETTINGS.values() for s in settings]
     api = [setting_parameter(s, "") for s in API_KEY_FUNCTION.settings]
     database_group = [p.name for p in database[:3]] + ["PasswordLength"]
     database_group += [p.name for p in per_engine] + [p.name for p in database[4:]] + [p.name for p in engine_settings]
@@ -914,10 +916,12 @@ def dashboard_body() -> dict[str, object]:
     completed = search(f"{m.FUNCTION},{m.TARGET}", m.ROTATION_COMPLETED, f"({ours})", "Sum", 86400)
     longest = search(f"{m.FUNCTION},{m.TARGET}", m.STEP_DURATION, f"({ours})", "Maximum", 300)
     errors: list[object] = [["AWS/Lambda", "Errors", "FunctionName", name] for name in functions]
+    in_use = search(f"{m.FUNCTION},{m.TARGET}", m.CREDENTIAL_STILL_IN_USE, f"({ours})", "Maximum", 86400)
     intro = (
         "## Secrets rotation: ${AWS::StackName}\nFailed steps by category (each category has an alarm that says "
-        "what to do), completed rotations, step durations and the functions' Lambda errors. The failed steps' log "
-        "lines name the secrets."
+        "what to do), completed rotations, step durations, the functions' Lambda errors, and the drain check: "
+        "sessions (or API keys) still in use on a credential a rotation was about to disable. The log lines name "
+        "the secrets."
     )
     return {
         "widgets": [
@@ -926,6 +930,7 @@ def dashboard_body() -> dict[str, object]:
             widget(2, 12, "Rotations completed", [[completed]], stat="Sum", period=86400),
             widget(8, 0, "Longest step (ms)", [[longest]], stat="Maximum", period=300),
             widget(8, 12, "Lambda errors", errors, stat="Sum", period=300),
+            widget(14, 0, "Still in use when replaced (drain check)", [[in_use]], stat="Maximum", period=86400),
         ]
     }
 

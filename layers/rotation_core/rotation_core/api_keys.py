@@ -34,6 +34,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from rotation_core.drain import defer_key_revocation
 from rotation_core.errors import (
     ConfusedDeputyError,
     RotationError,
@@ -102,6 +103,7 @@ class ApiKeyRotation:
     mints_on_create = True
     # test_pending reads AWSCURRENT anyway (the accounts must match), so comparing with it costs nothing.
     reads_current_in_test = True
+    promotes_at_set = False
 
     def __init__(
         self,
@@ -327,6 +329,8 @@ class ApiKeyRotation:
                 "and no longer used",
                 extra={"version": version, "revoke_skipped": True},
             )
+            return
+        if defer_key_revocation(record, self.settings, description, minted_here=minted_for_us):  # the drain check
             return
         gone = not provider.revoke(key.id)
         get_logger().info(f"revoked {description}" + (" (it was already gone)" if gone else ""))

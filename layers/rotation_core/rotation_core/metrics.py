@@ -13,6 +13,10 @@ writing its own logs):
 * ``RotationCompleted`` (Count, 1) once per rotation, when finishSecret moved AWSCURRENT, under
   ``[FunctionName, Target]`` and ``[Deployment]``.
 * A preflight writes ``PreflightPassed`` or ``PreflightFailed`` under ``[FunctionName, Target]``.
+* The drain check (:mod:`rotation_core.drain`) writes ``CredentialStillInUse`` (Count: open sessions of the user
+  whose password an alternating-users rotation is about to reset; 1 or 0 for an API key about to be revoked that
+  its provider reports used lately) under ``[FunctionName, Target]`` and ``[Deployment]``, where the target can
+  tell; nothing where it cannot.
 
 ``Target`` is the database engine (``postgres``, ``mysql``) or the API-key provider (``datadog`` ...;
 ``unknown`` until the admin secret named it), ``FunctionName`` the function's name from the Lambda
@@ -43,6 +47,7 @@ STEP_DURATION = "StepDuration"
 ROTATION_COMPLETED = "RotationCompleted"
 PREFLIGHT_PASSED = "PreflightPassed"
 PREFLIGHT_FAILED = "PreflightFailed"
+CREDENTIAL_STILL_IN_USE = "CredentialStillInUse"
 
 # Dimension names.
 FUNCTION = "FunctionName"
@@ -112,6 +117,11 @@ class InvocationMetrics:
         name = PREFLIGHT_PASSED if ok else PREFLIGHT_FAILED
         self._write({name: ("Count", 1)}, [[FUNCTION, TARGET]], self._values(None))
 
+    def credential_in_use(self, count: int) -> None:
+        """The drain check's count for the credential about to be disabled (0 when nothing uses it)."""
+        sets = [[FUNCTION, TARGET]] + ([[DEPLOYMENT]] if self.settings.deployment else [])
+        self._write({CREDENTIAL_STILL_IN_USE: ("Count", count)}, sets, self._values(None))
+
     def _values(self, step: str | None) -> dict[str, str]:
         values = {FUNCTION: self.function_name, TARGET: self.target}
         if step is not None:
@@ -168,3 +178,10 @@ def note_target(name: str) -> None:
     recorder = _current.get()
     if recorder is not None:
         recorder.note_target(name)
+
+
+def note_credential_in_use(count: int) -> None:
+    """The drain check's count, as a metric of the current invocation (no-op outside one)."""
+    recorder = _current.get()
+    if recorder is not None:
+        recorder.credential_in_use(count)

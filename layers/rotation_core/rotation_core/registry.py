@@ -106,6 +106,20 @@ API_KEY_FUNCTION = FunctionSpec(
         SettingSpec("API_VERIFY_ATTEMPTS", "of testSecret while a new key propagates at the provider", "6", (1, 30)),
         SettingSpec("API_VERIFY_DELAY", "in seconds between verify attempts", "5", (0, 60)),
         SettingSpec("API_CA_BUNDLE", "is a PEM bundle for provider APIs (empty = the runtime's system bundle)", ""),
+        SettingSpec(
+            "KEY_IN_USE_WITHIN_HOURS",
+            "counts a key about to be revoked as still in use when its provider (Datadog, Cloudflare) reports it "
+            "used within this many hours (metric CredentialStillInUse and a warning)",
+            "24",
+            (1, 720),
+        ),
+        SettingSpec(
+            "DEFER_REVOKE_IF_IN_USE",
+            "defers the revocation of a key still in use to the next rotation (never by default: the replaced key is "
+            "revoked as REVOKE_POLICY says)",
+            "false",
+            choices=("true", "false"),
+        ),
     ),
 )
 
@@ -120,6 +134,21 @@ MASTER_STRATEGIES = frozenset({Strategy.ALTERNATING_USERS, Strategy.DUAL_PASSWOR
 #: Strategies that promise zero downtime: from setSecret until the next rotation, the credentials AWSCURRENT held
 #: before the rotation keep logging in beside the new ones (tests/integration/test_consumers.py holds them to it).
 ZERO_DOWNTIME_STRATEGIES = frozenset({Strategy.ALTERNATING_USERS, Strategy.DUAL_PASSWORD})
+
+
+#: Settings of every engine's functions of one strategy, beyond the engine's own (one template parameter each).
+STRATEGY_SETTINGS: dict[Strategy, tuple[SettingSpec, ...]] = {
+    Strategy.SINGLE_USER: (
+        SettingSpec(
+            "PROMOTE_AT_SET",
+            "makes setSecret of the single-user functions change the password, prove it and move AWSCURRENT in one "
+            "invocation, which shortens the window in which applications on AWSCURRENT are refused (docs/consumers.md)",
+            "false",
+            choices=("true", "false"),
+            parameter="PromoteAtSet",
+        ),
+    ),
+}
 
 
 def engines() -> dict[str, EngineSpec]:
@@ -156,6 +185,6 @@ def rotation_functions() -> Iterator[FunctionSpec]:
                 description=f"{spec.display_name} passwords, {strategy.value.replace('_', '-')} strategy",
                 engine=spec,
                 strategy=strategy,
-                settings=spec.settings,
+                settings=spec.settings + STRATEGY_SETTINGS.get(strategy, ()),
             )
     yield API_KEY_FUNCTION

@@ -38,6 +38,10 @@ API_MAX_ATTEMPTS = "API_MAX_ATTEMPTS"
 API_VERIFY_ATTEMPTS = "API_VERIFY_ATTEMPTS"
 API_VERIFY_DELAY = "API_VERIFY_DELAY"
 API_CA_BUNDLE = "API_CA_BUNDLE"
+# The drain check of API keys (rotation_core.drain): when a key counts as still in use, and whether that defers
+# its revocation to the next rotation.
+KEY_IN_USE_WITHIN_HOURS = "KEY_IN_USE_WITHIN_HOURS"
+DEFER_REVOKE_IF_IN_USE = "DEFER_REVOKE_IF_IN_USE"
 USERNAME_CHARACTER_LIMIT = "USERNAME_CHARACTER_LIMIT"
 # Users a service manages (ElastiCache, MemoryDB): how long to wait for the user to be "active" again, and how often
 # to ask (the names of AWS's ElastiCache user rotation function).
@@ -45,6 +49,8 @@ MAX_WAITING_TIME_FOR_ACTIVE_IN_SECONDS = "MAX_WAITING_TIME_FOR_ACTIVE_IN_SECONDS
 WAITING_RETRY_INTERVAL_IN_SECONDS = "WAITING_RETRY_INTERVAL_IN_SECONDS"
 # Self-managed Valkey/Redis: rotate users whose ACL allows @admin or @dangerous commands or every key (opt-in).
 ALLOW_PRIVILEGED_USERS = "ALLOW_PRIVILEGED_USERS"
+# Single user: promote the new password within setSecret (docs/consumers.md measures what it changes).
+PROMOTE_AT_SET = "PROMOTE_AT_SET"
 # Metrics (rotation_core.metrics): Powertools' own namespace variable, and the deployment (stack) the
 # per-deployment failure metrics are dimensioned by.
 POWERTOOLS_METRICS_NAMESPACE = "POWERTOOLS_METRICS_NAMESPACE"
@@ -67,6 +73,8 @@ DEFAULT_API_VERIFY_ATTEMPTS = 6
 MAX_API_VERIFY_ATTEMPTS = 30
 DEFAULT_API_VERIFY_DELAY = 5
 MAX_API_VERIFY_DELAY = 60
+DEFAULT_KEY_IN_USE_WITHIN_HOURS = 24
+MAX_KEY_IN_USE_WITHIN_HOURS = 720
 DEFAULT_USERNAME_CHARACTER_LIMIT = 32  # MySQL 5.7 and later; MySQL 5.6 and older allow 16
 MAX_USERNAME_CHARACTER_LIMIT = 128
 DEFAULT_MAX_WAIT_FOR_ACTIVE = 45
@@ -123,6 +131,9 @@ class Settings:
     max_wait_for_active: int = DEFAULT_MAX_WAIT_FOR_ACTIVE
     wait_interval: int = DEFAULT_WAIT_INTERVAL
     allow_privileged_users: bool = False
+    promote_at_set: bool = False
+    key_in_use_within_hours: int = DEFAULT_KEY_IN_USE_WITHIN_HOURS
+    defer_revoke_if_in_use: bool = False
 
     @classmethod
     def from_env(
@@ -151,6 +162,12 @@ class Settings:
             require_each_included_type=_bool(env, REQUIRE_EACH_INCLUDED_TYPE, True),
         )
         test_query = env.get(TEST_QUERY, "").strip() or DEFAULT_TEST_QUERY
+        promote_at_set = _bool(env, PROMOTE_AT_SET, False)
+        if promote_at_set and strategy is not Strategy.SINGLE_USER:
+            raise ConfigurationError(
+                f"{PROMOTE_AT_SET}=true applies to the single_user strategy only ({ROTATION_STRATEGY}={strategy.value} "
+                "keeps the previous credentials working, so it has no window to shrink); remove it"
+            )
         return cls(
             strategy=strategy,
             password_policy=policy,
@@ -176,6 +193,11 @@ class Settings:
             ),
             wait_interval=_int(env, WAITING_RETRY_INTERVAL_IN_SECONDS, DEFAULT_WAIT_INTERVAL, 0, MAX_WAIT_INTERVAL),
             allow_privileged_users=_bool(env, ALLOW_PRIVILEGED_USERS, False),
+            promote_at_set=promote_at_set,
+            key_in_use_within_hours=_int(
+                env, KEY_IN_USE_WITHIN_HOURS, DEFAULT_KEY_IN_USE_WITHIN_HOURS, 1, MAX_KEY_IN_USE_WITHIN_HOURS
+            ),
+            defer_revoke_if_in_use=_bool(env, DEFER_REVOKE_IF_IN_USE, False),
         )
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rotation_core.drain import check_database_user
 from rotation_core.engines.base import CLONE_SUFFIX, CloneRequest, DatabaseEngine, DatabaseLogin, Session
 from rotation_core.errors import (
     Category,
@@ -40,6 +41,7 @@ class DatabaseStrategy:
 
     mints_on_create = False
     reads_current_in_test = False
+    promotes_at_set = False
 
     def __init__(self, engine: DatabaseEngine, settings: Settings) -> None:
         self.engine = engine
@@ -107,6 +109,10 @@ class DatabaseStrategy:
 
 class SingleUser(DatabaseStrategy):
     """The user changes its own password; clients may see a failed login until they refresh."""
+
+    def __init__(self, engine: DatabaseEngine, settings: Settings) -> None:
+        super().__init__(engine, settings)
+        self.promotes_at_set = settings.promote_at_set  # PROMOTE_AT_SET (the rotator promotes within setSecret)
 
     def build_pending(self, current: dict[str, Any], context: RotationContext) -> dict[str, Any]:
         self.login(current, "current")
@@ -197,6 +203,7 @@ class AlternatingUsers(DatabaseStrategy):
         try:
             admin = self.engine.connect(master)
             try:
+                check_database_user(self.engine, admin, pending.username)  # the drain check, read-only
                 request = CloneRequest(
                     caller=caller,
                     original=self._original_username(current.username),

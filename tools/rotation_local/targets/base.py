@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rotation_core.settings import Strategy
 from rotation_local.server_kinds import ServerKind
 from rotation_local.tls import TlsMaterial
+
+if TYPE_CHECKING:  # the runner imports this package before the layer is on its path
+    from rotation_core.settings import Strategy
 
 
 @dataclass(frozen=True)

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rotation_core.settings import Strategy
 from rotation_local.server_kinds import MARIADB, ORACLE_MYSQL, ServerKind
 from rotation_local.targets.base import ClientTls, DatabaseTarget
 from rotation_local.tls import TlsMaterial
 
+if TYPE_CHECKING:
+    from rotation_core.settings import Strategy
+
 ENGINE = "mysql"
 # The privilege a user needs to keep its own password as the secondary one (a privilege name, not a password).
 DUAL_PASSWORD_PRIVILEGE = "APPLICATION_PASSWORD_ADMIN"  # noqa: S105  # nosec B105
+DUAL_PASSWORD = "dual_password"  # noqa: S105  # nosec B105 (the strategy's name; the layer is imported lazily)
 _MARIADB_PACKAGES = ("mariadb-server-core", "mariadb-client-core")
 # mariadb-install-db needs my_print_defaults, from the client package; the first package's version must match.
 KINDS = (
@@ -36,12 +39,12 @@ class MySQLTarget(DatabaseTarget):
         """MariaDB keeps one password per account: no dual passwords (the function refuses the strategy there)."""
         strategies = super().strategies(kind)
         if kind.flavour == MARIADB:
-            return tuple(strategy for strategy in strategies if strategy is not Strategy.DUAL_PASSWORD)
+            return tuple(strategy for strategy in strategies if strategy.value != DUAL_PASSWORD)
         return strategies
 
     def login_options(self, strategy: Strategy) -> dict[str, str]:
         """Dual passwords with the user's own login: MySQL requires APPLICATION_PASSWORD_ADMIN to keep its password."""
-        return {"privileges": DUAL_PASSWORD_PRIVILEGE} if strategy is Strategy.DUAL_PASSWORD else {}
+        return {"privileges": DUAL_PASSWORD_PRIVILEGE} if strategy.value == DUAL_PASSWORD else {}
 
     def create_login(self, server: Any, username: str, password: str, *, database: str | None = None,
                      **options: str) -> None:  # fmt: skip

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from rotation_core.errors import Category, SecretFormatError, TargetError
@@ -49,6 +50,9 @@ class KeyRecord:
     name: str
     value: str | None = field(default=None, repr=False)
     template: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    #: Whether the provider reports the key's last use at all (Datadog, Cloudflare), and when that was (None: never).
+    reports_use: bool = False
+    last_used: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -302,6 +306,20 @@ class HttpProviderBase:
             f"{self.display_name} API",
             category=Category.VERIFICATION,
         )
+
+
+def last_use(value: Any) -> tuple[bool, datetime | None]:
+    """A provider's "last used" field: (reported, when). ``null`` is "never"; anything but an RFC 3339 date-time
+    (or null) counts as not reported."""
+    if value is None:
+        return True, None
+    if not isinstance(value, str):
+        return False, None
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return False, None
+    return True, when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def dig(data: Any, path: str) -> Any:

@@ -6,7 +6,8 @@ tokens other policies than the current token's; ``base_url`` defaults to
 ``https://api.cloudflare.com/client/v4``.
 
 A new token copies the current token's policies and condition as Cloudflare reports them, never more.
-The verify answer names the token's id, which ties a stored value to its id.
+The verify answer names the token's id, which ties a stored value to its id. A token's record says when it was last
+used (``last_used_on``), which the drain check reads before a revocation.
 """
 
 from __future__ import annotations
@@ -67,7 +68,10 @@ class CloudflareProvider(base.HttpProviderBase):
         if not isinstance(result.get("policies"), list) or not result["policies"]:
             raise self._malformed("GET", TOKEN, "the token's policies")
         template = {key: result[key] for key in _COPIED if result.get(key) is not None}
-        return base.KeyRecord(id=key_id, name=result["name"], template=template)
+        reported, last_used = base.last_use(result["last_used_on"]) if "last_used_on" in result else (False, None)
+        return base.KeyRecord(
+            id=key_id, name=result["name"], template=template, reports_use=reported, last_used=last_used
+        )
 
     def successor_template(self, record: base.KeyRecord) -> Mapping[str, Any]:
         if self._policies_override is not None:

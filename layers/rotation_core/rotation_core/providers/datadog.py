@@ -4,7 +4,8 @@ Rotated secret: ``api_key``, ``api_key_id``. Admin secret: ``"provider": "datado
 ``app_key`` of a user whose role has ``api_keys_read``, ``api_keys_write`` and ``api_keys_delete``; a
 ``base_url`` in the admin secret picks another site (``https://api.datadoghq.eu`` ...).
 
-Get-by-id returns the key itself, so a stored value is tied to its id in the admin's organisation.
+Get-by-id returns the key itself, so a stored value is tied to its id in the admin's organisation, and when it was
+last used (``date_last_used``, null for a key never used), which the drain check reads before a revocation.
 API keys have no scopes: a new key is a plain organisation API key, like the one it replaces.
 """
 
@@ -58,7 +59,19 @@ class DatadogProvider(base.HttpProviderBase):
         value = base.dig(data, "data.attributes.key")
         if found_id != key_id or not isinstance(name, str):
             raise self._malformed("GET", KEY, "the key's id and name")
-        return base.KeyRecord(id=key_id, name=name, value=value if isinstance(value, str) and value else None)
+        attributes = base.dig(data, "data.attributes")
+        reported, last_used = (
+            base.last_use(attributes["date_last_used"])
+            if isinstance(attributes, dict) and "date_last_used" in attributes
+            else (False, None)
+        )
+        return base.KeyRecord(
+            id=key_id,
+            name=name,
+            value=value if isinstance(value, str) and value else None,
+            reports_use=reported,
+            last_used=last_used,
+        )
 
     def issue(self, name: str, template: Mapping[str, Any]) -> base.IssuedKey:
         body = {"data": {"type": "api_keys", "attributes": {"name": name}}}
