@@ -82,7 +82,8 @@ def test_configuration_test_working_setup_passes_changes_nothing_says_what_it_ch
     assert state(db, account) == before
     assert before[1:] == (True, False)  # the current user logs in, no clone was ever made
     assert "this is Secrets Manager's configuration test (RotateImmediately=false)" in caplog.text
-    if account.master_arn is not None:  # the secret names a master: both are checked
+    uses_master = db_strategy in ("alternating_users", "dual_password") and account.master_arn is not None
+    if uses_master:  # the strategy uses the master the secret names: both are checked
         assert "checked: the current credentials log in and pass the probe" in caplog.text
         assert "checked: the master credentials log in" in caplog.text
     elif db_strategy == "dual_password":  # a user a service manages: the service, not a master, sets the passwords
