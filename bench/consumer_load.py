@@ -81,6 +81,7 @@ def _new_secret(target: DatabaseTarget, server: Any, client: Any, strategy: Stra
         master_value = target.secret(server, master, master_password)
         value["masterarn"] = client.create_secret(Name=master, SecretString=json.dumps(master_value))["ARN"]
     arn: str = client.create_secret(Name=name, SecretString=json.dumps(value))["ARN"]
+    target.secret_created(server, value, arn)  # a managed user's tag naming the secret (Valkey)
     emulator.enable_rotation(arn)
     return arn
 
@@ -162,7 +163,8 @@ def measure_consumers(
     """Every configuration on every selected kind; the report written to bench/results/consumers.json."""
     rows: list[dict[str, Any]] = []
     sm = emulator.EmulatorServer().start()
-    os.environ.update({"AWS_ENDPOINT_URL_SECRETSMANAGER": sm.endpoint_url, "AWS_ACCESS_KEY_ID": "testing",
+    os.environ.update({"AWS_ENDPOINT_URL_SECRETSMANAGER": sm.endpoint_url, "AWS_ENDPOINT_URL": sm.endpoint_url,
+                       "AWS_ACCESS_KEY_ID": "testing",
                        "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": emulator.DEFAULT_REGION})  # fmt: skip
     try:
         with tempfile.TemporaryDirectory(prefix="bench-consumers-") as scratch:

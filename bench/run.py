@@ -353,6 +353,8 @@ def main() -> int:
                 server, make_value = _database_bench(target, ca)
                 try:
                     bench = Bench(sm, function, ca.bundle_path, make_value)
+                    # The target's first strategy (single user where the engine has one; Valkey: dual passwords).
+                    bench.env["ROTATION_STRATEGY"] = target.strategies(target.kinds[0])[0].value
                     print(f"{function}: {args.repeats} cold, {args.repeats} split and {args.repeats} warm rotations")
                     # In-process handlers log to stdout like in Lambda; keep their lines out of the report.
                     with contextlib.redirect_stdout(io.StringIO()):

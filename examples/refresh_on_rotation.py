@@ -36,6 +36,7 @@ DEFAULT_MAX_AGE = 300  # seconds; well below the shortest rotation interval
 CONNECT_TIMEOUT = 5
 POSTGRES_ENGINES = frozenset({"postgres", "aurora-postgresql"})
 MYSQL_ENGINES = frozenset({"mysql", "aurora-mysql", "mariadb"})
+VALKEY_ENGINES = frozenset({"valkey", "redis"})  # and secrets naming an ElastiCache/MemoryDB user ("user_arn")
 _MYSQL_ACCESS_DENIED = 1045
 
 
@@ -79,8 +80,16 @@ def call_with_fresh_credentials(
 def connect(credentials: Mapping[str, Any], *, ca_bundle: str | None = None) -> Any:
     """A DB-API connection with the secret's fields: TLS verified (``ca_bundle``: e.g. the RDS CA bundle) unless the
     secret says ``"ssl": false``."""
-    engine = str(credentials.get("engine", "postgres"))
+    engine = str(credentials.get("engine", "postgres"))  # AWS's ElastiCache secrets name no engine, a "user_arn"
     tls = credentials.get("ssl", True) not in (False, "false")
+    if engine in VALKEY_ENGINES or "user_arn" in credentials:
+        import redis
+
+        return redis.Redis(
+            host=credentials["host"], port=int(credentials.get("port", 6379)), username=credentials["username"],
+            password=credentials["password"], ssl=tls, ssl_ca_certs=ca_bundle if tls else None,
+            socket_connect_timeout=CONNECT_TIMEOUT, single_connection_client=True,  # connects (and AUTHs) here
+        )  # fmt: skip
     if engine in POSTGRES_ENGINES:
         import psycopg2
 
@@ -109,6 +118,8 @@ def is_auth_failure(error: Exception) -> bool:
         return "password authentication failed" in str(error)
     if type(error).__module__.startswith("pymysql"):
         return bool(error.args) and error.args[0] == _MYSQL_ACCESS_DENIED
+    if type(error).__module__.startswith("redis"):
+        return type(error).__name__ == "AuthenticationError"
     return False
 
 
@@ -162,6 +173,8 @@ class Database:
 
 
 def _run(conn: Any, sql: str) -> Any:
+    if not hasattr(conn, "cursor"):  # Valkey/Redis: a PING instead of the query
+        return conn.ping()
     with conn.cursor() as cursor:
         cursor.execute(sql)
         row = cursor.fetchone()

@@ -2,8 +2,9 @@
 
 * Every botocore client created while the guard is active (the function's own, built on its first
   invocation) and every client handed to :meth:`ReadOnlyGuard.watch_client` gets a ``before-call`` event
-  hook that records the operation and refuses any but DescribeSecret, GetSecretValue and the two RDS
-  Describe calls that locate an RDS-managed master's database.
+  hook that records the operation and refuses any but DescribeSecret, GetSecretValue, the two RDS
+  Describe calls that locate an RDS-managed master's database, and the ElastiCache/MemoryDB calls that read a
+  managed user and its tags (DescribeUsers, ListTagsForResource, ListTags).
 * The emulator's backend (moto, serving in-process and over HTTP to child processes) refuses every
   operation that changes a secret, so a write from another process fails too.
 * :func:`written_statements` reads what a database server logged and returns the statements that could
@@ -21,7 +22,10 @@ from typing import Any
 
 import pytest
 
-READ_OPERATIONS = frozenset({"DescribeSecret", "GetSecretValue", "DescribeDBClusters", "DescribeDBInstances"})
+READ_OPERATIONS = frozenset({
+    "DescribeSecret", "GetSecretValue", "DescribeDBClusters", "DescribeDBInstances",
+    "DescribeUsers", "ListTagsForResource", "ListTags",
+})  # fmt: skip
 # Every SecretsManagerBackend method that changes a secret (moto's names).
 BACKEND_WRITES = (
     "create_secret", "put_secret_value", "update_secret", "update_secret_version_stage", "rotate_secret",

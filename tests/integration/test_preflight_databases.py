@@ -20,6 +20,7 @@ import trustme
 from helpers import LeakGuard, lambda_context
 from integration.preflight_support import check, failed_names, nothing_written, outcome, preflight
 from integration.support import create_account, rotate, secret_at, unique
+from rotation_core.settings import Strategy
 from rotation_local import emulator
 from rotation_local.postgres_server import free_port
 from rotation_local.server_kinds import ServerKind
@@ -35,6 +36,12 @@ ALTERNATING_CHECKS = [
 ]  # fmt: skip
 
 
+def requires(target: DatabaseTarget, kind: ServerKind, strategy: Strategy) -> None:
+    """The checks a strategy's preflight runs are asserted on kinds whose engine has that strategy only."""
+    if strategy not in target.strategies(kind):
+        pytest.skip(f"{kind.name} has no {strategy.value} strategy (its engine's own tests cover its preflight)")
+
+
 def account(target: DatabaseTarget, server: Any, sm_client: Any, leak_guard: LeakGuard, **options: Any) -> Any:
     return create_account(target, server, sm_client, leak_guard, username=unique("pre")[:16], **options)
 
@@ -43,6 +50,7 @@ def test_preflight_database_single_user_correct_setup_all_ok_nothing_written(
     db_kind: ServerKind, db_server: Any, db_target: DatabaseTarget, sm_client: Any,
     db_function: Callable[..., ModuleType], leak_guard: LeakGuard, ca_bundle: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
+    requires(db_target, db_kind, Strategy.SINGLE_USER)
     acct = account(db_target, db_server, sm_client, leak_guard)
     before = secret_at(sm_client, acct.arn, "AWSCURRENT")
     app = db_function()
@@ -62,6 +70,7 @@ def test_preflight_database_alternating_correct_setup_all_ok_nothing_written(
     db_kind: ServerKind, db_server: Any, db_target: DatabaseTarget, sm_client: Any,
     db_function: Callable[..., ModuleType], leak_guard: LeakGuard, ca_bundle: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
+    requires(db_target, db_kind, Strategy.ALTERNATING_USERS)
     acct = account(db_target, db_server, sm_client, leak_guard, with_master=True, master_username=unique("m")[:16])
     assert acct.master_arn is not None
     before = secret_at(sm_client, acct.arn, "AWSCURRENT")
@@ -98,7 +107,7 @@ def test_preflight_database_server_down_reports_target_reachable_unreachable(
 ) -> None:  # fmt: skip
     password = secrets.token_urlsafe(24)
     leak_guard.add(password)
-    value = {**db_target.secret(db_server, "app", password), "port": free_port()}
+    value = db_target.secret(db_server, "app", password, port=free_port())
     arn = sm_client.create_secret(Name=unique("down"), SecretString=json.dumps(value))["ARN"]
     emulator.enable_rotation(arn)
 
@@ -157,9 +166,10 @@ def test_preflight_database_wrong_password_reports_current_login_auth_failed(
 
 
 def test_preflight_database_master_without_privilege_reports_master_privileges_permission(
-    db_server: Any, db_target: DatabaseTarget, sm_client: Any, db_function: Callable[..., ModuleType],
-    leak_guard: LeakGuard,
+    db_kind: ServerKind, db_server: Any, db_target: DatabaseTarget, sm_client: Any,
+    db_function: Callable[..., ModuleType], leak_guard: LeakGuard,
 ) -> None:  # fmt: skip
+    requires(db_target, db_kind, Strategy.ALTERNATING_USERS)
     acct = account(
         db_target, db_server, sm_client, leak_guard, with_master=True, master_username=unique("m")[:16],
         master_role_options="",  # a plain login: no CREATEROLE, no CREATE USER, no mysql-schema access
@@ -178,9 +188,10 @@ def test_preflight_database_master_without_privilege_reports_master_privileges_p
 
 
 def test_preflight_database_master_wrong_password_reports_master_login_failed(
-    db_server: Any, db_target: DatabaseTarget, sm_client: Any, db_function: Callable[..., ModuleType],
-    leak_guard: LeakGuard,
+    db_kind: ServerKind, db_server: Any, db_target: DatabaseTarget, sm_client: Any,
+    db_function: Callable[..., ModuleType], leak_guard: LeakGuard,
 ) -> None:  # fmt: skip
+    requires(db_target, db_kind, Strategy.ALTERNATING_USERS)
     acct = account(db_target, db_server, sm_client, leak_guard, with_master=True, master_username=unique("m")[:16])
     assert acct.master_arn is not None
     master = secret_at(sm_client, acct.master_arn, "AWSCURRENT")

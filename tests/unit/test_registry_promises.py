@@ -31,9 +31,9 @@ def template_resources() -> dict[str, object]:
     return resources
 
 
-def walk_through_entries() -> list[str]:
-    """The numbered entries of the walk-through's file list."""
-    block = block_in(WALK_THROUGH.read_text(encoding="utf-8"), "engine-files")
+def walk_through_entries(block_name: str = "engine-files") -> list[str]:
+    """The numbered entries of the walk-through's file list (or of its optional list)."""
+    block = block_in(WALK_THROUGH.read_text(encoding="utf-8"), block_name)
     return re.findall(r"^\d+\. (.+?)(?=^\d+\. |\Z)", block, re.M | re.S)
 
 
@@ -48,8 +48,20 @@ def walk_through_paths() -> list[str]:
 
 
 def test_registry_lists_the_engines_this_repository_ships() -> None:
-    assert list(ENGINES) == ["mysql", "postgres"]
+    assert list(ENGINES) == ["mysql", "postgres", "valkey"]
     assert all(isinstance(spec, EngineSpec) for spec in ENGINES.values())
+
+
+def test_walk_through_optional_file_is_one_emulator_for_engines_with_aws_grants() -> None:
+    """The one file beyond the six: an emulator of the AWS API through which an engine reaches its users (ElastiCache
+    and MemoryDB for Valkey), where moto lacks what the engine calls. Only engines that declare AWS grants have it,
+    and every such engine does; no other file names an engine."""
+    (entry,) = walk_through_entries("engine-optional-files")
+    (pattern,) = re.findall(r"`([^`\s()]*<engine>[^`\s()]*)`", entry)
+    assert "aws_grants" in entry
+    for name, spec in ENGINES.items():
+        path = REPO_ROOT / pattern.replace("<engine>", name)
+        assert path.is_file() is bool(spec.aws_grants), name
 
 
 def test_walk_through_file_list_has_at_most_six_entries_each_naming_a_path() -> None:

@@ -159,7 +159,9 @@ def _without_code(template: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.mark.parametrize("architecture", ARCHITECTURES)
 def test_release_template_is_template_yaml_with_the_release_code(architecture: str, tmp_path: Path) -> None:
-    layout = ReleaseLayout(architecture, "layer.zip", {"postgres": "pg.zip", "mysql": "my.zip", "api_key": "ak.zip"})
+    layout = ReleaseLayout(
+        architecture, "layer.zip", {"postgres": "pg.zip", "mysql": "my.zip", "valkey": "vk.zip", "api_key": "ak.zip"}
+    )
     path = tmp_path / "release.yaml"
     path.write_text(render_template(layout))
 
@@ -178,6 +180,7 @@ def test_release_template_is_template_yaml_with_the_release_code(architecture: s
         "MySqlDualPasswordFunction": "my.zip",
         "PostgresSingleUserFunction": "pg.zip",
         "PostgresAlternatingUsersFunction": "pg.zip",
+        "ValkeyDualPasswordFunction": "vk.zip",
         "ApiKeyFunction": "ak.zip",
     }
     assert metadata_problems(release["Metadata"][METADATA_KEY], PROJECT, template_dir=REPO_ROOT,
@@ -197,7 +200,7 @@ def test_deploy_from_sar_example_deploys_this_version_and_attaches_it() -> None:
     # Every parameter it passes exists in the application's template.
     assert set(application["Properties"]["Parameters"]) <= set(source["Parameters"])
     schedules = [r for r in example["Resources"].values() if r["Type"] == "AWS::SecretsManager::RotationSchedule"]
-    assert len(schedules) == 3
+    assert len(schedules) == 4
     outputs = []
     for schedule in schedules:
         choices = [schedule["Properties"]["RotationLambdaARN"]]

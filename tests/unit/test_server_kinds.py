@@ -27,7 +27,7 @@ def test_select_unknown_name_is_an_error_listing_the_known_ones() -> None:
 
 
 def test_kinds_of_one_suite_share_one_root_with_all_their_packages() -> None:
-    assert suite_packages("trixie") == ("mariadb-server-core", "mariadb-client-core", "postgresql-17")
+    assert suite_packages("trixie") == ("mariadb-server-core", "mariadb-client-core", "postgresql-17", "valkey-server")
     assert suite_packages("sid") == ("mysql-server-core", "postgresql-18")
     assert kind_named("postgres-17").rootfs == kind_named("mariadb-11.8").rootfs
     assert kind_named("postgres-15").rootfs is None

@@ -118,3 +118,16 @@ def test_settings_allow_privileged_users_not_an_exact_original_name_refused(valu
 
     assert says in raised.value.message
     assert "\n" not in raised.value.message
+
+
+def test_settings_managed_user_waits_aws_names_and_defaults() -> None:
+    default = Settings.from_env({})
+    configured = Settings.from_env(
+        {"MAX_WAITING_TIME_FOR_ACTIVE_IN_SECONDS": "600", "WAITING_RETRY_INTERVAL_IN_SECONDS": "10"}
+    )
+
+    assert (default.max_wait_for_active, default.wait_interval) == (45, 5)
+    assert (configured.max_wait_for_active, configured.wait_interval) == (600, 10)
+    for env in ({"MAX_WAITING_TIME_FOR_ACTIVE_IN_SECONDS": "900"}, {"WAITING_RETRY_INTERVAL_IN_SECONDS": "61"}):
+        with pytest.raises(ConfigurationError, match=next(iter(env))):
+            Settings.from_env(env)

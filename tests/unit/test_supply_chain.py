@@ -43,7 +43,7 @@ def test_lock_every_package_has_a_hash() -> None:
 
 
 def test_shipped_requirements_are_every_function_with_a_driver_and_the_layer() -> None:
-    assert [p.parent.name for p in SHIPPED] == ["rotation_core", "mysql", "postgres"]
+    assert [p.parent.name for p in SHIPPED] == ["rotation_core", "mysql", "postgres", "valkey"]
 
 
 def test_shipped_requirements_every_package_has_a_hash_and_what_was_asked() -> None:

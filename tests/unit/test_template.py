@@ -60,7 +60,8 @@ class FunctionSpec:
     secrets_parameter: str
     read_only_parameter: str | None  # master (alternating users) or admin (API keys) secrets
     in_vpc: bool
-    uses_rds: bool  # alternating users: RDS-managed masters, reader and replica endpoints
+    uses_rds: bool  # master strategies of RDS engines: RDS-managed masters, reader and replica endpoints
+    grants: tuple[registry.AwsGrant, ...] = ()  # the engine's own AWS APIs (ElastiCache, MemoryDB users)
 
 
 def _expected(function: registry.FunctionSpec) -> FunctionSpec:
@@ -78,7 +79,10 @@ def _expected(function: registry.FunctionSpec) -> FunctionSpec:
         function.logical_name + "Secrets",
         read_only,
         function.is_database,
-        uses_rds=function.strategy in registry.MASTER_STRATEGIES,
+        uses_rds=function.strategy in registry.MASTER_STRATEGIES
+        and function.engine is not None
+        and function.engine.uses_rds,
+        grants=function.engine.aws_grants if function.engine is not None else (),
     )
 
 
@@ -209,6 +213,15 @@ def test_template_role_statements_least_privilege_only(template: dict[str, Any],
             assert statement.condition is None
             assert body["Resource"] == {"Fn::GetAtt": [log_group, "Arn"]}
             seen.append("logs")
+        elif any(actions == set(grant.actions) for grant in spec.grants):
+            grant = next(grant for grant in spec.grants if actions == set(grant.actions))
+            assert statement.condition is None
+            assert "Condition" not in body
+            # Only the engine's users whose IDs or names match its parameter, in this account and region.
+            assert body["Resource"] == {"Fn::Sub": grant.resource % grant.parameter}
+            assert "${AWS::AccountId}" in grant.resource
+            assert "${AWS::Region}" in grant.resource
+            seen.append(grant.sid)
         else:
             pytest.fail(f"{statement.source}: unexpected actions {sorted(actions)}")
         assert body["Resource"] != "*" or actions == ENI_ACTIONS
@@ -216,6 +229,7 @@ def test_template_role_statements_least_privilege_only(template: dict[str, Any],
     expected = ["rotate", "kms", "logs"] + (["read-only"] if spec.read_only_parameter else [])
     expected += ["vpc"] if spec.in_vpc else []
     expected += ["rds"] if spec.uses_rds else []
+    expected += [grant.sid for grant in spec.grants]
     assert sorted(seen) == sorted(expected)
 
 
@@ -255,13 +269,16 @@ def test_template_environment_names_known_to_settings(template: dict[str, Any]) 
     assert used - known == set()
 
 
-def test_template_allow_privileged_users_only_for_alternating_functions_empty_by_default(
-    template: dict[str, Any],
-) -> None:
-    """The opt-in for superuser-class pairs is the operator's, per engine, and off unless set."""
-    for name, spec in FUNCTIONS.items():
+def test_template_allow_privileged_users_only_where_declared_empty_by_default(template: dict[str, Any]) -> None:
+    """The opt-in for privileged users is the operator's, per engine, and off unless set: every alternating-users
+    function has it, and the functions of an engine that declares it itself (Valkey's self-managed users)."""
+    for function in registry.rotation_functions():
+        name = function.logical_name + "Function"
         variables = template["Resources"][name]["Properties"].get("Environment", {}).get("Variables", {})
-        if spec.strategy == settings.Strategy.ALTERNATING_USERS.value:
+        declared = any(s.env == settings.ALLOW_PRIVILEGED_USERS for s in function.settings)
+        if function.strategy is settings.Strategy.ALTERNATING_USERS:
+            assert declared, name
+        if declared:
             parameter = variables[settings.ALLOW_PRIVILEGED_USERS]["Ref"]
             assert template["Parameters"][parameter]["Default"] == ""
             assert template["Parameters"][parameter]["Type"] == "String"
@@ -293,7 +310,9 @@ def test_attach_schedules_days_only_with_policy_defaults() -> None:
     attach = load(ATTACH)
     schedules = {k: v for k, v in attach["Resources"].items() if v["Type"] == "AWS::SecretsManager::RotationSchedule"}
 
-    assert set(schedules) == {"PostgresRotationSchedule", "MySqlRotationSchedule", "ApiKeyRotationSchedule"}
+    assert set(schedules) == {
+        "PostgresRotationSchedule", "MySqlRotationSchedule", "ValkeyRotationSchedule", "ApiKeyRotationSchedule",
+    }  # fmt: skip
     for name, schedule in schedules.items():
         rules = schedule["Properties"]["RotationRules"]
         assert "ScheduleExpression" not in rules, name

@@ -89,16 +89,19 @@ def database_subject(engine: str, strategy: str, scratch: Path) -> DemoSubject:
         target.allow_master(server, MASTER_USER, APP_USER)
         master = target.secret(server, MASTER_USER, master_password)
     version = re.match(r"[0-9.]*", server.version.strip())
+    # An engine without the asked strategy (Valkey has dual passwords only) runs its first one.
+    offered = [s.value for s in target.strategies(kind)]
+    chosen = strategy if strategy in offered else offered[0]
     return DemoSubject(
         title=f"{kind.title} {version.group() if version else ''} on 127.0.0.1:{server.port}, TLS verify-full",
         function=engine,
-        env={"DB_CA_BUNDLE": str(ca.bundle_path)},
+        env={"DB_CA_BUNDLE": str(ca.bundle_path), "ROTATION_STRATEGY": chosen},
         works=lambda secret: target.logs_in(server, secret, ca.bundle_path),
         stop=server.stop,
         build_secret=lambda master_arn: {**value, "masterarn": master_arn} if master_arn else dict(value),
         master_value=master,
         known_values=[server.admin_password],
-        keeps_previous=strategy == "alternating_users",
+        keeps_previous=chosen in ("alternating_users", "dual_password"),
     )
 
 

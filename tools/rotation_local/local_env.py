@@ -537,6 +537,8 @@ class LocalEnvironment:
         arn = client.create_secret(
             Name=name, SecretString=json.dumps(value), Description=f"local-env: {function.description}"
         )["ARN"]
+        if function.engine is not None:
+            target.secret_created(server, value, arn)
         region, account = emulator.DEFAULT_REGION, emulator.DEFAULT_ACCOUNT
         emulator.enable_rotation(arn, lambda_arn=f"arn:aws:lambda:{region}:{account}:function:{function_id(function)}")
         token = emulator.stage_pending_placeholder(arn, sample_token(function))

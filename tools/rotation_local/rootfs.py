@@ -37,8 +37,8 @@ from pathlib import Path
 DEFAULT_CACHE = Path("/var/cache/secrets-rotation/roots")
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 STAMP_NAME = ".rotation-root.json"
-# Bump when the build recipe below changes, so that cached roots are rebuilt.
-_RECIPE = 1
+# Bump when the build recipe below changes, so that cached roots are rebuilt (2: trixie gained valkey-server).
+_RECIPE = 2
 _MMDEBSTRAP_OPTIONS = (
     "--variant=minbase",
     "--mode=root",

@@ -28,6 +28,7 @@ CLAIMS: dict[str, str] = {
     "tls_verify_full": "TLS verify-full (host name checked)",
     "tls_wrong_ca": "wrong CA refused",
     "tls_absent": 'server without TLS refused, `"ssl": false` opt-out',
+    "user_binding": "a secret's editor cannot choose the user (attacks refused)",
 }
 TABLE_BLOCK, FIGURES_BLOCK = "verified-table", "suite-figures"
 DOCS_RECORD = Path("figures") / "test-run.json"  # below docs/: the record the generated blocks come from

@@ -169,6 +169,13 @@ def load_sizes(path: Path = SIZES_RECORD) -> dict[str, Any]:
     data = json.loads(path.read_text(encoding="utf-8"))
     if not isinstance(data, dict) or "files" not in data:
         raise ValueError(f"{path} does not hold release sizes")
+    wanted = [f"{arch}-{folder.replace('_', '-')}.zip" for folder in function_folders() for arch in ARCHITECTURES]
+    missing = [name for name in wanted if name not in data["files"]]
+    if missing:
+        raise ValueError(
+            f"{path} has no size for {', '.join(missing)} (a function folder added since it was written): run "
+            "`make release-artifacts` and `make release-sizes`, then `make template` again"
+        )
     return data
 
 

@@ -17,8 +17,9 @@ MAX_ATTEMPTS = 3
 ClientT = TypeVar("ClientT")
 
 
-def bounded_client(service: str, endpoint_url: str | None) -> Any:
-    """A boto3 client of ``service`` with bounded timeouts (boto3 also honours ``AWS_ENDPOINT_URL_<SERVICE>``)."""
+def bounded_client(service: str, endpoint_url: str | None, region: str | None = None) -> Any:
+    """A boto3 client of ``service`` with bounded timeouts (boto3 also honours ``AWS_ENDPOINT_URL_<SERVICE>``);
+    ``region`` overrides the function's own (None: the runtime's)."""
     import boto3
     from botocore.config import Config
 
@@ -27,7 +28,7 @@ def bounded_client(service: str, endpoint_url: str | None) -> Any:
         read_timeout=READ_TIMEOUT_SECONDS,
         retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
     )
-    return boto3.client(service, endpoint_url=endpoint_url, config=config)  # type: ignore[call-overload]
+    return boto3.client(service, endpoint_url=endpoint_url, config=config, region_name=region)  # type: ignore[call-overload]
 
 
 class LazyClient(Generic[ClientT]):

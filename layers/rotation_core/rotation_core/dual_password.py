@@ -16,10 +16,17 @@ Who changes the password:
 
 The engine does the SQL (:class:`rotation_core.engines.base.DualPasswordEngine`); a server without dual
 passwords (MariaDB) is refused before anything changes, naming the server.
+
+Valkey and Redis keep several passwords per ACL user, and the services that manage such users (ElastiCache,
+MemoryDB) take two through their APIs: the same strategy, with the engine's second reach on the request. A secret
+naming a managed user (``user_arn``) needs no master and may name no endpoint: the engine changes the user through
+the service once the user's tag proved it bound to this secret, and where no endpoint can be tried, testSecret checks
+the service's view of the user (active, both passwords) instead of a login, and says so.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, cast
 
 from rotation_core.engines.base import DatabaseEngine, DatabaseLogin, DualPasswordEngine, DualPasswordRequest
@@ -40,8 +47,8 @@ from rotation_core.strategies import AlternatingUsers, DatabaseStrategy
 
 #: Why the drain check counts nothing here (docs/operations.md says the same).
 UNCOUNTABLE = (
-    "MySQL does not record which of an account's two passwords a session logged in with, so sessions still on the "
-    "secondary password this rotation replaces (AWSPREVIOUS's) cannot be counted"
+    "the server does not record which of an account's two passwords a session logged in with (MySQL, Valkey and Redis "
+    "alike), so sessions still on the password this rotation replaces (AWSPREVIOUS's) cannot be counted"
 )
 
 
@@ -71,13 +78,17 @@ class DualPassword(DatabaseStrategy):
         self.master_arn_of(current, "current")
         return {**current, "password": generate_password(self.settings.password_policy)}
 
+    def own_login(self, context: RotationContext, secret: dict[str, Any], label: str) -> DatabaseLogin:
+        """A login of the rotated secret (current or pending), knowing the secret's ARN (a managed user's binding)."""
+        return dataclasses.replace(self.login(secret, label), secret_arn=context.metadata.arn)
+
     def set_pending(self, context: RotationContext) -> None:
         engine = self.dual_engine
         current_secret, pending_secret = context.current(), context.pending()
-        current = self.login(current_secret, "current")
-        pending = self.login(pending_secret, "pending")
+        current = self.own_login(context, current_secret, "current")
+        pending = self.own_login(context, pending_secret, "pending")
         self._check_same_identity(current, pending)
-        if pending.username != current.username:
+        if pending.username != current.username or pending.user_arn != current.user_arn:
             raise ConfusedDeputyError(
                 "the pending secret names another user than the current secret; a dual-password rotation only "
                 "changes the password. Start a new rotation"
@@ -88,19 +99,26 @@ class DualPassword(DatabaseStrategy):
         if pending.password == current.password:
             get_logger().info("the pending password is the current one; nothing to change")
             return
-        session = self.try_login(current)
-        if session is None:
-            self._current_refused(current, pending)
-            return
+        session = None
+        if current.has_endpoint and current.password:
+            session = self.try_login(current)
+            if session is None:
+                self._current_refused(current, pending)
+                return
+        elif master_arn is not None or current.user_arn is None:
+            raise SecretFormatError(
+                'the current secret has no "host" or no "password" to prove itself with before anything changes; a '
+                'secret without them must name a user a service manages ("user_arn")'
+            )
         try:
             request = DualPasswordRequest(
-                caller=session, current_password=current.password, new_password=pending.password
+                caller=session, current_password=current.password, new_password=pending.password, login=current
             )
             if master_arn is None:
                 if not engine.set_dual_password(session, request):
                     self._replace_refused(current, pending)
                     return
-                what = "the user changed its password"
+                what = "the user changed its password" if current.user_arn is None else "the service set both passwords"
             else:
                 master = self._masters.master_login(context, master_arn, current)
                 admin = engine.connect(master)
@@ -110,17 +128,35 @@ class DualPassword(DatabaseStrategy):
                     admin.close()
                 what = f"the master changed the user's password ({outcome.value})"
         finally:
-            session.close()
+            if session is not None:
+                session.close()
         get_logger().info(
-            f"{what}: AWSPENDING's password is now the primary one and AWSCURRENT's stays valid as the secondary "
-            f"until the next rotation. Drain check: {UNCOUNTABLE}",
+            f"{what}: AWSPENDING's password now logs in and AWSCURRENT's stays valid beside it (MySQL: as the "
+            f"secondary) until the next rotation. Drain check: {UNCOUNTABLE}",
             extra={"user": current.username},
+        )
+
+    def test_pending(self, context: RotationContext) -> None:
+        """A managed user: the service reports it active (a change applied) and bound to this secret first. Then the
+        pending credentials log in and pass the probe, where the secret names an endpoint; where it names none, the
+        service's view of the user is all testSecret can check, and it says so."""
+        pending = self.own_login(context, context.pending(), "pending")
+        if pending.user_arn is not None:
+            self.dual_engine.check_dual_password(None, pending, admin=None)
+        if pending.has_endpoint:
+            super().test_pending(context)
+            return
+        get_logger().warning(
+            'the secret names no endpoint ("host"), so the new password was not tried in a login: the service that '
+            "manages the user reports it active, bound to this secret, with its passwords set (what AWS's function "
+            'checks). Add "host" and "port" of an endpoint the function can reach to have testSecret log in',
+            extra={"user": pending.username},
         )
 
     def test_configuration(self, context: RotationContext) -> None:
         """The current credentials log in and pass the probe; the server, plugin and privileges allow the change."""
         current_secret = context.current()
-        current = self.login(current_secret, "current")
+        current = self.own_login(context, current_secret, "current")
         master_arn = self.master_arn_of(current_secret, "current")
         master = None if master_arn is None else self._masters.master_login(context, master_arn, current)
         self.check_change(current, master, probe=True)
@@ -128,6 +164,14 @@ class DualPassword(DatabaseStrategy):
     def check_change(self, current: DatabaseLogin, master: DatabaseLogin | None, *, probe: bool = False) -> None:
         """What setSecret would need, read-only: dual passwords on the server, the plugin, the privilege."""
         engine = self.dual_engine
+        if not current.has_endpoint:
+            engine.check_dual_password(None, current, admin=None)
+            get_logger().info(
+                "checked: the service that manages the user reports it active and bound to this secret; the secret "
+                "names no endpoint, so no login was tried (testSecret will not log in either)",
+                extra={"user": current.username},
+            )
+            return
         session = engine.connect(current)
         try:
             if probe:
@@ -146,7 +190,7 @@ class DualPassword(DatabaseStrategy):
                     admin.close()
         finally:
             session.close()
-        who = "the user itself" if master is None else "the master"
+        who = "the master" if master is not None else "the user itself" if current.user_arn is None else "the service"
         get_logger().info(
             f"checked: the server keeps dual passwords and {who} may set them; the next rotation would keep the "
             "current password valid beside the new one",

@@ -463,9 +463,10 @@ def _master_checks(
 def _dual_password_checks(
     checks: _Checks, strategy: DualPassword, context: RotationContext, current: dict[str, Any]
 ) -> None:
-    """The user changes its own password (own_password_change), or the master named by "masterarn" does (master_*)."""
+    """The user changes its own password (own_password_change), or the master named by "masterarn" does (master_*), or
+    the service that manages the user does (own_password_change: the user's binding and state there)."""
     try:
-        login = strategy.login(current, "current")
+        login = strategy.own_login(context, current, "current")
         master_arn = strategy.master_arn_of(current, "current")
     except RotationError as error:
         checks.failed("secret_json", error)
@@ -473,6 +474,11 @@ def _dual_password_checks(
     checks.ok("secret_json")
     engine = strategy.dual_engine
     master = _dual_password_master(checks, strategy, context, login, master_arn)
+    if not login.has_endpoint:
+        for name, _category in (*DATABASE_CHECKS, *PROBE_CHECKS):
+            checks.skipped(name, _NO_ENDPOINT)
+        _dual_password_rights(checks, engine, None, login, None)
+        return
     session = _connect(checks, engine, login)
     if session is None:
         return
@@ -512,8 +518,15 @@ def _dual_password_master(
     return master
 
 
+_NO_ENDPOINT = (
+    'the secret names no endpoint ("host"): no login can be tried, so testSecret will check the service\'s view of the '
+    "user (active, bound to this secret) instead of logging in with the new password, as AWS's function does. Add "
+    '"host" and "port" of an endpoint the function can reach (TLS verified) to have every rotation log in'
+)
+
+
 def _dual_password_rights(
-    checks: _Checks, engine: DualPasswordEngine, session: Session, login: DatabaseLogin, admin: Session | None
+    checks: _Checks, engine: DualPasswordEngine, session: Session | None, login: DatabaseLogin, admin: Session | None
 ) -> None:
     """The server and plugin (dual_password, a configuration error), then the right to set them (a permission)."""
     rights = "own_password_change" if admin is None else "master_privileges"

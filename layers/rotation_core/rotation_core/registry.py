@@ -51,6 +51,19 @@ ALTERNATING_USERS_SETTINGS = (
 
 
 @dataclass(frozen=True)
+class AwsGrant:
+    """AWS API actions an engine's function calls beyond Secrets Manager, on the resources one template parameter
+    names (the template grants exactly these, nothing broader)."""
+
+    sid: str
+    actions: tuple[str, ...]
+    resource: str  # an ARN for !Sub, ``%s`` standing for the parameter's name
+    parameter: str  # the template parameter naming the resources (a name pattern)
+    default: str
+    description: str
+
+
+@dataclass(frozen=True)
 class EngineSpec:
     """One database engine: what its package provides and what a deployment of it needs."""
 
@@ -64,6 +77,9 @@ class EngineSpec:
     default_exclude_characters: str
     template_name: str  # prefix of the deployment template's logical ids ("Postgres")
     settings: tuple[SettingSpec, ...] = ()  # settings of this engine only (beyond the shared ones)
+    #: RDS may manage its servers and masters: the master strategies' functions may describe RDS databases.
+    uses_rds: bool = True
+    aws_grants: tuple[AwsGrant, ...] = ()  # AWS APIs its function calls to reach users (ElastiCache, MemoryDB)
 
     def __post_init__(self) -> None:
         # Every engine offering alternating users reads the strategy's own settings: declared here, once.

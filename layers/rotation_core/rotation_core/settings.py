@@ -43,7 +43,12 @@ API_CA_BUNDLE = "API_CA_BUNDLE"
 KEY_IN_USE_WITHIN_HOURS = "KEY_IN_USE_WITHIN_HOURS"
 DEFER_REVOKE_IF_IN_USE = "DEFER_REVOKE_IF_IN_USE"
 USERNAME_CHARACTER_LIMIT = "USERNAME_CHARACTER_LIMIT"
-# Alternating users: the original users whose pair may hold superuser-class rights (the operator's opt-in).
+# Users a service manages (ElastiCache, MemoryDB): how long to wait for the user to be "active" again, and how often
+# to ask (the names of AWS's ElastiCache user rotation function).
+MAX_WAITING_TIME_FOR_ACTIVE_IN_SECONDS = "MAX_WAITING_TIME_FOR_ACTIVE_IN_SECONDS"
+WAITING_RETRY_INTERVAL_IN_SECONDS = "WAITING_RETRY_INTERVAL_IN_SECONDS"
+# The operator's opt-in: alternating users' originals whose pair may hold superuser-class rights, and self-managed
+# Valkey/Redis users the master may change although their ACL is privileged.
 ALLOW_PRIVILEGED_USERS = "ALLOW_PRIVILEGED_USERS"
 # Single user: promote the new password within setSecret (docs/consumers.md measures what it changes).
 PROMOTE_AT_SET = "PROMOTE_AT_SET"
@@ -73,6 +78,10 @@ DEFAULT_KEY_IN_USE_WITHIN_HOURS = 24
 MAX_KEY_IN_USE_WITHIN_HOURS = 720
 DEFAULT_USERNAME_CHARACTER_LIMIT = 32  # MySQL 5.7 and later; MySQL 5.6 and older allow 16
 MAX_USERNAME_CHARACTER_LIMIT = 128
+DEFAULT_MAX_WAIT_FOR_ACTIVE = 45
+MAX_MAX_WAIT_FOR_ACTIVE = 840
+DEFAULT_WAIT_INTERVAL = 5
+MAX_WAIT_INTERVAL = 60
 DEFAULT_METRICS_NAMESPACE = "SecretsRotation"
 MAX_PRIVILEGED_USERS = 100
 MAX_PRIVILEGED_USER_LENGTH = 128
@@ -83,7 +92,8 @@ CLONE_SUFFIX = "_clone"
 class Strategy(enum.StrEnum):
     SINGLE_USER = "single_user"
     ALTERNATING_USERS = "alternating_users"
-    # MySQL 8.0.14+: the current password stays valid as the secondary one. (A strategy's name, not a password.)
+    # MySQL 8.0.14+ (the current password stays valid as the secondary one), Valkey/Redis (two passwords per user).
+    # (A strategy's name, not a password.)
     DUAL_PASSWORD = "dual_password"  # noqa: S105  # nosec B105
 
 
@@ -123,8 +133,10 @@ class Settings:
     api_verify_delay: int = DEFAULT_API_VERIFY_DELAY
     api_ca_bundle: str | None = None
     username_character_limit: int = DEFAULT_USERNAME_CHARACTER_LIMIT
-    #: Alternating users: originals whose pair the master may change although they hold superuser-class rights.
+    #: Users the master may change although they hold superuser-class rights (alternating originals, Valkey users).
     allow_privileged_users: frozenset[str] = frozenset()
+    max_wait_for_active: int = DEFAULT_MAX_WAIT_FOR_ACTIVE
+    wait_interval: int = DEFAULT_WAIT_INTERVAL
     promote_at_set: bool = False
     key_in_use_within_hours: int = DEFAULT_KEY_IN_USE_WITHIN_HOURS
     defer_revoke_if_in_use: bool = False
@@ -183,6 +195,10 @@ class Settings:
                 env, USERNAME_CHARACTER_LIMIT, DEFAULT_USERNAME_CHARACTER_LIMIT, 1, MAX_USERNAME_CHARACTER_LIMIT
             ),
             allow_privileged_users=_user_names(env, ALLOW_PRIVILEGED_USERS),
+            max_wait_for_active=_int(
+                env, MAX_WAITING_TIME_FOR_ACTIVE_IN_SECONDS, DEFAULT_MAX_WAIT_FOR_ACTIVE, 0, MAX_MAX_WAIT_FOR_ACTIVE
+            ),
+            wait_interval=_int(env, WAITING_RETRY_INTERVAL_IN_SECONDS, DEFAULT_WAIT_INTERVAL, 0, MAX_WAIT_INTERVAL),
             promote_at_set=promote_at_set,
             key_in_use_within_hours=_int(
                 env, KEY_IN_USE_WITHIN_HOURS, DEFAULT_KEY_IN_USE_WITHIN_HOURS, 1, MAX_KEY_IN_USE_WITHIN_HOURS

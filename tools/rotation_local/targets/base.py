@@ -25,10 +25,13 @@ class ClientTls:
 class DatabaseTarget:
     """One engine's throwaway servers, logins and secrets (subclasses: ``rotation_local.targets.<engine>``)."""
 
-    def __init__(self, engine: str, kinds: tuple[ServerKind, ...], driver_module: str) -> None:
+    def __init__(
+        self, engine: str, kinds: tuple[ServerKind, ...], driver_module: str, driver_connect: str = "connect"
+    ) -> None:
         self.engine = engine  # the registry's engine name
         self.kinds = kinds  # the servers it runs on; the first one comes from the host's packages
         self.driver_module = driver_module  # what the function imports: the fault matrix redirects its connects
+        self.driver_connect = driver_connect  # the driver's callable that opens a connection (given ``port=``)
 
     def strategies(self, kind: ServerKind) -> tuple[Strategy, ...]:
         """The registry's strategies of this engine that servers of ``kind`` support (default: every one)."""
@@ -64,6 +67,13 @@ class DatabaseTarget:
     def secret(self, server: Any, username: str, password: str, **extra: Any) -> dict[str, Any]:
         """The secret a user of ``server`` stores for this login (loopback host, the server's port)."""
         raise NotImplementedError
+
+    def takes_master(self, server: Any) -> bool:
+        """Whether a master secret ("masterarn") can change this server's users (not where a service manages them)."""
+        return True
+
+    def secret_created(self, server: Any, secret: Mapping[str, Any], arn: str) -> None:
+        """What an operator does once the secret ``arn`` exists (binding a managed user to it); default nothing."""
 
     def connect(self, server: Any, secret: Mapping[str, Any], tls: ClientTls, database: str | None = None) -> Any:
         """A driver connection as the secret's user (to ``database``, default the secret's ``dbname``).

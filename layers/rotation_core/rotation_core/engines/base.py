@@ -46,6 +46,17 @@ class DatabaseLogin:
     password: str = field(repr=False)
     dbname: str | None
     tls: TlsMode
+    #: The user's ARN at the AWS service that manages it (an ElastiCache or MemoryDB user), when one does; such a
+    #: secret may name no endpoint at all (``host`` empty): the service, not a login, then changes the password.
+    user_arn: str | None = None
+    #: The ARN of the secret this login was read from, where the strategy knows it: a managed user is changed only
+    #: when it is bound to that secret (a tag naming it), which someone who can only edit the secret cannot forge.
+    secret_arn: str = ""
+
+    @property
+    def has_endpoint(self) -> bool:
+        """False for a secret that names only a user a service manages (no ``host`` to log in at)."""
+        return bool(self.host)
 
     def same_server(self, other: DatabaseLogin) -> bool:
         return self.host.lower() == other.host.lower() and self.port == other.port
@@ -156,12 +167,17 @@ class DualPasswordRequest:
     ``current_password`` stays valid beside it, as its secondary password, until the next rotation.
 
     ``caller`` is the session the current secret opened: it proves that secret genuine and names, as the
-    server sees it, the account whose passwords change.
+    server sees it, the account whose passwords change. It is None only for a user a service manages whose secret
+    names no endpoint (or holds no password yet, as AWS's ElastiCache function allows before the first rotation):
+    the engine then proves the binding through the service (``login.user_arn`` and ``login.secret_arn``). ``login`` is
+    the current secret's login (where, as whom, which managed user, which secret). ``current_password`` is empty when
+    the current secret holds none.
     """
 
-    caller: Session
+    caller: Session | None
     current_password: str = field(repr=False)
     new_password: str = field(repr=False)
+    login: DatabaseLogin | None = None
 
 
 class DualPasswordOutcome(enum.StrEnum):
@@ -173,11 +189,14 @@ class DualPasswordOutcome(enum.StrEnum):
 
 
 class DualPasswordEngine(DatabaseEngine, Protocol):
-    """An engine whose server keeps two passwords per account (MySQL 8.0.14+: ``RETAIN CURRENT PASSWORD``)."""
+    """An engine whose server keeps two passwords per account (MySQL 8.0.14+: ``RETAIN CURRENT PASSWORD``; Valkey and
+    Redis: several per ACL user, and ElastiCache's and MemoryDB's APIs accept two)."""
 
-    def set_dual_password(self, session: Session, request: DualPasswordRequest) -> bool:
-        """As the account itself (``session`` is ``request.caller``): make the new password primary, the current one
-        secondary, in one statement the server applies only while the current password is the primary.
+    def set_dual_password(self, session: Session | None, request: DualPasswordRequest) -> bool:
+        """Without a master: as the account itself (``session`` is ``request.caller``), or for a user a service
+        manages (``request.login.user_arn``) through that service, once it proved the user bound to the secret
+        (``request.login.secret_arn``). Make the new password primary, the current one secondary, in one statement the
+        server applies only while the current password is the primary (a service: both passwords, set at once).
 
         Idempotent: False when the server says the current password is not the primary (an earlier attempt
         already replaced it); then nothing was changed. Never retains the new password as the secondary.
@@ -190,10 +209,12 @@ class DualPasswordEngine(DatabaseEngine, Protocol):
         concurrent attempt never retains the new password as the secondary."""
         ...
 
-    def check_dual_password(self, session: Session, login: DatabaseLogin, *, admin: Session | None) -> None:
+    def check_dual_password(self, session: Session | None, login: DatabaseLogin, *, admin: Session | None) -> None:
         """Raise :class:`rotation_core.errors.TargetError` if a dual-password change would be refused for a reason
         visible without trying: the server has no dual passwords, the account's plugin, the privilege the
-        account (``admin`` None) or the admin needs. Read-only."""
+        account (``admin`` None) or the admin needs; for a user a service manages (``login.user_arn``; ``session``
+        None when the secret names no endpoint) its binding to the secret and its state there, waiting (bounded)
+        while a change is still being applied. Read-only."""
         ...
 
 

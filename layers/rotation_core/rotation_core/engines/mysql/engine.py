@@ -523,7 +523,7 @@ def _account_of(current_user: str, username: str) -> Account:
     return Account(user, host)
 
 
-def _session(session: Session) -> MySQLSession:
+def _session(session: Session | None) -> MySQLSession:
     if not isinstance(session, MySQLSession):
         raise TypeError("expected a session opened by MySQLEngine.connect")
     return session
