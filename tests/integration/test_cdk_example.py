@@ -209,7 +209,7 @@ def test_cdk_sar_source_nested_application_gets_boundary_and_exact_names(from_sa
     # The release template of either architecture takes these, and gives every role the boundary.
     for architecture in ARCHITECTURES:
         release = loads(render_template(ReleaseLayout(architecture, "layer.zip", {
-            "postgres": "pg.zip", "mysql": "my.zip", "api_key": "ak.zip"})))  # fmt: skip
+            "postgres": "pg.zip", "mysql": "my.zip", "valkey": "vk.zip", "api_key": "ak.zip"})))  # fmt: skip
         assert set(parameters) <= set(release["Parameters"])
         values = parameter_values(release, parameters)
         for role in roles(release):

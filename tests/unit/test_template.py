@@ -410,7 +410,7 @@ def test_template_monitoring_adds_no_permission_to_any_role(template: dict[str, 
 
 def _templates_with_roles() -> list[tuple[str, dict[str, Any]]]:
     """template.yaml and the release template of each architecture (the templates that create roles)."""
-    zips = {"postgres": "pg.zip", "mysql": "my.zip", "api_key": "ak.zip"}
+    zips = {"postgres": "pg.zip", "mysql": "my.zip", "valkey": "vk.zip", "api_key": "ak.zip"}
     releases = [(a, loads(render_template(ReleaseLayout(a, "layer.zip", zips)))) for a in ARCHITECTURES]
     return [("template.yaml", load(TEMPLATE)), *releases]
 
