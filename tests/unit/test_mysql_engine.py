@@ -12,8 +12,9 @@ import pytest
 
 from helpers import REPO_ROOT
 from rotation_core.engines.base import CloneRequest, TlsMode
-from rotation_core.engines.mysql.engine import MySQLEngine, MySQLSession, _tls_context
+from rotation_core.engines.mysql.engine import MySQLEngine, _tls_context
 from rotation_core.engines.mysql.grants import Account
+from rotation_core.engines.mysql.session import MySQLSession, execute, statement_error
 from rotation_core.engines.mysql.statements import (
     Flavour,
     ServerVersion,
@@ -381,12 +382,10 @@ def test_mysql_function_import_loads_no_driver_and_no_boto3() -> None:
         (pymysql.err.OperationalError(2013, "Lost connection to server during query"), Category.UNREACHABLE),
     ],
 )
-def test_mysql_engine_statement_error_driver_side_failure_gets_statement_category(
+def test_mysql_session_statement_error_driver_side_failure_gets_statement_category(
     error: Exception, category: Category
 ) -> None:
-    result = MySQLEngine(Settings())._statement_error(
-        error, "copy grants", "a hint", "GRANT SELECT ON `a%%`.* TO %s@%s"
-    )
+    result = statement_error(error, "copy grants", "a hint", "GRANT SELECT ON `a%%`.* TO %s@%s")
 
     assert isinstance(result, TargetError)
     assert result.category is category
@@ -395,13 +394,13 @@ def test_mysql_engine_statement_error_driver_side_failure_gets_statement_categor
 
 
 @pytest.mark.parametrize("template", ["GRANT SELECT ON `a%`.* TO %s@%s", "GRANT SELECT ON `a%s`.* TO %s@%s"])
-def test_mysql_engine_execute_template_the_driver_cannot_format_raises_statement_error(template: str) -> None:
+def test_mysql_session_execute_template_the_driver_cannot_format_raises_statement_error(template: str) -> None:
     """A builder bug (an undoubled %) meets PyMySQL's real formatting: a StatementError, nothing sent."""
     conn = OfflineConnection()
     session = MySQLSession(conn=conn, account=Account("master", "%"), server=ServerVersion.parse("8.0.36"))
 
     with pytest.raises(StatementError) as raised:
-        MySQLEngine(Settings())._execute(session, [(template, ("app", "%"))], action="copy grants")
+        execute(session, [(template, ("app", "%"))], action="copy grants")
 
     assert raised.value.category is Category.STATEMENT
     assert conn.sent == []

@@ -4,17 +4,16 @@ PROXY grants, a grant line outside the grammar) and for the exact comparison rul
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import pytest
 
-from rotation_core.engines.mysql.engine import MySQLEngine, MySQLSession
 from rotation_core.engines.mysql.grants import Account
 from rotation_core.engines.mysql.pair import check_pair
+from rotation_core.engines.mysql.session import MySQLSession
 from rotation_core.engines.mysql.statements import ServerVersion, UnsupportedAccountError
 from rotation_core.errors import Category, ConfusedDeputyError
-from rotation_core.settings import Settings
 from unit.pymysql_offline import OfflineConnection
 
 HOST = "10.0.%"
@@ -23,8 +22,8 @@ ROW = ("caching_sha2_password", "", b"", b"", b"", 0, 0, 0, 0)
 APP_DB = "GRANT SELECT, INSERT ON `app`.* TO `{user}`@`10.0.%`"
 
 
-def server(grants: Mapping[str, Sequence[str]], version: str = "8.0.36") -> tuple[MySQLEngine, Any]:
-    """An engine and a session factory over scripted answers: ``grants`` maps each account (or role) to the
+def server(grants: Mapping[str, Sequence[str]], version: str = "8.0.36") -> Callable[[Account], MySQLSession]:
+    """A session factory over scripted answers: ``grants`` maps each account (or role) to the
     lines SHOW GRANTS gives for it; an account absent from it does not exist."""
 
     def answer(sql: str) -> list[tuple[Any, ...]]:
@@ -42,14 +41,12 @@ def server(grants: Mapping[str, Sequence[str]], version: str = "8.0.36") -> tupl
     def session(account: Account) -> MySQLSession:
         return MySQLSession(conn=OfflineConnection(answer), account=account, server=parsed)
 
-    return MySQLEngine(Settings()), session
+    return session
 
 
 def run(grants: Mapping[str, Sequence[str]], *, caller: str, target: str, allow: bool = False) -> None:
-    engine, session = server(grants)
-    check_pair(
-        engine, session(MASTER), session(Account(caller, HOST)), original="app", target=target, allow_privileged=allow
-    )
+    session = server(grants)
+    check_pair(session(MASTER), session(Account(caller, HOST)), original="app", target=target, allow_privileged=allow)
 
 
 def test_mysql_pair_plain_original_without_alternate_passes() -> None:
@@ -109,12 +106,12 @@ def test_mysql_pair_unreadable_grant_line_stops_before_anything_changes() -> Non
 
 @pytest.mark.parametrize("name", ["rotation_master", "rotation_master_clone"])
 def test_mysql_pair_master_user_name_refused_even_when_allowed(name: str) -> None:
-    engine, session = server({name: [APP_DB]})
+    session = server({name: [APP_DB]})
     original = name.removesuffix("_clone")
 
     with pytest.raises(ConfusedDeputyError, match="the master's own user name"):
         check_pair(
-            engine, session(MASTER), session(Account(name, HOST)), original=original, target=original,
+            session(MASTER), session(Account(name, HOST)), original=original, target=original,
             allow_privileged=True,
         )  # fmt: skip
 
@@ -157,21 +154,21 @@ def test_mysql_pair_alternate_about_to_be_synchronised_may_differ() -> None:
 
 
 def test_mysql_pair_alternate_in_use_at_another_host_refused() -> None:
-    engine, session = server({"app": [APP_DB], "app_clone": [APP_DB]})
+    session = server({"app": [APP_DB], "app_clone": [APP_DB]})
 
     with pytest.raises(ConfusedDeputyError, match="the same host part"):
         check_pair(
-            engine, session(MASTER), session(Account("app_clone", "%")), original="app", target="app",
+            session(MASTER), session(Account("app_clone", "%")), original="app", target="app",
             allow_privileged=False,
         )  # fmt: skip
 
 
 def test_mysql_pair_master_name_with_trailing_space_refused_as_the_master() -> None:
     """MySQL and MariaDB ignore trailing spaces when they compare user names ('rotation_master ' is the master)."""
-    engine, session = server({"rotation_master _clone": [APP_DB]})
+    session = server({"rotation_master _clone": [APP_DB]})
 
     with pytest.raises(ConfusedDeputyError, match="the master's own user name"):
         check_pair(
-            engine, session(MASTER), session(Account("rotation_master _clone", HOST)), original="rotation_master ",
+            session(MASTER), session(Account("rotation_master _clone", HOST)), original="rotation_master ",
             target="rotation_master ", allow_privileged=True,
         )  # fmt: skip

@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from rotation_core.engines.mysql.engine import MySQLEngine, MySQLSession
+from rotation_core.engines.mysql.accounts import holds
 from rotation_core.engines.mysql.grants import Account, GrantObject, Privilege, parse_grants
-from rotation_core.engines.mysql.preflight import _holds, check_clone_rights, check_own_password
+from rotation_core.engines.mysql.preflight import check_clone_rights, check_own_password
+from rotation_core.engines.mysql.session import MySQLSession
 from rotation_core.engines.mysql.statements import Flavour, ServerVersion
 from rotation_core.errors import Category, TargetError
-from rotation_core.settings import Settings
 from unit.pymysql_offline import OfflineConnection
 
 MASTER = Account("rotation_master", "127.0.0.1")
@@ -39,23 +39,23 @@ def on_db(name: str, database: str = "app", table: str | None = None, column: st
 def test_mysql_preflight_explicit_global_list_with_grant_option_covers_database_all() -> None:
     master = master_grants(MYSQL_ROOT_GLOBAL)
 
-    assert _holds(master, on_db("ALL PRIVILEGES"), with_grant=True)
-    assert _holds(master, on_db("SELECT", table="t", column="c"), with_grant=True)
-    assert _holds(master, Privilege(GrantObject("", None, None), "CREATE USER"), with_grant=False)
+    assert holds(master, on_db("ALL PRIVILEGES"), with_grant=True)
+    assert holds(master, on_db("SELECT", table="t", column="c"), with_grant=True)
+    assert holds(master, Privilege(GrantObject("", None, None), "CREATE USER"), with_grant=False)
 
 
 def test_mysql_preflight_privilege_without_grant_option_not_covered() -> None:
     master = master_grants("GRANT ALL PRIVILEGES ON `app`.* TO `rotation_master`@`127.0.0.1`")
 
-    assert _holds(master, on_db("SELECT"), with_grant=False)
-    assert not _holds(master, on_db("SELECT"), with_grant=True)
+    assert holds(master, on_db("SELECT"), with_grant=False)
+    assert not holds(master, on_db("SELECT"), with_grant=True)
 
 
 def test_mysql_preflight_grant_on_another_database_not_covered() -> None:
     master = master_grants("GRANT ALL PRIVILEGES ON `other`.* TO `rotation_master`@`127.0.0.1` WITH GRANT OPTION")
 
-    assert not _holds(master, on_db("SELECT"), with_grant=True)
-    assert _holds(master, on_db("SELECT", database="other", table="t"), with_grant=True)
+    assert not holds(master, on_db("SELECT"), with_grant=True)
+    assert holds(master, on_db("SELECT", database="other", table="t"), with_grant=True)
 
 
 def mysql_session(answer: Callable[[str], Sequence[tuple[Any, ...]]], version: str = "8.0.36") -> MySQLSession:
@@ -89,7 +89,7 @@ def created(plugin: str, tail: str = "PASSWORD REQUIRE CURRENT DEFAULT") -> str:
 def test_mysql_preflight_own_password_changeable_passes(tail: str, global_setting: int) -> None:
     session = mysql_session(own_account(created("caching_sha2_password", tail), require_current=global_setting))
 
-    check_own_password(MySQLEngine(Settings()), session)
+    check_own_password(session)
 
 
 @pytest.mark.parametrize(
@@ -101,7 +101,7 @@ def test_mysql_preflight_require_current_password_refused_without_showing_hash(t
     session = mysql_session(own_account(created("caching_sha2_password", tail), require_current=global_setting))
 
     with pytest.raises(TargetError, match="PASSWORD REQUIRE CURRENT") as raised:
-        check_own_password(MySQLEngine(Settings()), session)
+        check_own_password(session)
 
     assert raised.value.category is Category.PERMISSION
     assert HASH not in raised.value.message
@@ -111,7 +111,7 @@ def test_mysql_preflight_read_only_server_refused() -> None:
     session = mysql_session(own_account(created("caching_sha2_password"), read_only=1))
 
     with pytest.raises(TargetError, match="read-only") as raised:
-        check_own_password(MySQLEngine(Settings()), session)
+        check_own_password(session)
 
     assert raised.value.category is Category.PERMISSION
 
@@ -120,7 +120,7 @@ def test_mysql_preflight_native_password_on_mysql_9_refused() -> None:
     session = mysql_session(own_account(created("mysql_native_password")), version="9.1.0")
 
     with pytest.raises(TargetError, match="caching_sha2_password"):
-        check_own_password(MySQLEngine(Settings()), session)
+        check_own_password(session)
 
 
 def mariadb_answers(master_lines: list[str], source_lines: list[str]) -> Callable[[str], Any]:
@@ -165,7 +165,7 @@ def test_mysql_preflight_master_with_every_right_passes() -> None:
     admin = mariadb_master(mariadb_answers(master, SOURCE))
     caller = mysql_session(lambda _sql: [], version="10.11.6-MariaDB")
 
-    check_clone_rights(MySQLEngine(Settings()), admin, caller, original="app", target="app_clone")
+    check_clone_rights(admin, caller, original="app", target="app_clone")
 
 
 def test_mysql_preflight_master_lacking_rights_lists_each() -> None:
@@ -178,7 +178,7 @@ def test_mysql_preflight_master_lacking_rights_lists_each() -> None:
     caller = mysql_session(lambda _sql: [], version="10.11.6-MariaDB")
 
     with pytest.raises(TargetError) as raised:
-        check_clone_rights(MySQLEngine(Settings()), admin, caller, original="app", target="app_clone")
+        check_clone_rights(admin, caller, original="app", target="app_clone")
 
     message = raised.value.message
     assert raised.value.category is Category.PERMISSION

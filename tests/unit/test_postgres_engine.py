@@ -10,6 +10,7 @@ import pytest
 from psycopg2 import sql
 
 from rotation_core.engines.base import TlsMode
+from rotation_core.engines.postgres.connection import run
 from rotation_core.engines.postgres.engine import PostgresEngine
 from rotation_core.engines.postgres.statements import own_password, role_exists
 from rotation_core.engines.tls import resolve_ca_bundle
@@ -150,12 +151,12 @@ class RecordingConnection:
         self.rolled_back = True
 
 
-def test_postgres_engine_run_sends_composed_statements_without_parameters(engine: PostgresEngine) -> None:
+def test_postgres_connection_run_sends_composed_statements_without_parameters() -> None:
     """No parameters means psycopg2 does no %-formatting: a role named a%s reaches the server as it is."""
     statements = own_password("a%s", "SCRAM-SHA-256$x")
     conn = RecordingConnection()
 
-    engine._run(conn, statements, action="change a password")  # type: ignore[arg-type]
+    run(conn, statements, action="change a password")  # type: ignore[arg-type]
 
     composed = sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier("a%s"), sql.Literal("SCRAM-SHA-256$x"))
     assert conn.calls == [(sql.SQL("SET ROLE NONE").format(),), (composed,)]
@@ -165,13 +166,11 @@ def test_postgres_engine_run_sends_composed_statements_without_parameters(engine
 @pytest.mark.parametrize(
     "error", [IndexError("tuple index out of range"), ValueError("A string literal cannot contain NUL")]
 )
-def test_postgres_engine_run_driver_side_failure_statement_error_rolled_back(
-    engine: PostgresEngine, error: Exception
-) -> None:
+def test_postgres_connection_run_driver_side_failure_statement_error_rolled_back(error: Exception) -> None:
     conn = RecordingConnection(fail_with=error)
 
     with pytest.raises(StatementError) as raised:
-        engine._run(conn, [role_exists("a")], action="look up a role")  # type: ignore[arg-type]
+        run(conn, [role_exists("a")], action="look up a role")  # type: ignore[arg-type]
 
     assert raised.value.category is Category.STATEMENT
     assert conn.rolled_back

@@ -26,11 +26,21 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rotation_core.engines.base import DualPasswordOutcome, DualPasswordRequest
+from rotation_core.engines.mysql.accounts import global_privilege, holds, own_definition, own_grants, plugin_of
 from rotation_core.engines.mysql.auth_strings import DEFAULT_ROUNDS, caching_sha2_hash, caching_sha2_matches
-from rotation_core.engines.mysql.grants import Account, GrantObject, Privilege, Statement
+from rotation_core.engines.mysql.grants import Account, Statement
+from rotation_core.engines.mysql.session import (
+    MySQLSession,
+    error_code,
+    execute,
+    fetch_rows,
+    send,
+    session_of,
+    statement_error,
+)
 from rotation_core.engines.mysql.statements import (
     CACHING_SHA2_PLUGIN,
     Flavour,
@@ -40,9 +50,6 @@ from rotation_core.engines.mysql.statements import (
 )
 from rotation_core.errors import Category, TargetError, describe
 from rotation_core.log import get_logger, register_sensitive
-
-if TYPE_CHECKING:
-    from rotation_core.engines.mysql.engine import MySQLEngine, MySQLSession
 
 MIN_VERSION = (8, 0, 14)
 _ER_INCORRECT_CURRENT_PASSWORD = 3891
@@ -95,7 +102,7 @@ def lock_name(account: Account) -> str:
     return f"secrets-rotation:{digest}"
 
 
-def set_own(engine: MySQLEngine, session: MySQLSession, request: DualPasswordRequest) -> bool:
+def set_own(session: MySQLSession, request: DualPasswordRequest) -> bool:
     import pymysql
 
     require_dual_passwords(session.server)
@@ -104,9 +111,9 @@ def set_own(engine: MySQLEngine, session: MySQLSession, request: DualPasswordReq
     statement = own_statement(request.current_password, request.new_password)
     try:
         with session.conn.cursor() as cursor:
-            engine._send(cursor, statement)
+            send(cursor, statement)
     except pymysql.Error as error:
-        code = error.args[0] if error.args and isinstance(error.args[0], int) else None
+        code = error_code(error)
         if code == _ER_INCORRECT_CURRENT_PASSWORD:
             return False
         if code == _ER_SPECIFIC_ACCESS_DENIED:
@@ -116,21 +123,19 @@ def set_own(engine: MySQLEngine, session: MySQLSession, request: DualPasswordReq
                 'ON *.* TO the user), or name a master secret ("masterarn") that holds CREATE USER',
                 category=Category.PERMISSION,
             ) from None
-        raise engine._statement_error(
+        raise statement_error(
             error, f"change the password of {where} keeping the current one", "see the database's message", statement[0]
         ) from None
     return True
 
 
-def set_as_admin(engine: MySQLEngine, admin: MySQLSession, request: DualPasswordRequest) -> DualPasswordOutcome:
-    from rotation_core.engines.mysql.engine import _session
-
+def set_as_admin(admin: MySQLSession, request: DualPasswordRequest) -> DualPasswordOutcome:
     require_dual_passwords(admin.server)
-    account = _session(request.caller).account
+    account = session_of(request.caller).account
     where = _where(account)
     register_sensitive(request.current_password, request.new_password)
     name = lock_name(account)
-    rows = engine._fetch_rows(
+    rows = fetch_rows(
         admin, "SELECT GET_LOCK(%s, %s)", (name, _LOCK_TIMEOUT_SECONDS), action=f"lock {where} for the change"
     )
     if not rows or rows[0][0] != 1:
@@ -139,12 +144,12 @@ def set_as_admin(engine: MySQLEngine, admin: MySQLSession, request: DualPassword
             category=Category.UNREACHABLE,
         )
     try:
-        primary, secondary = _stored_passwords(engine, admin, account, where)
+        primary, secondary = _stored_passwords(admin, account, where)
         if caching_sha2_matches(request.new_password, primary) and caching_sha2_matches(
             request.current_password, secondary
         ):
             return DualPasswordOutcome.ALREADY_SET
-        rounds = _digest_rounds(engine, admin)
+        rounds = _digest_rounds(admin)
         statements: list[Statement] = []
         outcome = DualPasswordOutcome.CHANGED
         if not caching_sha2_matches(request.current_password, primary):
@@ -154,7 +159,7 @@ def set_as_admin(engine: MySQLEngine, admin: MySQLSession, request: DualPassword
             statements.append(admin_statement(account, _hash(request.current_password, rounds), retain=False))
             outcome = DualPasswordOutcome.RESTORED
         statements.append(admin_statement(account, _hash(request.new_password, rounds), retain=True))
-        engine._execute(
+        execute(
             admin,
             statements,
             action=f"change the password of {where} keeping the current one",
@@ -163,26 +168,22 @@ def set_as_admin(engine: MySQLEngine, admin: MySQLSession, request: DualPassword
         return outcome
     finally:
         with contextlib.suppress(TargetError):  # the lock also ends with the session
-            engine._fetch_rows(admin, "SELECT RELEASE_LOCK(%s)", (name,), action=f"unlock {where}")
+            fetch_rows(admin, "SELECT RELEASE_LOCK(%s)", (name,), action=f"unlock {where}")
 
 
-def check(engine: MySQLEngine, session: MySQLSession, admin: MySQLSession | None) -> None:
+def check(session: MySQLSession, admin: MySQLSession | None) -> None:
     """Server, plugin and privileges of a dual-password rotation, read-only (the preflight and configuration test).
 
     The server and the plugin are reported as ``configuration`` (the strategy does not fit this account), what
     the user or the master lacks as ``permission``.
     """
-    from rotation_core.engines.mysql.preflight import _IDENTIFIED_WITH, _holds, _own_grants
-
     require_dual_passwords(session.server)
     builder = StatementBuilder(session.server)
     where = _where(session.account)
     if admin is None:
-        created = engine._fetch_column(session, "SHOW CREATE USER CURRENT_USER()", (), action="read own account")
-        found = _IDENTIFIED_WITH.search(created[0] if created else "")  # the text holds a hash: never shown
-        plugin = found.group(1) if found else ""
+        plugin = plugin_of(own_definition(session))  # the text holds a hash: never shown
     else:
-        rows = engine._fetch_rows(
+        rows = fetch_rows(
             admin, ACCOUNT_PASSWORDS, (session.account.user, session.account.host), action=f"read {where}"
         )
         if not rows:
@@ -195,16 +196,16 @@ def check(engine: MySQLEngine, session: MySQLSession, admin: MySQLSession | None
     except UnsupportedAccountError as error:
         raise TargetError(error.message, category=Category.CONFIGURATION) from None
     target = admin or session
-    (read_only,) = engine._fetch_rows(target, "SELECT @@GLOBAL.read_only", (), action="read @@read_only")[0]
+    (read_only,) = fetch_rows(target, "SELECT @@GLOBAL.read_only", (), action="read @@read_only")[0]
     if int(read_only or 0):
         raise TargetError(
             f"the server is read-only (@@read_only is on: a replica or a reader instance), so the password of {where} "
             'could not change; point the secret\'s "host" at the writer',
             category=Category.PERMISSION,
         )
-    grants = _own_grants(engine, target)
+    grants = own_grants(target)
     if admin is None:
-        if not any(_holds(grants, _global(right), with_grant=False) for right in _OWN_RIGHTS):
+        if not any(holds(grants, global_privilege(right), with_grant=False) for right in _OWN_RIGHTS):
             raise TargetError(
                 f"{where} may not keep its current password as a secondary one: it lacks APPLICATION_PASSWORD_ADMIN "
                 "(GRANT APPLICATION_PASSWORD_ADMIN ON *.* TO the user), which MySQL requires for RETAIN CURRENT "
@@ -212,7 +213,7 @@ def check(engine: MySQLEngine, session: MySQLSession, admin: MySQLSession | None
                 category=Category.PERMISSION,
             )
         return
-    if not _holds(grants, _global("CREATE USER"), with_grant=False):
+    if not holds(grants, global_privilege("CREATE USER"), with_grant=False):
         raise TargetError(
             f"the master {_where(admin.account)} lacks CREATE USER, which ALTER USER ... RETAIN CURRENT PASSWORD "
             "needs for another account",
@@ -222,10 +223,6 @@ def check(engine: MySQLEngine, session: MySQLSession, admin: MySQLSession | None
 
 def _where(account: Account) -> str:
     return f"{describe(account.user)}@{describe(account.host)}"
-
-
-def _global(name: str) -> Privilege:
-    return Privilege(GrantObject("", None, None), name)
 
 
 def _require_caching_sha2(plugin: str, where: str) -> None:
@@ -238,11 +235,9 @@ def _require_caching_sha2(plugin: str, where: str) -> None:
         )
 
 
-def _stored_passwords(
-    engine: MySQLEngine, admin: MySQLSession, account: Account, where: str
-) -> tuple[str | None, str | None]:
+def _stored_passwords(admin: MySQLSession, account: Account, where: str) -> tuple[str | None, str | None]:
     """The account's primary and secondary password strings (never logged: they are registered as sensitive)."""
-    rows = engine._fetch_rows(admin, ACCOUNT_PASSWORDS, (account.user, account.host), action=f"read {where}")
+    rows = fetch_rows(admin, ACCOUNT_PASSWORDS, (account.user, account.host), action=f"read {where}")
     if not rows:
         raise TargetError(f"{where} is not in mysql.user (dropped while rotating?)", category=Category.PERMISSION)
     plugin, primary, attributes = (_text(value) for value in rows[0])
@@ -262,8 +257,8 @@ def _additional_password(attributes: str) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _digest_rounds(engine: MySQLEngine, admin: MySQLSession) -> int:
-    rows = engine._fetch_rows(
+def _digest_rounds(admin: MySQLSession) -> int:
+    rows = fetch_rows(
         admin,
         "SELECT @@GLOBAL.caching_sha2_password_digest_rounds",
         (),

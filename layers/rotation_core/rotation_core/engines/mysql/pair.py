@@ -26,9 +26,9 @@ a right it would hand over.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from rotation_core.engines.base import CLONE_SUFFIX
+from rotation_core.engines.mysql.accounts import account_row, original_host
 from rotation_core.engines.mysql.grants import (
     GRANT_OPTION,
     Account,
@@ -38,12 +38,10 @@ from rotation_core.engines.mysql.grants import (
     parse_grants,
     render_role,
 )
+from rotation_core.engines.mysql.session import MySQLSession, fetch_column
 from rotation_core.engines.mysql.statements import StatementBuilder, UnsupportedAccountError
 from rotation_core.errors import ConfusedDeputyError, describe
 from rotation_core.settings import ALLOW_PRIVILEGED_USERS
-
-if TYPE_CHECKING:
-    from rotation_core.engines.mysql.engine import MySQLEngine, MySQLSession
 
 NOTHING_CHANGED = "Nothing was changed"
 RESTORE = (
@@ -62,9 +60,8 @@ _MAX_ROLES = 64  # roles read per account (nested roles included)
 
 
 def check_pair(
-    engine: MySQLEngine, admin: MySQLSession, caller: MySQLSession, *, original: str, target: str,
-    allow_privileged: bool,
-) -> None:  # fmt: skip
+    admin: MySQLSession, caller: MySQLSession, *, original: str, target: str, allow_privileged: bool
+) -> None:
     """Raise :class:`ConfusedDeputyError` unless the master may act on ``original`` and its alternate."""
     alternate = original + CLONE_SUFFIX
     master = admin.account
@@ -77,7 +74,7 @@ def check_pair(
                 f"with the single-user function). {NOTHING_CHANGED}. {RESTORE}"
             )
     builder = StatementBuilder(admin.server)
-    host = engine._original_host(admin, original, caller.account)
+    host = original_host(admin, original, caller.account)
     source, clone = Account(original, host), Account(alternate, host)
     source_text, clone_text = _text(source), _text(clone)
     if target == original and caller.account != clone:
@@ -85,12 +82,12 @@ def check_pair(
             f"the current login is {_text(caller.account)}, but the alternate of {source_text} is {clone_text} "
             f"(the same host part): this function and AWS's make it there. {NOTHING_CHANGED}. {RESTORE}"
         )
-    clone_exists = engine._account_row(admin, builder, clone, clone_text) is not None
+    clone_exists = account_row(admin, builder, clone, clone_text) is not None
     accounts = [(source, source_text)] + ([(clone, clone_text)] if clone_exists else [])
-    direct = {account: _read_grants(engine, admin, account, text) for account, text in accounts}
+    direct = {account: _read_grants(admin, account, text) for account, text in accounts}
     if not allow_privileged:
         for account, text in accounts:
-            reasons = _privileged_reasons(engine, admin, direct[account])
+            reasons = _privileged_reasons(admin, direct[account])
             if reasons:
                 raise ConfusedDeputyError(
                     f"{text} holds superuser-class rights ({'; '.join(reasons)}): the master changes such an "
@@ -142,13 +139,13 @@ class _Read:
     proxy: bool
 
 
-def _read_grants(engine: MySQLEngine, session: MySQLSession, account: Account, text: str) -> _Read:
+def _read_grants(session: MySQLSession, account: Account, text: str) -> _Read:
     """Every grant line of ``account``; a PROXY line is noted, every other line must parse."""
     action = f"read the grants of {text}"
     if account.host is None:  # a MariaDB role
-        lines = engine._fetch_column(session, "SHOW GRANTS FOR %s", (account.user,), action=action)
+        lines = fetch_column(session, "SHOW GRANTS FOR %s", (account.user,), action=action)
     else:
-        lines = engine._fetch_column(session, "SHOW GRANTS FOR %s@%s", (account.user, account.host), action=action)
+        lines = fetch_column(session, "SHOW GRANTS FOR %s@%s", (account.user, account.host), action=action)
     merged, proxy = AccountGrants(), False
     for number, line in enumerate(lines, start=1):
         if line.lstrip().upper().startswith("GRANT PROXY"):
@@ -166,7 +163,7 @@ def _read_grants(engine: MySQLEngine, session: MySQLSession, account: Account, t
     return _Read(merged, proxy)
 
 
-def _privileged_reasons(engine: MySQLEngine, session: MySQLSession, read: _Read) -> list[str]:
+def _privileged_reasons(session: MySQLSession, read: _Read) -> list[str]:
     """What makes the account superuser-class, its roles' grants (recursively) included; empty if nothing."""
     reasons = _own_reasons(read, "")
     seen: set[Account] = set()
@@ -177,7 +174,7 @@ def _privileged_reasons(engine: MySQLEngine, session: MySQLSession, read: _Read)
             continue
         seen.add(role)
         role_text = _text(role)
-        role_read = _read_grants(engine, session, role, f"the role {role_text}")
+        role_read = _read_grants(session, role, f"the role {role_text}")
         reasons += _own_reasons(role_read, f" through the role {role_text}")
         pending += [grant.role for grant in role_read.grants.roles]
     if pending:

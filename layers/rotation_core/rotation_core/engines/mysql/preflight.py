@@ -1,7 +1,7 @@
 """What a MySQL or MariaDB rotation will need, checked without changing anything (the preflight).
 
-Only SELECT and SHOW statements, through the engine's own readers, so the preflight reads the accounts
-exactly as a rotation would (and needs the same rights to do so):
+Only SELECT and SHOW statements, through the readers a rotation uses (:mod:`.accounts`), so the preflight reads the
+accounts exactly as a rotation would (and needs the same rights to do so):
 
 * Single user: the account checks of ``set_own_password`` (on MariaDB: one password plugin,
   ``mysql_native_password``); the server is not read-only (a replica); on MySQL the account does not
@@ -20,45 +20,33 @@ exactly as a rotation would (and needs the same rights to do so):
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
 
-from rotation_core.engines.mysql.grants import (
-    GRANT_OPTION,
-    Account,
-    AccountGrants,
-    GrantObject,
-    GrantSyntaxError,
-    Privilege,
-    parse_grants,
-    render_role,
+from rotation_core.engines.mysql.accounts import (
+    account_row,
+    check_own_account,
+    default_roles,
+    global_privilege,
+    grants_of,
+    holds,
+    original_host,
+    own_definition,
+    own_grants,
+    plugin_of,
 )
+from rotation_core.engines.mysql.grants import GRANT_OPTION, Account, GrantObject, Privilege, render_role
+from rotation_core.engines.mysql.session import MySQLSession, fetch_rows
 from rotation_core.engines.mysql.statements import StatementBuilder, UnsupportedAccountError
 from rotation_core.errors import Category, TargetError, describe
 
-if TYPE_CHECKING:
-    from rotation_core.engines.mysql.engine import MySQLEngine, MySQLSession
-
-ALL = "ALL PRIVILEGES"
-# What ALL PRIVILEGES means at each level, for a master whose grants list privileges one by one (MySQL 8's root).
-_TABLE_ALL = frozenset(
-    {"SELECT", "INSERT", "UPDATE", "DELETE", "CREATE", "DROP", "REFERENCES", "INDEX", "ALTER", "CREATE VIEW",
-     "SHOW VIEW", "TRIGGER"}
-)  # fmt: skip
-_DATABASE_ALL = _TABLE_ALL | {"CREATE TEMPORARY TABLES", "LOCK TABLES", "EXECUTE", "CREATE ROUTINE", "ALTER ROUTINE",
-                              "EVENT"}  # fmt: skip
-_GLOBAL_ALL = _DATABASE_ALL | {"RELOAD", "SHUTDOWN", "PROCESS", "FILE", "SHOW DATABASES", "SUPER", "REPLICATION SLAVE",
-                               "REPLICATION CLIENT", "CREATE USER", "CREATE TABLESPACE"}  # fmt: skip
-_ROUTINE_ALL = frozenset({"EXECUTE", "ALTER ROUTINE"})
 _MYSQL_ROLE_RIGHTS = frozenset({"ROLE_ADMIN", "SUPER"})
 _REQUIRE_CURRENT = re.compile(r"\bPASSWORD REQUIRE CURRENT(?: (DEFAULT|OPTIONAL))?\b")
-_IDENTIFIED_WITH = re.compile(r"\bIDENTIFIED WITH '([A-Za-z0-9_]+)'")
 _LISTED = 8
 
 
-def check_own_password(engine: MySQLEngine, session: MySQLSession) -> None:
+def check_own_password(session: MySQLSession) -> None:
     builder = StatementBuilder(session.server)
-    where = engine._check_own_account(session, builder)
-    (read_only,) = engine._fetch_rows(session, "SELECT @@GLOBAL.read_only", (), action="read @@read_only")[0]
+    where = check_own_account(session, builder)
+    (read_only,) = fetch_rows(session, "SELECT @@GLOBAL.read_only", (), action="read @@read_only")[0]
     if int(read_only or 0):
         raise TargetError(
             f"the server is read-only (@@read_only is on: a replica or a reader instance), so {where} could not "
@@ -67,13 +55,11 @@ def check_own_password(engine: MySQLEngine, session: MySQLSession) -> None:
         )
     if builder.is_mariadb:
         return
-    created = engine._fetch_column(session, "SHOW CREATE USER CURRENT_USER()", (), action="read own account")
-    text = created[0] if created else ""  # holds the password hash: searched, never shown
-    plugin = _IDENTIFIED_WITH.search(text)
-    builder.check_plugin(plugin.group(1) if plugin else "", where)
-    required = _REQUIRE_CURRENT.search(text)
+    definition = own_definition(session)  # holds the password hash: searched, never shown
+    builder.check_plugin(plugin_of(definition), where)
+    required = _REQUIRE_CURRENT.search(definition)
     if required is not None and required.group(1) == "DEFAULT":
-        rows = engine._fetch_rows(
+        rows = fetch_rows(
             session, "SELECT @@GLOBAL.password_require_current", (), action="read @@password_require_current"
         )
         required = required if rows and int(rows[0][0] or 0) else None
@@ -85,34 +71,32 @@ def check_own_password(engine: MySQLEngine, session: MySQLSession) -> None:
         )
 
 
-def check_clone_rights(
-    engine: MySQLEngine, admin: MySQLSession, caller: MySQLSession, *, original: str, target: str
-) -> None:
+def check_clone_rights(admin: MySQLSession, caller: MySQLSession, *, original: str, target: str) -> None:
     builder = StatementBuilder(admin.server)
-    host = engine._original_host(admin, original, caller.account)
+    host = original_host(admin, original, caller.account)
     source, clone = Account(original, host), Account(target, host)
     source_text = f"{describe(original)}@{describe(host)}"
     target_text = f"{describe(target)}@{describe(host)}"
-    row = engine._account_row(admin, builder, source, source_text)
+    row = account_row(admin, builder, source, source_text)
     if row is None:
         raise TargetError(f"{source_text} vanished while it was being read; retry", category=Category.PERMISSION)
     builder.check_plugin(row.plugin, source_text)
-    desired = engine._grants(admin, source, source_text)
+    desired = grants_of(admin, source, source_text)
     needed = set(desired.privileges)
     roles = {grant.role for grant in desired.roles}
-    exists = target != original and engine._account_row(admin, builder, clone, target_text) is not None
+    exists = target != original and account_row(admin, builder, clone, target_text) is not None
     if exists:
-        existing = engine._grants(admin, clone, target_text)
+        existing = grants_of(admin, clone, target_text)
         needed |= existing.privileges - desired.privileges  # revoked from the clone: needs the same rights
         roles |= {grant.role for grant in existing.roles - desired.roles}
     granted = {grant.role for grant in desired.roles}
-    default_roles = [r for r in engine._default_roles(admin, builder, source, desired) if r in granted]
-    master = _own_grants(engine, admin)
+    defaults = [r for r in default_roles(admin, builder, source, desired) if r in granted]
+    master = own_grants(admin)
     lacking = []
-    if not _holds(master, Privilege(GrantObject("", None, None), "CREATE USER"), with_grant=False):
+    if not holds(master, global_privilege("CREATE USER"), with_grant=False):
         lacking.append("CREATE USER")
     for privilege in sorted(needed, key=_order):
-        if not _holds(master, privilege, with_grant=True):
+        if not holds(master, privilege, with_grant=True):
             what = "GRANT OPTION" if privilege.name == GRANT_OPTION else f"{privilege.name} WITH GRANT OPTION"
             column = f" ({describe(privilege.column)})" if privilege.column is not None else ""
             lacking.append(f"{what} on {_shown(privilege.target.render())}{column}")
@@ -122,9 +106,9 @@ def check_clone_rights(
     for role in sorted(roles - admin_roles, key=lambda r: (r.user, r.host or "")):
         if not mysql_role_admin:
             lacking.append(f"ADMIN OPTION on the role {_shown(render_role(role))}")
-    if builder.is_mariadb and default_roles:
+    if builder.is_mariadb and defaults:
         update = Privilege(GrantObject("", "mysql", None), "UPDATE")
-        if not _holds(master, update, with_grant=False):
+        if not holds(master, update, with_grant=False):
             lacking.append("UPDATE on the mysql schema (to set the alternate's default role)")
     if lacking:
         more = len(lacking) - _LISTED
@@ -134,52 +118,6 @@ def check_clone_rights(
             f"the master {master_text} cannot copy {source_text} to {target_text}: it lacks {listed}",
             category=Category.PERMISSION,
         )
-
-
-def _own_grants(engine: MySQLEngine, session: MySQLSession) -> AccountGrants:
-    """The session's own grants, line by line; a line outside the grammar (PROXY, a partial revoke) is skipped."""
-    lines = engine._fetch_column(session, "SHOW GRANTS FOR CURRENT_USER()", (), action="read the master's own grants")
-    merged = AccountGrants()
-    for line in lines:
-        try:
-            grants = parse_grants([line], session.account)
-        except GrantSyntaxError:
-            continue
-        merged.privileges |= grants.privileges
-        merged.roles |= grants.roles
-    return merged
-
-
-def _covers(level: GrantObject, target: GrantObject) -> bool:
-    """A grant at ``level`` applies to ``target``: ``*.*`` to everything, ``db.*`` to what is in ``db``."""
-    if level.kind == "" and level.database is None:
-        return True
-    if level.kind == "" and level.name is None:
-        return level.database == target.database
-    return level == target
-
-
-def _level_all(target: GrantObject) -> frozenset[str]:
-    if target.kind:
-        return _ROUTINE_ALL
-    if target.database is None:
-        return _GLOBAL_ALL
-    return _DATABASE_ALL if target.name is None else _TABLE_ALL
-
-
-def _holds(master: AccountGrants, privilege: Privilege, *, with_grant: bool) -> bool:
-    """Does the master hold ``privilege`` (and GRANT OPTION for it, with ``with_grant``) at its level or above?"""
-    applying = [p for p in master.privileges if _covers(p.target, privilege.target)]
-    names = {p.name for p in applying if p.column is None}
-    if with_grant and GRANT_OPTION not in names:
-        return False
-    if privilege.name == GRANT_OPTION or ALL in names or privilege.name in names:
-        return True
-    if privilege.name == ALL:
-        return _level_all(privilege.target) <= names
-    return privilege.column is not None and any(
-        p.name == privilege.name and p.column == privilege.column for p in applying
-    )
 
 
 def _order(privilege: Privilege) -> tuple[str, str, str, str, str]:

@@ -5,7 +5,7 @@ client (``psycopg2.extensions.encrypt_password``), so even ``log_statement=all``
 
 No statement goes through psycopg2's ``%``-formatting: role names are ``sql.Identifier``, values
 ``sql.Literal`` (the quoting psycopg2 applies to bound parameters too; it binds on the client), and
-:func:`_send` executes the composed statement without parameters. A role named ``dba%team`` or
+:func:`.connection.send` executes the composed statement without parameters. A role named ``dba%team`` or
 ``a%(x)s`` therefore reaches the server exactly as it is. ``set_clone_password`` runs in one
 transaction: a failure at any statement leaves nothing behind.
 The driver is imported on first connection, never at import time.
@@ -13,16 +13,19 @@ The driver is imported on first connection, never at import time.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import re
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rotation_core.engines.base import ByteLimitedLogins, CloneRequest, DatabaseLogin, Session, TlsMode
-from rotation_core.engines.postgres import ENGINE
+from rotation_core.engines.postgres import ENGINE, pair, preflight
+from rotation_core.engines.postgres.connection import (
+    connection_of,
+    driver_message,
+    rollback,
+    run,
+    sql_text,
+)
 from rotation_core.engines.postgres.statements import (
-    Ident,
     Literal,
     Statement,
     acts_as,
@@ -37,8 +40,8 @@ from rotation_core.engines.postgres.statements import (
     role_exists,
 )
 from rotation_core.engines.tls import resolve_ca_bundle
-from rotation_core.errors import Category, StatementError, TargetError, VerificationError, describe
-from rotation_core.log import get_logger, redact, register_sensitive
+from rotation_core.errors import Category, TargetError, VerificationError, describe
+from rotation_core.log import get_logger, register_sensitive
 from rotation_core.settings import Settings
 
 if TYPE_CHECKING:
@@ -85,10 +88,10 @@ class PostgresEngine(ByteLimitedLogins):
             raise self._login_error(login, error, ca_bundle) from None
 
     def set_own_password(self, session: Session, login: DatabaseLogin, new_password: str) -> None:
-        conn = _pg(session)
+        conn = connection_of(session)
         verifier = _verifier(conn, new_password, login.username)
         statements = own_password(login.username, verifier)
-        self._run(conn, statements, action=f"change the password of {describe(login.username)}")
+        run(conn, statements, action=f"change the password of {describe(login.username)}")
 
     def set_clone_password(self, admin: Session, request: CloneRequest) -> None:
         """Set the password; an existing clone that owns objects never starts acting as the original.
@@ -105,7 +108,7 @@ class PostgresEngine(ByteLimitedLogins):
         self.check_pair(
             admin, caller=request.caller, original=original, target=target, allow_privileged=request.allow_privileged
         )
-        conn = _pg(admin)
+        conn = connection_of(admin)
         verifier = _verifier(conn, new_password, target)
         action = f"set the password of {describe(target)} as a stand-in for {describe(original)}"
         admin_hint = (
@@ -115,7 +118,7 @@ class PostgresEngine(ByteLimitedLogins):
         if target == original:
             statements = original_password(original, verifier)
         else:
-            exists = bool(self._run(conn, [role_exists(target)], action=f"look up {describe(target)}", commit=False))
+            exists = bool(run(conn, [role_exists(target)], action=f"look up {describe(target)}", commit=False))
             owned = self._owned(conn, target) if exists else []
             if owned:
                 self._clone_owning_objects(
@@ -125,10 +128,10 @@ class PostgresEngine(ByteLimitedLogins):
                 return
             statements = clone_password(original, target, verifier, exists=exists)
         # One transaction (the lookup above included): if any statement fails, none of them happened.
-        self._run(conn, statements, action=action, admin_hint=admin_hint)
+        run(conn, statements, action=action, admin_hint=admin_hint)
 
     def _owned(self, conn: psycopg2.extensions.connection, role: str) -> list[tuple[str | None, int]]:
-        rows = self._run(conn, [owned_objects(role)], action=f"look up what {describe(role)} owns", commit=False)
+        rows = run(conn, [owned_objects(role)], action=f"look up what {describe(role)} owns", commit=False)
         return [(None if name is None else str(name), int(count)) for name, count in rows]
 
     def _clone_owning_objects(
@@ -143,9 +146,9 @@ class PostgresEngine(ByteLimitedLogins):
         action: str,
         admin_hint: str,
     ) -> None:
-        here = str(self._run(conn, [current_database()], action="read the current database", commit=False)[0][0])
+        here = str(run(conn, [current_database()], action="read the current database", commit=False)[0][0])
         elsewhere = sorted(name for name, _count in owned if name is not None and name != here)
-        may = bool(self._run(conn, [may_reassign(clone, original)], action="check REASSIGN OWNED", commit=False)[0][0])
+        may = bool(run(conn, [may_reassign(clone, original)], action="check REASSIGN OWNED", commit=False)[0][0])
         reason = "the master does not hold the privileges of both roles, which REASSIGN OWNED needs"
         if may and elsewhere and admin_login is None:
             may, reason = False, "the master's login for the other databases is not known"
@@ -157,7 +160,7 @@ class PostgresEngine(ByteLimitedLogins):
                         self._reassign_in(admin_login, database, clone, original)
                 # Here: this database's objects and shared ones (databases the clone owns), then the clone
                 # acts as the original from now on, in the same transaction as its new password.
-                self._run(
+                run(
                     conn,
                     [reassign_owned(clone, original), *clone_password(original, clone, verifier, exists=True)],
                     action=action,
@@ -174,14 +177,14 @@ class PostgresEngine(ByteLimitedLogins):
                     extra={"databases": [name or "(shared objects)" for name, _count in owned]},
                 )
                 return
-        self._run(conn, keep_clone_password(original, clone, verifier), action=action, admin_hint=admin_hint)
+        run(conn, keep_clone_password(original, clone, verifier), action=action, admin_hint=admin_hint)
         self._warn_clone_kept(conn, original, clone, owned, reason)
 
     def _reassign_in(self, admin_login: DatabaseLogin, database: str, clone: str, original: str) -> None:
         session = self.connect(dataclasses.replace(admin_login, dbname=database))
         try:
-            self._run(
-                _pg(session),
+            run(
+                connection_of(session),
                 [reassign_owned(clone, original)],
                 action=f"give what {describe(clone)} owns in the database {describe(database)} to {describe(original)}",
             )
@@ -196,8 +199,8 @@ class PostgresEngine(ByteLimitedLogins):
         owned: list[tuple[str | None, int]],
         reason: str,
     ) -> None:
-        reassign = f"{_sql_text(conn, reassign_owned(clone, original))};"
-        switch = f"{_sql_text(conn, acts_as(clone, original))};"
+        reassign = f"{sql_text(conn, reassign_owned(clone, original))};"
+        switch = f"{sql_text(conn, acts_as(clone, original))};"
         databases = [name for name, _count in owned if name is not None] or ["(any one database)"]
         where = ", ".join(describe(name) for name in databases)
         get_logger().warning(
@@ -212,7 +215,7 @@ class PostgresEngine(ByteLimitedLogins):
     def probe(self, session: Session, query: str) -> None:
         import psycopg2
 
-        conn = _pg(session)
+        conn = connection_of(session)
         try:
             conn.set_session(readonly=True)
             with conn.cursor() as cursor:
@@ -222,83 +225,35 @@ class PostgresEngine(ByteLimitedLogins):
             conn.rollback()
         except psycopg2.Error as error:
             raise VerificationError(
-                f"the probe query failed with the new credentials: {_driver_message(error)}; "
+                f"the probe query failed with the new credentials: {driver_message(error)}; "
                 "check TEST_QUERY and the user's grants"
             ) from None
 
     def check_pair(
         self, admin: Session, *, caller: Session, original: str, target: str, allow_privileged: bool
     ) -> None:
-        from rotation_core.engines.postgres.pair import check_pair
-
-        check_pair(self, _pg(admin), original=original, target=target, allow_privileged=allow_privileged)
+        pair.check_pair(connection_of(admin), original=original, target=target, allow_privileged=allow_privileged)
 
     def check_own_password(self, session: Session, login: DatabaseLogin) -> None:
-        from rotation_core.engines.postgres.preflight import check_own_password
-
-        check_own_password(self, _pg(session), login)
+        preflight.check_own_password(connection_of(session), login)
 
     def check_clone_rights(self, admin: Session, *, caller: Session, original: str, target: str) -> None:
-        from rotation_core.engines.postgres.preflight import check_clone_rights
-
-        check_clone_rights(self, _pg(admin), original=original, target=target)
+        preflight.check_clone_rights(connection_of(admin), original=original, target=target)
 
     def count_sessions(self, session: Session, username: str) -> int | None:
         """Sessions of ``username`` in ``pg_stat_activity`` (every role sees every session's user), but this one."""
-        conn = _pg(session)
+        conn = connection_of(session)
         statement = Statement(
             "SELECT count(*) FROM pg_catalog.pg_stat_activity "
             "WHERE usename = {} AND pid <> pg_catalog.pg_backend_pid()",
             (Literal(username),),
         )
-        rows = self._run(conn, [statement], action=f"count the sessions of {describe(username)}", commit=False)
-        _rollback(conn)
+        rows = run(conn, [statement], action=f"count the sessions of {describe(username)}", commit=False)
+        rollback(conn)
         return int(rows[0][0]) if rows else 0
 
-    def _run(
-        self,
-        conn: psycopg2.extensions.connection,
-        statements: Sequence[Statement],
-        *,
-        action: str,
-        admin_hint: str = "",
-        commit: bool = True,
-    ) -> list[tuple[Any, ...]]:
-        """Run the statements in the connection's transaction; the rows of the last one that returns any.
-
-        With ``commit`` the transaction is committed; on any failure it is rolled back.
-        """
-        import psycopg2
-
-        rows: list[tuple[Any, ...]] = []
-        try:
-            with conn.cursor() as cursor:
-                for statement in statements:
-                    _send(cursor, statement)
-                    if cursor.description is not None:
-                        rows = list(cursor.fetchall())
-            if commit:
-                conn.commit()
-        except psycopg2.Error as error:
-            _rollback(conn)
-            insufficient = getattr(error, "pgcode", None) == "42501"
-            hint = admin_hint if insufficient and admin_hint else "see the database's message"
-            lost_connection = isinstance(error, psycopg2.OperationalError) and not insufficient
-            raise TargetError(
-                f"{self.display_name} refused to {action}: {_driver_message(error)}; {hint}",
-                category=Category.UNREACHABLE if lost_connection else Category.PERMISSION,
-            ) from None
-        except _DRIVER_FORMAT_ERRORS as error:
-            _rollback(conn)
-            raise StatementError(
-                f"psycopg2 could not build a statement to {action}: {type(error).__name__}: "
-                f"{_driver_message(error)}; nothing was changed. A role name cannot be written into SQL text "
-                "by this function: rename it, or report this as a bug"
-            ) from None
-        return rows
-
     def _login_error(self, login: DatabaseLogin, error: Exception, ca_bundle: str | None) -> TargetError:
-        message = _driver_message(error)
+        message = driver_message(error)
         lowered = message.lower()
         where = (
             f"{self.display_name} login as {describe(login.username)} at {login.host}:{login.port} "
@@ -331,49 +286,9 @@ class PostgresEngine(ByteLimitedLogins):
         return TargetError(f"{where} failed: {message}", category=Category.UNREACHABLE)
 
 
-# What the driver raises when it cannot turn a statement into SQL text (a name it cannot encode, say).
-_DRIVER_FORMAT_ERRORS = (ValueError, TypeError, KeyError, IndexError)
-
-
-def _sql_text(conn: psycopg2.extensions.connection, statement: Statement) -> str:
-    """A statement as SQL text (names quoted by the driver; only for statements that carry no value)."""
-    from psycopg2 import sql
-
-    parts = [sql.Identifier(p.name) if isinstance(p, Ident) else sql.Literal(p.value) for p in statement.parts]
-    return sql.SQL(statement.template).format(*parts).as_string(conn)
-
-
-def _send(cursor: psycopg2.extensions.cursor, statement: Statement) -> None:
-    """The one place statements reach the driver: composed, and never %-formatted (no parameters)."""
-    from psycopg2 import sql
-
-    parts = [sql.Identifier(p.name) if isinstance(p, Ident) else sql.Literal(p.value) for p in statement.parts]
-    cursor.execute(sql.SQL(statement.template).format(*parts))
-
-
-def _rollback(conn: psycopg2.extensions.connection) -> None:
-    import psycopg2
-
-    with contextlib.suppress(psycopg2.Error):
-        conn.rollback()
-
-
-def _pg(session: Session) -> psycopg2.extensions.connection:
-    return session  # type: ignore[return-value]
-
-
 def _verifier(conn: psycopg2.extensions.connection, password: str, username: str) -> str:
     from psycopg2.extensions import encrypt_password
 
     verifier = encrypt_password(password, username, conn, "scram-sha-256")
     register_sensitive(verifier)
     return verifier
-
-
-_WHITESPACE = re.compile(r"\s+")
-
-
-def _driver_message(error: Exception) -> str:
-    """The driver's message on one line, with any registered secret value removed."""
-    text = getattr(error, "pgerror", None) or str(error) or type(error).__name__
-    return redact(_WHITESPACE.sub(" ", text).strip())

@@ -27,7 +27,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from rotation_core.engines.base import CLONE_SUFFIX
-from rotation_core.engines.postgres.preflight import read_rows
+from rotation_core.engines.postgres.connection import read_rows
 from rotation_core.engines.postgres.statements import (
     membership_grantors,
     memberships_beyond,
@@ -40,8 +40,6 @@ from rotation_core.settings import ALLOW_PRIVILEGED_USERS
 if TYPE_CHECKING:
     import psycopg2.extensions
 
-    from rotation_core.engines.postgres.engine import PostgresEngine
-
 NOTHING_CHANGED = "Nothing was changed"
 RESTORE = (
     "If someone edited the secret to name this user, put the secret's own user back: make its previous value "
@@ -51,13 +49,10 @@ _ATTRIBUTES = ("SUPERUSER", "CREATEROLE", "REPLICATION", "BYPASSRLS")
 _LISTED = 6
 
 
-def check_pair(
-    engine: PostgresEngine, conn: psycopg2.extensions.connection, *, original: str, target: str,
-    allow_privileged: bool,
-) -> None:  # fmt: skip
+def check_pair(conn: psycopg2.extensions.connection, *, original: str, target: str, allow_privileged: bool) -> None:
     """Raise :class:`ConfusedDeputyError` unless the master may act on ``original`` and its alternate."""
     alternate = original + CLONE_SUFFIX
-    session_user, current_user = read_rows(engine, conn, session_roles(), "read who the master is")[0]
+    session_user, current_user = read_rows(conn, session_roles(), "read who the master is")[0]
     master = {str(session_user), str(current_user)}
     for name in (original, alternate):
         if name in master:
@@ -66,7 +61,7 @@ def check_pair(
                 f"{describe(name)}: alternating users never change the master's password (rotate the master "
                 f"secret with the single-user function). {NOTHING_CHANGED}. {RESTORE}"
             )
-    rights = {str(row[0]): row for row in read_rows(engine, conn, role_rights(original, alternate), "read the pair")}
+    rights = {str(row[0]): row for row in read_rows(conn, role_rights(original, alternate), "read the pair")}
     if original not in rights:
         raise TargetError(
             f"the user {describe(original)} does not exist on the server; create it (the alternating strategy "
@@ -80,7 +75,7 @@ def check_pair(
             if name in rights:
                 _refuse_privileged(name, original, rights[name])
     if alternate in rights:
-        _check_alternate(engine, conn, original, alternate, master)
+        _check_alternate(conn, original, alternate, master)
 
 
 def _refuse_privileged(name: str, original: str, row: tuple[object, ...]) -> None:
@@ -98,10 +93,8 @@ def _refuse_privileged(name: str, original: str, row: tuple[object, ...]) -> Non
         )
 
 
-def _check_alternate(
-    engine: PostgresEngine, conn: psycopg2.extensions.connection, original: str, alternate: str, master: set[str]
-) -> None:
-    grantors = read_rows(engine, conn, membership_grantors(original, alternate), "read who made the alternate")
+def _check_alternate(conn: psycopg2.extensions.connection, original: str, alternate: str, master: set[str]) -> None:
+    grantors = read_rows(conn, membership_grantors(original, alternate), "read who made the alternate")
     trusted = [str(name) for name, superuser in grantors if name is not None and (str(name) in master or superuser)]
     if not trusted:
         by = ", ".join(describe(name) if name is not None else "a dropped role" for name, _ in grantors)
@@ -115,7 +108,7 @@ def _check_alternate(
             f"grant the membership itself, as the master: GRANT {_ident(original)} TO {_ident(alternate)} "
             f"(PostgreSQL 15 and earlier: REVOKE {_ident(original)} FROM {_ident(alternate)} first)"
         )
-    beyond = [str(row[0]) for row in read_rows(engine, conn, memberships_beyond(alternate, original), "read roles")]
+    beyond = [str(row[0]) for row in read_rows(conn, memberships_beyond(alternate, original), "read roles")]
     if beyond:
         listed = ", ".join(describe(role) for role in beyond)
         raise ConfusedDeputyError(

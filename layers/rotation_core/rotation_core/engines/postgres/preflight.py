@@ -1,9 +1,9 @@
 """What a PostgreSQL rotation will need, checked without changing anything (the preflight).
 
 Each check is one SELECT over the catalog, sent through the engine's own statement path
-(:meth:`~rotation_core.engines.postgres.engine.PostgresEngine._run`, composed from :class:`Statement`
-data, never %-formatted) inside a transaction that ``SET TRANSACTION READ ONLY`` opens and a rollback
-ends: even a mistake here could not change a role.
+(:func:`~rotation_core.engines.postgres.connection.read_rows`, composed from :class:`Statement` data, never
+%-formatted) inside a transaction that ``SET TRANSACTION READ ONLY`` opens and a rollback ends: even a mistake
+here could not change a role.
 
 * Single user: the user may change its own password unless the server is a standby (read replica),
   its transactions are read-only by default, or Amazon RDS restricts password commands to members of
@@ -17,15 +17,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from rotation_core.engines.base import DatabaseLogin
+from rotation_core.engines.postgres.connection import read_rows
 from rotation_core.engines.postgres.statements import Literal, Statement
 from rotation_core.errors import Category, TargetError, describe
 
 if TYPE_CHECKING:
     import psycopg2.extensions
 
-    from rotation_core.engines.postgres.engine import PostgresEngine
-
-READ_ONLY = Statement("SET TRANSACTION READ ONLY")
 SCRAM_SINCE = 100000  # server_version_num of PostgreSQL 10
 ADMIN_OPTION_SINCE = 16
 
@@ -52,7 +50,7 @@ def clone_rights_facts(original: str, target: str) -> Statement:
     )
 
 
-def check_own_password(engine: PostgresEngine, conn: psycopg2.extensions.connection, login: DatabaseLogin) -> None:
+def check_own_password(conn: psycopg2.extensions.connection, login: DatabaseLogin) -> None:
     who = describe(login.username)
     if conn.server_version < SCRAM_SINCE:
         raise TargetError(
@@ -60,7 +58,7 @@ def check_own_password(engine: PostgresEngine, conn: psycopg2.extensions.connect
             "this function sends SCRAM verifiers only (PostgreSQL 10 or later)",
             category=Category.PERMISSION,
         )
-    row = _facts(engine, conn, OWN_PASSWORD_FACTS, f"read what a password change by {who} depends on")
+    row = _facts(conn, OWN_PASSWORD_FACTS, f"read what a password change by {who} depends on")
     in_recovery, read_only, restricted, in_rds_password = row
     problems = []
     if in_recovery:
@@ -85,10 +83,8 @@ def check_own_password(engine: PostgresEngine, conn: psycopg2.extensions.connect
         )
 
 
-def check_clone_rights(
-    engine: PostgresEngine, conn: psycopg2.extensions.connection, *, original: str, target: str
-) -> None:
-    row = _facts(engine, conn, clone_rights_facts(original, target), "read the master's role attributes")
+def check_clone_rights(conn: psycopg2.extensions.connection, *, original: str, target: str) -> None:
+    row = _facts(conn, clone_rights_facts(original, target), "read the master's role attributes")
     master, superuser, createrole, original_super, admin_on_original, admin_on_target = row
     needs = []
     if original_super is None:
@@ -115,22 +111,8 @@ def check_clone_rights(
         )
 
 
-def _facts(
-    engine: PostgresEngine, conn: psycopg2.extensions.connection, statement: Statement, action: str
-) -> tuple[object, ...]:
-    rows = read_rows(engine, conn, statement, action)
+def _facts(conn: psycopg2.extensions.connection, statement: Statement, action: str) -> tuple[object, ...]:
+    rows = read_rows(conn, statement, action)
     if not rows:
         raise TargetError(f"PostgreSQL answered no row when asked to {action}", category=Category.PERMISSION)
     return tuple(rows[0])
-
-
-def read_rows(
-    engine: PostgresEngine, conn: psycopg2.extensions.connection, statement: Statement, action: str
-) -> list[tuple[object, ...]]:
-    """The statement's rows, read in a transaction opened READ ONLY and rolled back."""
-    from rotation_core.engines.postgres.engine import _rollback
-
-    try:
-        return engine._run(conn, [READ_ONLY, statement], action=action, commit=False)
-    finally:
-        _rollback(conn)
