@@ -28,7 +28,7 @@ from rotation_core.settings import Strategy
 from rotation_local import emulator
 from rotation_local.consumers import LoadSettings, StepRunner, function_steps, run_under_load
 from rotation_local.invoke import load_function
-from rotation_local.server_kinds import MARIADB, POSTGRESQL, ServerKind
+from rotation_local.server_kinds import MARIADB, POSTGRESQL, ServerKind, start_server, unavailable_reason
 from rotation_local.targets import DatabaseTarget, database_targets
 from rotation_local.tls import LocalCA
 
@@ -175,10 +175,11 @@ def measure_consumers(
                 for kind in target.kinds:
                     if not kinds(kind):
                         continue
-                    if kind.unavailable_reason() is not None:
-                        say(f"  {kind.name}: skipped ({kind.unavailable_reason()})")
+                    unavailable = unavailable_reason(kind)
+                    if unavailable is not None:
+                        say(f"  {kind.name}: skipped ({unavailable})")
                         continue
-                    server = kind.start(tls=ca.server_material(), log_statements=False)
+                    server = start_server(kind, tls=ca.server_material(), log_statements=False)
                     try:
                         where = _Where(target, server, client, ca.bundle_path)
                         rows += _run_kind(

@@ -31,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from rotation_local import emulator, figures, service
+from rotation_local import emulator, figures, server_kinds, service
 from rotation_local.invoke import load_function
 from rotation_local.targets import DatabaseTarget, database_targets
 from rotation_local.tls import LocalCA
@@ -301,7 +301,7 @@ def plot(fleet: list[dict[str, Any]], path: Path) -> bool:
 
 def _database_bench(target: DatabaseTarget, ca: LocalCA) -> tuple[Any, Callable[[str, str], dict[str, Any]]]:
     """A server of the target's first kind (the host's packages), TLS on, without a statement log."""
-    server = target.kinds[0].start(tls=ca.server_material(), log_statements=False)
+    server = server_kinds.start_server(target.kinds[0], tls=ca.server_material(), log_statements=False)
 
     def make_value(username: str, password: str) -> dict[str, Any]:
         target.create_login(server, username, password)
@@ -394,7 +394,6 @@ def run_consumers(args: argparse.Namespace) -> None:
     """The consumer benchmark on the selected server kinds; writes consumers.json and the docs' tables."""
     from consumer_load import measure_consumers
 
-    from rotation_local import server_kinds
     from rotation_local.consumers import LoadSettings
 
     selected = {kind.name for kind in server_kinds.select(args.consumer_kinds)}

@@ -75,7 +75,7 @@ def parametrize_server_kinds(metafunc: pytest.Metafunc) -> None:
                 kind.name, id=kind.name, marks=[pytest.mark.skip(reason=f"{kind.name}: {reason}")] if reason else []
             )
             for kind in kinds
-            for reason in [kind.unavailable_reason()]
+            for reason in [server_kinds.unavailable_reason(kind)]
         ]
         if not params:
             wanted = ", ".join(kind.name for kind in applicable if kind in family_kinds)

@@ -25,7 +25,7 @@ from integration.built import Build, prepare_build
 from integration.support import DatabaseSetup, load_configured_function
 from rotation_core.registry import engine as engine_spec
 from rotation_local import emulator
-from rotation_local.server_kinds import ServerKind, ServerPool
+from rotation_local.server_kinds import ServerKind, ServerPool, start_server
 from rotation_local.targets import DatabaseTarget, database_target, database_targets
 from rotation_local.tls import material_from
 from server_matrix import RECORDER, kind_of, parametrize_server_kinds
@@ -67,7 +67,7 @@ def server_pool(tls_ca: trustme.CA) -> Iterator[ServerPool]:
     material = material_from(tls_ca, "127.0.0.1", "localhost")
 
     def start(kind: ServerKind) -> Any:
-        server = kind.start(tls=material, log_statements=True)
+        server = start_server(kind, tls=material, log_statements=True)
         RECORDER.versions[kind.name] = server.version
         return server
 

@@ -23,7 +23,7 @@ from rotation_core.errors import Category, TargetError
 from rotation_core.settings import Strategy
 from rotation_local import emulator
 from rotation_local.postgres_server import free_port
-from rotation_local.server_kinds import ServerKind
+from rotation_local.server_kinds import ServerKind, start_server
 from rotation_local.targets import DatabaseTarget
 from rotation_local.tls import material_from
 
@@ -33,7 +33,7 @@ MISNAMED_HOST = "db.example.internal"
 @pytest.fixture(scope="module")
 def misnamed_server(db_kind: ServerKind, tls_ca: trustme.CA) -> Iterator[Any]:
     """A second server of this kind whose certificate, from the trusted CA, names another host than 127.0.0.1."""
-    server = db_kind.start(tls=material_from(tls_ca, MISNAMED_HOST))
+    server = start_server(db_kind, tls=material_from(tls_ca, MISNAMED_HOST))
     yield server
     server.stop()
 
@@ -41,7 +41,7 @@ def misnamed_server(db_kind: ServerKind, tls_ca: trustme.CA) -> Iterator[Any]:
 @pytest.fixture(scope="module")
 def plain_server(db_kind: ServerKind) -> Iterator[Any]:
     """A second server of this kind without TLS at all."""
-    server = db_kind.start(tls=None)
+    server = start_server(db_kind, tls=None)
     yield server
     server.stop()
 

@@ -8,7 +8,7 @@ import pytest
 
 from rotation_local import server_kinds, verified
 from rotation_local.rootfs import Chroot, RootFS, upstream_version
-from rotation_local.server_kinds import check_root_versions, kind_named, select, suite_packages
+from rotation_local.server_kinds import check_root_versions, kind_named, root_of, select, suite_packages
 
 
 def test_select_names_and_patterns_in_declaration_order() -> None:
@@ -29,8 +29,8 @@ def test_select_unknown_name_is_an_error_listing_the_known_ones() -> None:
 def test_kinds_of_one_suite_share_one_root_with_all_their_packages() -> None:
     assert suite_packages("trixie") == ("mariadb-server-core", "mariadb-client-core", "postgresql-17", "valkey-server")
     assert suite_packages("sid") == ("mysql-server-core", "postgresql-18")
-    assert kind_named("postgres-17").rootfs == kind_named("mariadb-11.8").rootfs
-    assert kind_named("postgres-15").rootfs is None
+    assert root_of(kind_named("postgres-17")) == root_of(kind_named("mariadb-11.8"))
+    assert root_of(kind_named("postgres-15")) is None
 
 
 @pytest.mark.parametrize(

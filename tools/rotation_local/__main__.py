@@ -193,7 +193,7 @@ def _roots(action: str, spec: str | None, *, force: bool) -> int:
         for root in server_kinds.roots(kinds):
             print(root.suite)
         return 0
-    unavailable = [(kind, kind.unavailable_reason()) for kind in kinds]
+    unavailable = [(kind, server_kinds.unavailable_reason(kind)) for kind in kinds]
     skipped = [(kind, reason) for kind, reason in unavailable if reason]
     if skipped:
         names = ", ".join(kind.name for kind, _reason in skipped)

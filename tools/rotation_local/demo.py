@@ -25,7 +25,7 @@ from typing import Any
 from rotation_local import emulator, service
 from rotation_local.invoke import REPO_ROOT, Invocation, invoke
 from rotation_local.preflight import run_preflight
-from rotation_local.server_kinds import ServerKind
+from rotation_local.server_kinds import ServerKind, start_server
 from rotation_local.targets import database_target, database_targets
 from rotation_local.tls import LocalCA
 
@@ -76,7 +76,7 @@ def database_subject(engine: str, strategy: str, scratch: Path) -> DemoSubject:
     kind = demo_server_kind(engine)
     ca = LocalCA.create(scratch)
     try:
-        server = kind.start(tls=ca.server_material(), log_statements=False)
+        server = start_server(kind, tls=ca.server_material(), log_statements=False)
     except (OSError, RuntimeError) as error:
         raise TargetUnavailableError(str(error)) from None
     initial = secrets.token_urlsafe(24)

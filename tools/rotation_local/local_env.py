@@ -470,7 +470,7 @@ class LocalEnvironment:
         first that supports a function's strategy: MySQL for dual passwords)."""
         import re
 
-        from rotation_local.server_kinds import kind_named
+        from rotation_local.server_kinds import kind_named, start_server
         from rotation_local.targets import database_target
 
         started: dict[str, tuple[Any, Any, str]] = {}
@@ -478,7 +478,7 @@ class LocalEnvironment:
             kind = kind_named(name)
             target = database_target(kind.family)
             try:
-                server = kind.start(tls=ca.server_material(), log_statements=True)
+                server = start_server(kind, tls=ca.server_material(), log_statements=True)
             except (OSError, RuntimeError) as error:
                 self.out(f"local-env: {name}: skipped, its server does not start here: {error}")
                 continue

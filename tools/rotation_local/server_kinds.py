@@ -1,7 +1,9 @@
 """Server kinds: every database server the tests run against, with where its binaries come from.
 
-Each engine's local target (:mod:`rotation_local.targets`) declares its kinds; ``family`` is the
-registry engine that rotates them. Today's kinds:
+Each engine's local target (:mod:`rotation_local.targets`) declares its kinds
+(:class:`~rotation_local.targets.base.ServerKind`); ``family`` is the registry engine that rotates them. This
+module sees every target's kinds at once: it selects them, builds the root filesystems they share and starts a
+kind's server through its target. Today's kinds:
 
 =============  =======  ==========  =========================================================
 name           family   flavour     binaries
@@ -24,109 +26,50 @@ from __future__ import annotations
 
 import fnmatch
 import functools
-import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from rotation_local.rootfs import BuildReport, RootError, RootFS, can_chroot, upstream_version
+from rotation_local.targets import database_target, server_kinds
+from rotation_local.targets.base import (
+    FLAVOUR_TITLES,
+    MARIADB,
+    ORACLE_MYSQL,
+    POSTGRESQL,
+    DatabaseServer,
+    ServerKind,
+)
 from rotation_local.tls import TlsMaterial
 
-POSTGRESQL, MARIADB, ORACLE_MYSQL = "postgresql", "mariadb", "mysql"  # flavours
-FLAVOUR_TITLES = {POSTGRESQL: "PostgreSQL", MARIADB: "MariaDB", ORACLE_MYSQL: "MySQL"}
-
-
-class DatabaseServer(Protocol):
-    """What every throwaway server offers (PostgresServer, MariaDBServer, MySQLServer).
-
-    ``create_login`` differs by family: PostgreSQL ``(username, password, *options)``, MySQL family
-    ``(username, host, password, *, require="")``.
-    """
-
-    port: int
-    admin_password: str
-    version: str
-
-    @property
-    def log_path(self) -> Path: ...
-
-    def log_text(self) -> str: ...
-
-    def admin_connect(self) -> Any: ...
-
-    def execute(self, statement: Any, params: Any = None) -> None: ...
-
-    def query(self, statement: Any, params: Any = None) -> list[tuple[Any, ...]]: ...
-
-    def query_one(self, statement: Any, params: Any = None) -> Any: ...
-
-    def stop(self) -> None: ...
-
-
-@dataclass(frozen=True)
-class ServerKind:
-    name: str
-    family: str  # the registry engine that rotates it ("postgres", "mysql")
-    flavour: str  # POSTGRESQL | MARIADB | ORACLE_MYSQL
-    version: str  # the major (PostgreSQL) or major.minor (MariaDB, MySQL) the kind stands for
-    suite: str | None = None  # None: the host's own packages
-    packages: tuple[str, ...] = ()  # what the root needs for this kind
-    version_package: str = ""  # the package whose version must be ``version`` (default: the first package)
-
-    @property
-    def title(self) -> str:
-        """The server's product name, as people write it ("MariaDB")."""
-        return FLAVOUR_TITLES.get(self.flavour, self.flavour)
-
-    @property
-    def from_host(self) -> bool:
-        return self.suite is None
-
-    @property
-    def rootfs(self) -> RootFS | None:
-        """The root filesystem this kind's binaries come from (shared with the suite's other kinds)."""
-        if self.suite is None:
-            return None
-        return RootFS(self.suite, suite_packages(self.suite))
-
-    @property
-    def root_path(self) -> Path | None:
-        """Where this kind's root filesystem is on the host (None: the host's own packages)."""
-        return self.rootfs.resolved() if self.rootfs is not None else None
-
-    def unavailable_reason(self) -> str | None:
-        """Why this kind cannot start here at all (no root privileges for a root kind), or None.
-
-        A root that is merely not built is not such a reason: :meth:`start` fails with how to build it.
-        """
-        if self.rootfs is not None and not can_chroot():
-            return self.rootfs.problem()
-        return None
-
-    def matches_version(self, server_version: str) -> bool:
-        """``17.12 (Debian ...)`` is a 17, ``11.8.9-MariaDB-...`` an 11.8, ``9.7.4-2`` a 9.7."""
-        return re.match(rf"{re.escape(self.version)}(?![0-9])", server_version.strip()) is not None
-
-    def start(self, *, tls: TlsMaterial | None = None, log_statements: bool = True) -> DatabaseServer:
-        """A running server of this kind, started by its engine's local target (``rotation_local.targets``)."""
-        from rotation_local.targets import database_target
-
-        server: DatabaseServer = database_target(self.family).start(self, tls=tls, log_statements=log_statements)
-        if self.rootfs is not None and not self.matches_version(server.version):
-            server.stop()
-            raise RootError(
-                f"{self.name}: the Debian {self.suite} root filesystem holds {server.version}, not {self.version}; "
-                f"update ServerKind {self.name!r} in rotation_local/targets/{self.family}.py"
-            )
-        return server
+__all__ = [
+    "FLAVOUR_TITLES",
+    "MARIADB",
+    "ORACLE_MYSQL",
+    "POSTGRESQL",
+    "DatabaseServer",
+    "ServerKind",
+    "ServerPool",
+    "ServerUnavailableError",
+    "build_roots",
+    "check_root_versions",
+    "describe_root",
+    "kind_named",
+    "kinds",
+    "root_of",
+    "root_path",
+    "roots",
+    "select",
+    "start_server",
+    "suite_packages",
+    "unavailable_reason",
+]
 
 
 def kinds() -> tuple[ServerKind, ...]:
     """Every server kind, as the local targets declare them (``rotation_local.targets``)."""
-    from rotation_local.targets import server_kinds
-
     return server_kinds()
 
 
@@ -146,12 +89,51 @@ def suite_packages(suite: str) -> tuple[str, ...]:
     return tuple(packages)
 
 
+def root_of(kind: ServerKind) -> RootFS | None:
+    """The root filesystem a kind's binaries come from (shared with the suite's other kinds); None: the host's."""
+    if kind.suite is None:
+        return None
+    return RootFS(kind.suite, suite_packages(kind.suite))
+
+
+def root_path(kind: ServerKind) -> Path | None:
+    """Where a kind's root filesystem is on the host (None: the host's own packages)."""
+    root = root_of(kind)
+    return root.resolved() if root is not None else None
+
+
+def unavailable_reason(kind: ServerKind) -> str | None:
+    """Why a kind cannot start here at all (no root privileges for a root kind), or None.
+
+    A root that is merely not built is not such a reason: :func:`start_server` fails with how to build it.
+    """
+    root = root_of(kind)
+    if root is not None and not can_chroot():
+        return root.problem()
+    return None
+
+
+def start_server(kind: ServerKind, *, tls: TlsMaterial | None = None, log_statements: bool = True) -> DatabaseServer:
+    """A running server of a kind, started by its engine's local target (``rotation_local.targets``)."""
+    server: DatabaseServer = database_target(kind.family).start(
+        kind, root=root_path(kind), tls=tls, log_statements=log_statements
+    )
+    if kind.suite is not None and not kind.matches_version(server.version):
+        server.stop()
+        raise RootError(
+            f"{kind.name}: the Debian {kind.suite} root filesystem holds {server.version}, not {kind.version}; "
+            f"update ServerKind {kind.name!r} in rotation_local/targets/{kind.family}.py"
+        )
+    return server
+
+
 def roots(wanted: Iterable[ServerKind] | None = None) -> list[RootFS]:
     """The root filesystems the given kinds (default: all) need, each once."""
     found: dict[str, RootFS] = {}
     for kind in kinds() if wanted is None else wanted:
-        if kind.rootfs is not None:
-            found.setdefault(kind.rootfs.suite, kind.rootfs)
+        root = root_of(kind)
+        if root is not None:
+            found.setdefault(root.suite, root)
     return list(found.values())
 
 

@@ -1,6 +1,6 @@
 """Local targets: each engine's local knowledge, written once, behind :class:`.base.DatabaseTarget`.
 
-A target knows which throwaway servers its engine runs on (:class:`~rotation_local.server_kinds.ServerKind`),
+A target knows which throwaway servers its engine runs on (:class:`~rotation_local.targets.base.ServerKind`),
 how to start one, create a login (and a database it may use), create a master that may manage logins,
 build the secret a user of that server would store, and check whether a secret logs in. The demo,
 ``bench/``, the integration fixtures and the fault matrix all go through it; each module of this package
@@ -13,8 +13,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from rotation_local.server_kinds import DatabaseServer, ServerKind
-from rotation_local.targets.base import ClientTls, DatabaseTarget
+from rotation_local.targets.base import ClientTls, DatabaseServer, DatabaseTarget, ServerKind
 from rotation_local.tls import TlsMaterial
 
 

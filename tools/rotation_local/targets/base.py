@@ -1,17 +1,80 @@
-"""The base every local target implements: an engine's throwaway servers, logins and secrets."""
+"""The base every local target implements: an engine's throwaway servers, logins and secrets.
+
+A target declares the :class:`ServerKind` s it runs on (what they are: data). What needs every target's kinds at
+once (the root filesystem a suite's kinds share, starting a kind's server through its target) is
+:mod:`rotation_local.server_kinds`, above the targets.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from rotation_local.server_kinds import ServerKind
 from rotation_local.tls import TlsMaterial
 
 if TYPE_CHECKING:  # the runner imports this package before the layer is on its path
     from rotation_core.settings import Strategy
+
+
+POSTGRESQL, MARIADB, ORACLE_MYSQL = "postgresql", "mariadb", "mysql"  # flavours
+FLAVOUR_TITLES = {POSTGRESQL: "PostgreSQL", MARIADB: "MariaDB", ORACLE_MYSQL: "MySQL"}
+
+
+class DatabaseServer(Protocol):
+    """What every throwaway server offers (PostgresServer, MariaDBServer, MySQLServer).
+
+    ``create_login`` differs by family: PostgreSQL ``(username, password, *options)``, MySQL family
+    ``(username, host, password, *, require="")``.
+    """
+
+    port: int
+    admin_password: str
+    version: str
+
+    @property
+    def log_path(self) -> Path: ...
+
+    def log_text(self) -> str: ...
+
+    def admin_connect(self) -> Any: ...
+
+    def execute(self, statement: Any, params: Any = None) -> None: ...
+
+    def query(self, statement: Any, params: Any = None) -> list[tuple[Any, ...]]: ...
+
+    def query_one(self, statement: Any, params: Any = None) -> Any: ...
+
+    def stop(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ServerKind:
+    """A database server the tests run against: the engine that rotates it, its flavour and version, and where its
+    binaries come from (a Debian suite's private root filesystem, or the host's packages)."""
+
+    name: str
+    family: str  # the registry engine that rotates it ("postgres", "mysql")
+    flavour: str  # POSTGRESQL | MARIADB | ORACLE_MYSQL
+    version: str  # the major (PostgreSQL) or major.minor (MariaDB, MySQL) the kind stands for
+    suite: str | None = None  # None: the host's own packages
+    packages: tuple[str, ...] = ()  # what the root needs for this kind
+    version_package: str = ""  # the package whose version must be ``version`` (default: the first package)
+
+    @property
+    def title(self) -> str:
+        """The server's product name, as people write it ("MariaDB")."""
+        return FLAVOUR_TITLES.get(self.flavour, self.flavour)
+
+    @property
+    def from_host(self) -> bool:
+        return self.suite is None
+
+    def matches_version(self, server_version: str) -> bool:
+        """``17.12 (Debian ...)`` is a 17, ``11.8.9-MariaDB-...`` an 11.8, ``9.7.4-2`` a 9.7."""
+        return re.match(rf"{re.escape(self.version)}(?![0-9])", server_version.strip()) is not None
 
 
 @dataclass(frozen=True)
@@ -47,8 +110,12 @@ class DatabaseTarget:
         """What :meth:`create_login` needs for a user rotated with ``strategy`` (its own privileges); default none."""
         return {}
 
-    def start(self, kind: ServerKind, *, tls: TlsMaterial | None = None, log_statements: bool = True) -> Any:
-        """A running server of ``kind`` (TLS on with ``tls``; every statement logged with ``log_statements``)."""
+    def start(
+        self, kind: ServerKind, *, root: Path | None = None, tls: TlsMaterial | None = None, log_statements: bool = True
+    ) -> Any:
+        """A running server of ``kind``, from the root filesystem ``root`` (None: the host's packages; see
+        :func:`rotation_local.server_kinds.start_server`), TLS on with ``tls``, every statement logged with
+        ``log_statements``."""
         raise NotImplementedError
 
     def create_login(self, server: Any, username: str, password: str, *, database: str | None = None,

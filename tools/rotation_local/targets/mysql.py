@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rotation_local.server_kinds import MARIADB, ORACLE_MYSQL, ServerKind
-from rotation_local.targets.base import ClientTls, DatabaseTarget
+from rotation_local.targets.base import MARIADB, ORACLE_MYSQL, ClientTls, DatabaseTarget, ServerKind
 from rotation_local.tls import TlsMaterial
 
 if TYPE_CHECKING:
@@ -26,12 +26,13 @@ KINDS = (
 
 
 class MySQLTarget(DatabaseTarget):
-    def start(self, kind: ServerKind, *, tls: TlsMaterial | None = None, log_statements: bool = True) -> Any:
+    def start(
+        self, kind: ServerKind, *, root: Path | None = None, tls: TlsMaterial | None = None, log_statements: bool = True
+    ) -> Any:
         """MySQL-family servers always keep their general log (``log_statements`` changes nothing)."""
         from rotation_local.mariadb_server import MariaDBServer
         from rotation_local.mysql_server import MySQLServer
 
-        root = kind.root_path
         server_class = MariaDBServer if kind.flavour == MARIADB else MySQLServer
         return server_class.start(tls=tls, root=root)
 

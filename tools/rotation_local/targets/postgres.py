@@ -6,8 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from rotation_local.server_kinds import POSTGRESQL, ServerKind
-from rotation_local.targets.base import ClientTls, DatabaseTarget
+from rotation_local.targets.base import POSTGRESQL, ClientTls, DatabaseTarget, ServerKind
 from rotation_local.tls import TlsMaterial
 
 ENGINE = "postgres"
@@ -19,10 +18,11 @@ KINDS = (  # the first package of a root's kind is the one whose version must ma
 
 
 class PostgresTarget(DatabaseTarget):
-    def start(self, kind: ServerKind, *, tls: TlsMaterial | None = None, log_statements: bool = True) -> Any:
+    def start(
+        self, kind: ServerKind, *, root: Path | None = None, tls: TlsMaterial | None = None, log_statements: bool = True
+    ) -> Any:
         from rotation_local.postgres_server import PostgresServer
 
-        root = kind.root_path
         return PostgresServer.start(
             tls=tls,
             settings={"log_statement": "all"} if log_statements else None,

@@ -27,8 +27,7 @@ from typing import Any, Self
 
 from rotation_local.local_server import LocalServer, ServerError, free_port
 from rotation_local.rootfs import Chroot
-from rotation_local.server_kinds import ServerKind
-from rotation_local.targets.base import ClientTls, DatabaseTarget
+from rotation_local.targets.base import ClientTls, DatabaseTarget, ServerKind
 from rotation_local.tls import TlsMaterial
 
 ENGINE = "valkey"
@@ -229,9 +228,11 @@ class ValkeyServer(LocalServer):
 
 
 class ValkeyTarget(DatabaseTarget):
-    def start(self, kind: ServerKind, *, tls: TlsMaterial | None = None, log_statements: bool = True) -> Any:
+    def start(
+        self, kind: ServerKind, *, root: Path | None = None, tls: TlsMaterial | None = None, log_statements: bool = True
+    ) -> Any:
         """The server always keeps its MONITOR log (``log_statements`` changes nothing)."""
-        return ValkeyServer.start(flavour=kind.flavour, reach=reach_of(kind), tls=tls, root=kind.root_path)
+        return ValkeyServer.start(flavour=kind.flavour, reach=reach_of(kind), tls=tls, root=root)
 
     def create_login(self, server: Any, username: str, password: str, *, database: str | None = None,
                      **options: str) -> None:  # fmt: skip
