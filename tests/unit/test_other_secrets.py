@@ -20,7 +20,7 @@ import pytest
 from helpers import lambda_context
 from rotation_core.api_keys import ApiKeyRotation
 from rotation_core.errors import Category, ConfusedDeputyError
-from rotation_core.handler import database_handler
+from rotation_core.handler import api_key_handler, database_handler
 from rotation_core.providers.http import HttpClient
 from rotation_core.rotator import RotationContext, RotationEvent, Rotator, same_function
 from rotation_core.secrets import SecretStore
@@ -186,6 +186,28 @@ def test_api_key_admin_secret_rotated_by_this_function_refused_nothing_minted(
     assert datadog.keys == keys_before
     assert stages(sm_client, arn)[token] == ["AWSPENDING"]
     assert sm_client.get_secret_value(SecretId=arn, VersionStage="AWSCURRENT")["SecretString"] == json.dumps(value)
+
+
+def test_api_key_admin_secret_rotated_by_this_function_preflight_reports_admin_secret(
+    sm_client: Any, datadog: FakeProviderServer
+) -> None:
+    other = other_team_secret(sm_client, datadog.admin_secret(), rotated_by=THIS_FUNCTION)
+    value = datadog.seed_secret(other, team="payments")
+    arn = sm_client.create_secret(Name="api-key", SecretString=json.dumps(value))["ARN"]
+    emulator.enable_rotation(arn)
+    handler = api_key_handler(
+        store=SecretStore(sm_client), http=HttpClient(transport=datadog.transport(), sleep=lambda _s: None), environ={}
+    )
+
+    report = handler({"Preflight": {"SecretId": arn}}, lambda_context())
+
+    checks = {check["name"]: check for check in report["checks"]}
+    assert (checks["admin_secret"]["status"], checks["admin_secret"]["category"]) == ("failed", "confused_deputy")
+    assert "is itself rotated by this function" in checks["admin_secret"]["fix"]
+    assert checks["secret_json"]["status"] == "skipped"  # the admin secret names the provider the key belongs to
+    assert checks["key_binding"]["status"] == "skipped"
+    assert report["ok"] is False
+    assert datadog.requests == []
 
 
 def test_api_key_admin_secret_not_rotated_still_rotates(sm_client: Any, datadog: FakeProviderServer) -> None:

@@ -128,7 +128,7 @@ class ApiKeyRotation:
 
     def build_pending(self, current: dict[str, Any], context: RotationContext) -> dict[str, Any]:
         provider, current_key = self._provider(current, context, "current")
-        record = self._prove_binding(provider, current_key)
+        record = self.prove_binding(provider, current_key)
         arn = context.metadata.arn
         name = key_name(arn, context.token)
         minted = provider.find(key_name_prefix(arn))
@@ -204,7 +204,7 @@ class ApiKeyRotation:
         What createSecret checks before minting, with read-only calls only: nothing is minted or revoked.
         """
         provider, key = self._provider(context.current(), context, "current")
-        self._prove_binding(provider, key)
+        self.prove_binding(provider, key)
         get_logger().info(
             f"checked: the admin secret reaches {provider.display_name}, which accepts the current key and ties it "
             "to the admin credential's account; the next rotation would mint its successor there",
@@ -253,6 +253,12 @@ class ApiKeyRotation:
     def _provider(
         self, secret: Mapping[str, Any], context: RotationContext, label: str
     ) -> tuple[ApiKeyProvider, StoredKey]:
+        return self.provider_for(secret, self.admin_secret(secret, context, label), context, label)
+
+    @staticmethod
+    def admin_secret(secret: Mapping[str, Any], context: RotationContext, label: str) -> dict[str, Any]:
+        """The value of the admin secret ``secret`` names (``adminarn``): never the rotated secret itself, nor
+        another secret this function rotates (:meth:`RotationContext.other_secret` refuses those unread)."""
         adminarn = secret.get("adminarn")
         if not isinstance(adminarn, str) or not adminarn.strip():
             raise SecretFormatError(
@@ -263,7 +269,16 @@ class ApiKeyRotation:
             raise ConfusedDeputyError(
                 f'the {label} secret\'s "adminarn" names the rotated secret itself; point it at a separate admin secret'
             )
-        admin = context.other_secret(adminarn)
+        return context.other_secret(adminarn)
+
+    def provider_for(
+        self, secret: Mapping[str, Any], admin: Mapping[str, Any], context: RotationContext, label: str
+    ) -> tuple[ApiKeyProvider, StoredKey]:
+        """The provider the admin secret names, acting with its credential, and the key ``secret`` holds there.
+
+        Raises :class:`ConfusedDeputyError` when the two secrets name different providers or accounts, and
+        :class:`~rotation_core.providers.AdminSecretFormatError` when the admin secret lacks what the provider needs.
+        """
         spec = admin_provider(admin)
         if len(self._targets) >= _MAX_TARGETS:
             self._targets.clear()
@@ -275,7 +290,7 @@ class ApiKeyRotation:
         return provider, provider.stored_key(secret, label)
 
     @staticmethod
-    def _prove_binding(provider: ApiKeyProvider, key: StoredKey) -> KeyRecord:
+    def prove_binding(provider: ApiKeyProvider, key: StoredKey) -> KeyRecord:
         """The current key is valid and belongs to the admin's account; else nothing may be minted."""
         recover = (
             f"Nothing was minted. Put a valid {provider.display_name} key of the admin secret's account in "

@@ -29,7 +29,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, cast
 
-from rotation_core.engines.base import DatabaseEngine, DatabaseLogin, DualPasswordEngine, DualPasswordRequest
+from rotation_core.checks import CheckRunner
+from rotation_core.engines.base import DatabaseEngine, DatabaseLogin, DualPasswordEngine, DualPasswordRequest, Session
 from rotation_core.errors import (
     Category,
     ConfigurationError,
@@ -45,6 +46,12 @@ from rotation_core.rotator import RotationContext
 from rotation_core.settings import Settings
 from rotation_core.strategies import AlternatingUsers, DatabaseStrategy
 
+#: Why a setup check that needs a login is not run for a managed user's secret without an endpoint.
+NO_ENDPOINT = (
+    'the secret names no endpoint ("host"): no login can be tried, so testSecret will check the service\'s view of the '
+    "user (active, bound to this secret) instead of logging in with the new password, as AWS's function does. Add "
+    '"host" and "port" of an endpoint the function can reach (TLS verified) to have every rotation log in'
+)
 #: Why the drain check counts nothing here (docs/operations.md says the same).
 UNCOUNTABLE = (
     "the server does not record which of an account's two passwords a session logged in with (MySQL, Valkey and Redis "
@@ -153,49 +160,68 @@ class DualPassword(DatabaseStrategy):
             extra={"user": pending.username},
         )
 
-    def test_configuration(self, context: RotationContext) -> None:
-        """The current credentials log in and pass the probe; the server, plugin and privileges allow the change."""
+    def check_configuration(self, context: RotationContext, checks: CheckRunner) -> None:
+        """The current credentials log in and pass the probe, the master named by "masterarn" (if any) logs in, and
+        the server, plugin and privileges allow the change (``dual_password``, then the right to make it: the user's
+        own, the master's, or for a user a service manages, its binding and state there). Read-only."""
         current_secret = context.current()
-        current = self.own_login(context, current_secret, "current")
-        master_arn = self.master_arn_of(current_secret, "current")
-        master = None if master_arn is None else self._masters.master_login(context, master_arn, current)
-        self.check_change(current, master, probe=True)
-
-    def check_change(self, current: DatabaseLogin, master: DatabaseLogin | None, *, probe: bool = False) -> None:
-        """What setSecret would need, read-only: dual passwords on the server, the plugin, the privilege."""
+        parsed = checks.run(
+            "secret_json",
+            lambda: (self.own_login(context, current_secret, "current"), self.master_arn_of(current_secret, "current")),
+        )
+        if parsed is None:
+            return
+        current, master_arn = parsed
         engine = self.dual_engine
+        master = self._configured_master(context, checks, current, master_arn)
         if not current.has_endpoint:
-            engine.check_dual_password(None, current, admin=None)
-            get_logger().info(
-                "checked: the service that manages the user reports it active and bound to this secret; the secret "
-                "names no endpoint, so no login was tried (testSecret will not log in either)",
-                extra={"user": current.username},
+            for name in ("current_login", "test_query"):
+                checks.skip(name, NO_ENDPOINT)
+            checks.run(
+                "dual_password", lambda: engine.check_dual_password(None, current, admin=None), also=_rights(None)
+            )
+            checks.passed(
+                "the service that manages the user reports it active and bound to this secret; the secret names no "
+                "endpoint, so no login was tried (testSecret will not log in either)",
+                user=current.username,
             )
             return
-        session = engine.connect(current)
-        try:
-            if probe:
-                engine.probe(session, self.settings.test_query)
-                get_logger().info(
-                    "checked: the current credentials log in and pass the probe",
-                    extra={"user": current.username, "host": current.host, "port": current.port},
-                )
-            admin = None if master is None else engine.connect(master)
+        with self.logged_in(checks, current) as session:
+            if session is None:
+                return
+            admin: Session | None = None
+            if master is not None:
+                admin = checks.run("master_login", lambda: engine.connect(master))
+                if admin is not None:
+                    checks.passed("the master credentials log in", user=master.username)
             try:
-                if master is not None:
-                    get_logger().info("checked: the master credentials log in", extra={"user": master.username})
-                engine.check_dual_password(session, current, admin=admin)
+                if master_arn is None or admin is not None:
+                    checks.run(
+                        "dual_password",
+                        lambda: engine.check_dual_password(session, current, admin=admin),
+                        also=_rights(admin),
+                    )
             finally:
                 if admin is not None:
                     admin.close()
-        finally:
-            session.close()
         who = "the master" if master is not None else "the user itself" if current.user_arn is None else "the service"
-        get_logger().info(
-            f"checked: the server keeps dual passwords and {who} may set them; the next rotation would keep the "
-            "current password valid beside the new one",
-            extra={"user": current.username},
+        checks.passed(
+            f"the server keeps dual passwords and {who} may set them; the next rotation would keep the current "
+            "password valid beside the new one",
+            user=current.username,
         )
+
+    def _configured_master(
+        self, context: RotationContext, checks: CheckRunner, current: DatabaseLogin, master_arn: str | None
+    ) -> DatabaseLogin | None:
+        """Where the master logs in (None without "masterarn": the user changes its own password; or when it cannot
+        be resolved, recorded under ``master_secret``)."""
+        if master_arn is None:
+            for name in ("master_secret", "master_login", "alternate_pair", "master_privileges"):
+                checks.skip(name, 'the secret names no master ("masterarn"): the user changes its own password')
+            return None
+        checks.skip("own_password_change", 'the secret names a master ("masterarn"), which changes the password')
+        return checks.run("master_secret", lambda: self.master_login(context, master_arn, current))
 
     def master_login(self, context: RotationContext, master_arn: str, current: DatabaseLogin) -> DatabaseLogin:
         return self._masters.master_login(context, master_arn, current)
@@ -246,3 +272,8 @@ class DualPassword(DatabaseStrategy):
             "secondary",
             extra={"user": current.username},
         )
+
+
+def _rights(admin: Session | None) -> str:
+    """The check of the right to set dual passwords: the user's own, or the master's."""
+    return "own_password_change" if admin is None else "master_privileges"

@@ -13,8 +13,10 @@ failed), ``fix`` says what to do (empty when ``ok``). ``ok`` is true when no che
 The checks run the code a rotation runs, not a copy of it: the settings and the strategy the function
 builds, :class:`~rotation_core.secrets.SecretStore` for DescribeSecret and GetSecretValue, the
 engine's secret parsing and ``connect`` (TLS verified as configured), the strategy's master
-resolution and same-server check, the provider's listing and the API-key binding proof. What a
-rotation would then change is checked by read-only queries instead (the engines' ``check_*`` methods).
+resolution and same-server check, the provider's listing and the API-key binding proof. A database
+strategy walks its checks itself (``check_configuration``, the walk its configuration test takes too,
+:mod:`rotation_core.checks`); the preflight records each outcome. What a rotation would then change is
+checked by read-only queries instead (the engines' ``check_*`` methods).
 
 It never writes: the store it uses refuses PutSecretValue and UpdateSecretVersionStage, the provider
 refuses to mint or revoke, and the engines' checks only read (PostgreSQL's inside a read-only
@@ -28,7 +30,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from rotation_core.causes import cause_of
 from rotation_core.errors import (
@@ -56,10 +58,11 @@ from rotation_core.secrets import AWSCURRENT, AWSPENDING, SecretMetadata, Secret
 
 if TYPE_CHECKING:
     from rotation_core.api_keys import ApiKeyRotation
-    from rotation_core.dual_password import DualPassword
-    from rotation_core.engines.base import DatabaseEngine, DatabaseLogin, DualPasswordEngine, Session
+    from rotation_core.engines.base import DatabaseEngine, DatabaseLogin, Session
     from rotation_core.providers import ApiKeyProvider, IssuedKey, KeyRecord, KeyRef, StoredKey, Verdict
-    from rotation_core.strategies import AlternatingUsers, DatabaseStrategy
+    from rotation_core.strategies import DatabaseStrategy
+
+T = TypeVar("T")
 
 PREFLIGHT = "Preflight"
 _SECRET_ID = "SecretId"  # noqa: S105  # nosec B105 (an event key, not a secret)
@@ -149,11 +152,74 @@ def parse_preflight(event: object) -> RotationEvent:
 
 
 class _Checks:
-    """The planned checks; each gets one result, and those that never ran are reported skipped."""
+    """The planned checks; each gets one result, and those that never ran are reported skipped.
+
+    It is also the :class:`~rotation_core.checks.CheckRunner` a database strategy's walk records into.
+    """
+
+    checks_rights = True  # the preflight also reads whether the rights a password change needs are there
 
     def __init__(self, plan: Iterable[tuple[str, Category]]) -> None:
         self._plan = dict(plan)
         self._results: dict[str, Check] = {}
+
+    def run(self, name: str, check: Callable[[], T], *, also: str | None = None) -> T | None:
+        try:
+            result = check()
+        except RotationError as error:
+            if also is not None and error.category is not self._plan[name]:
+                self.ok(name)
+                self.failed(also, error)
+            else:
+                self.failed(name, _with_current_credentials(error) if name == "test_query" else error)
+            return None
+        self.ok(name)
+        if also is not None:
+            self.ok(also)
+        return result
+
+    def login(self, engine: DatabaseEngine, login: DatabaseLogin) -> Session | None:
+        """The engine's own login, its failure read as unreachable (``target_reachable``), TLS (``target_tls``) or
+        refused (``current_login``)."""
+        try:
+            session = engine.connect(login)
+        except RotationError as error:
+            if error.category is Category.UNREACHABLE:
+                self.failed("target_reachable", error)
+            elif error.category in (Category.TLS, Category.CONFIGURATION):
+                if error.category is Category.TLS:
+                    self.ok("target_reachable")
+                self.failed("target_tls", error)
+            else:
+                self.ok("target_reachable")
+                self._tls_result(login)
+                self.failed("current_login", error)
+            return None
+        self.ok("target_reachable")
+        self._tls_result(login)
+        self.ok("current_login")
+        return session
+
+    def skip(self, name: str, why: str) -> None:
+        """A check that does not apply; a login that cannot be tried skips its reach and TLS checks too."""
+        if name == "current_login":
+            self.skipped("target_reachable", why)
+            self.skipped("target_tls", why)
+        self.skipped(name, why)
+
+    def passed(self, message: str, **extra: object) -> None:
+        """Nothing to add: each check's outcome is logged as it is recorded."""
+
+    def _tls_result(self, login: DatabaseLogin) -> None:
+        if login.tls.verifies_certificate:
+            self.ok("target_tls")
+            return
+        self.skipped(
+            "target_tls",
+            f'the secret asks for sslmode {login.tls.value} ("sslmode", or "ssl": false), so the server\'s certificate '
+            "is not verified (and below require the password may cross the network unencrypted); remove "
+            '"ssl"/"sslmode" from the secret for verified TLS',
+        )
 
     def ok(self, name: str) -> None:
         self._set(Check(name, Status.OK, self._plan[name], ""))
@@ -223,9 +289,9 @@ def run_preflight(rotator: Rotator, request: RotationEvent, *, function_arn: str
         if current is None:
             return checks.report()
         if _is_api_key(strategy):
-            _api_key_checks(checks, strategy, context, current)  # type: ignore[arg-type]
+            _api_key_checks(checks, cast("ApiKeyRotation", strategy), context, current)
         else:
-            _database_checks(checks, strategy, context, current)  # type: ignore[arg-type]
+            cast("DatabaseStrategy", strategy).check_configuration(context, checks)
     except RotationError as error:  # a check that raised outside its own handling: report it, never lose it
         checks.failed_first_open(error)
     except Exception as error:  # noqa: BLE001 (a bug: reported without values, the report still returned)
@@ -350,217 +416,13 @@ def _current_value(checks: _Checks, context: RotationContext) -> dict[str, Any] 
 # --- databases -----------------------------------------------------------------------------------
 
 
-def _database_checks(
-    checks: _Checks, strategy: DatabaseStrategy, context: RotationContext, current: dict[str, Any]
-) -> None:
-    from rotation_core.dual_password import DualPassword
-    from rotation_core.strategies import AlternatingUsers
-
-    if isinstance(strategy, DualPassword):
-        _dual_password_checks(checks, strategy, context, current)
-        return
-    alternating = strategy if isinstance(strategy, AlternatingUsers) else None
-    try:
-        login = strategy.login(current, "current")
-        alternate = alternating._other_username(login.username) if alternating is not None else None
-    except RotationError as error:
-        checks.failed("secret_json", error)
-        return
-    checks.ok("secret_json")
-    engine = strategy.engine
-    session = _connect(checks, engine, login)
-    try:
-        if alternating is None:
-            if session is not None:
-                _run(checks, "own_password_change", lambda: engine.check_own_password(session, login))
-        elif alternate is not None:
-            _master_checks(
-                checks, alternating, context=context, current=current, login=login, caller=session, alternate=alternate
-            )
-        if session is not None:
-            _run(checks, "test_query", lambda: _probe(engine, session, strategy.settings.test_query))
-    finally:
-        if session is not None:
-            session.close()
-
-
-def _connect(checks: _Checks, engine: DatabaseEngine, login: DatabaseLogin) -> Session | None:
-    """The engine's own login, its failure read as unreachable, TLS or refused."""
-    try:
-        session = engine.connect(login)
-    except RotationError as error:
-        if error.category is Category.UNREACHABLE:
-            checks.failed("target_reachable", error)
-        elif error.category in (Category.TLS, Category.CONFIGURATION):
-            if error.category is Category.TLS:
-                checks.ok("target_reachable")
-            checks.failed("target_tls", error)
-        else:
-            checks.ok("target_reachable")
-            _tls_result(checks, login)
-            checks.failed("current_login", error)
-        return None
-    checks.ok("target_reachable")
-    _tls_result(checks, login)
-    checks.ok("current_login")
-    return session
-
-
-def _tls_result(checks: _Checks, login: DatabaseLogin) -> None:
-    if login.tls.verifies_certificate:
-        checks.ok("target_tls")
-        return
-    checks.skipped(
-        "target_tls",
-        f'the secret asks for sslmode {login.tls.value} ("sslmode", or "ssl": false), so the server\'s certificate is '
-        'not verified (and below require the password may cross the network unencrypted); remove "ssl"/"sslmode" '
-        "from the secret for verified TLS",
+def _with_current_credentials(error: RotationError) -> RotationError:
+    """The probe's failure, said of the credentials the preflight used (testSecret uses the new ones)."""
+    return RotationError(
+        f"with the current credentials (testSecret runs TEST_QUERY with the new ones, which have the same "
+        f"grants): {error.message}",
+        category=error.category,
     )
-
-
-def _master_checks(
-    checks: _Checks,
-    strategy: AlternatingUsers,
-    *,
-    context: RotationContext,
-    current: dict[str, Any],
-    login: DatabaseLogin,
-    caller: Session | None,
-    alternate: str,
-) -> None:
-    try:
-        master = strategy.master_login(context, strategy.master_arn_of(current), login)
-    except RotationError as error:
-        checks.failed("master_secret", error)
-        return
-    checks.ok("master_secret")
-    if caller is None:
-        return  # the current login failed: the master is checked once it works
-    engine = strategy.engine
-    try:
-        admin = engine.connect(master)
-    except RotationError as error:
-        checks.failed("master_login", error)
-        return
-    checks.ok("master_login")
-    try:
-        original = strategy._original_username(login.username)
-        allow = strategy.allows_privileged(original)
-
-        def pair() -> None:
-            engine.check_pair(admin, caller=caller, original=original, target=alternate, allow_privileged=allow)
-
-        _run(checks, "alternate_pair", pair)
-        _run(
-            checks,
-            "master_privileges",
-            lambda: engine.check_clone_rights(admin, caller=caller, original=original, target=alternate),
-        )
-    finally:
-        admin.close()
-
-
-def _dual_password_checks(
-    checks: _Checks, strategy: DualPassword, context: RotationContext, current: dict[str, Any]
-) -> None:
-    """The user changes its own password (own_password_change), or the master named by "masterarn" does (master_*), or
-    the service that manages the user does (own_password_change: the user's binding and state there)."""
-    try:
-        login = strategy.own_login(context, current, "current")
-        master_arn = strategy.master_arn_of(current, "current")
-    except RotationError as error:
-        checks.failed("secret_json", error)
-        return
-    checks.ok("secret_json")
-    engine = strategy.dual_engine
-    master = _dual_password_master(checks, strategy, context, login, master_arn)
-    if not login.has_endpoint:
-        for name, _category in (*DATABASE_CHECKS, *PROBE_CHECKS):
-            checks.skipped(name, _NO_ENDPOINT)
-        _dual_password_rights(checks, engine, None, login, None)
-        return
-    session = _connect(checks, engine, login)
-    if session is None:
-        return
-    try:
-        admin: Session | None = None
-        if master is not None:
-            try:
-                admin = engine.connect(master)
-            except RotationError as error:
-                checks.failed("master_login", error)
-            else:
-                checks.ok("master_login")
-        if master_arn is None or admin is not None:
-            _dual_password_rights(checks, engine, session, login, admin)
-        if admin is not None:
-            admin.close()
-        _run(checks, "test_query", lambda: _probe(engine, session, strategy.settings.test_query))
-    finally:
-        session.close()
-
-
-def _dual_password_master(
-    checks: _Checks, strategy: DualPassword, context: RotationContext, login: DatabaseLogin, master_arn: str | None
-) -> DatabaseLogin | None:
-    """Where the master logs in (None without "masterarn", or when it cannot be resolved: reported)."""
-    if master_arn is None:
-        for name, _category in ALTERNATING_CHECKS:
-            checks.skipped(name, 'the secret names no master ("masterarn"): the user changes its own password')
-        return None
-    checks.skipped("own_password_change", 'the secret names a master ("masterarn"), which changes the password')
-    try:
-        master = strategy.master_login(context, master_arn, login)
-    except RotationError as error:
-        checks.failed("master_secret", error)
-        return None
-    checks.ok("master_secret")
-    return master
-
-
-_NO_ENDPOINT = (
-    'the secret names no endpoint ("host"): no login can be tried, so testSecret will check the service\'s view of the '
-    "user (active, bound to this secret) instead of logging in with the new password, as AWS's function does. Add "
-    '"host" and "port" of an endpoint the function can reach (TLS verified) to have every rotation log in'
-)
-
-
-def _dual_password_rights(
-    checks: _Checks, engine: DualPasswordEngine, session: Session | None, login: DatabaseLogin, admin: Session | None
-) -> None:
-    """The server and plugin (dual_password, a configuration error), then the right to set them (a permission)."""
-    rights = "own_password_change" if admin is None else "master_privileges"
-    try:
-        engine.check_dual_password(session, login, admin=admin)
-    except RotationError as error:
-        if error.category is Category.CONFIGURATION:
-            checks.failed("dual_password", error)
-            return
-        checks.ok("dual_password")
-        checks.failed(rights, error)
-        return
-    checks.ok("dual_password")
-    checks.ok(rights)
-
-
-def _probe(engine: DatabaseEngine, session: Session, query: str) -> None:
-    try:
-        engine.probe(session, query)
-    except RotationError as error:
-        raise RotationError(
-            f"with the current credentials (testSecret runs TEST_QUERY with the new ones, which have the same "
-            f"grants): {error.message}",
-            category=error.category,
-        ) from None
-
-
-def _run(checks: _Checks, name: str, check: Callable[[], object]) -> None:
-    try:
-        check()
-    except RotationError as error:
-        checks.failed(name, error)
-        return
-    checks.ok(name)
 
 
 # --- API keys ------------------------------------------------------------------------------------
@@ -570,28 +432,12 @@ def _api_key_checks(
     checks: _Checks, strategy: ApiKeyRotation, context: RotationContext, current: dict[str, Any]
 ) -> None:
     from rotation_core.api_keys import key_name_prefix
-    from rotation_core.providers import AdminSecretFormatError
 
-    try:
-        provider, key = strategy._provider(current, context, "current")
-    except SecretsManagerError as error:
-        checks.failed("admin_secret", error)
-        checks.skipped("secret_json", "checked once the admin secret can be read (it names the provider)")
+    admin = _admin_secret(checks, strategy, context, current)
+    found = None if admin is None else _provider(checks, strategy, context, current, admin)
+    if found is None:
         return
-    except ConfusedDeputyError as error:  # both secrets are usable, but name different providers or accounts
-        checks.ok("secret_json")
-        checks.ok("admin_secret")
-        checks.failed("key_binding", error)
-        return
-    except AdminSecretFormatError as error:  # read, but lacking what the function needs (SendGrid's scopes ...)
-        checks.failed("admin_secret", error)
-        checks.skipped("secret_json", "checked once the admin secret is complete (it names the provider)")
-        return
-    except RotationError as error:
-        checks.failed("secret_json", error)
-        return
-    checks.ok("secret_json")
-    checks.ok("admin_secret")
+    provider, key = found
     guarded = ReadOnlyProvider(provider)
     try:
         guarded.find(key_name_prefix(context.metadata.arn))  # what createSecret lists first, as the admin
@@ -609,7 +455,51 @@ def _api_key_checks(
     checks.ok("provider_reachable")
     _provider_tls(checks, provider)
     checks.ok("admin_credential")
-    _run(checks, "key_binding", lambda: strategy._prove_binding(guarded, key))
+    checks.run("key_binding", lambda: strategy.prove_binding(guarded, key))
+
+
+def _admin_secret(
+    checks: _Checks, strategy: ApiKeyRotation, context: RotationContext, current: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The admin secret "adminarn" names (None: it cannot be used, reported)."""
+    try:
+        return strategy.admin_secret(current, context, "current")
+    except SecretsManagerError as error:
+        checks.failed("admin_secret", error)
+        checks.skipped("secret_json", "checked once the admin secret can be read (it names the provider)")
+    except ConfusedDeputyError as error:  # the rotated secret itself, or another secret this function rotates
+        checks.failed("admin_secret", error)
+        checks.skipped(
+            "secret_json", "checked once it names an admin secret this function may use (which names the provider)"
+        )
+    except RotationError as error:
+        checks.failed("secret_json", error)
+    return None
+
+
+def _provider(
+    checks: _Checks, strategy: ApiKeyRotation, context: RotationContext, current: dict[str, Any], admin: dict[str, Any]
+) -> tuple[ApiKeyProvider, StoredKey] | None:
+    """The provider the admin secret names and the rotated secret's key (None: they do not fit, reported)."""
+    from rotation_core.providers import AdminSecretFormatError
+
+    try:
+        found = strategy.provider_for(current, admin, context, "current")
+    except ConfusedDeputyError as error:  # both secrets are usable, but name different providers or accounts
+        checks.ok("secret_json")
+        checks.ok("admin_secret")
+        checks.failed("key_binding", error)
+        return None
+    except AdminSecretFormatError as error:  # read, but lacking what the function needs (SendGrid's scopes ...)
+        checks.failed("admin_secret", error)
+        checks.skipped("secret_json", "checked once the admin secret is complete (it names the provider)")
+        return None
+    except RotationError as error:
+        checks.failed("secret_json", error)
+        return None
+    checks.ok("secret_json")
+    checks.ok("admin_secret")
+    return found
 
 
 def _provider_tls(checks: _Checks, provider: ApiKeyProvider) -> None:

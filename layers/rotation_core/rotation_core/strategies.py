@@ -14,8 +14,11 @@ master's database; host names are never compared with each other to accept a dif
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
+from rotation_core.checks import CheckRunner, FirstFailureRaises
 from rotation_core.drain import check_database_user
 from rotation_core.engines.base import CLONE_SUFFIX, CloneRequest, DatabaseEngine, DatabaseLogin, Session
 from rotation_core.errors import (
@@ -34,6 +37,11 @@ from rotation_core.rotator import RotationContext
 from rotation_core.settings import Settings
 
 __all__ = ["CLONE_SUFFIX", "AlternatingUsers", "DatabaseStrategy", "SingleUser"]
+
+_MASTER_ELSEWHERE = (
+    "the master secret names another server than the secret being rotated{why}. A rotation never moves a secret to "
+    'another database: point "masterarn" at the admin secret of the same database, or correct the secret\'s host/port'
+)
 
 
 class DatabaseStrategy:
@@ -78,20 +86,30 @@ class DatabaseStrategy:
         )
 
     def test_configuration(self, context: RotationContext) -> None:
-        """The current credentials log in and pass the probe (what a rotation starts from)."""
-        current = self.login(context.current(), "current")
-        self._probe_as(current)
+        """Secrets Manager's configuration test: :meth:`check_configuration`, stopping at the first failure."""
+        self.check_configuration(context, FirstFailureRaises())
 
-    def _probe_as(self, login: DatabaseLogin) -> None:
-        session = self.engine.connect(login)
+    def check_configuration(self, context: RotationContext, checks: CheckRunner) -> None:
+        """Every check of this strategy's setup, read-only, through ``checks`` (:mod:`rotation_core.checks`)."""
+        raise NotImplementedError
+
+    @contextlib.contextmanager
+    def logged_in(self, checks: CheckRunner, login: DatabaseLogin) -> Iterator[Session | None]:
+        """The current credentials log in and pass the probe (what every rotation starts from): the session while
+        the block runs (None when they did not log in), closed after it."""
+        session = checks.login(self.engine, login)
+        if session is None:
+            yield None
+            return
         try:
-            self.engine.probe(session, self.settings.test_query)
+            checks.run("test_query", lambda: self.engine.probe(session, self.settings.test_query))
+            checks.passed(
+                "the current credentials log in and pass the probe",
+                user=login.username, host=login.host, port=login.port,
+            )  # fmt: skip
+            yield session
         finally:
             session.close()
-        get_logger().info(
-            f"checked: the {login.label} credentials log in and pass the probe",
-            extra={"user": login.username, "host": login.host, "port": login.port},
-        )
 
     def after_create(self, context: RotationContext, pending: dict[str, Any], stored: bool) -> None:
         """Nothing to undo: a generated password that was not stored was never used anywhere."""
@@ -113,6 +131,16 @@ class SingleUser(DatabaseStrategy):
     def __init__(self, engine: DatabaseEngine, settings: Settings) -> None:
         super().__init__(engine, settings)
         self.promotes_at_set = settings.promote_at_set  # PROMOTE_AT_SET (the rotator promotes within setSecret)
+
+    def check_configuration(self, context: RotationContext, checks: CheckRunner) -> None:
+        """The current credentials log in and pass the probe (what a rotation starts from); with rights, the user
+        may change its own password."""
+        login = checks.run("secret_json", lambda: self.login(context.current(), "current"))
+        if login is None:
+            return
+        with self.logged_in(checks, login) as session:
+            if session is not None and checks.checks_rights:
+                checks.run("own_password_change", lambda: self.engine.check_own_password(session, login))
 
     def build_pending(self, current: dict[str, Any], context: RotationContext) -> dict[str, Any]:
         self.login(current, "current")
@@ -181,7 +209,7 @@ class AlternatingUsers(DatabaseStrategy):
         self._master_arn(current, "current")
         return {
             **current,
-            "username": self._other_username(login.username),
+            "username": self.alternate_of(login.username),
             "password": generate_password(self.settings.password_policy),
         }
 
@@ -190,7 +218,7 @@ class AlternatingUsers(DatabaseStrategy):
         current = self.login(current_secret, "current")
         pending = self.login(pending_secret, "pending")
         self._check_same_identity(current, pending)
-        if pending.username != self._other_username(current.username):
+        if pending.username != self.alternate_of(current.username):
             raise ConfusedDeputyError(
                 "the pending secret's username is not the current user's alternate; start a new rotation"
             )
@@ -198,7 +226,7 @@ class AlternatingUsers(DatabaseStrategy):
         if self._master_arn(pending_secret, "pending") != master_arn:
             raise ConfusedDeputyError("the pending and current secrets name different master secrets")
         master = self.master_login(context, master_arn, current)
-        original = self._original_username(current.username)
+        original = self.original_of(current.username)
         # Prove the caller's own secret is genuine before acting with the master's rights; the engine then
         # proves on the server that the pair is the caller's before it changes anything.
         caller = self.engine.connect(current)
@@ -228,36 +256,52 @@ class AlternatingUsers(DatabaseStrategy):
             caller.close()
         get_logger().info("set the alternate user's password", extra={"user": pending.username})
 
-    def test_configuration(self, context: RotationContext) -> None:
+    def check_configuration(self, context: RotationContext, checks: CheckRunner) -> None:
         """The current credentials log in and pass the probe, the alternate name fits, the master logs in, and the
-        server proves the pair is the secret's own (as setSecret would, reading only)."""
+        server proves the pair is the secret's own (as setSecret would, reading only); with rights, the master may
+        copy the original to the alternate."""
         current_secret = context.current()
-        current = self.login(current_secret, "current")
-        alternate = self._other_username(current.username)
-        master = self.master_login(context, self._master_arn(current_secret, "current"), current)
-        original = self._original_username(current.username)
-        caller = self.engine.connect(current)
-        try:
-            self.engine.probe(caller, self.settings.test_query)
-            get_logger().info(
-                "checked: the current credentials log in and pass the probe",
-                extra={"user": current.username, "host": current.host, "port": current.port},
-            )
-            admin = self.engine.connect(master)
+        named = checks.run("secret_json", lambda: self._current_pair(current_secret))
+        if named is None:
+            return
+        current, alternate = named
+        master = checks.run(
+            "master_secret", lambda: self.master_login(context, self.master_arn_of(current_secret), current)
+        )
+        with self.logged_in(checks, current) as caller:
+            if caller is None or master is None:
+                return  # the master is checked once the current login works
+            admin = checks.run("master_login", lambda: self.engine.connect(master))
+            if admin is None:
+                return
             try:
-                self.engine.check_pair(
-                    admin, caller=caller, original=original, target=alternate,
-                    allow_privileged=self.allows_privileged(original),
-                )  # fmt: skip
+                original = self.original_of(current.username)
+                allow = self.allows_privileged(original)
+                checks.run(
+                    "alternate_pair",
+                    lambda: self.engine.check_pair(
+                        admin, caller=caller, original=original, target=alternate, allow_privileged=allow
+                    ),
+                )
+                if checks.checks_rights:
+                    checks.run(
+                        "master_privileges",
+                        lambda: self.engine.check_clone_rights(
+                            admin, caller=caller, original=original, target=alternate
+                        ),
+                    )
             finally:
                 admin.close()
-        finally:
-            caller.close()
-        get_logger().info(
-            "checked: the master credentials log in and the server shows the pair is this secret's; the next "
-            "rotation would set the alternate user's password",
-            extra={"user": master.username, "host": master.host, "port": master.port, "alternate_user": alternate},
-        )
+        checks.passed(
+            "the master credentials log in and the server shows the pair is this secret's; the next rotation would "
+            "set the alternate user's password",
+            user=master.username, host=master.host, port=master.port, alternate_user=alternate,
+        )  # fmt: skip
+
+    def _current_pair(self, current_secret: dict[str, Any]) -> tuple[DatabaseLogin, str]:
+        """The current secret's login, and the name of its alternate (which must fit the server)."""
+        current = self.login(current_secret, "current")
+        return current, self.alternate_of(current.username)
 
     def allows_privileged(self, original: str) -> bool:
         """Did the operator list ``original`` in ALLOW_PRIVILEGED_USERS (the function's environment)?"""
@@ -302,21 +346,14 @@ class AlternatingUsers(DatabaseStrategy):
 
     def _database_at_master_host(self, master: DatabaseLogin, current: DatabaseLogin) -> RdsDatabase:
         """The RDS database whose writer the master secret names (the rotated secret names another host)."""
-        refused = (
-            "the master secret names another server than the secret being rotated, and RDS {why}. A rotation "
-            'never moves a secret to another database: point "masterarn" at the admin secret of the same '
-            "database, or correct the secret's host/port"
-        )
         try:
             database = self.rds.database_at(master.host, master.port)
         except RdsError as error:
-            raise ConfusedDeputyError(
-                refused.format(why=f"could not be asked whether both belong to one database ({error.message})")
-            ) from None
+            why = f", and RDS could not be asked whether both belong to one database ({error.message})"
+            raise ConfusedDeputyError(_MASTER_ELSEWHERE.format(why=why)) from None
         if database is None:
-            raise ConfusedDeputyError(
-                refused.format(why=f"lists no DB cluster or instance whose writer endpoint is {describe(master.host)}")
-            )
+            why = f", and RDS lists no DB cluster or instance whose writer endpoint is {describe(master.host)}"
+            raise ConfusedDeputyError(_MASTER_ELSEWHERE.format(why=why))
         return database
 
     def _tagged_database(self, context: RotationContext, master_arn: str) -> RdsDatabase:
@@ -355,10 +392,13 @@ class AlternatingUsers(DatabaseStrategy):
         )
         return self.login(located, "master")
 
-    def _original_username(self, username: str) -> str:
+    @staticmethod
+    def original_of(username: str) -> str:
+        """The original user of the pair ``username`` belongs to (``<user>`` for ``<user>_clone``)."""
         return username[: -len(CLONE_SUFFIX)] if username.endswith(CLONE_SUFFIX) else username
 
-    def _other_username(self, username: str) -> str:
+    def alternate_of(self, username: str) -> str:
+        """The other user of the pair, which the next rotation changes; a name the server cannot hold is refused."""
         if username.endswith(CLONE_SUFFIX):
             return username[: -len(CLONE_SUFFIX)]
         other = username + CLONE_SUFFIX
