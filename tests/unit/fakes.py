@@ -79,6 +79,7 @@ class FakeEngine(ByteLimitedLogins):
     engine_names = frozenset({"postgres"})
     default_port = 5432
     max_username_bytes = 63
+    uses_rds = True
 
     def __init__(self, settings: Settings, database: FakeDatabase) -> None:
         self.settings = settings

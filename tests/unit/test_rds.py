@@ -305,3 +305,43 @@ def test_configuration_test_rds_managed_master_logs_in_at_writer(
 
     assert list(zip(database.connections, database.hosts, strict=True)) == [("app", READER), ("admin", WRITER)]
     assert database.changes == []
+
+
+class EngineWithoutRds(FakeEngine):
+    """The fake engine as an engine RDS never manages (Valkey's spec: ``uses_rds=False``; its role may not call RDS)."""
+
+    uses_rds = False
+
+
+@pytest.mark.parametrize(
+    ("master_place", "refusal", "message"),
+    [
+        # Another host than the rotated secret's: the same-server refusal, without RDS's part.
+        ({"host": WRITER, "port": PORT}, ConfusedDeputyError,
+         r"^the master secret names another server than the secret being rotated\. A rotation never moves"),
+        # No host, where an RDS engine would look the master up by its aws:rds: tag.
+        ({}, SecretFormatError, r'^the master secret has no "host": add the "host" and "port"'),
+    ],
+    ids=["master-on-another-host", "master-without-host"],
+)  # fmt: skip
+def test_alternating_engine_without_rds_master_elsewhere_refused_without_asking_rds(
+    master_place: dict[str, Any], refusal: type[Exception], message: str, sm_client: Any, database: FakeDatabase
+) -> None:
+    built: list[str | None] = []
+
+    def factory(endpoint: str | None) -> Any:
+        built.append(endpoint)
+        raise AssertionError("an engine without RDS never builds an RDS client")
+
+    config = Settings(strategy=Strategy.ALTERNATING_USERS)
+    strategy = AlternatingUsers(EngineWithoutRds(config, database), config, rds=RdsDirectory(client_factory=factory))
+    master = {"engine": "postgres", "username": "admin", "password": database.password_of("admin"), **master_place}
+    master_arn = sm_client.create_secret(Name="master", SecretString=json.dumps(master))["ARN"]
+    arn = rotated_secret(sm_client, database, host=READER, master_arn=master_arn)
+
+    with pytest.raises(refusal, match=message):
+        service.rotate(arn, Rotator(SecretStore(sm_client), strategy).handle)
+
+    assert built == []
+    assert database.changes == []
+    assert "admin" not in database.connections

@@ -313,7 +313,8 @@ class AlternatingUsers(DatabaseStrategy):
         A master secret with a ``host`` logs in there. One without (RDS manages it) logs in at the writer
         endpoint of the DB cluster or instance its ``aws:rds:`` tag names, as RDS describes it. Either
         way the rotated secret must name the master's own endpoint or, as RDS lists them, an endpoint of
-        the same database (reader, custom, cluster member instance, read replica).
+        the same database (reader, custom, cluster member instance, read replica). For an engine RDS never
+        manages (``uses_rds`` false), the master must name the rotated secret's own host and port: RDS is not asked.
         """
         master_secret = context.other_secret(master_arn)
         host = master_secret.get("host")
@@ -322,7 +323,14 @@ class AlternatingUsers(DatabaseStrategy):
             master = self.login(master_secret, "master")
             if master.same_server(current):
                 return master
+            if not self.engine.uses_rds:  # nothing else can show both hosts are one server; RDS is not asked
+                raise ConfusedDeputyError(_MASTER_ELSEWHERE.format(why=""))
             database = self._database_at_master_host(master, current)
+        elif not self.engine.uses_rds:
+            raise SecretFormatError(
+                'the master secret has no "host": add the "host" and "port" of the server the rotated secret names '
+                f"(RDS does not manage {self.engine.display_name} masters)"
+            )
         else:
             database = self._tagged_database(context, master_arn)
             master = self._rds_master_login(master_secret, database)

@@ -106,6 +106,9 @@ class DatabaseEngine(Protocol):
     engine_names: frozenset[str]  # accepted values of the secret's "engine" key
     default_port: int
     max_username_bytes: int
+    #: RDS may manage its servers and masters (the spec's ``uses_rds``): only then may a master secret that names
+    #: another host, or none, be looked up in RDS (the function of an engine without it has no RDS permission).
+    uses_rds: bool
 
     def parse_login(self, secret: Mapping[str, Any], label: str) -> DatabaseLogin:
         """Validate a secret's login fields; raise :class:`SecretFormatError` naming the bad key."""

@@ -86,6 +86,7 @@ class MySQLEngine:
     display_name = ENGINE.display_name
     engine_names = ENGINE.secret_engines
     default_port = ENGINE.default_port
+    uses_rds = ENGINE.uses_rds
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings

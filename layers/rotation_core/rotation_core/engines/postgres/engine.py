@@ -68,6 +68,7 @@ class PostgresEngine(ByteLimitedLogins):
     display_name = ENGINE.display_name
     engine_names = ENGINE.secret_engines
     default_port = ENGINE.default_port
+    uses_rds = ENGINE.uses_rds
     max_username_bytes = 63  # NAMEDATALEN - 1
 
     def __init__(self, settings: Settings) -> None:

@@ -91,6 +91,7 @@ class ValkeyEngine:
     display_name = ENGINE.display_name
     engine_names = ENGINE.secret_engines
     default_port = ENGINE.default_port
+    uses_rds = ENGINE.uses_rds
     max_username_bytes = MAX_USERNAME_BYTES
 
     def __init__(self, settings: Settings, *, users: ManagedUsers | None = None) -> None:
