@@ -25,12 +25,13 @@ from rotation_core.errors import Category
 from rotation_core.registry import (
     API_KEY_FUNCTION,
     MASTER_STRATEGIES,
-    STRATEGY_SETTINGS,
     AwsGrant,
     FunctionSpec,
     SettingSpec,
+    engine_settings,
     engines,
     rotation_functions,
+    shared_settings,
 )
 from rotation_core.settings import DEFAULT_METRICS_NAMESPACE, METRICS_DEPLOYMENT, POWERTOOLS_METRICS_NAMESPACE
 from rotation_release import project as release_project
@@ -260,11 +261,13 @@ def parameters_section(release: ReleaseLayout | None = None) -> tuple[list[str],
     for spec in engines().values():
         function = next(f for f in rotation_functions() if f.engine == spec)
         per_engine.append(setting_parameter(exclude_characters_setting(function), ""))
-    engine_settings = [setting_parameter(s, spec.template_name) for spec in engines().values() for s in spec.settings]
-    engine_settings += [setting_parameter(s, "") for settings in STRATEGY_SETTINGS.values() for s in settings]
+    setting_parameters = [
+        setting_parameter(s, spec.template_name) for spec in engines().values() for s in engine_settings(spec)
+    ]
+    setting_parameters += [setting_parameter(s, "") for s in shared_settings()]
     api = [setting_parameter(s, "") for s in API_KEY_FUNCTION.settings]
     database_group = [p.name for p in database[:3]] + ["PasswordLength"]
-    database_group += [p.name for p in per_engine] + [p.name for p in database[4:]] + [p.name for p in engine_settings]
+    database_group += [p.name for p in (*per_engine, *database[4:], *setting_parameters)]
     groups = [
         ("Which secrets each function may rotate", [*secret_names, "KmsKeyArn"]),
         ("Permissions boundary (organisations that require one on every role)", [PERMISSIONS_BOUNDARY.name]),
@@ -286,7 +289,7 @@ def parameters_section(release: ReleaseLayout | None = None) -> tuple[list[str],
         ("Alarms and metrics", ["AlarmTopicArn", *(p.name for p in MONITORING_PARAMETERS)]),
     ]
     ordered = [*secrets, kms, PERMISSIONS_BOUNDARY, *_STATIC_PARAMETERS, *database[:4], *per_engine, *database[4:],
-               *engine_settings, *api, _ALARM_TOPIC, *MONITORING_PARAMETERS]  # fmt: skip
+               *setting_parameters, *api, _ALARM_TOPIC, *MONITORING_PARAMETERS]  # fmt: skip
     lines = ["Parameters:"]
     for parameter in ordered:
         lines.append(f"  {parameter.name}:")

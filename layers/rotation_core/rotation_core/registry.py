@@ -31,23 +31,6 @@ class SettingSpec:
     number_range: tuple[int, int] | None = None  # a whole number in this range; None: free text
     choices: tuple[str, ...] = ()
     parameter: str = ""  # the template parameter's name; default: the owner's prefix + the CamelCase env name
-    strategies: tuple[Strategy, ...] = ()  # the strategies whose functions read it; empty: every one
-
-    def applies_to(self, strategy: Strategy | None) -> bool:
-        return not self.strategies or strategy in self.strategies
-
-
-#: Settings of every engine's alternating-users function (each engine that offers the strategy gets them).
-ALTERNATING_USERS_SETTINGS = (
-    SettingSpec(
-        "ALLOW_PRIVILEGED_USERS",
-        "lists, comma-separated, the original users (without _clone) of alternating pairs the master may change "
-        "although they hold superuser-class rights (docs/configuration.md). Empty: none; a rotation that would "
-        "change such a user stops as confused_deputy. The master's own user is never changed",
-        "",
-        strategies=(Strategy.ALTERNATING_USERS,),
-    ),
-)
 
 
 @dataclass(frozen=True)
@@ -80,12 +63,6 @@ class EngineSpec:
     #: RDS may manage its servers and masters: the master strategies' functions may describe RDS databases.
     uses_rds: bool = True
     aws_grants: tuple[AwsGrant, ...] = ()  # AWS APIs its function calls to reach users (ElastiCache, MemoryDB)
-
-    def __post_init__(self) -> None:
-        # Every engine offering alternating users reads the strategy's own settings: declared here, once.
-        if Strategy.ALTERNATING_USERS in self.strategies:
-            extra = tuple(s for s in ALTERNATING_USERS_SETTINGS if s not in self.settings)
-            object.__setattr__(self, "settings", (*self.settings, *extra))
 
     def load(self) -> Any:
         """The engine class."""
@@ -159,7 +136,9 @@ MASTER_STRATEGIES = frozenset({Strategy.ALTERNATING_USERS, Strategy.DUAL_PASSWOR
 ZERO_DOWNTIME_STRATEGIES = frozenset({Strategy.ALTERNATING_USERS, Strategy.DUAL_PASSWORD})
 
 
-#: Settings of every engine's functions of one strategy, beyond the engine's own (one template parameter each).
+#: Settings of every engine's functions of one strategy, beyond the engine's own. A setting that names its template
+#: parameter is one parameter for every engine's function of the strategy; one that does not gets a parameter per
+#: engine offering the strategy, named with the engine's prefix (:func:`engine_settings`).
 STRATEGY_SETTINGS: dict[Strategy, tuple[SettingSpec, ...]] = {
     Strategy.SINGLE_USER: (
         SettingSpec(
@@ -171,7 +150,27 @@ STRATEGY_SETTINGS: dict[Strategy, tuple[SettingSpec, ...]] = {
             parameter="PromoteAtSet",
         ),
     ),
+    Strategy.ALTERNATING_USERS: (
+        SettingSpec(
+            "ALLOW_PRIVILEGED_USERS",
+            "lists, comma-separated, the original users (without _clone) of alternating pairs the master may change "
+            "although they hold superuser-class rights (docs/configuration.md). Empty: none; a rotation that would "
+            "change such a user stops as confused_deputy. The master's own user is never changed",
+            "",
+        ),
+    ),
 }
+
+
+def engine_settings(spec: EngineSpec) -> tuple[SettingSpec, ...]:
+    """The settings with one template parameter per engine: the engine's own, then its strategies' that name none."""
+    of_strategies = (s for strategy in spec.strategies for s in STRATEGY_SETTINGS.get(strategy, ()) if not s.parameter)
+    return (*spec.settings, *of_strategies)
+
+
+def shared_settings() -> tuple[SettingSpec, ...]:
+    """The strategy settings with one template parameter for every engine (they name it)."""
+    return tuple(s for settings in STRATEGY_SETTINGS.values() for s in settings if s.parameter)
 
 
 def engines() -> dict[str, EngineSpec]:
@@ -208,7 +207,6 @@ def rotation_functions() -> Iterator[FunctionSpec]:
                 description=f"{spec.display_name} passwords, {strategy.value.replace('_', '-')} strategy",
                 engine=spec,
                 strategy=strategy,
-                settings=tuple(s for s in spec.settings if s.applies_to(strategy))
-                + STRATEGY_SETTINGS.get(strategy, ()),
+                settings=spec.settings + STRATEGY_SETTINGS.get(strategy, ()),
             )
     yield API_KEY_FUNCTION
