@@ -30,6 +30,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from rotation_local.serving import BackgroundServing
+
 #: The port the runtime interface emulator listens on in the container (SAM publishes it).
 RIE_CONTAINER_PORT = "8080/tcp"
 RIE_NAME = "aws-lambda-rie"
@@ -226,26 +228,20 @@ class HostNetworkProxy:
             path.unlink()
         old_umask = os.umask(0o177)  # the socket is born 0600: it is as powerful as the engine's own
         try:
-            self._server = Server(str(path), Handler)
+            self._serving = BackgroundServing(Server(str(path), Handler), "docker-host-network")
         finally:
             os.umask(old_umask)
-        self._thread: threading.Thread | None = None
 
     @property
     def docker_host(self) -> str:
         return f"unix://{self.path}"
 
     def start(self) -> HostNetworkProxy:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="docker-host-network", daemon=True)
-        self._thread.start()
+        self._serving.start()
         return self
 
     def stop(self) -> None:
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join(timeout=10)
-            self._thread = None
-        self._server.server_close()
+        self._serving.stop()
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
 

@@ -64,6 +64,7 @@ from typing import Any, ClassVar, Self
 from urllib.parse import parse_qsl, urlsplit
 
 from rotation_local.provider_definitions import Contract, Exchange
+from rotation_local.serving import BackgroundServing
 from rotation_local.tls import LocalCA
 
 DEFAULT_POLICIES = [
@@ -168,25 +169,17 @@ class _HttpsServer:
         if ssl_context is not None:
             self._server.socket = ssl_context.wrap_socket(self._server.socket, server_side=True)
             self.scheme = "https"
-        self._name = name
-        self._thread: threading.Thread | None = None
+        self._serving = BackgroundServing(self._server, name, poll_interval=0.05, join_timeout=5)
 
     @property
     def port(self) -> int:
         return int(self._server.server_address[1])
 
     def start(self) -> None:
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name=self._name, daemon=True
-        )
-        self._thread.start()
+        self._serving.start()
 
     def stop(self) -> None:
-        if self._thread is not None:  # shutdown() waits for serve_forever, so only when it runs
-            self._server.shutdown()
-            self._thread.join(timeout=5)
-            self._thread = None
-        self._server.server_close()
+        self._serving.stop()
 
 
 class _LoopbackService:

@@ -67,6 +67,7 @@ from rotation_local.events import (
     write_files,
 )
 from rotation_local.invoke import REPO_ROOT
+from rotation_local.serving import BackgroundServing
 
 DEFAULT_PORT = 5000
 CONTROL_PREFIX = "/_rotation_local/"
@@ -343,7 +344,7 @@ class ControlledEmulator:
                 request_handler=MotoRequestHandler,
                 fd=listener.fileno(),
             )  # fmt: skip (werkzeug duplicates the descriptor)
-        self._thread: threading.Thread | None = None
+        self._serving = BackgroundServing(self._server, "local-env-emulator")
 
     @property
     def port(self) -> int:
@@ -354,16 +355,11 @@ class ControlledEmulator:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> ControlledEmulator:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="local-env-emulator", daemon=True)
-        self._thread.start()
+        self._serving.start()
         return self
 
     def stop(self) -> None:
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join(timeout=10)
-            self._thread = None
-        self._server.server_close()
+        self._serving.stop()
 
 
 class LocalEnvironment:
