@@ -88,13 +88,13 @@ def defer_key_revocation(
         return False
     now = now or datetime.now(UTC)
     window = timedelta(hours=settings.key_in_use_within_hours)
-    in_use = record.last_used is not None and now - record.last_used <= window
+    last_used = record.last_used
+    in_use = last_used is not None and now - last_used <= window
     note_credential_in_use(1 if in_use else 0)
-    if not in_use:
-        when = "never" if record.last_used is None else f"{_hours(now - record.last_used)} ago"
+    if last_used is None or not in_use:
+        when = "never" if last_used is None else f"{_hours(now - last_used)} ago"
         logger.info(f"drain check: {description} was last used {when}; revoking it")
         return False
-    assert record.last_used is not None
     defer = settings.defer_revoke_if_in_use and minted_here
     if defer:
         then = "its revocation is deferred to the next rotation (DEFER_REVOKE_IF_IN_USE=true)"
@@ -106,7 +106,7 @@ def defer_key_revocation(
     else:
         then = "it is revoked now, as REVOKE_POLICY says (DEFER_REVOKE_IF_IN_USE=true would wait one rotation)"
     logger.warning(
-        f"drain check: {description} was used {_hours(now - record.last_used)} ago, within KEY_IN_USE_WITHIN_HOURS="
+        f"drain check: {description} was used {_hours(now - last_used)} ago, within KEY_IN_USE_WITHIN_HOURS="
         f"{settings.key_in_use_within_hours}: an application still holds it and fails once it is revoked unless it "
         f"refreshes the secret from AWSCURRENT first; {then}",
         extra={"in_use": True, "deferred": defer},

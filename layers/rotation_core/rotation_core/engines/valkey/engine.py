@@ -68,6 +68,8 @@ _NO_CLONES = (
 )
 _MASTER_RIGHTS = "+acl|getuser +acl|setuser +acl|cat (and +acl|save where the server keeps an ACL file)"
 _NO_ACL_FILE = "not configured to use an acl file"
+#: Parsed in place of a managed user's absent password so the other fields are checked; never sent anywhere.
+_NO_PASSWORD_STAND_IN = "unused"  # noqa: S105  # nosec B105
 
 
 @dataclass
@@ -122,7 +124,7 @@ class ValkeyEngine:
             )
         # The shared checks of every other field; stand-ins (never used) for the two a managed user may lack.
         stand_ins = {"host": "localhost"} if no_host else {}
-        stand_ins.update({"password": "unused"} if no_password else {})
+        stand_ins.update({"password": _NO_PASSWORD_STAND_IN} if no_password else {})
         login = parse_login_fields({**secret, **stand_ins}, label, self)
         if "\x00" in login.username or any(c.isspace() for c in login.username):
             raise SecretFormatError(f'the {label} secret\'s "username" contains white space or a NUL character')

@@ -61,13 +61,12 @@ class UserArn:
         """Validate ``user_arn``: ``arn:aws:elasticache:<region>:<account>:user:<id>`` or
         ``arn:aws:memorydb:<region>:<account>:user/<name>``."""
         match = _ARN.match(text) if isinstance(text, str) else None
-        if match is None or (match["service"] == ELASTICACHE) != (match["sep"] == ":"):
+        if not isinstance(text, str) or match is None or (match["service"] == ELASTICACHE) != (match["sep"] == ":"):
             raise SecretFormatError(
                 f'the {label} secret\'s "user_arn" is not the ARN of an ElastiCache user '
                 "(arn:aws:elasticache:<region>:<account>:user:<user id>) or a MemoryDB user "
                 "(arn:aws:memorydb:<region>:<account>:user/<user name>)"
             )
-        assert isinstance(text, str)
         return cls(arn=text, service=match["service"], region=match["region"], user_id=match["name"])
 
 
