@@ -331,6 +331,11 @@ def main() -> int:
         default="consumers",
         help="bench/results/<name>.json (default consumers; consumers-light: the lighter-load PROMOTE_AT_SET run)",
     )
+    parser.add_argument(
+        "--consumer-merge",
+        action="store_true",
+        help="replace only the selected kinds' rows in the results file and keep the others (same settings only)",
+    )
     args = parser.parse_args()
     parts = {part.strip() for part in args.parts.split(",") if part.strip()}
     if "consumers" in parts:
@@ -414,10 +419,27 @@ def run_consumers(args: argparse.Namespace) -> None:
         say=lambda line: print(line, flush=True),
     )
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{args.consumer_results}.json").write_text(json.dumps(report, indent=2) + "\n")
+    path = RESULTS / f"{args.consumer_results}.json"
+    if args.consumer_merge:
+        report = _merged_consumer_rows(path, report, selected)
+    path.write_text(json.dumps(report, indent=2) + "\n")
     print("\n" + figures.render_consumers(report))
     written = figures.write_consumer_docs(RESULTS)
     print(f"tables written to {', '.join(str(path.relative_to(REPO)) for path in written)}")
+
+
+def _merged_consumer_rows(path: Path, report: dict[str, Any], selected: set[str]) -> dict[str, Any]:
+    """``report``'s rows beside the rows of the other kinds already in ``path``, measured the same way."""
+    kept = json.loads(path.read_text())
+    for field in ("settings", "machine"):
+        if kept[field] != report[field]:
+            raise SystemExit(
+                f"--consumer-merge: {path.name} was measured with other {field} ({kept[field]}); run every kind "
+                "with these settings instead, or merge with the settings it was made with"
+            )
+    others = [row for row in kept["rows"] if row["kind"] not in selected]
+    print(f"--consumer-merge: kept {len(others)} rows of other kinds from {path.name}")
+    return {**report, "rows": others + report["rows"]}
 
 
 def print_table(report: dict[str, Any], written: str) -> None:
