@@ -221,6 +221,7 @@ class DualPassword(DatabaseStrategy):
                 checks.skip(name, 'the secret names no master ("masterarn"): the user changes its own password')
             return None
         checks.skip("own_password_change", 'the secret names a master ("masterarn"), which changes the password')
+        checks.skip("alternate_pair", 'the secret names a master ("masterarn") of one user: there is no alternate')
         return checks.run("master_secret", lambda: self.master_login(context, master_arn, current))
 
     def master_login(self, context: RotationContext, master_arn: str, current: DatabaseLogin) -> DatabaseLogin:

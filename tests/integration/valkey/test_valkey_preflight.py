@@ -25,7 +25,8 @@ SELF = pytest.mark.servers("redis-7", "valkey-8")
 PLAN = [
     "function_configuration", "secrets_manager_endpoint", "rotation_function", "rotation_enabled",
     "no_pending_rotation", "kms_decrypt", "secret_json", "target_reachable", "target_tls", "current_login",
-    "dual_password", "own_password_change", "master_secret", "master_login", "master_privileges", "test_query",
+    "dual_password", "own_password_change", "master_secret", "master_login", "alternate_pair", "master_privileges",
+    "test_query",
 ]  # fmt: skip
 LOGIN_CHECKS = ("target_reachable", "target_tls", "current_login", "test_query")
 
@@ -48,7 +49,9 @@ def test_valkey_preflight_self_managed_master_checks_ok_nothing_written(
 
     assert report["ok"] is True, failed_names(report)
     assert [c["name"] for c in report["checks"]] == PLAN
-    assert {name for name, status in statuses(report).items() if status != "ok"} == {"own_password_change"}
+    assert {name for name, status in statuses(report).items() if status != "ok"} == {
+        "own_password_change", "alternate_pair"
+    }  # fmt: skip
     unchanged.assert_nothing_written()
     assert valkey_server.passwords_of(account.username) == before
 
@@ -84,7 +87,7 @@ def test_valkey_preflight_managed_user_bound_and_active_ok_nothing_written(
 
     assert report["ok"] is True, failed_names(report)
     skipped = {name for name, status in statuses(report).items() if status == "skipped"}
-    assert skipped == {"master_secret", "master_login", "master_privileges"}
+    assert skipped == {"master_secret", "master_login", "alternate_pair", "master_privileges"}
     unchanged.assert_nothing_written()
     assert "ModifyUser" not in unchanged.guard.operations
     assert "UpdateUser" not in unchanged.guard.operations
