@@ -34,7 +34,7 @@ from rotation_core.engines.mysql.accounts import (
     plugin_of,
 )
 from rotation_core.engines.mysql.grants import GRANT_OPTION, Account, GrantObject, Privilege, render_role
-from rotation_core.engines.mysql.session import MySQLSession, fetch_rows
+from rotation_core.engines.mysql.session import MySQLSession, check_writable, fetch_rows
 from rotation_core.engines.mysql.statements import StatementBuilder, UnsupportedAccountError
 from rotation_core.errors import Category, TargetError, describe
 
@@ -46,13 +46,7 @@ _LISTED = 8
 def check_own_password(session: MySQLSession) -> None:
     builder = StatementBuilder(session.server)
     where = check_own_account(session, builder)
-    (read_only,) = fetch_rows(session, "SELECT @@GLOBAL.read_only", (), action="read @@read_only")[0]
-    if int(read_only or 0):
-        raise TargetError(
-            f"the server is read-only (@@read_only is on: a replica or a reader instance), so {where} could not "
-            'change its password; point the secret\'s "host" at the writer',
-            category=Category.PERMISSION,
-        )
+    check_writable(session, f"{where} could not change its password")
     if builder.is_mariadb:
         return
     definition = own_definition(session)  # holds the password hash: searched, never shown

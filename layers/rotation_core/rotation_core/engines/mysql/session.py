@@ -67,6 +67,17 @@ def fetch_column(session: MySQLSession, query: str, params: tuple[object, ...], 
     return [text_of(row[0]) for row in fetch_rows(session, query, params, action=action)]
 
 
+def check_writable(session: MySQLSession, refused: str) -> None:
+    """Refuse a read-only server (a replica, a reader instance); ``refused`` says what could not change there."""
+    (read_only,) = fetch_rows(session, "SELECT @@GLOBAL.read_only", (), action="read @@read_only")[0]
+    if int(read_only or 0):
+        raise TargetError(
+            f"the server is read-only (@@read_only is on: a replica or a reader instance), so {refused}; "
+            'point the secret\'s "host" at the writer',
+            category=Category.PERMISSION,
+        )
+
+
 def execute(session: MySQLSession, statements: list[Statement], *, action: str, admin_hint: str = "") -> None:
     import pymysql
 
@@ -118,12 +129,15 @@ def _shown(sql: str) -> str:
     return sql.replace("%%", "%")
 
 
-def text_of(value: object) -> str:
-    """A column's value as text (the driver answers bytes for some columns)."""
+def text_of(value: object, *, errors: str = "replace") -> str:
+    """A column's value as text (the driver answers bytes for some columns).
+
+    ``errors="surrogateescape"`` keeps bytes that are not UTF-8 (a binary password string) recoverable.
+    """
     if value is None:
         return ""
     if isinstance(value, bytes | bytearray):
-        return bytes(value).decode("utf-8", errors="replace")
+        return bytes(value).decode("utf-8", errors=errors)
     return str(value)
 
 
