@@ -30,6 +30,7 @@ from rotation_core.engines.base import (
     Session,
     TlsMode,
     parse_login_fields,
+    sql_probe_failed,
 )
 from rotation_core.engines.mysql import ENGINE, dual_password, pair, preflight
 from rotation_core.engines.mysql.accounts import (
@@ -57,7 +58,7 @@ from rotation_core.engines.mysql.statements import (
     native_password_hash,
 )
 from rotation_core.engines.tls import resolve_ca_bundle
-from rotation_core.errors import Category, SecretFormatError, TargetError, VerificationError, describe
+from rotation_core.errors import Category, SecretFormatError, TargetError, describe
 from rotation_core.log import register_sensitive
 from rotation_core.settings import Settings
 
@@ -225,10 +226,7 @@ class MySQLEngine:
                 finally:
                     cursor.execute("ROLLBACK")
         except pymysql.Error as error:
-            raise VerificationError(
-                f"the probe query failed with the new credentials: {driver_message(error)}; "
-                "check TEST_QUERY and the user's grants"
-            ) from None
+            raise sql_probe_failed(driver_message(error)) from None
 
     def check_pair(
         self, admin: Session, *, caller: Session, original: str, target: str, allow_privileged: bool
