@@ -79,6 +79,21 @@ class Session(Protocol):
     def close(self) -> None: ...
 
 
+@dataclass
+class DriverSession:
+    """A :class:`Session` over one driver connection, which :meth:`close` closes once however often it is called."""
+
+    closed: bool = field(default=False, repr=False, kw_only=True)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._close_connection()
+
+    def _close_connection(self) -> None:
+        raise NotImplementedError
+
+
 @dataclass(frozen=True)
 class CloneRequest:
     """What the alternating-users strategy asks the engine to do with the master's session.

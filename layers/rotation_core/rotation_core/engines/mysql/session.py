@@ -9,10 +9,10 @@ functions that use it, never at import time.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from rotation_core.engines.base import Session
+from rotation_core.engines.base import DriverSession, Session
 from rotation_core.engines.mysql import ENGINE
 from rotation_core.engines.mysql.grants import Account, Statement
 from rotation_core.engines.mysql.statements import ServerVersion
@@ -31,18 +31,15 @@ _READ_HINT = "the master user needs SELECT on the mysql schema to read accounts 
 
 
 @dataclass
-class MySQLSession:
+class MySQLSession(DriverSession):
     """An open connection plus who the server says we are and what the server is."""
 
     conn: pymysql.connections.Connection[Any]
     account: Account
     server: ServerVersion
-    closed: bool = field(default=False, repr=False)
 
-    def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            self.conn.close()
+    def _close_connection(self) -> None:
+        self.conn.close()
 
 
 def session_of(session: Session | None) -> MySQLSession:
