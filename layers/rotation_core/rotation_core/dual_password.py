@@ -242,14 +242,11 @@ class DualPassword(DatabaseStrategy):
 
     def _current_refused(self, current: DatabaseLogin, pending: DatabaseLogin) -> None:
         """AWSCURRENT does not log in: fine only if the pending password already does (an earlier attempt set it)."""
-        session = self.try_login(pending)
-        if session is None:
-            raise TargetError(
-                f"neither the current nor the pending password logs in as {describe(current.username)}; the password "
-                "was changed outside this rotation. Put the working password as AWSCURRENT and rotate again",
-                category=Category.AUTH_FAILED,
-            )
-        session.close()
+        self._require_pending_login(
+            pending,
+            f"neither the current nor the pending password logs in as {describe(current.username)}; the password "
+            "was changed outside this rotation. Put the working password as AWSCURRENT and rotate again",
+        )
         get_logger().warning(
             "the pending password was already set by an earlier attempt, but AWSCURRENT's no longer logs in: its "
             "secondary password was discarded outside the rotation (ALTER USER ... DISCARD OLD PASSWORD). The rotation "
@@ -257,17 +254,22 @@ class DualPassword(DatabaseStrategy):
             extra={"user": current.username},
         )
 
-    def _replace_refused(self, current: DatabaseLogin, pending: DatabaseLogin) -> None:
-        """The server refused REPLACE: the current password is not the primary. Done if the pending one is."""
+    def _require_pending_login(self, pending: DatabaseLogin, refused: str) -> None:
+        """An earlier attempt set the pending password if it logs in; else the password changed outside the rotation
+        (``refused`` says how, raised as an authentication failure)."""
         session = self.try_login(pending)
         if session is None:
-            raise TargetError(
-                f"the primary password of {describe(current.username)} is neither AWSCURRENT's (which still logs in, "
-                "as the secondary) nor AWSPENDING's: it was changed outside this rotation. Nothing was changed; make "
-                "AWSCURRENT's password the primary again (ALTER USER ... IDENTIFIED BY) and rotate",
-                category=Category.AUTH_FAILED,
-            )
+            raise TargetError(refused, category=Category.AUTH_FAILED)
         session.close()
+
+    def _replace_refused(self, current: DatabaseLogin, pending: DatabaseLogin) -> None:
+        """The server refused REPLACE: the current password is not the primary. Done if the pending one is."""
+        self._require_pending_login(
+            pending,
+            f"the primary password of {describe(current.username)} is neither AWSCURRENT's (which still logs in, "
+            "as the secondary) nor AWSPENDING's: it was changed outside this rotation. Nothing was changed; make "
+            "AWSCURRENT's password the primary again (ALTER USER ... IDENTIFIED BY) and rotate",
+        )
         get_logger().info(
             "the password was already changed by an earlier attempt: AWSPENDING's is the primary, AWSCURRENT's the "
             "secondary",

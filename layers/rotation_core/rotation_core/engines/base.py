@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from rotation_core.errors import SecretFormatError, describe
+from rotation_core.errors import SecretFormatError, VerificationError, describe
 
 # The alternating-users strategy's second user is ``<user>`` + this suffix (AWS's templates use it too).
 from rotation_core.settings import CLONE_SUFFIX as CLONE_SUFFIX  # noqa: PLC0414 (an explicit re-export)
@@ -77,6 +77,21 @@ class Session(Protocol):
     """An open database connection, as far as strategies care."""
 
     def close(self) -> None: ...
+
+
+@dataclass
+class DriverSession:
+    """A :class:`Session` over one driver connection, which :meth:`close` closes once however often it is called."""
+
+    closed: bool = field(default=False, repr=False, kw_only=True)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._close_connection()
+
+    def _close_connection(self) -> None:
+        raise NotImplementedError
 
 
 @dataclass(frozen=True)
@@ -249,6 +264,13 @@ def check_username_bytes(username: str, what: str, engine: EngineLimits) -> None
     if len(username.encode("utf-8")) > engine.max_username_bytes:
         limit = engine.max_username_bytes
         raise SecretFormatError(f"{what} is longer than {engine.display_name}'s limit of {limit} bytes")
+
+
+def sql_probe_failed(driver_message: str) -> VerificationError:
+    """A SQL engine's TEST_QUERY failed with the new credentials (``driver_message`` holds no value of a secret)."""
+    return VerificationError(
+        f"the probe query failed with the new credentials: {driver_message}; check TEST_QUERY and the user's grants"
+    )
 
 
 def parse_login_fields(secret: Mapping[str, Any], label: str, engine: EngineLimits) -> DatabaseLogin:

@@ -8,6 +8,7 @@ Reading only (SELECT and SHOW), so a rotation (:mod:`.engine`), the pair's proof
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 
 from rotation_core.engines.mysql.grants import (
     GRANT_OPTION,
@@ -94,6 +95,34 @@ def account_row(session: MySQLSession, builder: StatementBuilder, account: Accou
     return AccountRow(plugin=text_of(plugin), requirement=requirement, limits=limits)
 
 
+class CopiedAccounts(NamedTuple):
+    """An original account and its copy ``clone`` (the same host part), as messages name them, with the original's
+    ``mysql.user`` row and its plugin (one a copy can keep)."""
+
+    source: Account
+    clone: Account
+    source_text: str
+    target_text: str
+    source_row: AccountRow
+    plugin: str
+
+
+def copied_accounts(
+    session: MySQLSession, builder: StatementBuilder, *, original: str, target: str, caller: Account, doing: str
+) -> CopiedAccounts:
+    """The original (its host part read from the server, see :func:`original_host`) and ``target`` on that host;
+    ``doing`` ("copied", "read") says what was under way if the original vanishes meanwhile."""
+    host = original_host(session, original, caller)
+    source, clone = Account(original, host), Account(target, host)
+    source_text = f"{describe(original)}@{describe(host)}"
+    target_text = f"{describe(target)}@{describe(host)}"
+    source_row = account_row(session, builder, source, source_text)
+    if source_row is None:
+        raise TargetError(f"{source_text} vanished while it was being {doing}; retry", category=Category.PERMISSION)
+    plugin = builder.check_plugin(source_row.plugin, source_text)
+    return CopiedAccounts(source, clone, source_text, target_text, source_row, plugin)
+
+
 def grants_of(session: MySQLSession, account: Account, text: str) -> AccountGrants:
     """The account's grants as data; an account whose grants cannot be copied safely is refused."""
     lines = fetch_column(
@@ -118,6 +147,14 @@ def default_roles(
         return []  # MySQL 5.7 has no roles
     rows = fetch_rows(session, MYSQL_DEFAULT_ROLES, (account.user, account.host), action="read default roles")
     return [Account(text_of(user), text_of(host)) for user, host in rows]
+
+
+def granted_default_roles(
+    session: MySQLSession, builder: StatementBuilder, account: Account, grants: AccountGrants
+) -> list[Account]:
+    """The default roles of an account that it is still granted (MariaDB keeps a default role after a REVOKE)."""
+    granted = {grant.role for grant in grants.roles}
+    return [role for role in default_roles(session, builder, account, grants) if role in granted]
 
 
 def check_own_account(session: MySQLSession, builder: StatementBuilder) -> str:

@@ -34,12 +34,14 @@ from rotation_core.engines.mysql.auth_strings import DEFAULT_ROUNDS, caching_sha
 from rotation_core.engines.mysql.grants import Account, Statement
 from rotation_core.engines.mysql.session import (
     MySQLSession,
+    check_writable,
     error_code,
     execute,
     fetch_rows,
     send,
     session_of,
     statement_error,
+    text_of,
 )
 from rotation_core.engines.mysql.statements import (
     CACHING_SHA2_PLUGIN,
@@ -188,7 +190,7 @@ def check(session: MySQLSession, admin: MySQLSession | None) -> None:
         )
         if not rows:
             raise TargetError(f"the master cannot see {where} in mysql.user", category=Category.PERMISSION)
-        plugin = _text(rows[0][0])
+        plugin = text_of(rows[0][0], errors="surrogateescape")
     try:
         builder.check_plugin(plugin, where)
         if admin is not None:
@@ -196,13 +198,7 @@ def check(session: MySQLSession, admin: MySQLSession | None) -> None:
     except UnsupportedAccountError as error:
         raise TargetError(error.message, category=Category.CONFIGURATION) from None
     target = admin or session
-    (read_only,) = fetch_rows(target, "SELECT @@GLOBAL.read_only", (), action="read @@read_only")[0]
-    if int(read_only or 0):
-        raise TargetError(
-            f"the server is read-only (@@read_only is on: a replica or a reader instance), so the password of {where} "
-            'could not change; point the secret\'s "host" at the writer',
-            category=Category.PERMISSION,
-        )
+    check_writable(target, f"the password of {where} could not change")
     grants = own_grants(target)
     if admin is None:
         if not any(holds(grants, global_privilege(right), with_grant=False) for right in _OWN_RIGHTS):
@@ -240,7 +236,7 @@ def _stored_passwords(admin: MySQLSession, account: Account, where: str) -> tupl
     rows = fetch_rows(admin, ACCOUNT_PASSWORDS, (account.user, account.host), action=f"read {where}")
     if not rows:
         raise TargetError(f"{where} is not in mysql.user (dropped while rotating?)", category=Category.PERMISSION)
-    plugin, primary, attributes = (_text(value) for value in rows[0])
+    plugin, primary, attributes = (text_of(value, errors="surrogateescape") for value in rows[0])
     StatementBuilder(admin.server).check_plugin(plugin, where)
     _require_caching_sha2(plugin, where)
     secondary = _additional_password(attributes)
@@ -275,11 +271,3 @@ def _hash(password: str, rounds: int) -> str:
     register_sensitive(value)
     get_logger().debug("computed the caching_sha2_password string", extra={"rounds": rounds})
     return value
-
-
-def _text(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bytes | bytearray):
-        return bytes(value).decode("utf-8", errors="surrogateescape")
-    return str(value)

@@ -30,16 +30,18 @@ from rotation_core.engines.base import (
     Session,
     TlsMode,
     parse_login_fields,
+    sql_probe_failed,
 )
 from rotation_core.engines.mysql import ENGINE, dual_password, pair, preflight
 from rotation_core.engines.mysql.accounts import (
     account_row,
     check_own_account,
+    copied_accounts,
     default_roles,
     global_privilege,
+    granted_default_roles,
     grants_of,
     holds,
-    original_host,
     own_grants,
 )
 from rotation_core.engines.mysql.grants import Account, AccountGrants, sync_statements
@@ -57,7 +59,7 @@ from rotation_core.engines.mysql.statements import (
     native_password_hash,
 )
 from rotation_core.engines.tls import resolve_ca_bundle
-from rotation_core.errors import Category, SecretFormatError, TargetError, VerificationError, describe
+from rotation_core.errors import Category, SecretFormatError, TargetError, describe
 from rotation_core.log import register_sensitive
 from rotation_core.settings import Settings
 
@@ -169,15 +171,9 @@ class MySQLEngine:
         )
         session = session_of(admin)
         builder = StatementBuilder(session.server)
-        host = original_host(session, original, session_of(caller).account)
-        source = Account(original, host)
-        clone = Account(target, host)
-        source_text = f"{describe(original)}@{describe(host)}"
-        target_text = f"{describe(target)}@{describe(host)}"
-        source_row = account_row(session, builder, source, source_text)
-        if source_row is None:
-            raise TargetError(f"{source_text} vanished while it was being copied; retry", category=Category.PERMISSION)
-        plugin = builder.check_plugin(source_row.plugin, source_text)
+        source, clone, source_text, target_text, source_row, plugin = copied_accounts(
+            session, builder, original=original, target=target, caller=session_of(caller).account, doing="copied"
+        )
         register_sensitive(new_password, native_password_hash(new_password))
         action = f"set the password of {target_text} as a stand-in for {source_text}"
         if target == original:
@@ -197,9 +193,7 @@ class MySQLEngine:
         statements.append(builder.require_tls(clone, source_row.requirement))
         statements.append(builder.resource_limits(clone, source_row.limits))
         statements.extend(sync_statements(desired, existing, clone))
-        # A default role only counts while the role is granted (MariaDB keeps it after a REVOKE).
-        granted = {grant.role for grant in desired.roles}
-        wanted = [role for role in default_roles(session, builder, source, desired) if role in granted]
+        wanted = granted_default_roles(session, builder, source, desired)
         have = default_roles(session, builder, clone, existing) if exists else []
         execute(session, statements, action=action, admin_hint=_ADMIN_HINT)
         if wanted != have:
@@ -225,10 +219,7 @@ class MySQLEngine:
                 finally:
                     cursor.execute("ROLLBACK")
         except pymysql.Error as error:
-            raise VerificationError(
-                f"the probe query failed with the new credentials: {driver_message(error)}; "
-                "check TEST_QUERY and the user's grants"
-            ) from None
+            raise sql_probe_failed(driver_message(error)) from None
 
     def check_pair(
         self, admin: Session, *, caller: Session, original: str, target: str, allow_privileged: bool

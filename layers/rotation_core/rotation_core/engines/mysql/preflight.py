@@ -24,17 +24,17 @@ import re
 from rotation_core.engines.mysql.accounts import (
     account_row,
     check_own_account,
-    default_roles,
+    copied_accounts,
     global_privilege,
+    granted_default_roles,
     grants_of,
     holds,
-    original_host,
     own_definition,
     own_grants,
     plugin_of,
 )
-from rotation_core.engines.mysql.grants import GRANT_OPTION, Account, GrantObject, Privilege, render_role
-from rotation_core.engines.mysql.session import MySQLSession, fetch_rows
+from rotation_core.engines.mysql.grants import GRANT_OPTION, GrantObject, Privilege, render_role
+from rotation_core.engines.mysql.session import MySQLSession, check_writable, fetch_rows
 from rotation_core.engines.mysql.statements import StatementBuilder, UnsupportedAccountError
 from rotation_core.errors import Category, TargetError, describe
 
@@ -46,13 +46,7 @@ _LISTED = 8
 def check_own_password(session: MySQLSession) -> None:
     builder = StatementBuilder(session.server)
     where = check_own_account(session, builder)
-    (read_only,) = fetch_rows(session, "SELECT @@GLOBAL.read_only", (), action="read @@read_only")[0]
-    if int(read_only or 0):
-        raise TargetError(
-            f"the server is read-only (@@read_only is on: a replica or a reader instance), so {where} could not "
-            'change its password; point the secret\'s "host" at the writer',
-            category=Category.PERMISSION,
-        )
+    check_writable(session, f"{where} could not change its password")
     if builder.is_mariadb:
         return
     definition = own_definition(session)  # holds the password hash: searched, never shown
@@ -73,14 +67,9 @@ def check_own_password(session: MySQLSession) -> None:
 
 def check_clone_rights(admin: MySQLSession, caller: MySQLSession, *, original: str, target: str) -> None:
     builder = StatementBuilder(admin.server)
-    host = original_host(admin, original, caller.account)
-    source, clone = Account(original, host), Account(target, host)
-    source_text = f"{describe(original)}@{describe(host)}"
-    target_text = f"{describe(target)}@{describe(host)}"
-    row = account_row(admin, builder, source, source_text)
-    if row is None:
-        raise TargetError(f"{source_text} vanished while it was being read; retry", category=Category.PERMISSION)
-    builder.check_plugin(row.plugin, source_text)
+    source, clone, source_text, target_text, _row, _plugin = copied_accounts(
+        admin, builder, original=original, target=target, caller=caller.account, doing="read"
+    )
     desired = grants_of(admin, source, source_text)
     needed = set(desired.privileges)
     roles = {grant.role for grant in desired.roles}
@@ -89,8 +78,7 @@ def check_clone_rights(admin: MySQLSession, caller: MySQLSession, *, original: s
         existing = grants_of(admin, clone, target_text)
         needed |= existing.privileges - desired.privileges  # revoked from the clone: needs the same rights
         roles |= {grant.role for grant in existing.roles - desired.roles}
-    granted = {grant.role for grant in desired.roles}
-    defaults = [r for r in default_roles(admin, builder, source, desired) if r in granted]
+    defaults = granted_default_roles(admin, builder, source, desired)
     master = own_grants(admin)
     lacking = []
     if not holds(master, global_privilege("CREATE USER"), with_grant=False):

@@ -9,10 +9,10 @@ functions that use it, never at import time.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from rotation_core.engines.base import Session
+from rotation_core.engines.base import DriverSession, Session
 from rotation_core.engines.mysql import ENGINE
 from rotation_core.engines.mysql.grants import Account, Statement
 from rotation_core.engines.mysql.statements import ServerVersion
@@ -31,18 +31,15 @@ _READ_HINT = "the master user needs SELECT on the mysql schema to read accounts 
 
 
 @dataclass
-class MySQLSession:
+class MySQLSession(DriverSession):
     """An open connection plus who the server says we are and what the server is."""
 
     conn: pymysql.connections.Connection[Any]
     account: Account
     server: ServerVersion
-    closed: bool = field(default=False, repr=False)
 
-    def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            self.conn.close()
+    def _close_connection(self) -> None:
+        self.conn.close()
 
 
 def session_of(session: Session | None) -> MySQLSession:
@@ -65,6 +62,17 @@ def fetch_rows(session: MySQLSession, query: str, params: tuple[object, ...], *,
 
 def fetch_column(session: MySQLSession, query: str, params: tuple[object, ...], *, action: str) -> list[str]:
     return [text_of(row[0]) for row in fetch_rows(session, query, params, action=action)]
+
+
+def check_writable(session: MySQLSession, refused: str) -> None:
+    """Refuse a read-only server (a replica, a reader instance); ``refused`` says what could not change there."""
+    (read_only,) = fetch_rows(session, "SELECT @@GLOBAL.read_only", (), action="read @@read_only")[0]
+    if int(read_only or 0):
+        raise TargetError(
+            f"the server is read-only (@@read_only is on: a replica or a reader instance), so {refused}; "
+            'point the secret\'s "host" at the writer',
+            category=Category.PERMISSION,
+        )
 
 
 def execute(session: MySQLSession, statements: list[Statement], *, action: str, admin_hint: str = "") -> None:
@@ -118,12 +126,15 @@ def _shown(sql: str) -> str:
     return sql.replace("%%", "%")
 
 
-def text_of(value: object) -> str:
-    """A column's value as text (the driver answers bytes for some columns)."""
+def text_of(value: object, *, errors: str = "replace") -> str:
+    """A column's value as text (the driver answers bytes for some columns).
+
+    ``errors="surrogateescape"`` keeps bytes that are not UTF-8 (a binary password string) recoverable.
+    """
     if value is None:
         return ""
     if isinstance(value, bytes | bytearray):
-        return bytes(value).decode("utf-8", errors="replace")
+        return bytes(value).decode("utf-8", errors=errors)
     return str(value)
 
 

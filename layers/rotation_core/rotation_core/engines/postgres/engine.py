@@ -16,7 +16,14 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING
 
-from rotation_core.engines.base import ByteLimitedLogins, CloneRequest, DatabaseLogin, Session, TlsMode
+from rotation_core.engines.base import (
+    ByteLimitedLogins,
+    CloneRequest,
+    DatabaseLogin,
+    Session,
+    TlsMode,
+    sql_probe_failed,
+)
 from rotation_core.engines.postgres import ENGINE, pair, preflight
 from rotation_core.engines.postgres.connection import (
     connection_of,
@@ -40,7 +47,7 @@ from rotation_core.engines.postgres.statements import (
     role_exists,
 )
 from rotation_core.engines.tls import resolve_ca_bundle
-from rotation_core.errors import Category, TargetError, VerificationError, describe
+from rotation_core.errors import Category, TargetError, describe
 from rotation_core.log import get_logger, register_sensitive
 from rotation_core.settings import Settings
 
@@ -225,10 +232,7 @@ class PostgresEngine(ByteLimitedLogins):
                     cursor.fetchone()
             conn.rollback()
         except psycopg2.Error as error:
-            raise VerificationError(
-                f"the probe query failed with the new credentials: {driver_message(error)}; "
-                "check TEST_QUERY and the user's grants"
-            ) from None
+            raise sql_probe_failed(driver_message(error)) from None
 
     def check_pair(
         self, admin: Session, *, caller: Session, original: str, target: str, allow_privileged: bool

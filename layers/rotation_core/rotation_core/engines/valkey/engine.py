@@ -28,6 +28,7 @@ from typing import Any
 from rotation_core.engines.base import (
     CloneRequest,
     DatabaseLogin,
+    DriverSession,
     DualPasswordOutcome,
     DualPasswordRequest,
     Session,
@@ -73,17 +74,14 @@ _NO_PASSWORD_STAND_IN = "unused"  # noqa: S105  # nosec B105
 
 
 @dataclass
-class ValkeySession:
+class ValkeySession(DriverSession):
     """An open, authenticated connection and the login it came from."""
 
     client: Any = field(repr=False)
     login: DatabaseLogin
-    closed: bool = field(default=False, repr=False)
 
-    def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            self.client.close()
+    def _close_connection(self) -> None:
+        self.client.close()
 
     def command(self, *args: str) -> Any:
         return self.client.execute_command(*args)
