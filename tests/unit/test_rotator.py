@@ -20,15 +20,10 @@ from rotation_core.errors import (
 from rotation_core.rotator import Rotator
 from rotation_core.settings import Strategy
 from rotation_local import emulator, service
-from unit.fakes import CallCounter, FakeDatabase, stages, value_at
+from unit.fakes import CallCounter, FakeDatabase, run_steps, stages, value_at
 
 Steps = Callable[..., Rotator]
 ROTATION_TOKEN = "7d0c4a2e-5f1b-4c8e-9a3d-2b6e8f1c0a94-cross-account"
-
-
-def run(rotator: Rotator, arn: str, token: str, *steps: str) -> None:
-    for step in steps:
-        rotator.handle(service.event(step, arn, token))
 
 
 def test_rotation_single_user_full_cycle_changes_password_and_moves_labels(
@@ -55,7 +50,7 @@ def count_per_step(
     call_counter.take()
     for step, rotator in zip(service.STEPS, rotators, strict=True):
         before = len(database.connections)
-        run(rotator, arn, token, step)
+        run_steps(rotator, arn, token, step)
         calls[step] = dict(call_counter.take())
         connections[step] = len(database.connections) - before
     return calls, connections
@@ -104,11 +99,11 @@ def test_finish_secret_before_set_secret_refuses_to_promote(
     """An out-of-order finishSecret (e.g. a direct invocation) must not lock the user out."""
     arn = make_secret()
     token = emulator.stage_pending_placeholder(arn)
-    run(make_rotator(), arn, token, "createSecret")
+    run_steps(make_rotator(), arn, token, "createSecret")
     before = stages(sm_client, arn)
 
     with pytest.raises(PendingNotReadyError):
-        run(make_rotator(), arn, token, "finishSecret")
+        run_steps(make_rotator(), arn, token, "finishSecret")
 
     assert stages(sm_client, arn) == before
     assert database.password_of("app") == value_at(sm_client, arn, "AWSCURRENT")["password"]
@@ -122,7 +117,7 @@ def test_finish_secret_on_bare_placeholder_refuses_to_promote(
     current = value_at(sm_client, arn, "AWSCURRENT")
 
     with pytest.raises(PendingNotReadyError, match="createSecret has not run"):
-        run(make_rotator(), arn, token, "finishSecret")
+        run_steps(make_rotator(), arn, token, "finishSecret")
 
     assert value_at(sm_client, arn, "AWSCURRENT") == current
     assert stages(sm_client, arn)[token] == ["AWSPENDING"]
@@ -137,7 +132,7 @@ def test_guard_rotation_disabled_raises_and_changes_nothing(
     before = stages(sm_client, arn)
 
     with pytest.raises(RotationStateError, match="rotation is not enabled"):
-        run(make_rotator(), arn, token, step)
+        run_steps(make_rotator(), arn, token, step)
 
     assert stages(sm_client, arn) == before
     assert database.changes == []
@@ -147,7 +142,7 @@ def test_guard_rotation_disabled_raises_and_changes_nothing(
 def test_guard_token_not_a_version_raises(step: str, make_secret: Callable[..., str], make_rotator: Steps) -> None:
     arn = make_secret()
     with pytest.raises(RotationStateError, match="is not a version of this secret"):
-        run(make_rotator(), arn, "0f0f0f0f-0000-4000-8000-000000000000", step)
+        run_steps(make_rotator(), arn, "0f0f0f0f-0000-4000-8000-000000000000", step)
 
 
 @pytest.mark.parametrize("step", service.STEPS)
@@ -160,7 +155,7 @@ def test_guard_token_already_current_is_a_no_op(
     before = stages(sm_client, arn)
     call_counter.take()
 
-    run(make_rotator(), arn, current_token, step)
+    run_steps(make_rotator(), arn, current_token, step)
 
     assert dict(call_counter.take()) == {"DescribeSecret": 1}
     assert stages(sm_client, arn) == before
@@ -177,7 +172,7 @@ def test_guard_token_not_pending_raises(
     service.rotate(arn, rotator.handle)  # the first token is now AWSPREVIOUS
 
     with pytest.raises(RotationStateError, match="is not AWSPENDING"):
-        run(rotator, arn, old_token, step)
+        run_steps(rotator, arn, old_token, step)
 
 
 @pytest.mark.parametrize(
@@ -214,10 +209,10 @@ def test_create_secret_twice_keeps_the_first_value(
     arn = make_secret()
     rotator = make_rotator()
     token = emulator.stage_pending_placeholder(arn)
-    run(rotator, arn, token, "createSecret")
+    run_steps(rotator, arn, token, "createSecret")
     first = value_at(sm_client, arn, "AWSPENDING")
 
-    run(rotator, arn, token, "createSecret")
+    run_steps(rotator, arn, token, "createSecret")
 
     assert value_at(sm_client, arn, "AWSPENDING") == first
     assert [t for t, s in stages(sm_client, arn).items() if "AWSPENDING" in s] == [token]
@@ -232,7 +227,7 @@ def test_create_secret_honours_password_policy(
     policy = PasswordPolicy(length=48, exclude_punctuation=True, exclude_characters="abc")
     rotator = make_rotator(password_policy=policy)
     token = emulator.stage_pending_placeholder(arn)
-    run(rotator, arn, token, "createSecret")
+    run_steps(rotator, arn, token, "createSecret")
 
     password = value_at(sm_client, arn, "AWSPENDING")["password"]
     assert len(password) == 48
@@ -247,7 +242,7 @@ def test_every_step_invoked_twice_ends_in_the_same_state(
     rotator = make_rotator()
     token = emulator.stage_pending_placeholder(arn)
     for step in service.STEPS:
-        run(rotator, arn, token, step, step)
+        run_steps(rotator, arn, token, step, step)
     emulator.clear_pending(arn)
 
     assert stages(sm_client, arn)[token] == ["AWSCURRENT"]
@@ -260,7 +255,7 @@ def test_crash_after_password_change_then_retried_rotation_succeeds(
     arn = make_secret()
     rotator = make_rotator()
     token = emulator.stage_pending_placeholder(arn)
-    run(rotator, arn, token, "createSecret", "setSecret")  # then the function dies
+    run_steps(rotator, arn, token, "createSecret", "setSecret")  # then the function dies
     assert database.password_of("app") == value_at(sm_client, arn, "AWSPENDING")["password"]
 
     service.rotate(arn, make_rotator().handle, token=token)  # the service retries the rotation
@@ -291,7 +286,7 @@ def test_set_secret_no_password_logs_in_raises_auth_failed_and_changes_nothing(
     token = emulator.stage_pending_placeholder(arn)
 
     with pytest.raises(TargetError, match="changed outside this rotation") as raised:
-        run(make_rotator(), arn, token, "createSecret", "setSecret")
+        run_steps(make_rotator(), arn, token, "createSecret", "setSecret")
 
     assert raised.value.category is Category.AUTH_FAILED
     assert database.changes == []
@@ -303,11 +298,11 @@ def test_set_secret_unreachable_database_raises_without_trying_other_passwords(
     arn = make_secret()
     token = emulator.stage_pending_placeholder(arn)
     rotator = make_rotator()
-    run(rotator, arn, token, "createSecret")
+    run_steps(rotator, arn, token, "createSecret")
     database.reachable = False
 
     with pytest.raises(TargetError) as raised:
-        run(rotator, arn, token, "setSecret")
+        run_steps(rotator, arn, token, "setSecret")
 
     assert raised.value.category is Category.UNREACHABLE
     assert database.connections == ["app"]
@@ -319,12 +314,12 @@ def test_test_secret_before_set_secret_fails_clearly_and_changes_nothing(
     arn = make_secret()
     rotator = make_rotator()
     token = emulator.stage_pending_placeholder(arn)
-    run(rotator, arn, token, "createSecret")
+    run_steps(rotator, arn, token, "createSecret")
     before = stages(sm_client, arn)
     password = database.password_of("app")
 
     with pytest.raises(PendingNotReadyError, match="setSecret has not run"):
-        run(rotator, arn, token, "testSecret")
+        run_steps(rotator, arn, token, "testSecret")
 
     assert stages(sm_client, arn) == before
     assert database.password_of("app") == password
@@ -339,7 +334,7 @@ def test_test_secret_on_bare_placeholder_tests_configuration_changes_nothing(
     token = emulator.stage_pending_placeholder(arn)
     before = stages(sm_client, arn)
 
-    run(make_rotator(), arn, token, "testSecret")
+    run_steps(make_rotator(), arn, token, "testSecret")
 
     assert database.connections == ["app"]  # the current credentials, nothing else
     assert database.changes == []
@@ -352,11 +347,11 @@ def test_test_secret_probe_failure_raises_verification_error(
     arn = make_secret()
     rotator = make_rotator()
     token = emulator.stage_pending_placeholder(arn)
-    run(rotator, arn, token, "createSecret", "setSecret")
+    run_steps(rotator, arn, token, "createSecret", "setSecret")
     database.probe_fails = True
 
     with pytest.raises(TargetError) as raised:
-        run(rotator, arn, token, "testSecret")
+        run_steps(rotator, arn, token, "testSecret")
     assert raised.value.category is Category.VERIFICATION
 
 
@@ -366,11 +361,11 @@ def test_finish_secret_twice_second_is_no_op(
     arn = make_secret()
     rotator = make_rotator()
     token = emulator.stage_pending_placeholder(arn)
-    run(rotator, arn, token, *service.STEPS)
+    run_steps(rotator, arn, token, *service.STEPS)
     after_first = stages(sm_client, arn)
     call_counter.take()
 
-    run(rotator, arn, token, "finishSecret")
+    run_steps(rotator, arn, token, "finishSecret")
     calls = dict(call_counter.take())
 
     assert stages(sm_client, arn) == after_first
@@ -442,7 +437,7 @@ def test_alternating_without_masterarn_fails_in_create_secret(
     token = emulator.stage_pending_placeholder(arn)
 
     with pytest.raises(SecretFormatError, match="masterarn"):
-        run(make_rotator(Strategy.ALTERNATING_USERS), arn, token, "createSecret")
+        run_steps(make_rotator(Strategy.ALTERNATING_USERS), arn, token, "createSecret")
 
     assert stages(sm_client, arn)[token] == ["AWSPENDING"]
 
@@ -458,7 +453,7 @@ def test_alternating_username_too_long_for_clone_fails_clearly(
     with pytest.raises(
         SecretFormatError, match="longer than FakeSQL's limit of 63 bytes; the user name must leave room"
     ):
-        run(make_rotator(Strategy.ALTERNATING_USERS), arn, token, "createSecret")
+        run_steps(make_rotator(Strategy.ALTERNATING_USERS), arn, token, "createSecret")
 
 
 @pytest.mark.parametrize(
@@ -481,7 +476,7 @@ def test_create_secret_malformed_current_value_raises_without_storing(
     token = emulator.stage_pending_placeholder(arn)
 
     with pytest.raises(SecretFormatError, match=message) as raised:
-        run(make_rotator(), arn, token, "createSecret")
+        run_steps(make_rotator(), arn, token, "createSecret")
 
     assert "Abcdef-12345" not in str(raised.value)
     assert stages(sm_client, arn)[token] == ["AWSPENDING"]
