@@ -113,11 +113,10 @@ def test_dual_password_master_secondary_lost_restores_current_before_retaining(
 
 
 def test_dual_password_own_login_primary_changed_outside_fails_auth_and_keeps_current(
-    sm_client: Any, make_secret: Callable[..., str], make_rotator: Steps, database: FakeDatabase
+    sm_client: Any, pending: tuple[str, str], make_rotator: Steps, database: FakeDatabase
 ) -> None:
-    arn = make_secret()
+    arn, token = pending
     current = value_at(sm_client, arn, "AWSCURRENT")["password"]
-    token = emulator.stage_pending_placeholder(arn)
     run_steps(make_rotator(DUAL), arn, token, "createSecret")
     database.users["app"].password, database.users["app"].secondary = "Set-Outside-0001", current
 
@@ -130,10 +129,9 @@ def test_dual_password_own_login_primary_changed_outside_fails_auth_and_keeps_cu
 
 
 def test_dual_password_secondary_discarded_after_set_retry_finishes_with_pending(
-    sm_client: Any, make_secret: Callable[..., str], make_rotator: Steps, database: FakeDatabase
+    sm_client: Any, pending: tuple[str, str], make_rotator: Steps, database: FakeDatabase
 ) -> None:
-    arn = make_secret()
-    token = emulator.stage_pending_placeholder(arn)
+    arn, token = pending
     run_steps(make_rotator(DUAL), arn, token, "createSecret", "setSecret")
     database.users["app"].secondary = None  # ALTER USER ... DISCARD OLD PASSWORD, outside the rotation
 
@@ -144,12 +142,11 @@ def test_dual_password_secondary_discarded_after_set_retry_finishes_with_pending
 
 
 def test_dual_password_server_without_dual_passwords_refused_before_any_change(
-    sm_client: Any, make_secret: Callable[..., str], make_rotator: Steps, database: FakeDatabase
+    sm_client: Any, pending: tuple[str, str], make_rotator: Steps, database: FakeDatabase
 ) -> None:
     database.dual_passwords = False  # MariaDB
-    arn = make_secret()
+    arn, token = pending
     before = database.password_of("app")
-    token = emulator.stage_pending_placeholder(arn)
     run_steps(make_rotator(DUAL), arn, token, "createSecret")
 
     with pytest.raises(TargetError) as raised:
@@ -175,11 +172,10 @@ def test_dual_password_own_login_without_privilege_fails_permission_changes_noth
 
 
 def test_dual_password_pending_names_another_user_refused_as_confused_deputy(
-    sm_client: Any, make_secret: Callable[..., str], make_rotator: Steps, database: FakeDatabase
+    sm_client: Any, pending: tuple[str, str], make_rotator: Steps, database: FakeDatabase
 ) -> None:
-    arn = make_secret()
+    arn, token = pending
     current = value_at(sm_client, arn, "AWSCURRENT")
-    token = emulator.stage_pending_placeholder(arn)
     pending = {**current, "username": "admin", "password": "Attacker-Chosen-001"}
     sm_client.put_secret_value(
         SecretId=arn, ClientRequestToken=token, SecretString=json.dumps(pending), VersionStages=["AWSPENDING"]

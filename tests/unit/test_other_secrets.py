@@ -20,14 +20,14 @@ import pytest
 from helpers import lambda_context
 from rotation_core.api_keys import ApiKeyRotation
 from rotation_core.errors import Category, ConfusedDeputyError
-from rotation_core.handler import api_key_handler, database_handler
+from rotation_core.handler import RotationHandler, api_key_handler
 from rotation_core.providers.http import HttpClient
 from rotation_core.rotator import RotationContext, RotationEvent, Rotator, same_function
 from rotation_core.secrets import SecretStore
 from rotation_core.settings import Settings, Strategy
 from rotation_local import emulator, service
 from rotation_local.fake_providers import FakeProviderServer, fake_provider
-from unit.fakes import FAKE_ENGINE, FakeDatabase, FakeEngine, stages
+from unit.fakes import FakeDatabase, stages
 
 THIS_FUNCTION = emulator.function_arn(emulator.LOCAL_FUNCTION)
 SERVER = {"engine": "postgres", "host": "db.internal.example", "port": 5432}  # the fake database's
@@ -127,17 +127,15 @@ def test_alternating_master_secret_rotated_by_this_function_refused_nothing_chan
 
 
 def test_alternating_master_secret_rotated_by_this_function_preflight_reports_master_secret(
-    sm_client: Any, make_secret: Callable[..., str], database: FakeDatabase
+    sm_client: Any,
+    make_secret: Callable[..., str],
+    make_handler: Callable[..., RotationHandler],
+    database: FakeDatabase,
 ) -> None:
     team_b = {**SERVER, "username": "admin", "password": database.password_of("admin")}
     other = other_team_secret(sm_client, team_b, rotated_by=THIS_FUNCTION)
     arn = make_secret(masterarn=other)
-    handler = database_handler(
-        FAKE_ENGINE,
-        engine_factory=lambda settings: FakeEngine(settings, database),
-        store=SecretStore(sm_client),
-        environ={"ROTATION_STRATEGY": "alternating_users"},
-    )
+    handler = make_handler(ROTATION_STRATEGY="alternating_users")
 
     report = handler({"Preflight": {"SecretId": arn}}, lambda_context())
 

@@ -14,12 +14,12 @@ import pytest
 
 from helpers import emf_documents, lambda_context
 from rotation_core.errors import ConfigurationError, PendingNotReadyError, SecretsManagerError
-from rotation_core.handler import database_handler
+from rotation_core.handler import RotationHandler
 from rotation_core.rotator import Rotator
 from rotation_core.secrets import SecretStore
 from rotation_core.settings import Settings, Strategy
 from rotation_local import emulator, service
-from unit.fakes import FAKE_ENGINE, CallCounter, FakeDatabase, FakeEngine, run_steps, stages, value_at
+from unit.fakes import CallCounter, FakeDatabase, run_steps, stages, value_at
 
 Steps = Callable[..., Rotator]
 
@@ -99,15 +99,10 @@ def test_promote_at_set_default_off() -> None:
 
 
 def test_promote_at_set_rotation_completed_metric_written_by_set_secret(
-    sm_client: Any, make_secret: Callable[..., str], database: FakeDatabase, capfd: pytest.CaptureFixture[str]
+    make_secret: Callable[..., str], make_handler: Callable[..., RotationHandler], capfd: pytest.CaptureFixture[str]
 ) -> None:
     arn = make_secret()
-    handler = database_handler(
-        FAKE_ENGINE,
-        engine_factory=lambda settings: FakeEngine(settings, database),
-        store=SecretStore(sm_client),
-        environ={"PROMOTE_AT_SET": "true", "ROTATION_STRATEGY": Strategy.SINGLE_USER.value},
-    )
+    handler = make_handler(PROMOTE_AT_SET="true", ROTATION_STRATEGY=Strategy.SINGLE_USER.value)
 
     service.rotate(arn, lambda event: handler(dict(event), lambda_context()))
 

@@ -57,11 +57,10 @@ def count_per_step(
 
 
 def test_rotation_single_user_in_one_warm_container_makes_seven_calls_and_two_connections(
-    sm_client: Any, make_secret: Callable[..., str], make_rotator: Steps, call_counter: CallCounter, database: Any
+    sm_client: Any, pending: tuple[str, str], make_rotator: Steps, call_counter: CallCounter, database: Any
 ) -> None:
-    arn = make_secret()
+    arn, token = pending
     rotator = make_rotator()
-    token = emulator.stage_pending_placeholder(arn)
 
     calls, connections = count_per_step([rotator] * 4, arn, token, call_counter, database)
 
@@ -75,10 +74,9 @@ def test_rotation_single_user_in_one_warm_container_makes_seven_calls_and_two_co
 
 
 def test_rotation_single_user_each_step_in_new_container_makes_twelve_calls(
-    sm_client: Any, make_secret: Callable[..., str], make_rotator: Steps, call_counter: CallCounter, database: Any
+    sm_client: Any, pending: tuple[str, str], make_rotator: Steps, call_counter: CallCounter, database: Any
 ) -> None:
-    arn = make_secret()
-    token = emulator.stage_pending_placeholder(arn)
+    arn, token = pending
 
     calls, connections = count_per_step([make_rotator() for _ in range(4)], arn, token, call_counter, database)
 
@@ -94,11 +92,10 @@ def test_rotation_single_user_each_step_in_new_container_makes_twelve_calls(
 
 
 def test_finish_secret_before_set_secret_refuses_to_promote(
-    sm_client: Any, make_secret: Callable[..., str], make_rotator: Steps, database: FakeDatabase
+    sm_client: Any, pending: tuple[str, str], make_rotator: Steps, database: FakeDatabase
 ) -> None:
     """An out-of-order finishSecret (e.g. a direct invocation) must not lock the user out."""
-    arn = make_secret()
-    token = emulator.stage_pending_placeholder(arn)
+    arn, token = pending
     run_steps(make_rotator(), arn, token, "createSecret")
     before = stages(sm_client, arn)
 
@@ -110,10 +107,9 @@ def test_finish_secret_before_set_secret_refuses_to_promote(
 
 
 def test_finish_secret_on_bare_placeholder_refuses_to_promote(
-    sm_client: Any, make_secret: Callable[..., str], make_rotator: Steps
+    sm_client: Any, pending: tuple[str, str], make_rotator: Steps
 ) -> None:
-    arn = make_secret()
-    token = emulator.stage_pending_placeholder(arn)
+    arn, token = pending
     current = value_at(sm_client, arn, "AWSCURRENT")
 
     with pytest.raises(PendingNotReadyError, match="createSecret has not run"):
@@ -204,11 +200,10 @@ def test_event_parse_malformed_event_raises_clear_error(
 
 
 def test_create_secret_twice_keeps_the_first_value(
-    sm_client: Any, make_secret: Callable[..., str], make_rotator: Steps
+    sm_client: Any, pending: tuple[str, str], make_rotator: Steps
 ) -> None:
-    arn = make_secret()
+    arn, token = pending
     rotator = make_rotator()
-    token = emulator.stage_pending_placeholder(arn)
     run_steps(rotator, arn, token, "createSecret")
     first = value_at(sm_client, arn, "AWSPENDING")
 
@@ -218,15 +213,12 @@ def test_create_secret_twice_keeps_the_first_value(
     assert [t for t, s in stages(sm_client, arn).items() if "AWSPENDING" in s] == [token]
 
 
-def test_create_secret_honours_password_policy(
-    sm_client: Any, make_secret: Callable[..., str], make_rotator: Steps
-) -> None:
+def test_create_secret_honours_password_policy(sm_client: Any, pending: tuple[str, str], make_rotator: Steps) -> None:
     from rotation_core.settings import PasswordPolicy
 
-    arn = make_secret()
+    arn, token = pending
     policy = PasswordPolicy(length=48, exclude_punctuation=True, exclude_characters="abc")
     rotator = make_rotator(password_policy=policy)
-    token = emulator.stage_pending_placeholder(arn)
     run_steps(rotator, arn, token, "createSecret")
 
     password = value_at(sm_client, arn, "AWSPENDING")["password"]
@@ -236,11 +228,10 @@ def test_create_secret_honours_password_policy(
 
 
 def test_every_step_invoked_twice_ends_in_the_same_state(
-    sm_client: Any, make_secret: Callable[..., str], make_rotator: Steps, database: FakeDatabase
+    sm_client: Any, pending: tuple[str, str], make_rotator: Steps, database: FakeDatabase
 ) -> None:
-    arn = make_secret()
+    arn, token = pending
     rotator = make_rotator()
-    token = emulator.stage_pending_placeholder(arn)
     for step in service.STEPS:
         run_steps(rotator, arn, token, step, step)
     emulator.clear_pending(arn)
@@ -250,11 +241,10 @@ def test_every_step_invoked_twice_ends_in_the_same_state(
 
 
 def test_crash_after_password_change_then_retried_rotation_succeeds(
-    sm_client: Any, make_secret: Callable[..., str], make_rotator: Steps, database: FakeDatabase
+    sm_client: Any, pending: tuple[str, str], make_rotator: Steps, database: FakeDatabase
 ) -> None:
-    arn = make_secret()
+    arn, token = pending
     rotator = make_rotator()
-    token = emulator.stage_pending_placeholder(arn)
     run_steps(rotator, arn, token, "createSecret", "setSecret")  # then the function dies
     assert database.password_of("app") == value_at(sm_client, arn, "AWSPENDING")["password"]
 
@@ -279,11 +269,10 @@ def test_set_secret_previous_password_still_set_logs_in_with_previous(
 
 
 def test_set_secret_no_password_logs_in_raises_auth_failed_and_changes_nothing(
-    sm_client: Any, make_secret: Callable[..., str], make_rotator: Steps, database: FakeDatabase
+    sm_client: Any, pending: tuple[str, str], make_rotator: Steps, database: FakeDatabase
 ) -> None:
-    arn = make_secret()
+    arn, token = pending
     database.users["app"].password = "Changed-Out-Of-Band-1"
-    token = emulator.stage_pending_placeholder(arn)
 
     with pytest.raises(TargetError, match="changed outside this rotation") as raised:
         run_steps(make_rotator(), arn, token, "createSecret", "setSecret")
@@ -293,10 +282,9 @@ def test_set_secret_no_password_logs_in_raises_auth_failed_and_changes_nothing(
 
 
 def test_set_secret_unreachable_database_raises_without_trying_other_passwords(
-    make_secret: Callable[..., str], make_rotator: Steps, database: FakeDatabase
+    pending: tuple[str, str], make_rotator: Steps, database: FakeDatabase
 ) -> None:
-    arn = make_secret()
-    token = emulator.stage_pending_placeholder(arn)
+    arn, token = pending
     rotator = make_rotator()
     run_steps(rotator, arn, token, "createSecret")
     database.reachable = False
@@ -309,11 +297,10 @@ def test_set_secret_unreachable_database_raises_without_trying_other_passwords(
 
 
 def test_test_secret_before_set_secret_fails_clearly_and_changes_nothing(
-    sm_client: Any, make_secret: Callable[..., str], make_rotator: Steps, database: FakeDatabase
+    sm_client: Any, pending: tuple[str, str], make_rotator: Steps, database: FakeDatabase
 ) -> None:
-    arn = make_secret()
+    arn, token = pending
     rotator = make_rotator()
-    token = emulator.stage_pending_placeholder(arn)
     run_steps(rotator, arn, token, "createSecret")
     before = stages(sm_client, arn)
     password = database.password_of("app")
@@ -327,11 +314,10 @@ def test_test_secret_before_set_secret_fails_clearly_and_changes_nothing(
 
 
 def test_test_secret_on_bare_placeholder_tests_configuration_changes_nothing(
-    sm_client: Any, make_secret: Callable[..., str], make_rotator: Steps, database: FakeDatabase
+    sm_client: Any, pending: tuple[str, str], make_rotator: Steps, database: FakeDatabase
 ) -> None:
     """RotateImmediately=false: the service runs testSecret alone on a pending version with no value."""
-    arn = make_secret()
-    token = emulator.stage_pending_placeholder(arn)
+    arn, token = pending
     before = stages(sm_client, arn)
 
     run_steps(make_rotator(), arn, token, "testSecret")
@@ -342,11 +328,10 @@ def test_test_secret_on_bare_placeholder_tests_configuration_changes_nothing(
 
 
 def test_test_secret_probe_failure_raises_verification_error(
-    make_secret: Callable[..., str], make_rotator: Steps, database: FakeDatabase
+    pending: tuple[str, str], make_rotator: Steps, database: FakeDatabase
 ) -> None:
-    arn = make_secret()
+    arn, token = pending
     rotator = make_rotator()
-    token = emulator.stage_pending_placeholder(arn)
     run_steps(rotator, arn, token, "createSecret", "setSecret")
     database.probe_fails = True
 
@@ -356,11 +341,10 @@ def test_test_secret_probe_failure_raises_verification_error(
 
 
 def test_finish_secret_twice_second_is_no_op(
-    sm_client: Any, make_secret: Callable[..., str], make_rotator: Steps, call_counter: CallCounter
+    sm_client: Any, pending: tuple[str, str], make_rotator: Steps, call_counter: CallCounter
 ) -> None:
-    arn = make_secret()
+    arn, token = pending
     rotator = make_rotator()
-    token = emulator.stage_pending_placeholder(arn)
     run_steps(rotator, arn, token, *service.STEPS)
     after_first = stages(sm_client, arn)
     call_counter.take()
@@ -431,10 +415,9 @@ def test_alternating_current_secret_must_log_in_before_master_is_used(
 
 
 def test_alternating_without_masterarn_fails_in_create_secret(
-    sm_client: Any, make_secret: Callable[..., str], make_rotator: Steps
+    sm_client: Any, pending: tuple[str, str], make_rotator: Steps
 ) -> None:
-    arn = make_secret()
-    token = emulator.stage_pending_placeholder(arn)
+    arn, token = pending
 
     with pytest.raises(SecretFormatError, match="masterarn"):
         run_steps(make_rotator(Strategy.ALTERNATING_USERS), arn, token, "createSecret")
@@ -483,10 +466,9 @@ def test_create_secret_malformed_current_value_raises_without_storing(
 
 
 def test_create_secret_passes_rotation_token_to_put_secret_value(
-    sm_client: Any, make_secret: Callable[..., str], make_rotator: Steps
+    sm_client: Any, pending: tuple[str, str], make_rotator: Steps
 ) -> None:
-    arn = make_secret()
-    token = emulator.stage_pending_placeholder(arn)
+    arn, token = pending
     sent: list[dict[str, Any]] = []
     sm_client.meta.events.register(
         "provide-client-params.secrets-manager.PutSecretValue", lambda params, **_: sent.append(dict(params))
