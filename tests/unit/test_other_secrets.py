@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -163,14 +163,29 @@ def api_key_rotator(sm_client: Any, fake: FakeProviderServer) -> Rotator:
     return Rotator(SecretStore(sm_client), rotation)
 
 
+class ApiKeySecret(NamedTuple):
+    """What :func:`api_key_secret` made."""
+
+    arn: str
+    admin: str  # the admin secret's ARN
+    value: dict[str, Any]
+
+
+def api_key_secret(sm_client: Any, datadog: FakeProviderServer, *, admin_rotated_by: str | None) -> ApiKeySecret:
+    """A rotation-enabled Datadog API-key secret whose admin secret is another team's, rotated by
+    ``admin_rotated_by`` (None: not rotated)."""
+    admin = other_team_secret(sm_client, datadog.admin_secret(), rotated_by=admin_rotated_by)
+    value = datadog.seed_secret(admin, team="payments")
+    arn = sm_client.create_secret(Name="api-key", SecretString=json.dumps(value))["ARN"]
+    emulator.enable_rotation(arn)
+    return ApiKeySecret(arn, admin, value)
+
+
 def test_api_key_admin_secret_rotated_by_this_function_refused_nothing_minted(
     sm_client: Any, datadog: FakeProviderServer
 ) -> None:
     # Another team's rotated API-key secret, attached to this very function, named as the admin secret.
-    other = other_team_secret(sm_client, datadog.admin_secret(), rotated_by=THIS_FUNCTION)
-    value = datadog.seed_secret(other, team="payments")
-    arn = sm_client.create_secret(Name="api-key", SecretString=json.dumps(value))["ARN"]
-    emulator.enable_rotation(arn)
+    arn, other, value = api_key_secret(sm_client, datadog, admin_rotated_by=THIS_FUNCTION)
     reads = ReadLog(sm_client)
     keys_before = list(datadog.keys)
     token = emulator.stage_pending_placeholder(arn)
@@ -189,10 +204,7 @@ def test_api_key_admin_secret_rotated_by_this_function_refused_nothing_minted(
 def test_api_key_admin_secret_rotated_by_this_function_preflight_reports_admin_secret(
     sm_client: Any, datadog: FakeProviderServer
 ) -> None:
-    other = other_team_secret(sm_client, datadog.admin_secret(), rotated_by=THIS_FUNCTION)
-    value = datadog.seed_secret(other, team="payments")
-    arn = sm_client.create_secret(Name="api-key", SecretString=json.dumps(value))["ARN"]
-    emulator.enable_rotation(arn)
+    arn = api_key_secret(sm_client, datadog, admin_rotated_by=THIS_FUNCTION).arn
     handler = api_key_handler(
         store=SecretStore(sm_client), http=HttpClient(transport=datadog.transport(), sleep=lambda _s: None), environ={}
     )
@@ -209,10 +221,7 @@ def test_api_key_admin_secret_rotated_by_this_function_preflight_reports_admin_s
 
 
 def test_api_key_admin_secret_not_rotated_still_rotates(sm_client: Any, datadog: FakeProviderServer) -> None:
-    admin = other_team_secret(sm_client, datadog.admin_secret(), rotated_by=None)
-    value = datadog.seed_secret(admin, team="payments")
-    arn = sm_client.create_secret(Name="api-key", SecretString=json.dumps(value))["ARN"]
-    emulator.enable_rotation(arn)
+    arn = api_key_secret(sm_client, datadog, admin_rotated_by=None).arn
 
     token = service.rotate(arn, api_key_rotator(sm_client, datadog).handle)
 
