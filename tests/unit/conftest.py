@@ -11,12 +11,12 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from rotation_core.handler import RotationHandler, database_handler, database_strategy
+from rotation_core.handler import RotationHandler, database_strategy
 from rotation_core.rotator import Rotator
 from rotation_core.secrets import SecretStore
 from rotation_core.settings import Settings, Strategy
 from rotation_local import emulator
-from unit.fakes import FAKE_ENGINE, CallCounter, FakeDatabase, FakeEngine, FakeUser
+from unit.fakes import CallCounter, FakeDatabase, FakeEngine, FakeUser, fake_handler
 
 
 @pytest.fixture(autouse=True)
@@ -113,11 +113,6 @@ def make_handler(sm_client: Any, database: FakeDatabase) -> Callable[..., Rotati
     """The fake engine's rotation function as Lambda calls it, with the keyword arguments as its environment."""
 
     def make(**environ: str) -> RotationHandler:
-        return database_handler(
-            FAKE_ENGINE,
-            engine_factory=lambda settings: FakeEngine(settings, database),
-            store=SecretStore(sm_client),
-            environ=environ,
-        )
+        return fake_handler(sm_client, database, **environ)
 
     return make
