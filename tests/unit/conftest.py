@@ -11,12 +11,12 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from rotation_core.handler import database_strategy
+from rotation_core.handler import RotationHandler, database_strategy
 from rotation_core.rotator import Rotator
 from rotation_core.secrets import SecretStore
 from rotation_core.settings import Settings, Strategy
 from rotation_local import emulator
-from unit.fakes import CallCounter, FakeDatabase, FakeEngine, FakeUser
+from unit.fakes import CallCounter, FakeDatabase, FakeEngine, FakeUser, fake_handler
 
 
 @pytest.fixture(autouse=True)
@@ -96,5 +96,23 @@ def make_rotator(sm_client: Any, database: FakeDatabase) -> Callable[..., Rotato
         config = Settings(strategy=strategy, **settings)
         engine = FakeEngine(config, database)
         return Rotator(SecretStore(sm_client), database_strategy(strategy)(engine, config))
+
+    return make
+
+
+@pytest.fixture
+def pending(make_secret: Callable[..., str]) -> tuple[str, str]:
+    """A rotation the service has started on ``make_secret()``'s secret: its ARN and the AWSPENDING placeholder's
+    token."""
+    arn = make_secret()
+    return arn, emulator.stage_pending_placeholder(arn)
+
+
+@pytest.fixture
+def make_handler(sm_client: Any, database: FakeDatabase) -> Callable[..., RotationHandler]:
+    """The fake engine's rotation function as Lambda calls it, with the keyword arguments as its environment."""
+
+    def make(**environ: str) -> RotationHandler:
+        return fake_handler(sm_client, database, **environ)
 
     return make

@@ -18,9 +18,12 @@ from rotation_core.engines.base import (
     Session,
 )
 from rotation_core.errors import Category, ConfusedDeputyError, TargetError, VerificationError
+from rotation_core.handler import RotationHandler, database_handler
 from rotation_core.registry import EngineSpec
+from rotation_core.rotator import Rotator
+from rotation_core.secrets import SecretStore
 from rotation_core.settings import Settings, Strategy
-from rotation_local import emulator
+from rotation_local import emulator, service
 
 #: The fake's registry entry, for handlers built around it (its class is injected: engine_factory).
 FAKE_ENGINE = EngineSpec(
@@ -192,6 +195,23 @@ class FakeEngine(ByteLimitedLogins):
     def _require_dual(self) -> None:
         if not self.database.dual_passwords:
             raise TargetError("FakeSQL keeps one password per user", category=Category.CONFIGURATION)
+
+
+def fake_handler(client: Any, database: FakeDatabase, **environ: str) -> RotationHandler:
+    """The fake engine's rotation function as Lambda calls it: Secrets Manager through ``client``, the keyword
+    arguments as its environment."""
+    return database_handler(
+        FAKE_ENGINE,
+        engine_factory=lambda settings: FakeEngine(settings, database),
+        store=SecretStore(client),
+        environ=environ,
+    )
+
+
+def run_steps(rotator: Rotator, arn: str, token: str, *steps: str) -> None:
+    """Invoke ``rotator`` with each step's event in turn, as the service would."""
+    for step in steps:
+        rotator.handle(service.event(step, arn, token))
 
 
 def stages(sm_client: Any, arn: str) -> dict[str, list[str]]:

@@ -15,12 +15,11 @@ import pytest
 
 from helpers import lambda_context
 from rotation_core.errors import Category, ConfigurationTestError, ConfusedDeputyError
-from rotation_core.handler import database_handler
+from rotation_core.handler import RotationHandler
 from rotation_core.rotator import Rotator
-from rotation_core.secrets import SecretStore
 from rotation_core.settings import Strategy
 from rotation_local import emulator, service
-from unit.fakes import FAKE_ENGINE, FakeDatabase, FakeEngine, FakeUser, stages, value_at
+from unit.fakes import FakeDatabase, FakeUser, stages, value_at
 
 ALTERNATING = Strategy.ALTERNATING_USERS
 
@@ -57,7 +56,11 @@ def test_alternating_privileged_original_listed_by_the_operator_rotates(
 
 
 def test_alternating_planted_alternate_refused_by_set_configuration_test_and_preflight(
-    sm_client: Any, make_secret: Callable[..., str], make_rotator: Callable[..., Rotator], database: FakeDatabase
+    sm_client: Any,
+    make_secret: Callable[..., str],
+    make_rotator: Callable[..., Rotator],
+    make_handler: Callable[..., RotationHandler],
+    database: FakeDatabase,
 ) -> None:
     # Made by someone else (the fake records only this function's alternates), named by an edited secret.
     database.users["app_clone"] = FakeUser(password="Planted-Password-0001")
@@ -66,12 +69,7 @@ def test_alternating_planted_alternate_refused_by_set_configuration_test_and_pre
 
     with pytest.raises(ConfigurationTestError) as configuration:
         service.configuration_test(arn, rotator.handle, copy_current=False)
-    handler = database_handler(
-        FAKE_ENGINE,
-        engine_factory=lambda settings: FakeEngine(settings, database),
-        store=SecretStore(sm_client),
-        environ={"ROTATION_STRATEGY": "alternating_users"},
-    )
+    handler = make_handler(ROTATION_STRATEGY="alternating_users")
     report = handler({"Preflight": {"SecretId": arn}}, lambda_context())
     with pytest.raises(ConfusedDeputyError):
         service.rotate(arn, rotator.handle)

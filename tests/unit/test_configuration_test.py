@@ -63,47 +63,56 @@ def test_configuration_test_working_setup_passes_changes_nothing_logs_checks(
     assert "configuration test passed; nothing was changed" in caplog.text
 
 
+# (id, strategy, the secret has a masterarn, the user whose password is changed outside, what the error says,
+#  its category, whether the master's login was tried)
+BROKEN_SETUPS = [
+    *(
+        pytest.param(
+            strategy, True, "app", r"configuration test .* failed, nothing was changed", Category.AUTH_FAILED, False,
+            id=f"current-password-wrong-{strategy.value}",
+        )
+        for strategy in Strategy
+    ),
+    pytest.param(
+        Strategy.ALTERNATING_USERS, True, "admin", "master secret", Category.AUTH_FAILED, True,
+        id="master-password-wrong",
+    ),
+    pytest.param(
+        Strategy.ALTERNATING_USERS, False, None, "masterarn", Category.SECRET_FORMAT, False,
+        id="alternating-without-masterarn",
+    ),
+]  # fmt: skip
+
+
 @BOTH
-@STRATEGIES
-def test_configuration_test_current_password_wrong_fails_auth_failed_changes_nothing(
-    copy_current: bool, strategy: Strategy, make_secret: Callable[..., str], make_rotator: Steps, database: FakeDatabase
+@pytest.mark.parametrize(
+    ("strategy", "with_master", "changed_outside", "message", "category", "master_tried"), BROKEN_SETUPS
+)
+def test_configuration_test_broken_setup_fails_with_its_category_changes_nothing(
+    copy_current: bool,
+    strategy: Strategy,
+    with_master: bool,
+    changed_outside: str | None,
+    message: str,
+    category: Category,
+    master_tried: bool,
+    make_secret: Callable[..., str],
+    make_rotator: Steps,
+    database: FakeDatabase,
 ) -> None:
-    arn = make_secret(with_master=True)
-    database.users["app"].password = "Changed-Out-Of-Band-1"
+    """The master is used only once the caller's own secret logged in."""
+    arn = make_secret(with_master=with_master)
+    if changed_outside is not None:
+        database.users[changed_outside].password = "Changed-Out-Of-Band-1"
     before = passwords(database)
 
-    with pytest.raises(ConfigurationTestError, match=r"configuration test .* failed, nothing was changed") as raised:
+    with pytest.raises(ConfigurationTestError, match=message) as raised:
         service.configuration_test(arn, make_rotator(strategy).handle, copy_current=copy_current)
 
-    assert raised.value.category is Category.AUTH_FAILED
+    assert raised.value.category is category
     assert passwords(database) == before
-    assert "admin" not in database.connections  # the master is never used when the caller's secret fails
-
-
-@BOTH
-def test_configuration_test_alternating_master_password_wrong_fails_naming_master(
-    copy_current: bool, sm_client: Any, make_secret: Callable[..., str], make_rotator: Steps, database: FakeDatabase
-) -> None:
-    arn = make_secret(with_master=True)
-    database.users["admin"].password = "Changed-Out-Of-Band-2"
-
-    with pytest.raises(ConfigurationTestError, match="master secret") as raised:
-        service.configuration_test(arn, make_rotator(Strategy.ALTERNATING_USERS).handle, copy_current=copy_current)
-
-    assert raised.value.category is Category.AUTH_FAILED
     assert database.changes == []
-
-
-@BOTH
-def test_configuration_test_alternating_without_masterarn_fails_secret_format(
-    copy_current: bool, make_secret: Callable[..., str], make_rotator: Steps, database: FakeDatabase
-) -> None:
-    arn = make_secret()
-
-    with pytest.raises(ConfigurationTestError, match="masterarn") as raised:
-        service.configuration_test(arn, make_rotator(Strategy.ALTERNATING_USERS).handle, copy_current=copy_current)
-
-    assert raised.value.category is Category.SECRET_FORMAT
+    assert ("admin" in database.connections) is master_tried
 
 
 @STRATEGIES

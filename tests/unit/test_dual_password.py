@@ -30,16 +30,11 @@ from rotation_core.errors import Category, ConfusedDeputyError, SecretFormatErro
 from rotation_core.rotator import Rotator
 from rotation_core.settings import Settings, Strategy
 from rotation_local import emulator, service
-from unit.fakes import FakeDatabase, stages, value_at
+from unit.fakes import FakeDatabase, run_steps, stages, value_at
 from unit.pymysql_offline import sent_text
 
 Steps = Callable[..., Rotator]
 DUAL = Strategy.DUAL_PASSWORD
-
-
-def run(rotator: Rotator, arn: str, token: str, *steps: str) -> None:
-    for step in steps:
-        rotator.handle(service.event(step, arn, token))
 
 
 def logs_in(database: FakeDatabase, password: str) -> bool:
@@ -92,9 +87,9 @@ def test_dual_password_set_secret_retried_never_retains_pending_as_secondary(
     arn = make_secret(with_master=with_master)
     current = value_at(sm_client, arn, "AWSCURRENT")["password"]
     token = emulator.stage_pending_placeholder(arn)
-    run(make_rotator(DUAL), arn, token, "createSecret", "setSecret")
+    run_steps(make_rotator(DUAL), arn, token, "createSecret", "setSecret")
 
-    run(make_rotator(DUAL), arn, token, "setSecret", "setSecret")  # retries, in new containers
+    run_steps(make_rotator(DUAL), arn, token, "setSecret", "setSecret")  # retries, in new containers
 
     pending = value_at(sm_client, arn, "AWSPENDING")["password"]
     assert (database.users["app"].password, database.users["app"].secondary) == (pending, current)
@@ -107,27 +102,26 @@ def test_dual_password_master_secondary_lost_restores_current_before_retaining(
     arn = make_secret(with_master=True)
     current = value_at(sm_client, arn, "AWSCURRENT")["password"]
     token = emulator.stage_pending_placeholder(arn)
-    run(make_rotator(DUAL), arn, token, "createSecret")
+    run_steps(make_rotator(DUAL), arn, token, "createSecret")
     pending = value_at(sm_client, arn, "AWSPENDING")["password"]
     # Someone set the primary to another password, keeping the current one as the secondary.
     database.users["app"].password, database.users["app"].secondary = "Set-Outside-0001", current
 
-    run(make_rotator(DUAL), arn, token, "setSecret", "testSecret", "finishSecret")
+    run_steps(make_rotator(DUAL), arn, token, "setSecret", "testSecret", "finishSecret")
 
     assert (database.users["app"].password, database.users["app"].secondary) == (pending, current)
 
 
 def test_dual_password_own_login_primary_changed_outside_fails_auth_and_keeps_current(
-    sm_client: Any, make_secret: Callable[..., str], make_rotator: Steps, database: FakeDatabase
+    sm_client: Any, pending: tuple[str, str], make_rotator: Steps, database: FakeDatabase
 ) -> None:
-    arn = make_secret()
+    arn, token = pending
     current = value_at(sm_client, arn, "AWSCURRENT")["password"]
-    token = emulator.stage_pending_placeholder(arn)
-    run(make_rotator(DUAL), arn, token, "createSecret")
+    run_steps(make_rotator(DUAL), arn, token, "createSecret")
     database.users["app"].password, database.users["app"].secondary = "Set-Outside-0001", current
 
     with pytest.raises(TargetError, match="neither AWSCURRENT's") as raised:
-        run(make_rotator(DUAL), arn, token, "setSecret")
+        run_steps(make_rotator(DUAL), arn, token, "setSecret")
 
     assert raised.value.category is Category.AUTH_FAILED
     assert logs_in(database, current)
@@ -135,30 +129,28 @@ def test_dual_password_own_login_primary_changed_outside_fails_auth_and_keeps_cu
 
 
 def test_dual_password_secondary_discarded_after_set_retry_finishes_with_pending(
-    sm_client: Any, make_secret: Callable[..., str], make_rotator: Steps, database: FakeDatabase
+    sm_client: Any, pending: tuple[str, str], make_rotator: Steps, database: FakeDatabase
 ) -> None:
-    arn = make_secret()
-    token = emulator.stage_pending_placeholder(arn)
-    run(make_rotator(DUAL), arn, token, "createSecret", "setSecret")
+    arn, token = pending
+    run_steps(make_rotator(DUAL), arn, token, "createSecret", "setSecret")
     database.users["app"].secondary = None  # ALTER USER ... DISCARD OLD PASSWORD, outside the rotation
 
-    run(make_rotator(DUAL), arn, token, "setSecret", "testSecret", "finishSecret")
+    run_steps(make_rotator(DUAL), arn, token, "setSecret", "testSecret", "finishSecret")
 
     assert "AWSCURRENT" in stages(sm_client, arn)[token]
     assert logs_in(database, value_at(sm_client, arn, "AWSCURRENT")["password"])
 
 
 def test_dual_password_server_without_dual_passwords_refused_before_any_change(
-    sm_client: Any, make_secret: Callable[..., str], make_rotator: Steps, database: FakeDatabase
+    sm_client: Any, pending: tuple[str, str], make_rotator: Steps, database: FakeDatabase
 ) -> None:
     database.dual_passwords = False  # MariaDB
-    arn = make_secret()
+    arn, token = pending
     before = database.password_of("app")
-    token = emulator.stage_pending_placeholder(arn)
-    run(make_rotator(DUAL), arn, token, "createSecret")
+    run_steps(make_rotator(DUAL), arn, token, "createSecret")
 
     with pytest.raises(TargetError) as raised:
-        run(make_rotator(DUAL), arn, token, "setSecret")
+        run_steps(make_rotator(DUAL), arn, token, "setSecret")
 
     assert raised.value.category is Category.CONFIGURATION
     assert database.password_of("app") == before
@@ -180,18 +172,17 @@ def test_dual_password_own_login_without_privilege_fails_permission_changes_noth
 
 
 def test_dual_password_pending_names_another_user_refused_as_confused_deputy(
-    sm_client: Any, make_secret: Callable[..., str], make_rotator: Steps, database: FakeDatabase
+    sm_client: Any, pending: tuple[str, str], make_rotator: Steps, database: FakeDatabase
 ) -> None:
-    arn = make_secret()
+    arn, token = pending
     current = value_at(sm_client, arn, "AWSCURRENT")
-    token = emulator.stage_pending_placeholder(arn)
     pending = {**current, "username": "admin", "password": "Attacker-Chosen-001"}
     sm_client.put_secret_value(
         SecretId=arn, ClientRequestToken=token, SecretString=json.dumps(pending), VersionStages=["AWSPENDING"]
     )
 
     with pytest.raises(ConfusedDeputyError):
-        run(make_rotator(DUAL), arn, token, "setSecret")
+        run_steps(make_rotator(DUAL), arn, token, "setSecret")
 
     assert database.changes == []
 

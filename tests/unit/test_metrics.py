@@ -12,7 +12,7 @@ from helpers import REPO_ROOT, emf_documents, lambda_context, log_records
 from rotation_core import metrics
 from rotation_core.causes import CAUSES
 from rotation_core.errors import Category, RotationError
-from rotation_core.handler import database_handler
+from rotation_core.handler import RotationHandler
 from rotation_core.metrics import InvocationMetrics
 from rotation_core.preflight import (
     ALTERNATING_CHECKS,
@@ -24,10 +24,9 @@ from rotation_core.preflight import (
     SECRET_CHECKS,
     SINGLE_USER_CHECKS,
 )
-from rotation_core.secrets import SecretStore
 from rotation_core.settings import DEFAULT_METRICS_NAMESPACE, MetricsSettings
-from rotation_local import emulator, service
-from unit.fakes import FAKE_ENGINE, FakeDatabase, FakeEngine
+from rotation_local import service
+from unit.fakes import FakeDatabase
 
 
 def metric_names(document: dict[str, Any]) -> list[str]:
@@ -168,15 +167,10 @@ def test_metrics_step_of_bounded_values() -> None:
 
 
 def test_handler_rotation_emits_step_documents_and_completed_once(
-    sm_client: Any, make_secret: Callable[..., str], database: FakeDatabase, capfd: pytest.CaptureFixture[str]
+    make_secret: Callable[..., str], make_handler: Callable[..., RotationHandler], capfd: pytest.CaptureFixture[str]
 ) -> None:
     arn = make_secret()
-    handler = database_handler(
-        FAKE_ENGINE,
-        engine_factory=lambda settings: FakeEngine(settings, database),
-        store=SecretStore(sm_client),
-        environ={"METRICS_DEPLOYMENT": "stack-1"},
-    )
+    handler = make_handler(METRICS_DEPLOYMENT="stack-1")
     context = lambda_context("rotator-fn")
 
     token = service.rotate(arn, lambda event: handler(dict(event), context))
@@ -198,17 +192,14 @@ def test_handler_rotation_emits_step_documents_and_completed_once(
 
 
 def test_handler_failed_step_log_line_and_metric_name_the_cause(
-    sm_client: Any, make_secret: Callable[..., str], database: FakeDatabase, capfd: pytest.CaptureFixture[str]
+    pending: tuple[str, str],
+    make_handler: Callable[..., RotationHandler],
+    database: FakeDatabase,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
-    arn = make_secret()
+    arn, token = pending
     database.reachable = False
-    handler = database_handler(
-        FAKE_ENGINE,
-        engine_factory=lambda settings: FakeEngine(settings, database),
-        store=SecretStore(sm_client),
-        environ={},
-    )
-    token = emulator.stage_pending_placeholder(arn)
+    handler = make_handler()
     handler(service.event("createSecret", arn, token), lambda_context())
 
     with pytest.raises(RotationError):
@@ -225,8 +216,6 @@ def test_handler_failed_step_log_line_and_metric_name_the_cause(
 
 
 def test_handler_unexpected_error_counts_as_internal_failure(capfd: pytest.CaptureFixture[str]) -> None:
-    from rotation_core.handler import RotationHandler
-
     def explode(_env: Any) -> Any:
         raise ValueError("a bug")
 

@@ -13,21 +13,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
 from helpers import lambda_context
 from rotation_core.api_keys import ApiKeyRotation
 from rotation_core.errors import Category, ConfusedDeputyError
-from rotation_core.handler import api_key_handler, database_handler
+from rotation_core.handler import RotationHandler, api_key_handler
 from rotation_core.providers.http import HttpClient
 from rotation_core.rotator import RotationContext, RotationEvent, Rotator, same_function
 from rotation_core.secrets import SecretStore
 from rotation_core.settings import Settings, Strategy
 from rotation_local import emulator, service
 from rotation_local.fake_providers import FakeProviderServer, fake_provider
-from unit.fakes import FAKE_ENGINE, FakeDatabase, FakeEngine, stages
+from unit.fakes import FakeDatabase, stages
 
 THIS_FUNCTION = emulator.function_arn(emulator.LOCAL_FUNCTION)
 SERVER = {"engine": "postgres", "host": "db.internal.example", "port": 5432}  # the fake database's
@@ -127,17 +127,15 @@ def test_alternating_master_secret_rotated_by_this_function_refused_nothing_chan
 
 
 def test_alternating_master_secret_rotated_by_this_function_preflight_reports_master_secret(
-    sm_client: Any, make_secret: Callable[..., str], database: FakeDatabase
+    sm_client: Any,
+    make_secret: Callable[..., str],
+    make_handler: Callable[..., RotationHandler],
+    database: FakeDatabase,
 ) -> None:
     team_b = {**SERVER, "username": "admin", "password": database.password_of("admin")}
     other = other_team_secret(sm_client, team_b, rotated_by=THIS_FUNCTION)
     arn = make_secret(masterarn=other)
-    handler = database_handler(
-        FAKE_ENGINE,
-        engine_factory=lambda settings: FakeEngine(settings, database),
-        store=SecretStore(sm_client),
-        environ={"ROTATION_STRATEGY": "alternating_users"},
-    )
+    handler = make_handler(ROTATION_STRATEGY="alternating_users")
 
     report = handler({"Preflight": {"SecretId": arn}}, lambda_context())
 
@@ -165,14 +163,29 @@ def api_key_rotator(sm_client: Any, fake: FakeProviderServer) -> Rotator:
     return Rotator(SecretStore(sm_client), rotation)
 
 
+class ApiKeySecret(NamedTuple):
+    """What :func:`api_key_secret` made."""
+
+    arn: str
+    admin: str  # the admin secret's ARN
+    value: dict[str, Any]
+
+
+def api_key_secret(sm_client: Any, datadog: FakeProviderServer, *, admin_rotated_by: str | None) -> ApiKeySecret:
+    """A rotation-enabled Datadog API-key secret whose admin secret is another team's, rotated by
+    ``admin_rotated_by`` (None: not rotated)."""
+    admin = other_team_secret(sm_client, datadog.admin_secret(), rotated_by=admin_rotated_by)
+    value = datadog.seed_secret(admin, team="payments")
+    arn = sm_client.create_secret(Name="api-key", SecretString=json.dumps(value))["ARN"]
+    emulator.enable_rotation(arn)
+    return ApiKeySecret(arn, admin, value)
+
+
 def test_api_key_admin_secret_rotated_by_this_function_refused_nothing_minted(
     sm_client: Any, datadog: FakeProviderServer
 ) -> None:
     # Another team's rotated API-key secret, attached to this very function, named as the admin secret.
-    other = other_team_secret(sm_client, datadog.admin_secret(), rotated_by=THIS_FUNCTION)
-    value = datadog.seed_secret(other, team="payments")
-    arn = sm_client.create_secret(Name="api-key", SecretString=json.dumps(value))["ARN"]
-    emulator.enable_rotation(arn)
+    arn, other, value = api_key_secret(sm_client, datadog, admin_rotated_by=THIS_FUNCTION)
     reads = ReadLog(sm_client)
     keys_before = list(datadog.keys)
     token = emulator.stage_pending_placeholder(arn)
@@ -191,10 +204,7 @@ def test_api_key_admin_secret_rotated_by_this_function_refused_nothing_minted(
 def test_api_key_admin_secret_rotated_by_this_function_preflight_reports_admin_secret(
     sm_client: Any, datadog: FakeProviderServer
 ) -> None:
-    other = other_team_secret(sm_client, datadog.admin_secret(), rotated_by=THIS_FUNCTION)
-    value = datadog.seed_secret(other, team="payments")
-    arn = sm_client.create_secret(Name="api-key", SecretString=json.dumps(value))["ARN"]
-    emulator.enable_rotation(arn)
+    arn = api_key_secret(sm_client, datadog, admin_rotated_by=THIS_FUNCTION).arn
     handler = api_key_handler(
         store=SecretStore(sm_client), http=HttpClient(transport=datadog.transport(), sleep=lambda _s: None), environ={}
     )
@@ -211,10 +221,7 @@ def test_api_key_admin_secret_rotated_by_this_function_preflight_reports_admin_s
 
 
 def test_api_key_admin_secret_not_rotated_still_rotates(sm_client: Any, datadog: FakeProviderServer) -> None:
-    admin = other_team_secret(sm_client, datadog.admin_secret(), rotated_by=None)
-    value = datadog.seed_secret(admin, team="payments")
-    arn = sm_client.create_secret(Name="api-key", SecretString=json.dumps(value))["ARN"]
-    emulator.enable_rotation(arn)
+    arn = api_key_secret(sm_client, datadog, admin_rotated_by=None).arn
 
     token = service.rotate(arn, api_key_rotator(sm_client, datadog).handle)
 

@@ -13,7 +13,6 @@ from botocore.stub import Stubber
 from helpers import lambda_context, log_records
 from readonly_guard import READ_OPERATIONS, ReadOnlyGuard, WriteRefusedError
 from rotation_core.errors import Category, InvalidEventError
-from rotation_core.handler import RotationHandler, database_handler
 from rotation_core.preflight import (
     ALTERNATING_CHECKS,
     CONFIGURATION_CHECKS,
@@ -27,19 +26,10 @@ from rotation_core.preflight import (
 )
 from rotation_core.secrets import SecretStore
 from rotation_local import emulator
-from unit.fakes import FAKE_ENGINE, FakeDatabase, FakeEngine, stages
+from unit.fakes import FakeDatabase, fake_handler, stages, value_at
 
 SINGLE_USER_NAMES = [name for name, _ in CONFIGURATION_CHECKS + SECRET_CHECKS + DATABASE_CHECKS + SINGLE_USER_CHECKS]
 SINGLE_USER_NAMES += [name for name, _ in PROBE_CHECKS]
-
-
-def preflight_handler(sm_client: Any, database: FakeDatabase, **environ: str) -> RotationHandler:
-    return database_handler(
-        FAKE_ENGINE,
-        engine_factory=lambda settings: FakeEngine(settings, database),
-        store=SecretStore(sm_client),
-        environ=environ,
-    )
 
 
 def preflight(handler: Callable[..., Any], secret_id: str, context: Any = None) -> dict[str, Any]:
@@ -56,7 +46,7 @@ def test_preflight_correct_single_user_setup_every_check_ok_in_order(
 ) -> None:
     arn = make_secret()
 
-    report = preflight(preflight_handler(sm_client, database), arn)
+    report = preflight(fake_handler(sm_client, database), arn)
 
     assert report["ok"] is True
     assert [check["name"] for check in report["checks"]] == SINGLE_USER_NAMES
@@ -74,7 +64,7 @@ def test_preflight_correct_alternating_setup_checks_master_ok(
 ) -> None:
     arn = make_secret(with_master=True)
 
-    report = preflight(preflight_handler(sm_client, database, ROTATION_STRATEGY="alternating_users"), arn)
+    report = preflight(fake_handler(sm_client, database, ROTATION_STRATEGY="alternating_users"), arn)
 
     assert report["ok"] is True
     names = [check["name"] for check in report["checks"]]
@@ -98,7 +88,7 @@ def test_preflight_correct_alternating_setup_checks_master_ok(
 def test_preflight_event_not_the_exact_shape_refused_as_event_error(
     event: dict[str, Any], sm_client: Any, database: FakeDatabase, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    handler = preflight_handler(sm_client, database)
+    handler = fake_handler(sm_client, database)
 
     with pytest.raises(InvalidEventError):
         handler(event, lambda_context())
@@ -114,7 +104,7 @@ def test_preflight_never_writes_guard_sees_only_reads(
     before = stages(sm_client, arn)
     passwords = {name: user.password for name, user in database.users.items()}
     guard = ReadOnlyGuard()
-    handler = preflight_handler(sm_client, database, ROTATION_STRATEGY="alternating_users")
+    handler = fake_handler(sm_client, database, ROTATION_STRATEGY="alternating_users")
 
     with guard.active(monkeypatch):
         guard.watch_client(sm_client)
@@ -171,7 +161,7 @@ def test_preflight_rotation_not_enabled_reports_rotation_enabled_failed(
 ) -> None:
     arn = make_secret(rotation_enabled=False)
 
-    report = preflight(preflight_handler(sm_client, database), arn)
+    report = preflight(fake_handler(sm_client, database), arn)
 
     assert report["ok"] is False
     assert statuses(report)["rotation_enabled"] == ("failed", "protocol")
@@ -184,7 +174,7 @@ def test_preflight_other_function_attached_reports_rotation_function_failed(
 ) -> None:
     arn = make_secret()
 
-    report = preflight(preflight_handler(sm_client, database), arn, lambda_context("another-function"))
+    report = preflight(fake_handler(sm_client, database), arn, lambda_context("another-function"))
 
     assert statuses(report)["rotation_function"] == ("failed", "protocol")
     fix = next(c["fix"] for c in report["checks"] if c["name"] == "rotation_function")
@@ -199,7 +189,7 @@ def test_preflight_qualified_function_arn_matches_attached_function(
     context = lambda_context()
     context.invoked_function_arn += ":live"
 
-    report = preflight(preflight_handler(sm_client, database), arn, context)
+    report = preflight(fake_handler(sm_client, database), arn, context)
 
     assert statuses(report)["rotation_function"] == ("ok", "protocol")
 
@@ -208,7 +198,7 @@ def test_preflight_without_lambda_context_skips_rotation_function(
     sm_client: Any, make_secret: Callable[..., str], database: FakeDatabase
 ) -> None:
     arn = make_secret()
-    handler = preflight_handler(sm_client, database)
+    handler = fake_handler(sm_client, database)
 
     report: dict[str, Any] = handler({"Preflight": {"SecretId": arn}}, None)
 
@@ -222,7 +212,7 @@ def test_preflight_unfinished_rotation_reports_no_pending_rotation_failed(
     arn = make_secret()
     token = emulator.stage_pending_placeholder(arn)
 
-    report = preflight(preflight_handler(sm_client, database), arn)
+    report = preflight(fake_handler(sm_client, database), arn)
 
     assert statuses(report)["no_pending_rotation"] == ("failed", "protocol")
     fix = next(c["fix"] for c in report["checks"] if c["name"] == "no_pending_rotation")
@@ -236,7 +226,7 @@ def test_preflight_describe_access_denied_reports_secret_not_attached(aws_env: N
     stubber.add_client_error("describe_secret", "AccessDeniedException", "not authorized", 400)
 
     with stubber:
-        report = preflight(preflight_handler(client, database), "rotation/postgres/single-user/app")
+        report = preflight(fake_handler(client, database), "rotation/postgres/single-user/app")
 
     assert statuses(report)["secrets_manager_endpoint"] == ("ok", "secrets_manager")
     assert statuses(report)["rotation_function"] == ("failed", "protocol")
@@ -266,7 +256,7 @@ def test_preflight_get_secret_value_denied_reports_kms_decrypt_failed(
     stubber.add_client_error("get_secret_value", code, "Access to KMS is not allowed", 400)
 
     with stubber:
-        report = preflight(preflight_handler(client, database), arn)
+        report = preflight(fake_handler(client, database), arn)
 
     assert statuses(report)["kms_decrypt"] == ("failed", "secrets_manager")
     assert "kms" in next(c["fix"] for c in report["checks"] if c["name"] == "kms_decrypt").lower()
@@ -278,59 +268,59 @@ def test_preflight_bad_function_configuration_reports_it_instead_of_raising(
 ) -> None:
     arn = make_secret()
 
-    report = preflight(preflight_handler(sm_client, database, ROTATION_STRATEGY="guess"), arn)
+    report = preflight(fake_handler(sm_client, database, ROTATION_STRATEGY="guess"), arn)
 
     assert report["ok"] is False
     assert statuses(report)["function_configuration"] == ("failed", "configuration")
     assert "ROTATION_STRATEGY" in report["checks"][0]["fix"]
 
 
-def test_preflight_secret_not_usable_reports_secret_json_failed(
-    sm_client: Any, make_secret: Callable[..., str], database: FakeDatabase
+@pytest.mark.parametrize(
+    ("secret", "database_state", "expected"),
+    [
+        pytest.param(
+            {"port": "not-a-port"}, {},
+            {"kms_decrypt": ("ok", "secrets_manager"), "secret_json": ("failed", "secret_format"),
+             "target_reachable": "skipped"},
+            id="secret_not_usable",
+        ),
+        pytest.param(
+            {"password": "Not-The-Password-1"}, {},
+            {"target_reachable": ("ok", "unreachable"), "current_login": ("failed", "auth_failed"),
+             "own_password_change": "skipped"},
+            id="wrong_password",
+        ),
+        pytest.param(
+            {}, {"reachable": False},
+            {"target_reachable": ("failed", "unreachable"), "target_tls": "skipped"},
+            id="server_down",
+        ),
+        pytest.param(
+            {}, {"own_password_locked": True},
+            {"own_password_change": ("failed", "permission")},
+            id="own_password_refused",
+        ),
+    ],
+)  # fmt: skip
+def test_preflight_one_part_wrong_reports_its_check_failed_and_skips_what_needs_it(
+    secret: dict[str, str],
+    database_state: dict[str, bool],
+    expected: dict[str, tuple[str, str] | str],
+    sm_client: Any,
+    make_secret: Callable[..., str],
+    database: FakeDatabase,
 ) -> None:
-    arn = make_secret(port="not-a-port")
+    """``expected``: the checks' (status, category), or only the status (a skipped check's category is its own)."""
+    arn = make_secret(**secret)
+    for name, value in database_state.items():
+        setattr(database, name, value)
 
-    report = preflight(preflight_handler(sm_client, database), arn)
+    report = preflight(fake_handler(sm_client, database), arn)
 
-    assert statuses(report)["kms_decrypt"] == ("ok", "secrets_manager")
-    assert statuses(report)["secret_json"] == ("failed", "secret_format")
-    assert statuses(report)["target_reachable"][0] == "skipped"
-
-
-def test_preflight_wrong_password_reports_current_login_failed(
-    sm_client: Any, make_secret: Callable[..., str], database: FakeDatabase
-) -> None:
-    arn = make_secret(password="Not-The-Password-1")
-
-    report = preflight(preflight_handler(sm_client, database), arn)
-
-    assert statuses(report)["target_reachable"] == ("ok", "unreachable")
-    assert statuses(report)["current_login"] == ("failed", "auth_failed")
-    assert statuses(report)["own_password_change"][0] == "skipped"
-    assert "Not-The-Password-1" not in json.dumps(report)
-
-
-def test_preflight_server_down_reports_target_reachable_failed(
-    sm_client: Any, make_secret: Callable[..., str], database: FakeDatabase
-) -> None:
-    arn = make_secret()
-    database.reachable = False
-
-    report = preflight(preflight_handler(sm_client, database), arn)
-
-    assert statuses(report)["target_reachable"] == ("failed", "unreachable")
-    assert statuses(report)["target_tls"][0] == "skipped"
-
-
-def test_preflight_own_password_refused_reports_own_password_change_failed(
-    sm_client: Any, make_secret: Callable[..., str], database: FakeDatabase
-) -> None:
-    arn = make_secret()
-    database.own_password_locked = True
-
-    report = preflight(preflight_handler(sm_client, database), arn)
-
-    assert statuses(report)["own_password_change"] == ("failed", "permission")
+    found = statuses(report)
+    shown = {name: found[name] if isinstance(want, tuple) else found[name][0] for name, want in expected.items()}
+    assert shown == expected
+    assert value_at(sm_client, arn, "AWSCURRENT")["password"] not in json.dumps(report)
 
 
 def test_preflight_master_without_rights_reports_master_privileges_failed(
@@ -339,7 +329,7 @@ def test_preflight_master_without_rights_reports_master_privileges_failed(
     arn = make_secret(with_master=True)
     database.admins.clear()
 
-    report = preflight(preflight_handler(sm_client, database, ROTATION_STRATEGY="alternating_users"), arn)
+    report = preflight(fake_handler(sm_client, database, ROTATION_STRATEGY="alternating_users"), arn)
 
     assert statuses(report)["master_login"] == ("ok", "auth_failed")
     assert statuses(report)["master_privileges"] == ("failed", "permission")
@@ -350,7 +340,7 @@ def test_preflight_master_secret_missing_reports_master_secret_failed(
 ) -> None:
     arn = make_secret()  # no masterarn
 
-    report = preflight(preflight_handler(sm_client, database, ROTATION_STRATEGY="alternating_users"), arn)
+    report = preflight(fake_handler(sm_client, database, ROTATION_STRATEGY="alternating_users"), arn)
 
     assert statuses(report)["master_secret"] == ("failed", "secret_format")
     assert "masterarn" in next(c["fix"] for c in report["checks"] if c["name"] == "master_secret")
@@ -363,7 +353,7 @@ def test_preflight_master_on_another_server_reports_confused_deputy(
     master_arn = sm_client.create_secret(Name="far-master", SecretString=json.dumps(master))["ARN"]
     arn = make_secret(masterarn=master_arn)
 
-    report = preflight(preflight_handler(sm_client, database, ROTATION_STRATEGY="alternating_users"), arn)
+    report = preflight(fake_handler(sm_client, database, ROTATION_STRATEGY="alternating_users"), arn)
 
     assert statuses(report)["master_secret"] == ("failed", "confused_deputy")
     assert statuses(report)["master_login"][0] == "skipped"

@@ -14,19 +14,14 @@ import pytest
 
 from helpers import emf_documents, lambda_context
 from rotation_core.errors import ConfigurationError, PendingNotReadyError, SecretsManagerError
-from rotation_core.handler import database_handler
+from rotation_core.handler import RotationHandler
 from rotation_core.rotator import Rotator
 from rotation_core.secrets import SecretStore
 from rotation_core.settings import Settings, Strategy
 from rotation_local import emulator, service
-from unit.fakes import FAKE_ENGINE, CallCounter, FakeDatabase, FakeEngine, stages, value_at
+from unit.fakes import CallCounter, FakeDatabase, run_steps, stages, value_at
 
 Steps = Callable[..., Rotator]
-
-
-def run(rotator: Rotator, arn: str, token: str, *steps: str) -> None:
-    for step in steps:
-        rotator.handle(service.event(step, arn, token))
 
 
 def test_promote_at_set_set_secret_promotes_then_test_and_finish_have_nothing_to_do(
@@ -37,10 +32,10 @@ def test_promote_at_set_set_secret_promotes_then_test_and_finish_have_nothing_to
     old = value_at(sm_client, arn, "AWSCURRENT")
     rotator = make_rotator(promote_at_set=True)
     token = emulator.stage_pending_placeholder(arn)
-    run(rotator, arn, token, "createSecret")
+    run_steps(rotator, arn, token, "createSecret")
     call_counter.take()
 
-    run(rotator, arn, token, "setSecret")
+    run_steps(rotator, arn, token, "setSecret")
 
     calls = dict(call_counter.take())
     assert rotator.last_promoted
@@ -60,7 +55,7 @@ def test_promote_at_set_crash_before_promotion_retry_promotes_from_set(
 ) -> None:  # fmt: skip
     arn = make_secret()
     token = emulator.stage_pending_placeholder(arn)
-    run(make_rotator(promote_at_set=True), arn, token, "createSecret")
+    run_steps(make_rotator(promote_at_set=True), arn, token, "createSecret")
 
     def unavailable(*_args: Any, **_kwargs: Any) -> None:
         raise SecretsManagerError("UpdateSecretVersionStage failed: InternalServiceError")
@@ -68,7 +63,7 @@ def test_promote_at_set_crash_before_promotion_retry_promotes_from_set(
     with monkeypatch.context() as patch:
         patch.setattr(SecretStore, "promote", unavailable)
         with pytest.raises(SecretsManagerError):
-            run(make_rotator(promote_at_set=True), arn, token, "setSecret")
+            run_steps(make_rotator(promote_at_set=True), arn, token, "setSecret")
     assert stages(sm_client, arn)[token] == ["AWSPENDING"]
     assert database.password_of("app") == value_at(sm_client, arn, "AWSPENDING")["password"]
 
@@ -86,7 +81,7 @@ def test_promote_at_set_pending_a_copy_of_current_never_promoted(
     before = stages(sm_client, arn)
 
     with pytest.raises(PendingNotReadyError):
-        run(make_rotator(promote_at_set=True), arn, token, "setSecret")
+        run_steps(make_rotator(promote_at_set=True), arn, token, "setSecret")
 
     assert stages(sm_client, arn) == before
     emulator.remove_version(arn, token)
@@ -104,15 +99,10 @@ def test_promote_at_set_default_off() -> None:
 
 
 def test_promote_at_set_rotation_completed_metric_written_by_set_secret(
-    sm_client: Any, make_secret: Callable[..., str], database: FakeDatabase, capfd: pytest.CaptureFixture[str]
+    make_secret: Callable[..., str], make_handler: Callable[..., RotationHandler], capfd: pytest.CaptureFixture[str]
 ) -> None:
     arn = make_secret()
-    handler = database_handler(
-        FAKE_ENGINE,
-        engine_factory=lambda settings: FakeEngine(settings, database),
-        store=SecretStore(sm_client),
-        environ={"PROMOTE_AT_SET": "true", "ROTATION_STRATEGY": Strategy.SINGLE_USER.value},
-    )
+    handler = make_handler(PROMOTE_AT_SET="true", ROTATION_STRATEGY=Strategy.SINGLE_USER.value)
 
     service.rotate(arn, lambda event: handler(dict(event), lambda_context()))
 

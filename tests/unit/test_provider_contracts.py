@@ -73,6 +73,13 @@ def stored(provider: Any, fake: FakeProviderServer, key: FakeKey) -> StoredKey:
     return result
 
 
+def with_current_key(fake: FakeProviderServer) -> tuple[Any, StoredKey, Any]:
+    """A provider on ``fake``, a key made there as the secret's current one, and the provider's record of that key."""
+    provider = provider_of(fake)
+    current = stored(provider, fake, fake.create_key())
+    return provider, current, provider.lookup(current.id)
+
+
 def bogus(provider: Any, key: StoredKey) -> StoredKey:
     """``key`` with a value no provider issued (the right shape, the wrong secret)."""
     return StoredKey(label="current", id=key.id, value="x" * len(key.value), secret=key.secret)
@@ -86,9 +93,7 @@ def unknown_id(kind: str) -> str:
 
 
 def drive_create(kind: str, fake: FakeProviderServer) -> None:
-    provider = provider_of(fake)
-    current = stored(provider, fake, fake.create_key())
-    record = provider.lookup(current.id)
+    provider, _current, record = with_current_key(fake)
     issued = provider.issue("sm-rotation-contract-1", provider.successor_template(record))
     assert fake.is_valid(issued.value)
     fake.max_keys = len(fake.live_keys())  # the next create hits the account's limit
@@ -116,9 +121,7 @@ def drive_list(kind: str, fake: FakeProviderServer) -> None:
 
 
 def drive_get(kind: str, fake: FakeProviderServer) -> None:
-    provider = provider_of(fake)
-    current = stored(provider, fake, fake.create_key())
-    record = provider.lookup(current.id)
+    provider, current, record = with_current_key(fake)
     assert record is not None
     assert record.id == current.id
     assert provider.lookup(unknown_id(kind)) is None  # the provider's "no such key" answer
@@ -204,9 +207,7 @@ def test_contract_a_rotations_requests_are_all_operations_of_the_definition(
 ) -> None:
     """What a provider sends in one cycle (verify, look up, list, mint, verify, revoke) is all declared."""
     fake = fakes(kind)
-    provider = provider_of(fake)
-    current = stored(provider, fake, fake.create_key())
-    record = provider.lookup(current.id)
+    provider, current, record = with_current_key(fake)
     provider.verify(current)
     provider.find("sm-rotation-")
     issued = provider.issue("sm-rotation-cycle", provider.successor_template(record))
@@ -366,8 +367,7 @@ def test_contract_invented_key_limit_answers_are_labelled_and_fail_closed_as_key
     kind: str, entry: str, fakes: Callable[..., FakeProviderServer]
 ) -> None:
     fake = fakes(kind)
-    provider = provider_of(fake)
-    record = provider.lookup(stored(provider, fake, fake.create_key()).id)
+    provider, _current, record = with_current_key(fake)
     fake.max_keys = len(fake.live_keys())
     seen: list[dict[str, str]] = []
     inner = fake.transport()
@@ -393,8 +393,7 @@ def test_contract_undocumented_refusal_of_a_create_fails_closed_with_a_clear_cat
 ) -> None:
     """A refusal the provider's code does not recognise is reported with its status, never as an internal error."""
     fake = fakes(kind)
-    provider = provider_of(fake)
-    record = provider.lookup(stored(provider, fake, fake.create_key()).id)
+    provider, _current, record = with_current_key(fake)
     fake.fail_next(400, method="POST", body=body)
 
     with pytest.raises(ProviderError) as caught:

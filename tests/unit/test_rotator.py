@@ -20,15 +20,10 @@ from rotation_core.errors import (
 from rotation_core.rotator import Rotator
 from rotation_core.settings import Strategy
 from rotation_local import emulator, service
-from unit.fakes import CallCounter, FakeDatabase, stages, value_at
+from unit.fakes import CallCounter, FakeDatabase, run_steps, stages, value_at
 
 Steps = Callable[..., Rotator]
 ROTATION_TOKEN = "7d0c4a2e-5f1b-4c8e-9a3d-2b6e8f1c0a94-cross-account"
-
-
-def run(rotator: Rotator, arn: str, token: str, *steps: str) -> None:
-    for step in steps:
-        rotator.handle(service.event(step, arn, token))
 
 
 def test_rotation_single_user_full_cycle_changes_password_and_moves_labels(
@@ -55,18 +50,17 @@ def count_per_step(
     call_counter.take()
     for step, rotator in zip(service.STEPS, rotators, strict=True):
         before = len(database.connections)
-        run(rotator, arn, token, step)
+        run_steps(rotator, arn, token, step)
         calls[step] = dict(call_counter.take())
         connections[step] = len(database.connections) - before
     return calls, connections
 
 
 def test_rotation_single_user_in_one_warm_container_makes_seven_calls_and_two_connections(
-    sm_client: Any, make_secret: Callable[..., str], make_rotator: Steps, call_counter: CallCounter, database: Any
+    sm_client: Any, pending: tuple[str, str], make_rotator: Steps, call_counter: CallCounter, database: Any
 ) -> None:
-    arn = make_secret()
+    arn, token = pending
     rotator = make_rotator()
-    token = emulator.stage_pending_placeholder(arn)
 
     calls, connections = count_per_step([rotator] * 4, arn, token, call_counter, database)
 
@@ -80,10 +74,9 @@ def test_rotation_single_user_in_one_warm_container_makes_seven_calls_and_two_co
 
 
 def test_rotation_single_user_each_step_in_new_container_makes_twelve_calls(
-    sm_client: Any, make_secret: Callable[..., str], make_rotator: Steps, call_counter: CallCounter, database: Any
+    sm_client: Any, pending: tuple[str, str], make_rotator: Steps, call_counter: CallCounter, database: Any
 ) -> None:
-    arn = make_secret()
-    token = emulator.stage_pending_placeholder(arn)
+    arn, token = pending
 
     calls, connections = count_per_step([make_rotator() for _ in range(4)], arn, token, call_counter, database)
 
@@ -99,30 +92,28 @@ def test_rotation_single_user_each_step_in_new_container_makes_twelve_calls(
 
 
 def test_finish_secret_before_set_secret_refuses_to_promote(
-    sm_client: Any, make_secret: Callable[..., str], make_rotator: Steps, database: FakeDatabase
+    sm_client: Any, pending: tuple[str, str], make_rotator: Steps, database: FakeDatabase
 ) -> None:
     """An out-of-order finishSecret (e.g. a direct invocation) must not lock the user out."""
-    arn = make_secret()
-    token = emulator.stage_pending_placeholder(arn)
-    run(make_rotator(), arn, token, "createSecret")
+    arn, token = pending
+    run_steps(make_rotator(), arn, token, "createSecret")
     before = stages(sm_client, arn)
 
     with pytest.raises(PendingNotReadyError):
-        run(make_rotator(), arn, token, "finishSecret")
+        run_steps(make_rotator(), arn, token, "finishSecret")
 
     assert stages(sm_client, arn) == before
     assert database.password_of("app") == value_at(sm_client, arn, "AWSCURRENT")["password"]
 
 
 def test_finish_secret_on_bare_placeholder_refuses_to_promote(
-    sm_client: Any, make_secret: Callable[..., str], make_rotator: Steps
+    sm_client: Any, pending: tuple[str, str], make_rotator: Steps
 ) -> None:
-    arn = make_secret()
-    token = emulator.stage_pending_placeholder(arn)
+    arn, token = pending
     current = value_at(sm_client, arn, "AWSCURRENT")
 
     with pytest.raises(PendingNotReadyError, match="createSecret has not run"):
-        run(make_rotator(), arn, token, "finishSecret")
+        run_steps(make_rotator(), arn, token, "finishSecret")
 
     assert value_at(sm_client, arn, "AWSCURRENT") == current
     assert stages(sm_client, arn)[token] == ["AWSPENDING"]
@@ -137,7 +128,7 @@ def test_guard_rotation_disabled_raises_and_changes_nothing(
     before = stages(sm_client, arn)
 
     with pytest.raises(RotationStateError, match="rotation is not enabled"):
-        run(make_rotator(), arn, token, step)
+        run_steps(make_rotator(), arn, token, step)
 
     assert stages(sm_client, arn) == before
     assert database.changes == []
@@ -147,7 +138,7 @@ def test_guard_rotation_disabled_raises_and_changes_nothing(
 def test_guard_token_not_a_version_raises(step: str, make_secret: Callable[..., str], make_rotator: Steps) -> None:
     arn = make_secret()
     with pytest.raises(RotationStateError, match="is not a version of this secret"):
-        run(make_rotator(), arn, "0f0f0f0f-0000-4000-8000-000000000000", step)
+        run_steps(make_rotator(), arn, "0f0f0f0f-0000-4000-8000-000000000000", step)
 
 
 @pytest.mark.parametrize("step", service.STEPS)
@@ -160,7 +151,7 @@ def test_guard_token_already_current_is_a_no_op(
     before = stages(sm_client, arn)
     call_counter.take()
 
-    run(make_rotator(), arn, current_token, step)
+    run_steps(make_rotator(), arn, current_token, step)
 
     assert dict(call_counter.take()) == {"DescribeSecret": 1}
     assert stages(sm_client, arn) == before
@@ -177,7 +168,7 @@ def test_guard_token_not_pending_raises(
     service.rotate(arn, rotator.handle)  # the first token is now AWSPREVIOUS
 
     with pytest.raises(RotationStateError, match="is not AWSPENDING"):
-        run(rotator, arn, old_token, step)
+        run_steps(rotator, arn, old_token, step)
 
 
 @pytest.mark.parametrize(
@@ -209,30 +200,26 @@ def test_event_parse_malformed_event_raises_clear_error(
 
 
 def test_create_secret_twice_keeps_the_first_value(
-    sm_client: Any, make_secret: Callable[..., str], make_rotator: Steps
+    sm_client: Any, pending: tuple[str, str], make_rotator: Steps
 ) -> None:
-    arn = make_secret()
+    arn, token = pending
     rotator = make_rotator()
-    token = emulator.stage_pending_placeholder(arn)
-    run(rotator, arn, token, "createSecret")
+    run_steps(rotator, arn, token, "createSecret")
     first = value_at(sm_client, arn, "AWSPENDING")
 
-    run(rotator, arn, token, "createSecret")
+    run_steps(rotator, arn, token, "createSecret")
 
     assert value_at(sm_client, arn, "AWSPENDING") == first
     assert [t for t, s in stages(sm_client, arn).items() if "AWSPENDING" in s] == [token]
 
 
-def test_create_secret_honours_password_policy(
-    sm_client: Any, make_secret: Callable[..., str], make_rotator: Steps
-) -> None:
+def test_create_secret_honours_password_policy(sm_client: Any, pending: tuple[str, str], make_rotator: Steps) -> None:
     from rotation_core.settings import PasswordPolicy
 
-    arn = make_secret()
+    arn, token = pending
     policy = PasswordPolicy(length=48, exclude_punctuation=True, exclude_characters="abc")
     rotator = make_rotator(password_policy=policy)
-    token = emulator.stage_pending_placeholder(arn)
-    run(rotator, arn, token, "createSecret")
+    run_steps(rotator, arn, token, "createSecret")
 
     password = value_at(sm_client, arn, "AWSPENDING")["password"]
     assert len(password) == 48
@@ -241,13 +228,12 @@ def test_create_secret_honours_password_policy(
 
 
 def test_every_step_invoked_twice_ends_in_the_same_state(
-    sm_client: Any, make_secret: Callable[..., str], make_rotator: Steps, database: FakeDatabase
+    sm_client: Any, pending: tuple[str, str], make_rotator: Steps, database: FakeDatabase
 ) -> None:
-    arn = make_secret()
+    arn, token = pending
     rotator = make_rotator()
-    token = emulator.stage_pending_placeholder(arn)
     for step in service.STEPS:
-        run(rotator, arn, token, step, step)
+        run_steps(rotator, arn, token, step, step)
     emulator.clear_pending(arn)
 
     assert stages(sm_client, arn)[token] == ["AWSCURRENT"]
@@ -255,12 +241,11 @@ def test_every_step_invoked_twice_ends_in_the_same_state(
 
 
 def test_crash_after_password_change_then_retried_rotation_succeeds(
-    sm_client: Any, make_secret: Callable[..., str], make_rotator: Steps, database: FakeDatabase
+    sm_client: Any, pending: tuple[str, str], make_rotator: Steps, database: FakeDatabase
 ) -> None:
-    arn = make_secret()
+    arn, token = pending
     rotator = make_rotator()
-    token = emulator.stage_pending_placeholder(arn)
-    run(rotator, arn, token, "createSecret", "setSecret")  # then the function dies
+    run_steps(rotator, arn, token, "createSecret", "setSecret")  # then the function dies
     assert database.password_of("app") == value_at(sm_client, arn, "AWSPENDING")["password"]
 
     service.rotate(arn, make_rotator().handle, token=token)  # the service retries the rotation
@@ -284,47 +269,44 @@ def test_set_secret_previous_password_still_set_logs_in_with_previous(
 
 
 def test_set_secret_no_password_logs_in_raises_auth_failed_and_changes_nothing(
-    sm_client: Any, make_secret: Callable[..., str], make_rotator: Steps, database: FakeDatabase
+    sm_client: Any, pending: tuple[str, str], make_rotator: Steps, database: FakeDatabase
 ) -> None:
-    arn = make_secret()
+    arn, token = pending
     database.users["app"].password = "Changed-Out-Of-Band-1"
-    token = emulator.stage_pending_placeholder(arn)
 
     with pytest.raises(TargetError, match="changed outside this rotation") as raised:
-        run(make_rotator(), arn, token, "createSecret", "setSecret")
+        run_steps(make_rotator(), arn, token, "createSecret", "setSecret")
 
     assert raised.value.category is Category.AUTH_FAILED
     assert database.changes == []
 
 
 def test_set_secret_unreachable_database_raises_without_trying_other_passwords(
-    make_secret: Callable[..., str], make_rotator: Steps, database: FakeDatabase
+    pending: tuple[str, str], make_rotator: Steps, database: FakeDatabase
 ) -> None:
-    arn = make_secret()
-    token = emulator.stage_pending_placeholder(arn)
+    arn, token = pending
     rotator = make_rotator()
-    run(rotator, arn, token, "createSecret")
+    run_steps(rotator, arn, token, "createSecret")
     database.reachable = False
 
     with pytest.raises(TargetError) as raised:
-        run(rotator, arn, token, "setSecret")
+        run_steps(rotator, arn, token, "setSecret")
 
     assert raised.value.category is Category.UNREACHABLE
     assert database.connections == ["app"]
 
 
 def test_test_secret_before_set_secret_fails_clearly_and_changes_nothing(
-    sm_client: Any, make_secret: Callable[..., str], make_rotator: Steps, database: FakeDatabase
+    sm_client: Any, pending: tuple[str, str], make_rotator: Steps, database: FakeDatabase
 ) -> None:
-    arn = make_secret()
+    arn, token = pending
     rotator = make_rotator()
-    token = emulator.stage_pending_placeholder(arn)
-    run(rotator, arn, token, "createSecret")
+    run_steps(rotator, arn, token, "createSecret")
     before = stages(sm_client, arn)
     password = database.password_of("app")
 
     with pytest.raises(PendingNotReadyError, match="setSecret has not run"):
-        run(rotator, arn, token, "testSecret")
+        run_steps(rotator, arn, token, "testSecret")
 
     assert stages(sm_client, arn) == before
     assert database.password_of("app") == password
@@ -332,14 +314,13 @@ def test_test_secret_before_set_secret_fails_clearly_and_changes_nothing(
 
 
 def test_test_secret_on_bare_placeholder_tests_configuration_changes_nothing(
-    sm_client: Any, make_secret: Callable[..., str], make_rotator: Steps, database: FakeDatabase
+    sm_client: Any, pending: tuple[str, str], make_rotator: Steps, database: FakeDatabase
 ) -> None:
     """RotateImmediately=false: the service runs testSecret alone on a pending version with no value."""
-    arn = make_secret()
-    token = emulator.stage_pending_placeholder(arn)
+    arn, token = pending
     before = stages(sm_client, arn)
 
-    run(make_rotator(), arn, token, "testSecret")
+    run_steps(make_rotator(), arn, token, "testSecret")
 
     assert database.connections == ["app"]  # the current credentials, nothing else
     assert database.changes == []
@@ -347,30 +328,28 @@ def test_test_secret_on_bare_placeholder_tests_configuration_changes_nothing(
 
 
 def test_test_secret_probe_failure_raises_verification_error(
-    make_secret: Callable[..., str], make_rotator: Steps, database: FakeDatabase
+    pending: tuple[str, str], make_rotator: Steps, database: FakeDatabase
 ) -> None:
-    arn = make_secret()
+    arn, token = pending
     rotator = make_rotator()
-    token = emulator.stage_pending_placeholder(arn)
-    run(rotator, arn, token, "createSecret", "setSecret")
+    run_steps(rotator, arn, token, "createSecret", "setSecret")
     database.probe_fails = True
 
     with pytest.raises(TargetError) as raised:
-        run(rotator, arn, token, "testSecret")
+        run_steps(rotator, arn, token, "testSecret")
     assert raised.value.category is Category.VERIFICATION
 
 
 def test_finish_secret_twice_second_is_no_op(
-    sm_client: Any, make_secret: Callable[..., str], make_rotator: Steps, call_counter: CallCounter
+    sm_client: Any, pending: tuple[str, str], make_rotator: Steps, call_counter: CallCounter
 ) -> None:
-    arn = make_secret()
+    arn, token = pending
     rotator = make_rotator()
-    token = emulator.stage_pending_placeholder(arn)
-    run(rotator, arn, token, *service.STEPS)
+    run_steps(rotator, arn, token, *service.STEPS)
     after_first = stages(sm_client, arn)
     call_counter.take()
 
-    run(rotator, arn, token, "finishSecret")
+    run_steps(rotator, arn, token, "finishSecret")
     calls = dict(call_counter.take())
 
     assert stages(sm_client, arn) == after_first
@@ -436,13 +415,12 @@ def test_alternating_current_secret_must_log_in_before_master_is_used(
 
 
 def test_alternating_without_masterarn_fails_in_create_secret(
-    sm_client: Any, make_secret: Callable[..., str], make_rotator: Steps
+    sm_client: Any, pending: tuple[str, str], make_rotator: Steps
 ) -> None:
-    arn = make_secret()
-    token = emulator.stage_pending_placeholder(arn)
+    arn, token = pending
 
     with pytest.raises(SecretFormatError, match="masterarn"):
-        run(make_rotator(Strategy.ALTERNATING_USERS), arn, token, "createSecret")
+        run_steps(make_rotator(Strategy.ALTERNATING_USERS), arn, token, "createSecret")
 
     assert stages(sm_client, arn)[token] == ["AWSPENDING"]
 
@@ -458,7 +436,7 @@ def test_alternating_username_too_long_for_clone_fails_clearly(
     with pytest.raises(
         SecretFormatError, match="longer than FakeSQL's limit of 63 bytes; the user name must leave room"
     ):
-        run(make_rotator(Strategy.ALTERNATING_USERS), arn, token, "createSecret")
+        run_steps(make_rotator(Strategy.ALTERNATING_USERS), arn, token, "createSecret")
 
 
 @pytest.mark.parametrize(
@@ -481,17 +459,16 @@ def test_create_secret_malformed_current_value_raises_without_storing(
     token = emulator.stage_pending_placeholder(arn)
 
     with pytest.raises(SecretFormatError, match=message) as raised:
-        run(make_rotator(), arn, token, "createSecret")
+        run_steps(make_rotator(), arn, token, "createSecret")
 
     assert "Abcdef-12345" not in str(raised.value)
     assert stages(sm_client, arn)[token] == ["AWSPENDING"]
 
 
 def test_create_secret_passes_rotation_token_to_put_secret_value(
-    sm_client: Any, make_secret: Callable[..., str], make_rotator: Steps
+    sm_client: Any, pending: tuple[str, str], make_rotator: Steps
 ) -> None:
-    arn = make_secret()
-    token = emulator.stage_pending_placeholder(arn)
+    arn, token = pending
     sent: list[dict[str, Any]] = []
     sm_client.meta.events.register(
         "provide-client-params.secrets-manager.PutSecretValue", lambda params, **_: sent.append(dict(params))

@@ -26,35 +26,37 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 (one return per
     demo.add_argument("--rotations", type=int, default=2, help="how many rotations in a row (default 2)")
     demo.add_argument("--python", help="Python interpreter that runs the handler (default: this one)")
 
+    # What invoke and preflight both take: they run a function's handler the same way (a child process).
+    runs_handler = argparse.ArgumentParser(add_help=False)
+    runs_handler.add_argument("--function", required=True, type=Path, help="function folder, e.g. functions/postgres")
+    runs_handler.add_argument("--env-vars", type=Path, help="environment file in sam local invoke's --env-vars format")
+    runs_handler.add_argument("--endpoint", help="Secrets Manager endpoint URL (sets AWS_ENDPOINT_URL_SECRETSMANAGER)")
+    runs_handler.add_argument("--python", help="Python interpreter that runs the handler (default: this one)")
+
     run = commands.add_parser(
-        "invoke", help="run a function's handler on an event file in a Python process (without Docker)"
+        "invoke",
+        parents=[runs_handler],
+        help="run a function's handler on an event file in a Python process (without Docker)",
     )
-    run.add_argument("--function", required=True, type=Path, help="function folder, e.g. functions/postgres")
     run.add_argument(
         "--event", required=True, type=Path, help="event JSON file, e.g. events/postgres/createSecret.json"
     )
-    run.add_argument("--env-vars", type=Path, help="environment file in sam local invoke's --env-vars format")
     run.add_argument("--function-name", help="section of the env-vars file to use (the template's logical id)")
-    run.add_argument("--endpoint", help="Secrets Manager endpoint URL (sets AWS_ENDPOINT_URL_SECRETSMANAGER)")
-    run.add_argument("--python", help="Python interpreter that runs the handler (default: this one)")
 
     check = commands.add_parser(
         "preflight",
+        parents=[runs_handler],
         help="run a function's preflight of one secret (every check a rotation needs, changing nothing)",
         description='Invoke the function\'s handler with {"Preflight": {"SecretId": ...}} in a child process, as '
         "invoke does, and print its report; exit 0 when every check passed, 1 when one failed, 2 when the "
         "invocation failed.",
     )
-    check.add_argument("--function", required=True, type=Path, help="function folder, e.g. functions/postgres")
     check.add_argument("--secret-id", required=True, help="the secret's ARN or name")
-    check.add_argument("--env-vars", type=Path, help="environment file in sam local invoke's --env-vars format")
     check.add_argument(
         "--function-name",
         help="the env-vars file's section, and the function's name in the Lambda context (the secret must name "
         "that function as its rotation function)",
     )
-    check.add_argument("--endpoint", help="Secrets Manager endpoint URL (sets AWS_ENDPOINT_URL_SECRETSMANAGER)")
-    check.add_argument("--python", help="Python interpreter that runs the handler (default: this one)")
     check.add_argument("--json", action="store_true", help="print the report as the function returned it")
 
     local = commands.add_parser(
@@ -76,8 +78,15 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 (one return per
         "e.g. the offline stand-in rotation-local/lambda-python:3.13-x86_64; default: AWS's, pulled by SAM",
     )  # fmt: skip
     actions = local.add_subparsers(dest="action")
+    # What restage and status both take: they talk to a running local-env's emulator.
+    talks_to_local_env = argparse.ArgumentParser(add_help=False)
+    talks_to_local_env.add_argument(
+        "--endpoint", help="the local-env's emulator URL (default: from $LOCAL_ENV, else port 5000)"
+    )
     restage = actions.add_parser(
-        "restage", help="stage a fresh token on a finished rotation and write its four events into $LOCAL_ENV"
+        "restage",
+        parents=[talks_to_local_env],
+        help="stage a fresh token on a finished rotation and write its four events into $LOCAL_ENV",
     )
     restage.add_argument(
         "--function-name", "--function", action="append", dest="functions", metavar="NAME", default=[],
@@ -88,9 +97,9 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 (one return per
         help="give up an unfinished rotation first (only if no step after createSecret ran: setSecret may "
         "already have changed the password)",
     )  # fmt: skip
-    restage.add_argument("--endpoint", help="the local-env's emulator URL (default: from $LOCAL_ENV, else port 5000)")
-    status = actions.add_parser("status", help="each secret's versions, labels and which of them log in now")
-    status.add_argument("--endpoint", help="the local-env's emulator URL (default: from $LOCAL_ENV, else port 5000)")
+    status = actions.add_parser(
+        "status", parents=[talks_to_local_env], help="each secret's versions, labels and which of them log in now"
+    )
     status.add_argument("--json", action="store_true", help="the report as JSON")
 
     sam_local = commands.add_parser(

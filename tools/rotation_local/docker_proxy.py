@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from rotation_local.serving import BackgroundServing
+from rotation_local.serving import BackgroundServing, ServedInBackground
 
 #: The port the runtime interface emulator listens on in the container (SAM publishes it).
 RIE_CONTAINER_PORT = "8080/tcp"
@@ -201,7 +201,7 @@ def _refuse(conn: socket.socket, status: int, message: str) -> None:
         conn.sendall(head + body)
 
 
-class HostNetworkProxy:
+class HostNetworkProxy(ServedInBackground):
     """The proxy on the unix socket ``path`` (mode 0600), forwarding to the engine at ``upstream``.
 
     ``upstream`` is a socket path, or a callable giving one at each connection (the engine may start
@@ -236,12 +236,8 @@ class HostNetworkProxy:
     def docker_host(self) -> str:
         return f"unix://{self.path}"
 
-    def start(self) -> HostNetworkProxy:
-        self._serving.start()
-        return self
-
     def stop(self) -> None:
-        self._serving.stop()
+        super().stop()
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
 

@@ -60,11 +60,11 @@ from datetime import UTC, datetime
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit
 
 from rotation_local.provider_definitions import Contract, Exchange
-from rotation_local.serving import BackgroundServing
+from rotation_local.serving import BackgroundServing, ServedInBackground
 from rotation_local.tls import LocalCA
 
 DEFAULT_POLICIES = [
@@ -146,8 +146,9 @@ def _basic(header: str | None) -> tuple[str, str] | None:
     return user, password
 
 
-class _HttpsServer:
-    """A threaded HTTP(S) server on 127.0.0.1 and a free port; ``serve(handler)`` answers requests."""
+class _HttpsServer(BackgroundServing):
+    """A threaded HTTP(S) server on 127.0.0.1 and a free port, served in the background; ``serve(handler)``
+    answers requests."""
 
     def __init__(
         self, name: str, ssl_context: ssl.SSLContext | None, serve: Callable[[Any], None], port: int = 0
@@ -163,51 +164,33 @@ class _HttpsServer:
 
             do_GET = do_POST = do_DELETE = do_PUT = do_PATCH = _serve  # noqa: N815 (http.server's names)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self._server.daemon_threads = True
+        server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        server.daemon_threads = True
         self.scheme = "http"
         if ssl_context is not None:
-            self._server.socket = ssl_context.wrap_socket(self._server.socket, server_side=True)
+            server.socket = ssl_context.wrap_socket(server.socket, server_side=True)
             self.scheme = "https"
-        self._serving = BackgroundServing(self._server, name, poll_interval=0.05, join_timeout=5)
+        self._http_server = server
+        super().__init__(server, name, poll_interval=0.05, join_timeout=5)
 
     @property
     def port(self) -> int:
-        return int(self._server.server_address[1])
-
-    def start(self) -> None:
-        self._serving.start()
-
-    def stop(self) -> None:
-        self._serving.stop()
+        return int(self._http_server.server_address[1])
 
 
-class _LoopbackService:
-    """A server object that answers over an :class:`_HttpsServer` (``self._http``) on 127.0.0.1."""
+class _LoopbackService(ServedInBackground):
+    """A server object that answers over an :class:`_HttpsServer` (``self._serving``) on 127.0.0.1."""
 
-    _http: _HttpsServer
+    _serving: _HttpsServer
     path_prefix: ClassVar[str] = ""
 
     @property
     def port(self) -> int:
-        return self._http.port
+        return self._serving.port
 
     @property
     def base_url(self) -> str:
-        return f"{self._http.scheme}://127.0.0.1:{self.port}{self.path_prefix}"
-
-    def start(self) -> Self:
-        self._http.start()
-        return self
-
-    def stop(self) -> None:
-        self._http.stop()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *_exc: object) -> None:
-        self.stop()
+        return f"{self._serving.scheme}://127.0.0.1:{self.port}{self.path_prefix}"
 
 
 class FakeProviderServer(_LoopbackService):
@@ -247,7 +230,7 @@ class FakeProviderServer(_LoopbackService):
         self.ca = ca
         self.accounts: list[FakeAccount] = []
         self.account = self.add_account()
-        self._http = _HttpsServer(f"fake-{self.kind}", ssl_context, self._serve)
+        self._serving = _HttpsServer(f"fake-{self.kind}", ssl_context, self._serve)
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -447,7 +430,7 @@ class FakeProviderServer(_LoopbackService):
 
         def send(request: HttpRequest, timeout: float) -> HttpResponse:
             endpoint = request.endpoint
-            if (endpoint.scheme, endpoint.host, endpoint.port) != (self._http.scheme, "127.0.0.1", self.port):
+            if (endpoint.scheme, endpoint.host, endpoint.port) != (self._serving.scheme, "127.0.0.1", self.port):
                 raise TransportError("could not connect (no fake at that address)", sent=False)
             status, extra, data, delay = self.dispatch(
                 request.method, request.target, request.headers, request.body or b""
@@ -1037,7 +1020,7 @@ class AttackerServer(_LoopbackService):
         self.received: list[ReceivedRequest] = []
         self._lock = threading.Lock()
         self._ca = ca or LocalCA.create()
-        self._http = _HttpsServer("attacker", self._ca.server_context(), self._serve, port)
+        self._serving = _HttpsServer("attacker", self._ca.server_context(), self._serve, port)
 
     def _serve(self, request: BaseHTTPRequestHandler) -> None:
         length = int(request.headers.get("Content-Length") or 0)

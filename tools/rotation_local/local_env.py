@@ -67,7 +67,7 @@ from rotation_local.events import (
     write_files,
 )
 from rotation_local.invoke import REPO_ROOT
-from rotation_local.serving import BackgroundServing
+from rotation_local.serving import BackgroundServing, ServedInBackground
 
 DEFAULT_PORT = 5000
 CONTROL_PREFIX = "/_rotation_local/"
@@ -284,7 +284,7 @@ def _request_headers(environ: Mapping[str, Any]) -> dict[str, str]:
     return headers
 
 
-class ControlledEmulator:
+class ControlledEmulator(ServedInBackground):
     """moto's Secrets Manager over HTTP on 127.0.0.1, with the control API under ``/_rotation_local/``.
 
     Runs in this process (a thread), so that the control API can stage placeholder versions in moto's
@@ -353,13 +353,6 @@ class ControlledEmulator:
     @property
     def endpoint_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> ControlledEmulator:
-        self._serving.start()
-        return self
-
-    def stop(self) -> None:
-        self._serving.stop()
 
 
 class LocalEnvironment:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from typing import Protocol
+from typing import Protocol, Self
 
 
 class Servable(Protocol):
@@ -40,3 +40,22 @@ class BackgroundServing:
             self._thread.join(timeout=self._join_timeout)
             self._thread = None
         self.server.server_close()
+
+
+class ServedInBackground:
+    """Start and stop (or a ``with`` block) of an object that serves through its ``_serving``."""
+
+    _serving: BackgroundServing
+
+    def start(self) -> Self:
+        self._serving.start()
+        return self
+
+    def stop(self) -> None:
+        self._serving.stop()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
