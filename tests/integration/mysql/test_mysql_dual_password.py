@@ -34,12 +34,30 @@ def new_log(server: MySQLFamilyServer, since: int) -> str:
     return server.log_path.read_bytes()[since:].decode("utf-8", errors="replace")
 
 
+def dual_account(mysql_account: Any, with_master: bool) -> Any:
+    """An account that may rotate with dual passwords: through a master, or an own login with the privilege."""
+    return mysql_account(with_master=with_master, privileges="" if with_master else DUAL_PASSWORD_PRIVILEGE)
+
+
 @MYSQL
 @pytest.mark.verifies("dual_password")
-def test_mysql_dual_password_own_login_both_log_in_and_log_holds_no_password(
-    mysql_server: MySQLFamilyServer, mysql_account: Any, mysql_function: Any, sm_client: Any, ca_bundle: Any
-) -> None:
-    account = mysql_account(privileges=DUAL_PASSWORD_PRIVILEGE)
+@pytest.mark.parametrize(
+    ("with_master", "require_current", "statement"),
+    [
+        (False, False, "IDENTIFIED BY <secret> REPLACE <secret> RETAIN CURRENT PASSWORD"),
+        # REPLACE names the current password: the requirement is met
+        (False, True, "IDENTIFIED BY <secret> REPLACE <secret> RETAIN CURRENT PASSWORD"),
+        (True, False, "IDENTIFIED WITH caching_sha2_password AS '$A$"),  # the hash, never the password
+    ],
+    ids=["own-login", "own-login-password-require-current", "master"],
+)
+def test_mysql_dual_password_rotation_both_log_in_and_log_holds_no_password(
+    mysql_server: MySQLFamilyServer, mysql_account: Any, mysql_function: Any, sm_client: Any, ca_bundle: Any,
+    with_master: bool, require_current: bool, statement: str,
+) -> None:  # fmt: skip
+    account = dual_account(mysql_account, with_master)
+    if require_current:
+        mysql_server.execute("ALTER USER %s@'%%' PASSWORD REQUIRE CURRENT", (account.username,))
     old = secret_at(sm_client, account.arn, "AWSCURRENT")
     since = mysql_server.log_path.stat().st_size
 
@@ -49,31 +67,15 @@ def test_mysql_dual_password_own_login_both_log_in_and_log_holds_no_password(
     assert logs_in(mysql_server, ca_bundle, new)
     assert logs_in(mysql_server, ca_bundle, old)
     log = new_log(mysql_server, since)
-    assert "IDENTIFIED BY <secret> REPLACE <secret> RETAIN CURRENT PASSWORD" in log
-    assert new["password"] not in log
-    assert old["password"] not in log
-
-
-@MYSQL
-@pytest.mark.verifies("dual_password")
-def test_mysql_dual_password_master_sends_the_hash_never_the_password(
-    mysql_server: MySQLFamilyServer, mysql_account: Any, mysql_function: Any, sm_client: Any, ca_bundle: Any
-) -> None:
-    account = mysql_account(with_master=True)
-    old = secret_at(sm_client, account.arn, "AWSCURRENT")
-    since = mysql_server.log_path.stat().st_size
-
-    rotate(mysql_function(**DUAL), account.arn)
-
-    new = secret_at(sm_client, account.arn, "AWSCURRENT")
-    assert logs_in(mysql_server, ca_bundle, new)
-    assert logs_in(mysql_server, ca_bundle, old)
-    log = new_log(mysql_server, since)
-    assert "IDENTIFIED WITH caching_sha2_password AS '$A$" in log
+    assert statement in log
     assert "RETAIN CURRENT PASSWORD" in log
     assert new["password"] not in log
-    (stored,) = mysql_server.query("SELECT authentication_string FROM mysql.user WHERE User = %s", (account.username,))
-    assert f"AS '{stored[0]}' RETAIN CURRENT PASSWORD" in log  # the string computed by the function, kept as sent
+    assert old["password"] not in log
+    if with_master:
+        (stored,) = mysql_server.query(
+            "SELECT authentication_string FROM mysql.user WHERE User = %s", (account.username,)
+        )
+        assert f"AS '{stored[0]}' RETAIN CURRENT PASSWORD" in log  # the string computed by the function, kept as sent
 
 
 @MYSQL
@@ -83,7 +85,7 @@ def test_mysql_dual_password_next_rotation_replaces_the_secondary(
     mysql_server: MySQLFamilyServer, mysql_account: Any, mysql_function: Any, sm_client: Any, ca_bundle: Any,
     with_master: bool,
 ) -> None:  # fmt: skip
-    account = mysql_account(with_master=with_master, privileges="" if with_master else DUAL_PASSWORD_PRIVILEGE)
+    account = dual_account(mysql_account, with_master)
     first = secret_at(sm_client, account.arn, "AWSCURRENT")
     app = mysql_function(**DUAL)
     rotate(app, account.arn)
@@ -130,21 +132,6 @@ def test_mysql_dual_password_master_set_secret_retried_and_concurrent_keeps_curr
 
 
 @MYSQL
-@pytest.mark.verifies("dual_password")
-def test_mysql_dual_password_own_login_with_password_require_current_rotates(
-    mysql_server: MySQLFamilyServer, mysql_account: Any, mysql_function: Any, sm_client: Any, ca_bundle: Any
-) -> None:
-    account = mysql_account(privileges=DUAL_PASSWORD_PRIVILEGE)
-    mysql_server.execute("ALTER USER %s@'%%' PASSWORD REQUIRE CURRENT", (account.username,))
-    old = secret_at(sm_client, account.arn, "AWSCURRENT")
-
-    rotate(mysql_function(**DUAL), account.arn)  # REPLACE names the current password: the requirement is met
-
-    assert logs_in(mysql_server, ca_bundle, secret_at(sm_client, account.arn, "AWSCURRENT"))
-    assert logs_in(mysql_server, ca_bundle, old)
-
-
-@MYSQL
 def test_mysql_dual_password_own_login_without_privilege_names_it_and_changes_nothing(
     mysql_server: MySQLFamilyServer, mysql_account: Any, mysql_function: Any, sm_client: Any, ca_bundle: Any,
     monkeypatch: pytest.MonkeyPatch,
@@ -174,7 +161,7 @@ def test_preflight_mysql_dual_password_correct_setup_all_ok_nothing_written(
     mysql_server: MySQLFamilyServer, mysql_account: Any, mysql_function: Any, sm_client: Any, ca_bundle: Any,
     monkeypatch: pytest.MonkeyPatch, with_master: bool,
 ) -> None:  # fmt: skip
-    account = mysql_account(with_master=with_master, privileges="" if with_master else DUAL_PASSWORD_PRIVILEGE)
+    account = dual_account(mysql_account, with_master)
     arns = [account.arn] + ([account.master_arn] if account.master_arn else [])
 
     with nothing_written(monkeypatch, arns, [TARGET.statement_log(mysql_server)]) as unchanged:
