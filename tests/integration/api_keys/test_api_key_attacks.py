@@ -24,6 +24,7 @@ from integration.api_keys.support import (
     FakeAndSecret,
     generic_sendgrid_secret,
     rotate,
+    secret_with_unstated_privileges,
     value_at,
 )
 from integration.support import stages, unique
@@ -518,15 +519,7 @@ def test_attack_admin_secret_stating_no_privileges_mints_nothing_where_no_value_
 ) -> None:
     """Where no value is tied to an id, an admin secret that states no privileges refuses to mint."""
     fake = make_fake("sendgrid")
-    admin = {k: v for k, v in fake.admin_secret().items() if k != "scopes"}
-    if provider == "http":
-        create = {k: v for k, v in GENERIC_SENDGRID["create"].items() if k != "body"}
-        admin = {**admin, "provider": "http", "http": {**GENERIC_SENDGRID, "create": create}}
-    admin_arn = sm_client.create_secret(Name=unique("admin"), SecretString=json.dumps(admin))["ARN"]
-    key = fake.create_key()
-    value = {"provider": provider, "adminarn": admin_arn, "api_key": key.value, "api_key_id": key.id}
-    arn = sm_client.create_secret(Name=unique("apikey"), SecretString=json.dumps(value))["ARN"]
-    emulator.enable_rotation(arn)
+    arn, key = secret_with_unstated_privileges(sm_client, fake, provider)
 
     error = refused_at_create(fast_handler(), arn, {Category.SECRET_FORMAT}, caplog)
 
