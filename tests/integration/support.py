@@ -31,6 +31,15 @@ def run_steps(app: ModuleType, arn: str, token: str, *steps: str) -> None:
         app.lambda_handler(service.event(step, arn, token), None)
 
 
+def rotation_log(app: ModuleType, server: Any, sm_client: Any, arn: str) -> str:
+    """Rotate ``arn`` once and return the server's statement log, which must not hold the new password."""
+    rotate(app, arn)
+    new_password = secret_at(sm_client, arn, "AWSCURRENT")["password"]
+    log: str = server.log_text()
+    assert new_password not in log  # the leak guard checks every known password as well
+    return log
+
+
 def load_configured_function(folder: str, monkeypatch: Any, ca_bundle: Path, **env: str) -> ModuleType:
     """A fresh copy of ``functions/<folder>/app.py`` configured through its environment, as in Lambda."""
     monkeypatch.setenv("DB_CA_BUNDLE", str(ca_bundle))
@@ -47,6 +56,12 @@ def secret_at(sm_client: Any, arn: str, stage: str) -> dict[str, Any]:
 def stages(sm_client: Any, arn: str) -> dict[str, list[str]]:
     result: dict[str, list[str]] = sm_client.describe_secret(SecretId=arn)["VersionIdsToStages"]
     return result
+
+
+def pending_token(sm_client: Any, arn: str) -> str:
+    """The token of the rotation a failed step left behind: the one version labelled AWSPENDING alone."""
+    (token,) = [version for version, labels in stages(sm_client, arn).items() if labels == ["AWSPENDING"]]
+    return token
 
 
 @dataclass

@@ -14,24 +14,12 @@ from typing import Any
 import pytest
 
 from helpers import LeakGuard
+from integration.alternating_attacks import refused
 from integration.aws_functions import AwsRotationFunction
 from integration.mysql.accounts import account_text, create_role, grant_role, ident
-from integration.support import Account, rotate, secret_at, stages, unique
-from rotation_core.errors import Category, RotationError
+from integration.support import pending_token, rotate, secret_at, unique
 from rotation_local.mariadb_server import MySQLFamilyServer
 from rotation_local.targets.mysql import TARGET
-
-
-def refused(app: Any, account: Account, *, token: str | None = None) -> RotationError:
-    with pytest.raises(RotationError) as raised:
-        rotate(app, account.arn, token=token)
-    assert raised.value.category is Category.CONFUSED_DEPUTY
-    return raised.value
-
-
-def pending_token(sm_client: Any, arn: str) -> str:
-    (token,) = [v for v, labels in stages(sm_client, arn).items() if labels == ["AWSPENDING"]]
-    return token
 
 
 @pytest.mark.parametrize("through_role", [False, True], ids=["direct", "through-role"])

@@ -13,7 +13,7 @@ import pytest
 from psycopg2 import sql
 
 from integration.postgres.logins import can_login, connect
-from integration.support import rotate, secret_at, stages
+from integration.support import pending_token, rotate, secret_at, stages
 from rotation_core.errors import Category, TargetError
 from rotation_local.postgres_server import PostgresServer
 
@@ -29,10 +29,6 @@ def roles_tagged(server: PostgresServer, username: str) -> list[str]:
         (tag,),
     )
     return str(names).split(",")
-
-
-def pending_token(sm_client: Any, arn: str) -> str:
-    return next(version for version, labels in stages(sm_client, arn).items() if "AWSPENDING" in labels)
 
 
 def master_name(sm_client: Any, arn: str) -> str:
