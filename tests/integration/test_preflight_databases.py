@@ -163,7 +163,7 @@ def test_preflight_database_master_without_privilege_reports_master_privileges_p
 ) -> None:
     requires(db.target, db_kind, Strategy.ALTERNATING_USERS)
     acct = account(
-        db.target, db.server, db.sm_client, db.leak_guard, with_master=True, master_username=unique("m")[:16],
+        db, with_master=True, master_username=unique("m")[:16],
         master_role_options="",  # a plain login: no CREATEROLE, no CREATE USER, no mysql-schema access
     )  # fmt: skip
 
