@@ -30,7 +30,7 @@ from integration.mysql.accounts import (
     restrict_master,
     set_default_role,
 )
-from integration.support import rotate, secret_at, stages, unique
+from integration.support import pending_token, rotate, secret_at, stages, unique
 from rotation_core.engines.base import CloneRequest
 from rotation_core.engines.mysql.engine import MySQLEngine
 from rotation_core.errors import Category, TargetError
@@ -62,10 +62,6 @@ def can_login(server: MySQLFamilyServer, ca_bundle: Path, secret: dict[str, Any]
     except pymysql.err.OperationalError:
         return False
     return True
-
-
-def pending_token(sm_client: Any, arn: str) -> str:
-    return next(version for version, labels in stages(sm_client, arn).items() if "AWSPENDING" in labels)
 
 
 def grant_objects_named(server: MySQLFamilyServer, account: Any, pattern: str) -> dict[str, str]:
@@ -104,14 +100,19 @@ def grant_objects_named(server: MySQLFamilyServer, account: Any, pattern: str) -
     return names
 
 
-@pytest.mark.parametrize("pattern", PERCENT_PATTERNS)
+@pytest.fixture(params=PERCENT_PATTERNS)
+def percent_account(request: pytest.FixtureRequest, mysql_server: MySQLFamilyServer, mysql_account: Any) -> Any:
+    """An account with a master whose name, and the names of the objects it has grants on, hold a ``%`` pattern;
+    ``(account, names)`` with the names :func:`grant_objects_named` gave."""
+    account = mysql_account(with_master=True, prefix=f"u{request.param}")
+    return account, grant_objects_named(mysql_server, account, request.param)
+
+
 def test_mysql_alternating_percent_in_every_name_clone_equals_original(
-    mysql_server: MySQLFamilyServer, sm_client: Any, mysql_account: Any, mysql_function: Any, ca_bundle: Path,
-    pattern: str,
-) -> None:  # fmt: skip
-    account = mysql_account(with_master=True, prefix=f"u{pattern}")
+    mysql_server: MySQLFamilyServer, sm_client: Any, percent_account: Any, mysql_function: Any, ca_bundle: Path
+) -> None:
+    account, names = percent_account
     user, host, clone = account.username, account.host, account.username + "_clone"
-    names = grant_objects_named(mysql_server, account, pattern)
     app = mysql_function(ROTATION_STRATEGY="alternating_users")
 
     rotate(app, account.arn)  # creates the clone
@@ -142,13 +143,10 @@ def test_mysql_alternating_percent_in_every_name_clone_equals_original(
         conn.close()
 
 
-@pytest.mark.parametrize("pattern", PERCENT_PATTERNS)
 def test_mysql_single_user_percent_in_user_and_grant_names_rotates(
-    mysql_server: MySQLFamilyServer, sm_client: Any, mysql_account: Any, mysql_function: Any, ca_bundle: Path,
-    pattern: str,
-) -> None:  # fmt: skip
-    account = mysql_account(with_master=True, prefix=f"u{pattern}")
-    grant_objects_named(mysql_server, account, pattern)
+    mysql_server: MySQLFamilyServer, sm_client: Any, percent_account: Any, mysql_function: Any, ca_bundle: Path
+) -> None:
+    account, _ = percent_account
     old = secret_at(sm_client, account.arn, "AWSCURRENT")
 
     rotate(mysql_function(), account.arn)
