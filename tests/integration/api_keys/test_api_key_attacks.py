@@ -118,13 +118,12 @@ def put_pending(sm_client: Any, arn: str, value: dict[str, Any]) -> str:
 
 @pytest.mark.parametrize("pinned", [True, False], ids=["admin-pins", "no-pin"])
 @pytest.mark.parametrize("template", HOSTILE_URLS)
-@pytest.mark.parametrize("kind", PROVIDERS)
 def test_attack_base_url_in_rotated_secret_sends_no_credential_anywhere(
-    kind: str, template: str, pinned: bool, make_fake: Fake, api_key_secret: Secret, attacker: AttackerServer,
-    fast_handler: Any,
+    template: str, pinned: bool, provider_fake: FakeProviderServer, api_key_secret: Secret,
+    attacker: AttackerServer, fast_handler: Any,
 ) -> None:  # fmt: skip
-    fake = make_fake(kind)
-    secret = api_key_secret(fake, admin=admin_of(fake, pinned), base_url=hostile(template, kind, attacker, fake))
+    fake = provider_fake
+    secret = api_key_secret(fake, admin=admin_of(fake, pinned), base_url=hostile(template, fake.kind, attacker, fake))
 
     with pytest.raises(RotationError) as caught:  # all four steps, as a rotation would run them
         rotate(fast_handler(), secret.arn)
@@ -136,13 +135,13 @@ def test_attack_base_url_in_rotated_secret_sends_no_credential_anywhere(
 
 
 @pytest.mark.parametrize("template", NO_PORT_CONFUSIONS)
-@pytest.mark.parametrize("kind", PROVIDERS)
 def test_attack_parser_confusion_towards_port_443_sends_nothing_there(
-    kind: str, template: str, make_fake: Fake, api_key_secret: Secret, attacker_on_443: AttackerServer,
+    template: str, provider_fake: FakeProviderServer, api_key_secret: Secret, attacker_on_443: AttackerServer,
     fast_handler: Any,
 ) -> None:  # fmt: skip
-    fake = make_fake(kind)
-    secret = api_key_secret(fake, admin=admin_of(fake, pinned=False), base_url=template.format(s=PUBLIC_HOST[kind]))
+    fake = provider_fake
+    public_base_url = template.format(s=PUBLIC_HOST[fake.kind])
+    secret = api_key_secret(fake, admin=admin_of(fake, pinned=False), base_url=public_base_url)
 
     with pytest.raises(RotationError) as caught:
         rotate(fast_handler(), secret.arn)

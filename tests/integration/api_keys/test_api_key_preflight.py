@@ -84,28 +84,24 @@ def test_preflight_api_key_generic_http_provider_correct_setup_ok(
     assert fake.count("POST", "") == 0
 
 
-@pytest.mark.parametrize("kind", PROVIDERS)
 def test_preflight_api_key_admin_credential_invalid_reports_admin_credential_failed(
-    kind: str, make_fake: Callable[..., FakeProviderServer], api_key_secret: Callable[..., ApiKeySecret],
-    api_key_function: Any,
-) -> None:  # fmt: skip
-    fake = make_fake(kind)
+    provider_fake: FakeProviderServer, api_key_secret: Callable[..., ApiKeySecret], api_key_function: Any
+) -> None:
+    fake = provider_fake
     secret = api_key_secret(fake, admin=wrong_admin(fake))
 
     report = preflight(api_key_function(), secret.arn)
 
     assert failed_names(report) == ["admin_credential"]
-    assert outcome(report, "admin_credential") == ("failed", REFUSED_ADMIN[kind])
+    assert outcome(report, "admin_credential") == ("failed", REFUSED_ADMIN[fake.kind])
     assert outcome(report, "provider_reachable") == ("ok", "unreachable")
     assert outcome(report, "key_binding")[0] == "skipped"
 
 
-@pytest.mark.parametrize("kind", PROVIDERS)
 def test_preflight_api_key_of_another_account_reports_key_binding_confused_deputy(
-    kind: str, make_fake: Callable[..., FakeProviderServer], api_key_secret: Callable[..., ApiKeySecret],
-    api_key_function: Any,
-) -> None:  # fmt: skip
-    fake = make_fake(kind)
+    provider_fake: FakeProviderServer, api_key_secret: Callable[..., ApiKeySecret], api_key_function: Any
+) -> None:
+    fake = provider_fake
     other = fake.add_account()
     secret = api_key_secret(fake, admin=fake.admin_secret(other))  # the key is of the first account
 
@@ -114,7 +110,7 @@ def test_preflight_api_key_of_another_account_reports_key_binding_confused_deput
     assert failed_names(report) == ["key_binding"]
     assert outcome(report, "key_binding") == ("failed", "confused_deputy")
     # A Twilio secret names its account (account_sid): the mismatch shows before any request is sent.
-    assert outcome(report, "admin_credential")[0] == ("skipped" if kind == "twilio" else "ok")
+    assert outcome(report, "admin_credential")[0] == ("skipped" if fake.kind == "twilio" else "ok")
 
 
 def test_preflight_api_key_revoked_current_key_reports_key_binding_failed(
