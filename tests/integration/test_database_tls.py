@@ -50,6 +50,15 @@ def plain_server(db_kind: ServerKind) -> Iterator[Any]:
 ONE_USER = pytest.mark.strategies("single_user", "dual_password")
 
 
+def refused_tls(app: Any, arn: str) -> str:
+    """Rotate ``arn``: the function refuses it as a TLS failure (the half-made AWSPENDING is dropped); its message."""
+    with pytest.raises(TargetError) as raised:
+        rotate(app, arn)
+    emulator.drop_pending(arn)
+    assert raised.value.category is Category.TLS
+    return raised.value.message
+
+
 @dataclass(frozen=True)
 class ExtraAccount:
     """A login on one of this module's extra servers: its secret's ARN and AWSCURRENT value before the rotation."""
@@ -100,15 +109,12 @@ def test_database_wrong_ca_fails_tls_without_fallback_and_changes_nothing(
     log = db_target.statement_log(db_server)
     logged_before = log.stat().st_size
 
-    with pytest.raises(TargetError) as raised:
-        rotate(app, account.arn)
+    message = refused_tls(app, account.arn)
 
-    assert raised.value.category is Category.TLS
-    assert "DB_CA_BUNDLE" in raised.value.message
+    assert "DB_CA_BUNDLE" in message
     # No login reached the server at all: no retry without TLS or without verification.
     assert account.username not in log.read_text(encoding="utf-8", errors="replace")[logged_before:]
     assert db_target.logs_in(db_server, old, ca_bundle)
-    emulator.drop_pending(account.arn)
 
 
 @ONE_USER
@@ -116,14 +122,7 @@ def test_database_wrong_ca_fails_tls_without_fallback_and_changes_nothing(
 def test_database_verify_full_host_not_in_certificate_fails(
     misnamed_server: Any, account_on: Callable[..., ExtraAccount], app: Any
 ) -> None:
-    account = account_on(misnamed_server)
-
-    with pytest.raises(TargetError) as raised:
-        rotate(app, account.arn)
-
-    assert raised.value.category is Category.TLS
-    assert "host name" in raised.value.message
-    emulator.drop_pending(account.arn)
+    assert "host name" in refused_tls(app, account_on(misnamed_server).arn)
 
 
 @ONE_USER
@@ -150,13 +149,10 @@ def test_database_server_without_tls_default_refused_with_opt_out_hint(
 ) -> None:
     account = account_on(plain_server)
 
-    with pytest.raises(TargetError) as raised:
-        rotate(app, account.arn)
+    message = refused_tls(app, account.arn)
 
-    assert raised.value.category is Category.TLS
-    assert '"ssl": false' in raised.value.message
+    assert '"ssl": false' in message
     assert db_target.logs_in(plain_server, account.old, None)
-    emulator.drop_pending(account.arn)
 
 
 @ONE_USER
