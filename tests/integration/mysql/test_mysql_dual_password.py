@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from helpers import LeakGuard
-from integration.mysql.test_mysql_preflight import add_master
+from integration.mysql.accounts import add_master
 from integration.preflight_support import check, failed_names, nothing_written, outcome, preflight
 from integration.support import rotate, run_steps, secret_at, stages
 from rotation_core.errors import Category, RotationError

@@ -15,31 +15,14 @@ from typing import Any
 import pytest
 
 from helpers import LeakGuard
-from integration.mysql.accounts import ident, short_name
+from integration.mysql.accounts import add_master, ident, short_name
 from integration.preflight_support import check, failed_names, nothing_written, outcome, preflight
-from integration.support import rotate, secret_at, unique
+from integration.support import rotate, unique
 from rotation_core.engines.mysql.statements import native_password_hash
 from rotation_core.errors import Category, RotationError
 from rotation_local import emulator
 from rotation_local.mariadb_server import MySQLFamilyServer
 from rotation_local.targets.mysql import TARGET
-
-
-def add_master(
-    server: MySQLFamilyServer, sm_client: Any, leak_guard: LeakGuard, arn: str, *grants: str
-) -> tuple[str, str]:
-    """A master at 127.0.0.1 with just ``grants`` (statement parts "<privileges> ON <level>"), named by ``arn``."""
-    master, password = short_name("master"), secrets.token_urlsafe(24)
-    leak_guard.add(password)
-    server.create_login(master, "127.0.0.1", password)
-    for grant in grants:
-        server.execute(f"GRANT {grant} TO %s@'127.0.0.1'", (master,))
-    master_arn = sm_client.create_secret(
-        Name=unique("master"), SecretString=json.dumps(TARGET.secret(server, master, password))
-    )["ARN"]
-    value = secret_at(sm_client, arn, "AWSCURRENT")
-    sm_client.put_secret_value(SecretId=arn, SecretString=json.dumps({**value, "masterarn": master_arn}))
-    return master, master_arn
 
 
 def test_preflight_mysql_master_without_grant_option_names_privilege_as_rotation_fails(
