@@ -38,3 +38,9 @@ def mysql_account(mysql_server: MySQLFamilyServer, sm_client: Any, leak_guard: L
         )  # fmt: skip
 
     return make
+
+
+@pytest.fixture
+def account(mysql_account: Callable[..., Account]) -> Account:
+    """The account most tests rotate: ``app_<random>@%`` with a database and a master secret (``masterarn``)."""
+    return mysql_account(with_master=True)

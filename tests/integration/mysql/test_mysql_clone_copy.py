@@ -30,7 +30,7 @@ from integration.mysql.accounts import (
     restrict_master,
     set_default_role,
 )
-from integration.support import pending_token, rotate, secret_at, stages, unique
+from integration.support import Account, pending_token, rotate, secret_at, stages, unique
 from rotation_core.engines.base import CloneRequest
 from rotation_core.engines.mysql.engine import MySQLEngine
 from rotation_core.errors import Category, TargetError
@@ -168,9 +168,8 @@ def _limits_clause(
 
 
 def test_mysql_alternating_resource_limits_read_from_mysql_user_clone_matches_exactly(
-    mysql_server: MySQLFamilyServer, sm_client: Any, mysql_account: Any, mysql_function: Any
+    mysql_server: MySQLFamilyServer, sm_client: Any, account: Account, mysql_function: Any
 ) -> None:
-    account = mysql_account(with_master=True)
     user, host, clone = account.username, account.host, account.username + "_clone"
     who = account_text(user, host)
     mysql_server.execute(f"ALTER USER {who} WITH {_limits_clause(mysql_server, 1001, 1002, 1003, 14)}")
@@ -202,7 +201,7 @@ def test_mysql_alternating_resource_limits_read_from_mysql_user_clone_matches_ex
     ],
 )
 def test_mysql_engine_clone_copies_require_clause_and_limits_new_and_existing_clone(
-    mysql_server: MySQLFamilyServer, sm_client: Any, mysql_account: Any, ca_bundle: Path, leak_guard: LeakGuard,
+    mysql_server: MySQLFamilyServer, sm_client: Any, account: Account, ca_bundle: Path, leak_guard: LeakGuard,
     require: str,
 ) -> None:  # fmt: skip
     """Through the engine with a real master session: the original need not be able to log in itself.
@@ -210,7 +209,6 @@ def test_mysql_engine_clone_copies_require_clause_and_limits_new_and_existing_cl
     (A REQUIRE X509/ISSUER account needs a client certificate, and MariaDB's MAX_USER_CONNECTIONS -1
     forbids logins outright, so neither could run a whole rotation.)
     """
-    account = mysql_account(with_master=True)
     user, host, clone = account.username, account.host, account.username + "_clone"
     user_connections = -1 if is_mariadb(mysql_server) else 2
     limits = _limits_clause(mysql_server, 11, 12, 13, user_connections)
@@ -253,9 +251,8 @@ def _half_made_clone_setup(server: MySQLFamilyServer, account: Any) -> tuple[str
 
 
 def test_mysql_alternating_grant_fails_between_clone_statements_retry_after_fix_completes(
-    mysql_server: MySQLFamilyServer, sm_client: Any, mysql_account: Any, mysql_function: Any, ca_bundle: Path
+    mysql_server: MySQLFamilyServer, sm_client: Any, account: Account, mysql_function: Any, ca_bundle: Path
 ) -> None:
-    account = mysql_account(with_master=True)
     user, host, clone = account.username, account.host, account.username + "_clone"
     db_a, db_b = _half_made_clone_setup(mysql_server, account)
     original = secret_at(sm_client, account.arn, "AWSCURRENT")
@@ -321,9 +318,8 @@ def _role_as_default(server: MySQLFamilyServer, account: Any) -> None:
 
 
 def test_mysql_alternating_master_with_documented_privileges_only_rotates_three_times(
-    mysql_server: MySQLFamilyServer, sm_client: Any, mysql_account: Any, mysql_function: Any, ca_bundle: Path
+    mysql_server: MySQLFamilyServer, sm_client: Any, account: Account, mysql_function: Any, ca_bundle: Path
 ) -> None:
-    account = mysql_account(with_master=True)
     mysql_server.execute(f"ALTER USER {account_text(account.username, account.host)} REQUIRE SSL "
                            f"WITH {_limits_clause(mysql_server, 100, 0, 0, 5)}")  # fmt: skip
     _documented_master(mysql_server, account, account.dbname, update_on_mysql=True)
@@ -339,12 +335,11 @@ def test_mysql_alternating_master_with_documented_privileges_only_rotates_three_
 
 
 def test_mysql_alternating_mariadb_default_role_needs_update_on_mysql_schema_named_then_retry_completes(
-    mysql_server: MySQLFamilyServer, sm_client: Any, mysql_account: Any, mysql_function: Any, ca_bundle: Path
+    mysql_server: MySQLFamilyServer, sm_client: Any, account: Account, mysql_function: Any, ca_bundle: Path
 ) -> None:
     if not is_mariadb(mysql_server):
         pytest.skip("MariaDB only: on MySQL, SET DEFAULT ROLE ... TO another user needs CREATE USER, which the "
                     "master has anyway")  # fmt: skip
-    account = mysql_account(with_master=True)
     _documented_master(mysql_server, account, account.dbname, update_on_mysql=False)
     _role_as_default(mysql_server, account)
     app = mysql_function(ROTATION_STRATEGY="alternating_users")
@@ -371,9 +366,8 @@ def test_mysql_alternating_mariadb_default_role_needs_update_on_mysql_schema_nam
 
 
 def test_mysql_alternating_two_roles_default_role_change_and_revoke_reach_clone(
-    mysql_server: MySQLFamilyServer, sm_client: Any, mysql_account: Any, mysql_function: Any
+    mysql_server: MySQLFamilyServer, sm_client: Any, account: Account, mysql_function: Any
 ) -> None:
-    account = mysql_account(with_master=True)
     user, host, clone = account.username, account.host, account.username + "_clone"
     first, second = create_role(mysql_server, unique("role")), create_role(mysql_server, unique("role"))
     for role in (first, second):

@@ -16,7 +16,7 @@ import pytest
 from helpers import LeakGuard
 from integration.mysql.accounts import add_master
 from integration.preflight_support import check, failed_names, nothing_written, outcome, preflight
-from integration.support import rotate, run_steps, secret_at, stages
+from integration.support import Account, rotate, run_steps, secret_at, stages
 from rotation_core.errors import Category, RotationError
 from rotation_local import emulator, service
 from rotation_local.mariadb_server import MySQLFamilyServer
@@ -101,9 +101,8 @@ def test_mysql_dual_password_next_rotation_replaces_the_secondary(
 @MYSQL
 @pytest.mark.verifies("dual_password")
 def test_mysql_dual_password_master_set_secret_retried_and_concurrent_keeps_current(
-    mysql_server: MySQLFamilyServer, mysql_account: Any, mysql_function: Any, sm_client: Any, ca_bundle: Any
+    mysql_server: MySQLFamilyServer, account: Account, mysql_function: Any, sm_client: Any, ca_bundle: Any
 ) -> None:
-    account = mysql_account(with_master=True)
     current = secret_at(sm_client, account.arn, "AWSCURRENT")
     token = emulator.stage_pending_placeholder(account.arn)
     run_steps(mysql_function(**DUAL), account.arn, token, "createSecret")

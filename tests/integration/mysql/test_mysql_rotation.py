@@ -26,6 +26,7 @@ from integration.mysql.accounts import (
     revoke_role,
     set_default_role,
 )
+from integration.support import Account as SecretAccount
 from integration.support import rotate, rotation_log, secret_at, stages, unique
 from rotation_core.engines.mysql.grants import Account
 from rotation_core.engines.mysql.statements import native_password_hash
@@ -209,9 +210,8 @@ def test_mysql_alternating_three_rotations_both_users_work_with_identical_grants
 
 @pytest.mark.verifies("alternating_users")
 def test_mysql_alternating_grant_changes_on_original_reach_clone_next_time(
-    mysql_server: MySQLFamilyServer, sm_client: Any, mysql_account: Any, mysql_function: Any
+    mysql_server: MySQLFamilyServer, sm_client: Any, account: SecretAccount, mysql_function: Any
 ) -> None:
-    account = mysql_account(with_master=True)
     user, host, clone = account.username, account.host, account.username + "_clone"
     db_a, db_b, role = _grant_two_databases(mysql_server, account)
     app = mysql_function(ROTATION_STRATEGY="alternating_users")
@@ -237,9 +237,8 @@ def test_mysql_alternating_grant_changes_on_original_reach_clone_next_time(
 
 @pytest.mark.verifies("alternating_users")
 def test_mysql_alternating_crash_before_finish_retry_completes(
-    mysql_server: MySQLFamilyServer, sm_client: Any, mysql_account: Any, mysql_function: Any, ca_bundle: Path
+    mysql_server: MySQLFamilyServer, sm_client: Any, account: SecretAccount, mysql_function: Any, ca_bundle: Path
 ) -> None:
-    account = mysql_account(with_master=True)
     original = secret_at(sm_client, account.arn, "AWSCURRENT")
     token = rotate(mysql_function(ROTATION_STRATEGY="alternating_users"), account.arn, steps=STEPS_BEFORE_FINISH)
 
@@ -291,10 +290,9 @@ def test_mysql_general_log_single_user_password_logged_as_secret_placeholder(
 
 @pytest.mark.verifies("alternating_users")
 def test_mysql_general_log_alternating_statements_carry_no_plaintext(
-    mysql_server: MySQLFamilyServer, sm_client: Any, mysql_account: Any, mysql_function: Any
+    mysql_server: MySQLFamilyServer, sm_client: Any, account: SecretAccount, mysql_function: Any
 ) -> None:
     """MariaDB receives the mysql_native_password hash; MySQL the password, which it logs as ``<secret>``."""
-    account = mysql_account(with_master=True)
     app = mysql_function(ROTATION_STRATEGY="alternating_users")
     log_before = len(mysql_server.log_text())
 
