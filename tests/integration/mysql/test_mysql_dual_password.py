@@ -132,18 +132,17 @@ def test_mysql_dual_password_master_set_secret_retried_and_concurrent_keeps_curr
 
 @MYSQL
 def test_mysql_dual_password_own_login_without_privilege_names_it_and_changes_nothing(
-    mysql_server: MySQLFamilyServer, mysql_account: Any, mysql_function: Any, sm_client: Any, ca_bundle: Any,
+    mysql_server: MySQLFamilyServer, own_account: Account, mysql_function: Any, sm_client: Any, ca_bundle: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
-    account = mysql_account()
-    old = secret_at(sm_client, account.arn, "AWSCURRENT")
+    old = secret_at(sm_client, own_account.arn, "AWSCURRENT")
     app = mysql_function(**DUAL)
 
-    with nothing_written(monkeypatch, [account.arn], [TARGET.statement_log(mysql_server)]) as unchanged:
-        report = preflight(app, account.arn)
+    with nothing_written(monkeypatch, [own_account.arn], [TARGET.statement_log(mysql_server)]) as unchanged:
+        report = preflight(app, own_account.arn)
     unchanged.assert_nothing_written()
     with pytest.raises(RotationError) as raised:
-        rotate(app, account.arn)
+        rotate(app, own_account.arn)
 
     assert failed_names(report) == ["own_password_change"]
     assert outcome(report, "dual_password") == ("ok", "configuration")
@@ -151,7 +150,7 @@ def test_mysql_dual_password_own_login_without_privilege_names_it_and_changes_no
     assert raised.value.category is Category.PERMISSION
     assert "APPLICATION_PASSWORD_ADMIN" in raised.value.message
     assert logs_in(mysql_server, ca_bundle, old)
-    emulator.drop_pending(account.arn)
+    emulator.drop_pending(own_account.arn)
 
 
 @MYSQL
@@ -180,12 +179,11 @@ def test_preflight_mysql_dual_password_correct_setup_all_ok_nothing_written(
 
 @MYSQL
 def test_preflight_mysql_dual_password_master_without_create_user_fails_master_privileges(
-    mysql_server: MySQLFamilyServer, mysql_account: Any, mysql_function: Any, sm_client: Any, leak_guard: LeakGuard
+    mysql_server: MySQLFamilyServer, own_account: Account, mysql_function: Any, sm_client: Any, leak_guard: LeakGuard
 ) -> None:
-    account = mysql_account()
-    add_master(mysql_server, sm_client, leak_guard, account.arn, "SELECT ON mysql.*")
+    add_master(mysql_server, sm_client, leak_guard, own_account.arn, "SELECT ON mysql.*")
 
-    report = preflight(mysql_function(**DUAL), account.arn)
+    report = preflight(mysql_function(**DUAL), own_account.arn)
 
     assert failed_names(report) == ["master_privileges"]
     assert "CREATE USER" in check(report, "master_privileges")["fix"]
@@ -193,17 +191,16 @@ def test_preflight_mysql_dual_password_master_without_create_user_fails_master_p
 
 @pytest.mark.servers("mariadb-*")
 def test_mysql_dual_password_on_mariadb_refused_naming_server_preflight_reports_it(
-    mysql_server: MySQLFamilyServer, mysql_account: Any, mysql_function: Any, sm_client: Any, ca_bundle: Any
+    mysql_server: MySQLFamilyServer, own_account: Account, mysql_function: Any, sm_client: Any, ca_bundle: Any
 ) -> None:
-    account = mysql_account()
-    old = secret_at(sm_client, account.arn, "AWSCURRENT")
+    old = secret_at(sm_client, own_account.arn, "AWSCURRENT")
     app = mysql_function(**DUAL)
 
-    report = preflight(app, account.arn)
-    token = emulator.stage_pending_placeholder(account.arn)
-    run_steps(app, account.arn, token, "createSecret")
+    report = preflight(app, own_account.arn)
+    token = emulator.stage_pending_placeholder(own_account.arn)
+    run_steps(app, own_account.arn, token, "createSecret")
     with pytest.raises(RotationError) as raised:
-        app.lambda_handler(service.event("setSecret", account.arn, token), None)
+        app.lambda_handler(service.event("setSecret", own_account.arn, token), None)
 
     assert failed_names(report) == ["dual_password"]
     assert outcome(report, "dual_password") == ("failed", "configuration")
@@ -212,5 +209,5 @@ def test_mysql_dual_password_on_mariadb_refused_naming_server_preflight_reports_
     assert "has no dual passwords" in raised.value.message
     assert "MariaDB" in raised.value.message
     assert logs_in(mysql_server, ca_bundle, old)
-    assert stages(sm_client, account.arn)[token] == ["AWSPENDING"]
-    emulator.drop_pending(account.arn)
+    assert stages(sm_client, own_account.arn)[token] == ["AWSPENDING"]
+    emulator.drop_pending(own_account.arn)
