@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -74,6 +75,20 @@ class Account:
     host: str = "%"  # the account's host part, where the engine has one
     master_arn: str | None = None
     master_user: str | None = None
+
+
+def rotate_in_place(
+    app: ModuleType, sm_client: Any, account: Account, logs_in: Callable[[dict[str, Any]], bool]
+) -> dict[str, Any]:
+    """Rotate ``account``'s secret once, single user: the same user name, and the new password logs in
+    (``logs_in``) while the old one no longer does. The new AWSCURRENT value."""
+    old = secret_at(sm_client, account.arn, "AWSCURRENT")
+    rotate(app, account.arn)
+    new = secret_at(sm_client, account.arn, "AWSCURRENT")
+    assert new["username"] == account.username
+    assert logs_in(new)
+    assert not logs_in(old)
+    return new
 
 
 def create_account(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import secrets
 import ssl
 import uuid
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from integration.mysql.accounts import (
     restrict_master,
     set_default_role,
 )
-from integration.support import Account, pending_token, rotate, secret_at, stages, unique
+from integration.support import Account, pending_token, rotate, rotate_in_place, secret_at, stages, unique
 from rotation_core.engines.base import CloneRequest
 from rotation_core.engines.mysql.engine import MySQLEngine
 from rotation_core.errors import Category, TargetError
@@ -147,14 +148,8 @@ def test_mysql_single_user_percent_in_user_and_grant_names_rotates(
     mysql_server: MySQLFamilyServer, sm_client: Any, percent_account: Any, mysql_function: Any, ca_bundle: Path
 ) -> None:
     account, _ = percent_account
-    old = secret_at(sm_client, account.arn, "AWSCURRENT")
 
-    rotate(mysql_function(), account.arn)
-
-    new = secret_at(sm_client, account.arn, "AWSCURRENT")
-    assert new["username"] == account.username
-    assert can_login(mysql_server, ca_bundle, new)
-    assert not can_login(mysql_server, ca_bundle, old)
+    rotate_in_place(mysql_function(), sm_client, account, partial(can_login, mysql_server, ca_bundle))
 
 
 def _limits_clause(
