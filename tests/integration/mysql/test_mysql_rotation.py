@@ -132,13 +132,13 @@ def test_mysql_single_user_previous_rotation_died_after_change_new_rotation_uses
     assert not can_login(mysql_server, ca_bundle, promoted)
 
 
-def _grant_two_databases(server: MySQLFamilyServer, own_account: Any) -> tuple[str, str, Account]:
+def _grant_two_databases(server: MySQLFamilyServer, account: Any) -> tuple[str, str, Account]:
     """Grants on two databases (one WITH GRANT OPTION), a column grant, a role as default, TLS and a limit.
 
     The master gets ADMIN OPTION on the role: MariaDB requires it to grant the role to the clone (MySQL's
     ALL PRIVILEGES holds ROLE_ADMIN, which is enough there).
     """
-    user, host = own_account.username, own_account.host
+    user, host = account.username, account.host
     db_a, db_b, role = unique("dba"), unique("dbb"), unique("role")
     server.execute(f"CREATE DATABASE `{db_a}`")
     server.execute(f"CREATE DATABASE `{db_b}`")
@@ -149,7 +149,7 @@ def _grant_two_databases(server: MySQLFamilyServer, own_account: Any) -> tuple[s
     role_account = create_role(server, role)
     server.execute(f"GRANT DELETE ON `{db_b}`.* TO {account_text(role_account.user, role_account.host)}")
     grant_role(server, role_account, user, host)
-    grant_role(server, role_account, own_account.master_user, "127.0.0.1", admin_option=True)
+    grant_role(server, role_account, account.master_user, "127.0.0.1", admin_option=True)
     set_default_role(server, role_account, user, host)
     server.execute("ALTER USER %s@%s REQUIRE SSL WITH MAX_USER_CONNECTIONS 20", (user, host))
     return db_a, db_b, role_account
