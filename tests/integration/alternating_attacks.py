@@ -21,10 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from helpers import LeakGuard
-from integration.support import Account, create_account, secret_at, unique
+from integration.support import Account, create_account, rotate, secret_at, unique
 from rotation_core.engines.base import CLONE_SUFFIX
 from rotation_core.engines.mysql.statements import native_password_hash
+from rotation_core.errors import Category, RotationError
 from rotation_local.targets import ClientTls, DatabaseTarget
 
 
@@ -200,3 +203,11 @@ class AttackLab:
                      for line in self.server.grants(login.username, host)]  # fmt: skip
         assert rows, f"{login.username} does not exist on the server"
         return hashlib.sha256(repr(rows).encode()).hexdigest()
+
+
+def refused(app: Any, account: Account, *, token: str | None = None) -> RotationError:
+    """The rotation of ``account`` through ``app`` fails as ``confused_deputy``; the error, for its message."""
+    with pytest.raises(RotationError) as raised:
+        rotate(app, account.arn, token=token)
+    assert raised.value.category is Category.CONFUSED_DEPUTY
+    return raised.value

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -31,6 +32,15 @@ def run_steps(app: ModuleType, arn: str, token: str, *steps: str) -> None:
         app.lambda_handler(service.event(step, arn, token), None)
 
 
+def rotation_log(app: ModuleType, server: Any, sm_client: Any, arn: str) -> str:
+    """Rotate ``arn`` once and return the server's statement log, which must not hold the new password."""
+    rotate(app, arn)
+    new_password = secret_at(sm_client, arn, "AWSCURRENT")["password"]
+    log: str = server.log_text()
+    assert new_password not in log  # the leak guard checks every known password as well
+    return log
+
+
 def load_configured_function(folder: str, monkeypatch: Any, ca_bundle: Path, **env: str) -> ModuleType:
     """A fresh copy of ``functions/<folder>/app.py`` configured through its environment, as in Lambda."""
     monkeypatch.setenv("DB_CA_BUNDLE", str(ca_bundle))
@@ -49,6 +59,12 @@ def stages(sm_client: Any, arn: str) -> dict[str, list[str]]:
     return result
 
 
+def pending_token(sm_client: Any, arn: str) -> str:
+    """The token of the rotation a failed step left behind: the one version labelled AWSPENDING alone."""
+    (token,) = [version for version, labels in stages(sm_client, arn).items() if labels == ["AWSPENDING"]]
+    return token
+
+
 @dataclass
 class Account:
     """A database user a test created on a local target's server, with its secret in the emulator."""
@@ -59,6 +75,20 @@ class Account:
     host: str = "%"  # the account's host part, where the engine has one
     master_arn: str | None = None
     master_user: str | None = None
+
+
+def rotate_in_place(
+    app: ModuleType, sm_client: Any, account: Account, logs_in: Callable[[dict[str, Any]], bool]
+) -> dict[str, Any]:
+    """Rotate ``account``'s secret once, single user: the same user name, and the new password logs in
+    (``logs_in``) while the old one no longer does. The new AWSCURRENT value."""
+    old = secret_at(sm_client, account.arn, "AWSCURRENT")
+    rotate(app, account.arn)
+    new = secret_at(sm_client, account.arn, "AWSCURRENT")
+    assert new["username"] == account.username
+    assert logs_in(new)
+    assert not logs_in(old)
+    return new
 
 
 def create_account(

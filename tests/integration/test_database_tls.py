@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,16 +50,45 @@ def plain_server(db_kind: ServerKind) -> Iterator[Any]:
 ONE_USER = pytest.mark.strategies("single_user", "dual_password")
 
 
+def refused_tls(app: Any, arn: str) -> str:
+    """Rotate ``arn``: the function refuses it as a TLS failure (the half-made AWSPENDING is dropped); its message."""
+    with pytest.raises(TargetError) as raised:
+        rotate(app, arn)
+    emulator.drop_pending(arn)
+    assert raised.value.category is Category.TLS
+    return raised.value.message
+
+
+@dataclass(frozen=True)
+class ExtraAccount:
+    """A login on one of this module's extra servers: its secret's ARN and AWSCURRENT value before the rotation."""
+
+    arn: str
+    old: dict[str, Any]
+
+
+@pytest.fixture
 def account_on(
-    server: Any, target: DatabaseTarget, sm_client: Any, leak_guard: LeakGuard, strategy: str, **extra: Any
-) -> str:
-    """A login on one of this module's extra servers and its secret (rotation enabled); the secret's ARN."""
-    leak_guard.watch_file(target.statement_log(server))
-    leak_guard.add(server.admin_password)
-    options = target.login_options(Strategy(strategy))
-    return create_account(
-        target, server, sm_client, leak_guard, username=unique("acct")[:16], login_options=options, **extra
-    ).arn
+    db_target: DatabaseTarget, sm_client: Any, leak_guard: LeakGuard, db_strategy: str
+) -> Callable[..., ExtraAccount]:
+    """Make a login for this test's strategy on ``server`` and its secret (rotation enabled, ``extra`` fields)."""
+
+    def make(server: Any, **extra: Any) -> ExtraAccount:
+        leak_guard.watch_file(db_target.statement_log(server))
+        leak_guard.add(server.admin_password)
+        options = db_target.login_options(Strategy(db_strategy))
+        arn = create_account(
+            db_target, server, sm_client, leak_guard, username=unique("acct")[:16], login_options=options, **extra
+        ).arn
+        return ExtraAccount(arn, secret_at(sm_client, arn, "AWSCURRENT"))
+
+    return make
+
+
+@pytest.fixture
+def app(db_function: Any, db_strategy: str) -> Any:
+    """This kind's function, rotating with this test's strategy."""
+    return db_function(ROTATION_STRATEGY=db_strategy)
 
 
 @ONE_USER
@@ -79,98 +109,68 @@ def test_database_wrong_ca_fails_tls_without_fallback_and_changes_nothing(
     log = db_target.statement_log(db_server)
     logged_before = log.stat().st_size
 
-    with pytest.raises(TargetError) as raised:
-        rotate(app, account.arn)
+    message = refused_tls(app, account.arn)
 
-    assert raised.value.category is Category.TLS
-    assert "DB_CA_BUNDLE" in raised.value.message
+    assert "DB_CA_BUNDLE" in message
     # No login reached the server at all: no retry without TLS or without verification.
     assert account.username not in log.read_text(encoding="utf-8", errors="replace")[logged_before:]
     assert db_target.logs_in(db_server, old, ca_bundle)
-    emulator.drop_pending(account.arn)
 
 
 @ONE_USER
 @pytest.mark.verifies("tls_verify_full")
 def test_database_verify_full_host_not_in_certificate_fails(
-    db_strategy: str,
-    misnamed_server: Any,
-    db_target: DatabaseTarget,
-    sm_client: Any,
-    db_function: Any,
-    leak_guard: LeakGuard,
+    misnamed_server: Any, account_on: Callable[..., ExtraAccount], app: Any
 ) -> None:
-    arn = account_on(misnamed_server, db_target, sm_client, leak_guard, db_strategy)
-
-    with pytest.raises(TargetError) as raised:
-        rotate(db_function(ROTATION_STRATEGY=db_strategy), arn)
-
-    assert raised.value.category is Category.TLS
-    assert "host name" in raised.value.message
-    emulator.drop_pending(arn)
+    assert "host name" in refused_tls(app, account_on(misnamed_server).arn)
 
 
 @ONE_USER
 def test_database_explicit_verify_ca_skips_host_check_rotates(
-    db_strategy: str,
-    misnamed_server: Any, db_target: DatabaseTarget, sm_client: Any, db_function: Any, leak_guard: LeakGuard,
-    ca_bundle: Path,
+    db_strategy: str, misnamed_server: Any, db_target: DatabaseTarget, sm_client: Any,
+    account_on: Callable[..., ExtraAccount], app: Any, ca_bundle: Path,
 ) -> None:  # fmt: skip
-    arn = account_on(misnamed_server, db_target, sm_client, leak_guard, db_strategy, sslmode="verify-ca")
-    old = secret_at(sm_client, arn, "AWSCURRENT")
+    account = account_on(misnamed_server, sslmode="verify-ca")
 
-    rotate(db_function(ROTATION_STRATEGY=db_strategy), arn)
+    rotate(app, account.arn)
 
-    new = secret_at(sm_client, arn, "AWSCURRENT")
-    assert new["password"] != old["password"]
+    new = secret_at(sm_client, account.arn, "AWSCURRENT")
+    assert new["password"] != account.old["password"]
     assert new["sslmode"] == "verify-ca"
     assert db_target.logs_in(misnamed_server, new, ca_bundle, check_host_name=False)
-    assert db_target.logs_in(misnamed_server, old, ca_bundle, check_host_name=False) is (db_strategy == "dual_password")
+    old_logs_in = db_target.logs_in(misnamed_server, account.old, ca_bundle, check_host_name=False)
+    assert old_logs_in is (db_strategy == "dual_password")
 
 
 @ONE_USER
 @pytest.mark.verifies("tls_absent")
 def test_database_server_without_tls_default_refused_with_opt_out_hint(
-    db_strategy: str,
-    plain_server: Any,
-    db_target: DatabaseTarget,
-    sm_client: Any,
-    db_function: Any,
-    leak_guard: LeakGuard,
+    plain_server: Any, db_target: DatabaseTarget, account_on: Callable[..., ExtraAccount], app: Any
 ) -> None:
-    arn = account_on(plain_server, db_target, sm_client, leak_guard, db_strategy)
-    old = secret_at(sm_client, arn, "AWSCURRENT")
+    account = account_on(plain_server)
 
-    with pytest.raises(TargetError) as raised:
-        rotate(db_function(ROTATION_STRATEGY=db_strategy), arn)
+    message = refused_tls(app, account.arn)
 
-    assert raised.value.category is Category.TLS
-    assert '"ssl": false' in raised.value.message
-    assert db_target.logs_in(plain_server, old, None)
-    emulator.drop_pending(arn)
+    assert '"ssl": false' in message
+    assert db_target.logs_in(plain_server, account.old, None)
 
 
 @ONE_USER
 @pytest.mark.verifies("tls_absent")
 def test_database_server_without_tls_ssl_false_rotates(
-    db_strategy: str,
-    plain_server: Any,
-    db_target: DatabaseTarget,
-    sm_client: Any,
-    db_function: Any,
-    leak_guard: LeakGuard,
-) -> None:
-    arn = account_on(plain_server, db_target, sm_client, leak_guard, db_strategy, ssl=False)
-    old = secret_at(sm_client, arn, "AWSCURRENT")
+    db_strategy: str, plain_server: Any, db_target: DatabaseTarget, sm_client: Any,
+    account_on: Callable[..., ExtraAccount], app: Any,
+) -> None:  # fmt: skip
+    account = account_on(plain_server, ssl=False)
 
-    token = rotate(db_function(ROTATION_STRATEGY=db_strategy), arn)
+    token = rotate(app, account.arn)
 
-    new = secret_at(sm_client, arn, "AWSCURRENT")
-    assert stages(sm_client, arn)[token] == ["AWSCURRENT"]
-    assert new["password"] != old["password"]
+    new = secret_at(sm_client, account.arn, "AWSCURRENT")
+    assert stages(sm_client, account.arn)[token] == ["AWSCURRENT"]
+    assert new["password"] != account.old["password"]
     assert new["ssl"] is False
     assert db_target.logs_in(plain_server, new, None)
-    assert db_target.logs_in(plain_server, old, None) is (db_strategy == "dual_password")  # the secondary
+    assert db_target.logs_in(plain_server, account.old, None) is (db_strategy == "dual_password")  # the secondary
 
 
 @ONE_USER

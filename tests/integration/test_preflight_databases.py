@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 import trustme
 
-from helpers import LeakGuard, lambda_context
+from helpers import lambda_context
 from integration.preflight_support import check, failed_names, nothing_written, outcome, preflight
-from integration.support import create_account, rotate, secret_at, unique
+from integration.support import Account, DatabaseSetup, create_account, rotate, secret_at, unique
 from rotation_core.settings import Strategy
 from rotation_local import emulator
 from rotation_local.postgres_server import free_port
@@ -42,73 +42,69 @@ def requires(target: DatabaseTarget, kind: ServerKind, strategy: Strategy) -> No
         pytest.skip(f"{kind.name} has no {strategy.value} strategy (its engine's own tests cover its preflight)")
 
 
-def account(target: DatabaseTarget, server: Any, sm_client: Any, leak_guard: LeakGuard, **options: Any) -> Any:
-    return create_account(target, server, sm_client, leak_guard, username=unique("pre")[:16], **options)
+def account(db: DatabaseSetup, **options: Any) -> Account:
+    return create_account(db.target, db.server, db.sm_client, db.leak_guard, username=unique("pre")[:16], **options)
 
 
 def test_preflight_database_single_user_correct_setup_all_ok_nothing_written(
-    db_kind: ServerKind, db_server: Any, db_target: DatabaseTarget, sm_client: Any,
-    db_function: Callable[..., ModuleType], leak_guard: LeakGuard, ca_bundle: Path, monkeypatch: pytest.MonkeyPatch,
+    db_kind: ServerKind, db: DatabaseSetup, db_function: Callable[..., ModuleType], monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
-    requires(db_target, db_kind, Strategy.SINGLE_USER)
-    acct = account(db_target, db_server, sm_client, leak_guard)
-    before = secret_at(sm_client, acct.arn, "AWSCURRENT")
+    requires(db.target, db_kind, Strategy.SINGLE_USER)
+    acct = account(db)
+    before = secret_at(db.sm_client, acct.arn, "AWSCURRENT")
     app = db_function()
 
-    with nothing_written(monkeypatch, [acct.arn], [db_target.statement_log(db_server)]) as unchanged:
+    with nothing_written(monkeypatch, [acct.arn], [db.target.statement_log(db.server)]) as unchanged:
         report = preflight(app, acct.arn)
 
     assert report["ok"] is True, failed_names(report)
     assert [c["name"] for c in report["checks"]] == SINGLE_USER_CHECKS
     assert {c["status"] for c in report["checks"]} == {"ok"}
     unchanged.assert_nothing_written()
-    assert db_target.logs_in(db_server, before, ca_bundle)
-    assert secret_at(sm_client, acct.arn, "AWSCURRENT") == before
+    assert db.logs_in(before)
+    assert secret_at(db.sm_client, acct.arn, "AWSCURRENT") == before
 
 
 def test_preflight_database_alternating_correct_setup_all_ok_nothing_written(
-    db_kind: ServerKind, db_server: Any, db_target: DatabaseTarget, sm_client: Any,
-    db_function: Callable[..., ModuleType], leak_guard: LeakGuard, ca_bundle: Path, monkeypatch: pytest.MonkeyPatch,
+    db_kind: ServerKind, db: DatabaseSetup, db_function: Callable[..., ModuleType], monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
-    requires(db_target, db_kind, Strategy.ALTERNATING_USERS)
-    acct = account(db_target, db_server, sm_client, leak_guard, with_master=True, master_username=unique("m")[:16])
+    requires(db.target, db_kind, Strategy.ALTERNATING_USERS)
+    acct = account(db, with_master=True, master_username=unique("m")[:16])
     assert acct.master_arn is not None
-    before = secret_at(sm_client, acct.arn, "AWSCURRENT")
-    master = secret_at(sm_client, acct.master_arn, "AWSCURRENT")
+    before = secret_at(db.sm_client, acct.arn, "AWSCURRENT")
+    master = secret_at(db.sm_client, acct.master_arn, "AWSCURRENT")
     app = db_function(ROTATION_STRATEGY="alternating_users")
 
-    with nothing_written(monkeypatch, [acct.arn, acct.master_arn], [db_target.statement_log(db_server)]) as unchanged:
+    with nothing_written(monkeypatch, [acct.arn, acct.master_arn], [db.target.statement_log(db.server)]) as unchanged:
         report = preflight(app, acct.arn)
 
     assert report["ok"] is True, [check(report, name) for name in failed_names(report)]
     assert [c["name"] for c in report["checks"]] == ALTERNATING_CHECKS
     unchanged.assert_nothing_written()
-    assert db_target.logs_in(db_server, before, ca_bundle)
-    assert db_target.logs_in(db_server, master, ca_bundle)
-    assert not db_target.logs_in(db_server, {**before, "username": acct.username + "_clone"}, ca_bundle)
+    assert db.logs_in(before)
+    assert db.logs_in(master)
+    assert not db.logs_in({**before, "username": acct.username + "_clone"})
 
 
 def test_preflight_database_passes_then_rotation_succeeds(
-    db_server: Any, db_target: DatabaseTarget, sm_client: Any, db_function: Callable[..., ModuleType],
-    leak_guard: LeakGuard, ca_bundle: Path,
-) -> None:  # fmt: skip
-    acct = account(db_target, db_server, sm_client, leak_guard)
+    db: DatabaseSetup, db_function: Callable[..., ModuleType]
+) -> None:
+    acct = account(db)
     app = db_function()
 
     assert preflight(app, acct.arn)["ok"] is True
     rotate(app, acct.arn)
 
-    assert db_target.logs_in(db_server, secret_at(sm_client, acct.arn, "AWSCURRENT"), ca_bundle)
+    assert db.logs_in(secret_at(db.sm_client, acct.arn, "AWSCURRENT"))
 
 
 def test_preflight_database_server_down_reports_target_reachable_unreachable(
-    db_server: Any, db_target: DatabaseTarget, sm_client: Any, db_function: Callable[..., ModuleType],
-    leak_guard: LeakGuard,
-) -> None:  # fmt: skip
+    db: DatabaseSetup, db_function: Callable[..., ModuleType]
+) -> None:
     password = secrets.token_urlsafe(24)
-    leak_guard.add(password)
-    value = db_target.secret(db_server, "app", password, port=free_port())
-    arn = sm_client.create_secret(Name=unique("down"), SecretString=json.dumps(value))["ARN"]
+    db.leak_guard.add(password)
+    value = db.target.secret(db.server, "app", password, port=free_port())
+    arn = db.sm_client.create_secret(Name=unique("down"), SecretString=json.dumps(value))["ARN"]
     emulator.enable_rotation(arn)
 
     report = preflight(db_function(DB_CONNECT_TIMEOUT="2"), arn)
@@ -121,10 +117,9 @@ def test_preflight_database_server_down_reports_target_reachable_unreachable(
 
 @pytest.mark.verifies("tls_wrong_ca")
 def test_preflight_database_wrong_ca_reports_target_tls_failed(
-    db_server: Any, db_target: DatabaseTarget, sm_client: Any, db_function: Callable[..., ModuleType],
-    leak_guard: LeakGuard, tmp_path: Path,
-) -> None:  # fmt: skip
-    acct = account(db_target, db_server, sm_client, leak_guard)
+    db: DatabaseSetup, db_function: Callable[..., ModuleType], tmp_path: Path
+) -> None:
+    acct = account(db)
     other_ca = tmp_path / "other-ca.pem"
     trustme.CA().cert_pem.write_to_path(str(other_ca))
 
@@ -137,10 +132,9 @@ def test_preflight_database_wrong_ca_reports_target_tls_failed(
 
 
 def test_preflight_database_ssl_false_skips_tls_and_passes(
-    db_server: Any, db_target: DatabaseTarget, sm_client: Any, db_function: Callable[..., ModuleType],
-    leak_guard: LeakGuard,
-) -> None:  # fmt: skip
-    acct = account(db_target, db_server, sm_client, leak_guard, ssl=False)
+    db: DatabaseSetup, db_function: Callable[..., ModuleType]
+) -> None:
+    acct = account(db, ssl=False)
 
     report = preflight(db_function(), acct.arn)
 
@@ -150,12 +144,11 @@ def test_preflight_database_ssl_false_skips_tls_and_passes(
 
 
 def test_preflight_database_wrong_password_reports_current_login_auth_failed(
-    db_server: Any, db_target: DatabaseTarget, sm_client: Any, db_function: Callable[..., ModuleType],
-    leak_guard: LeakGuard,
-) -> None:  # fmt: skip
+    db: DatabaseSetup, db_function: Callable[..., ModuleType]
+) -> None:
     wrong = secrets.token_urlsafe(24)
-    leak_guard.add(wrong)
-    acct = account(db_target, db_server, sm_client, leak_guard, password=wrong)
+    db.leak_guard.add(wrong)
+    acct = account(db, password=wrong)
 
     report = preflight(db_function(), acct.arn)
 
@@ -166,19 +159,18 @@ def test_preflight_database_wrong_password_reports_current_login_auth_failed(
 
 
 def test_preflight_database_master_without_privilege_reports_master_privileges_permission(
-    db_kind: ServerKind, db_server: Any, db_target: DatabaseTarget, sm_client: Any,
-    db_function: Callable[..., ModuleType], leak_guard: LeakGuard,
-) -> None:  # fmt: skip
-    requires(db_target, db_kind, Strategy.ALTERNATING_USERS)
+    db_kind: ServerKind, db: DatabaseSetup, db_function: Callable[..., ModuleType]
+) -> None:
+    requires(db.target, db_kind, Strategy.ALTERNATING_USERS)
     acct = account(
-        db_target, db_server, sm_client, leak_guard, with_master=True, master_username=unique("m")[:16],
+        db, with_master=True, master_username=unique("m")[:16],
         master_role_options="",  # a plain login: no CREATEROLE, no CREATE USER, no mysql-schema access
     )  # fmt: skip
 
     report = preflight(db_function(ROTATION_STRATEGY="alternating_users"), acct.arn)
 
     # MySQL/MariaDB prove the pair from the accounts' grants, which such a master may not read either.
-    reads_grants = db_target.engine != "postgres"
+    reads_grants = db.target.engine != "postgres"
     expected = ["alternate_pair", "master_privileges"] if reads_grants else ["master_privileges"]
     assert failed_names(report) == expected
     assert outcome(report, "master_login") == ("ok", "auth_failed")
@@ -188,16 +180,15 @@ def test_preflight_database_master_without_privilege_reports_master_privileges_p
 
 
 def test_preflight_database_master_wrong_password_reports_master_login_failed(
-    db_kind: ServerKind, db_server: Any, db_target: DatabaseTarget, sm_client: Any,
-    db_function: Callable[..., ModuleType], leak_guard: LeakGuard,
-) -> None:  # fmt: skip
-    requires(db_target, db_kind, Strategy.ALTERNATING_USERS)
-    acct = account(db_target, db_server, sm_client, leak_guard, with_master=True, master_username=unique("m")[:16])
+    db_kind: ServerKind, db: DatabaseSetup, db_function: Callable[..., ModuleType]
+) -> None:
+    requires(db.target, db_kind, Strategy.ALTERNATING_USERS)
+    acct = account(db, with_master=True, master_username=unique("m")[:16])
     assert acct.master_arn is not None
-    master = secret_at(sm_client, acct.master_arn, "AWSCURRENT")
+    master = secret_at(db.sm_client, acct.master_arn, "AWSCURRENT")
     wrong = secrets.token_urlsafe(24)
-    leak_guard.add(wrong)
-    sm_client.put_secret_value(SecretId=acct.master_arn, SecretString=json.dumps({**master, "password": wrong}))
+    db.leak_guard.add(wrong)
+    db.sm_client.put_secret_value(SecretId=acct.master_arn, SecretString=json.dumps({**master, "password": wrong}))
 
     report = preflight(db_function(ROTATION_STRATEGY="alternating_users"), acct.arn)
 
@@ -207,14 +198,13 @@ def test_preflight_database_master_wrong_password_reports_master_login_failed(
 
 
 def test_preflight_database_rotation_not_enabled_reports_rotation_enabled_protocol(
-    db_server: Any, db_target: DatabaseTarget, sm_client: Any, db_function: Callable[..., ModuleType],
-    leak_guard: LeakGuard,
-) -> None:  # fmt: skip
+    db: DatabaseSetup, db_function: Callable[..., ModuleType]
+) -> None:
     password = secrets.token_urlsafe(24)
-    leak_guard.add(password)
-    db_target.create_login(db_server, name := unique("off")[:16], password)
-    value = db_target.secret(db_server, name, password)
-    arn = sm_client.create_secret(Name=unique("off"), SecretString=json.dumps(value))["ARN"]
+    db.leak_guard.add(password)
+    db.target.create_login(db.server, name := unique("off")[:16], password)
+    value = db.target.secret(db.server, name, password)
+    arn = db.sm_client.create_secret(Name=unique("off"), SecretString=json.dumps(value))["ARN"]
 
     report = preflight(db_function(), arn)
 
@@ -225,10 +215,9 @@ def test_preflight_database_rotation_not_enabled_reports_rotation_enabled_protoc
 
 
 def test_preflight_database_unfinished_rotation_reports_no_pending_rotation_protocol(
-    db_server: Any, db_target: DatabaseTarget, sm_client: Any, db_function: Callable[..., ModuleType],
-    leak_guard: LeakGuard,
-) -> None:  # fmt: skip
-    acct = account(db_target, db_server, sm_client, leak_guard)
+    db: DatabaseSetup, db_function: Callable[..., ModuleType]
+) -> None:
+    acct = account(db)
     token = emulator.stage_pending_placeholder(acct.arn)
 
     report = preflight(db_function(), acct.arn)
@@ -240,10 +229,9 @@ def test_preflight_database_unfinished_rotation_reports_no_pending_rotation_prot
 
 
 def test_preflight_database_attached_to_another_function_reports_rotation_function_protocol(
-    db_server: Any, db_target: DatabaseTarget, sm_client: Any, db_function: Callable[..., ModuleType],
-    leak_guard: LeakGuard,
-) -> None:  # fmt: skip
-    acct = account(db_target, db_server, sm_client, leak_guard)
+    db: DatabaseSetup, db_function: Callable[..., ModuleType]
+) -> None:
+    acct = account(db)
 
     report = preflight(db_function(), acct.arn, lambda_context("some-other-rotation-function"))
 
@@ -252,10 +240,9 @@ def test_preflight_database_attached_to_another_function_reports_rotation_functi
 
 
 def test_preflight_secrets_manager_endpoint_unreachable_reports_endpoint_failed(
-    db_server: Any, db_target: DatabaseTarget, sm_client: Any, db_function: Callable[..., ModuleType],
-    leak_guard: LeakGuard, monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
-    acct = account(db_target, db_server, sm_client, leak_guard)
+    db: DatabaseSetup, db_function: Callable[..., ModuleType], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    acct = account(db)
     monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETSMANAGER", f"http://127.0.0.1:{free_port()}")
 
     report = preflight(db_function(), acct.arn)

@@ -8,68 +8,69 @@ every selected PostgreSQL and MariaDB kind (the emulation sends MariaDB's passwo
 
 from __future__ import annotations
 
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from helpers import LeakGuard
 from integration.aws_functions import AwsRotationFunction
 from integration.support import Account, DatabaseSetup, create_account, rotate, secret_at, stages, unique
 from rotation_local import emulator, service
 from rotation_local.invoke import load_function
-from rotation_local.targets import DatabaseTarget
 
 pytestmark = pytest.mark.servers("postgres-*", "mariadb-*")
 
-# Single user with and without PROMOTE_AT_SET (ours promotes within setSecret), alternating users.
-STRATEGIES = pytest.mark.parametrize(
-    ("strategy", "promote_at_set"),
-    [("single_user", False), ("single_user", True), ("alternating_users", False)],
-    ids=["single_user", "single_user-PROMOTE_AT_SET", "alternating_users"],
-)
 HALF_DONE = pytest.mark.parametrize(
     "done", [("createSecret",), ("createSecret", "setSecret")], ids=["create", "create+set"]
 )
 
 
-@pytest.fixture
-def setup(
-    db_target: DatabaseTarget, db_server: Any, sm_env: dict[str, str], sm_client: Any, leak_guard: LeakGuard,
-    ca_bundle: Path, monkeypatch: pytest.MonkeyPatch,
-) -> Any:  # fmt: skip
-    def make(strategy: str, promote_at_set: bool = False) -> tuple[Account, Any, AwsRotationFunction]:
-        monkeypatch.setenv("DB_CA_BUNDLE", str(ca_bundle))
-        monkeypatch.setenv("ROTATION_STRATEGY", strategy)
-        monkeypatch.setenv("PROMOTE_AT_SET", str(promote_at_set).lower())
-        account = create_account(
-            db_target, db_server, sm_client, leak_guard,
-            username=unique("app")[:20], master_username=unique("master")[:20], with_master=True,
-        )  # fmt: skip
-        aws = AwsRotationFunction(
-            db_target, db_server, sm_client, ca_bundle, leak_guard, alternating=strategy == "alternating_users"
-        )
-        return account, load_function(db_target.engine), aws
+@dataclass(frozen=True)
+class Switch:
+    """A secret both functions rotate: ours (loaded with ``strategy``) and AWS's emulated one."""
 
-    return make
+    account: Account
+    strategy: str
+    ours: Any
+    aws: AwsRotationFunction
+
+    def assert_no_lockout(self, db: DatabaseSetup, token: str) -> None:
+        arn = self.account.arn
+        assert stages(db.sm_client, arn)[token] == ["AWSCURRENT"]
+        assert db.logs_in(secret_at(db.sm_client, arn, "AWSCURRENT"))
+        if self.strategy == "alternating_users":  # the user clients still hold keeps working
+            assert db.logs_in(secret_at(db.sm_client, arn, "AWSPREVIOUS"))
+        assert not [v for v, s in stages(db.sm_client, arn).items() if "AWSPENDING" in s and "AWSCURRENT" not in s]
 
 
-def assert_no_lockout(db_target: DatabaseTarget, db_server: Any, sm_client: Any, arn: str, token: str, ca: Path,
-                      strategy: str) -> None:  # fmt: skip
-    assert stages(sm_client, arn)[token] == ["AWSCURRENT"]
-    assert db_target.logs_in(db_server, secret_at(sm_client, arn, "AWSCURRENT"), ca)
-    if strategy == "alternating_users":  # the user clients still hold keeps working
-        assert db_target.logs_in(db_server, secret_at(sm_client, arn, "AWSPREVIOUS"), ca)
-    assert not [v for v, s in stages(sm_client, arn).items() if "AWSPENDING" in s and "AWSCURRENT" not in s]
+# Single user with and without PROMOTE_AT_SET (ours promotes within setSecret), alternating users.
+@pytest.fixture(
+    params=[("single_user", False), ("single_user", True), ("alternating_users", False)],
+    ids=["single_user", "single_user-PROMOTE_AT_SET", "alternating_users"],
+)
+def switch(
+    request: pytest.FixtureRequest, db: DatabaseSetup, sm_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> Switch:
+    strategy, promote_at_set = request.param
+    monkeypatch.setenv("DB_CA_BUNDLE", str(db.ca_bundle))
+    monkeypatch.setenv("ROTATION_STRATEGY", strategy)
+    monkeypatch.setenv("PROMOTE_AT_SET", str(promote_at_set).lower())
+    account = create_account(
+        db.target, db.server, db.sm_client, db.leak_guard,
+        username=unique("app")[:20], master_username=unique("master")[:20], with_master=True,
+    )  # fmt: skip
+    aws = AwsRotationFunction(
+        db.target, db.server, db.sm_client, db.ca_bundle, db.leak_guard, alternating=strategy == "alternating_users"
+    )
+    return Switch(account, strategy, load_function(db.target.engine), aws)
 
 
 @HALF_DONE
-@STRATEGIES
 def test_switch_from_aws_half_done_rotation_finished_by_ours_with_same_token(
-    db: DatabaseSetup, strategy: str, promote_at_set: bool, done: tuple[str, ...], setup: Any
+    db: DatabaseSetup, switch: Switch, done: tuple[str, ...]
 ) -> None:
-    account, ours, aws = setup(strategy, promote_at_set)
-    if strategy == "alternating_users":
+    account, ours, aws = switch.account, switch.ours, switch.aws
+    if switch.strategy == "alternating_users":
         aws.rotate(account.arn)  # a full AWS rotation first: the clone exists, made the AWS way
     token = emulator.stage_pending_placeholder(account.arn)
     pending_by_aws = None
@@ -80,15 +81,14 @@ def test_switch_from_aws_half_done_rotation_finished_by_ours_with_same_token(
     rotate(ours, account.arn, token=token)  # Secrets Manager retries the rotation, now with our function
 
     assert secret_at(db.sm_client, account.arn, "AWSCURRENT") == pending_by_aws  # AWS's value was kept and finished
-    assert_no_lockout(db.target, db.server, db.sm_client, account.arn, token, db.ca_bundle, strategy)
+    switch.assert_no_lockout(db, token)
 
 
 @HALF_DONE
-@STRATEGIES
 def test_switch_back_to_aws_half_done_by_ours_finished_by_aws_with_same_token(
-    db: DatabaseSetup, strategy: str, promote_at_set: bool, done: tuple[str, ...], setup: Any
+    db: DatabaseSetup, switch: Switch, done: tuple[str, ...]
 ) -> None:
-    account, ours, aws = setup(strategy, promote_at_set)
+    account, ours, aws = switch.account, switch.ours, switch.aws
     rotate(ours, account.arn)  # a full rotation of ours first (alternating: the clone exists, made our way)
     token = emulator.stage_pending_placeholder(account.arn)
     for step in done:
@@ -98,6 +98,6 @@ def test_switch_back_to_aws_half_done_by_ours_finished_by_aws_with_same_token(
     aws.rotate(account.arn, token)  # the retry reaches AWS's function again
 
     assert secret_at(db.sm_client, account.arn, "AWSCURRENT") == pending_by_us
-    assert_no_lockout(db.target, db.server, db.sm_client, account.arn, token, db.ca_bundle, strategy)
+    switch.assert_no_lockout(db, token)
     rotate(ours, account.arn)  # and ours takes over again without trouble
     assert db.logs_in(secret_at(db.sm_client, account.arn, "AWSCURRENT"))

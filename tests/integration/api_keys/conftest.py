@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from helpers import LeakGuard
-from integration.api_keys.support import FAST_ENV, ApiKeySecret, FakeAndSecret, Sleeper
+from integration.api_keys.support import FAST_ENV, PROVIDERS, ApiKeySecret, FakeAndSecret, Sleeper
 from integration.support import unique
 from rotation_core.handler import RotationHandler, api_key_handler
 from rotation_core.providers.http import HttpClient
@@ -53,6 +53,13 @@ def make_fake(leak_guard: LeakGuard, provider_ca: LocalCA) -> Iterator[Callable[
         fake.stop()
     # Every request the function sent and every answer a fake gave is one its provider's definition allows.
     assert [problem for fake in started for problem in fake.contract_violations] == []
+
+
+@pytest.fixture(params=PROVIDERS)
+def provider_fake(request: pytest.FixtureRequest, make_fake: Callable[..., FakeProviderServer]) -> FakeProviderServer:
+    """A started fake of each provider in turn (the test runs once per provider, its id the provider's kind)."""
+    kind: str = request.param
+    return make_fake(kind)
 
 
 @pytest.fixture

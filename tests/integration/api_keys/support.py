@@ -76,3 +76,21 @@ def generic_sendgrid_secret(sm_client: Any, fake: FakeProviderServer, **extra: A
     arn: str = sm_client.create_secret(Name=unique("apikey"), SecretString=json.dumps(value))["ARN"]
     emulator.enable_rotation(arn)
     return arn, key
+
+
+def secret_with_unstated_privileges(sm_client: Any, fake: FakeProviderServer, provider: str) -> tuple[str, FakeKey]:
+    """A rotated secret whose admin secret states no privileges for the new key, where no value is tied to an id.
+
+    ``provider`` is ``sendgrid`` (its admin secret without ``scopes``) or ``http`` (the generic description of
+    the SendGrid ``fake`` without ``create.body``). Returns the secret's ARN (rotation enabled) and its key.
+    """
+    admin = {k: v for k, v in fake.admin_secret().items() if k != "scopes"}
+    if provider == "http":
+        create = {k: v for k, v in GENERIC_SENDGRID["create"].items() if k != "body"}
+        admin = {**admin, "provider": "http", "http": {**GENERIC_SENDGRID, "create": create}}
+    admin_arn = sm_client.create_secret(Name=unique("admin"), SecretString=json.dumps(admin))["ARN"]
+    key = fake.create_key()
+    value = {"provider": provider, "adminarn": admin_arn, "api_key": key.value, "api_key_id": key.id}
+    arn: str = sm_client.create_secret(Name=unique("apikey"), SecretString=json.dumps(value))["ARN"]
+    emulator.enable_rotation(arn)
+    return arn, key

@@ -24,6 +24,7 @@ from integration.api_keys.support import (
     FakeAndSecret,
     generic_sendgrid_secret,
     rotate,
+    secret_with_unstated_privileges,
     value_at,
 )
 from integration.support import stages, unique
@@ -117,13 +118,12 @@ def put_pending(sm_client: Any, arn: str, value: dict[str, Any]) -> str:
 
 @pytest.mark.parametrize("pinned", [True, False], ids=["admin-pins", "no-pin"])
 @pytest.mark.parametrize("template", HOSTILE_URLS)
-@pytest.mark.parametrize("kind", PROVIDERS)
 def test_attack_base_url_in_rotated_secret_sends_no_credential_anywhere(
-    kind: str, template: str, pinned: bool, make_fake: Fake, api_key_secret: Secret, attacker: AttackerServer,
-    fast_handler: Any,
+    template: str, pinned: bool, provider_fake: FakeProviderServer, api_key_secret: Secret,
+    attacker: AttackerServer, fast_handler: Any,
 ) -> None:  # fmt: skip
-    fake = make_fake(kind)
-    secret = api_key_secret(fake, admin=admin_of(fake, pinned), base_url=hostile(template, kind, attacker, fake))
+    fake = provider_fake
+    secret = api_key_secret(fake, admin=admin_of(fake, pinned), base_url=hostile(template, fake.kind, attacker, fake))
 
     with pytest.raises(RotationError) as caught:  # all four steps, as a rotation would run them
         rotate(fast_handler(), secret.arn)
@@ -135,13 +135,13 @@ def test_attack_base_url_in_rotated_secret_sends_no_credential_anywhere(
 
 
 @pytest.mark.parametrize("template", NO_PORT_CONFUSIONS)
-@pytest.mark.parametrize("kind", PROVIDERS)
 def test_attack_parser_confusion_towards_port_443_sends_nothing_there(
-    kind: str, template: str, make_fake: Fake, api_key_secret: Secret, attacker_on_443: AttackerServer,
+    template: str, provider_fake: FakeProviderServer, api_key_secret: Secret, attacker_on_443: AttackerServer,
     fast_handler: Any,
 ) -> None:  # fmt: skip
-    fake = make_fake(kind)
-    secret = api_key_secret(fake, admin=admin_of(fake, pinned=False), base_url=template.format(s=PUBLIC_HOST[kind]))
+    fake = provider_fake
+    public_base_url = template.format(s=PUBLIC_HOST[fake.kind])
+    secret = api_key_secret(fake, admin=admin_of(fake, pinned=False), base_url=public_base_url)
 
     with pytest.raises(RotationError) as caught:
         rotate(fast_handler(), secret.arn)
@@ -518,15 +518,7 @@ def test_attack_admin_secret_stating_no_privileges_mints_nothing_where_no_value_
 ) -> None:
     """Where no value is tied to an id, an admin secret that states no privileges refuses to mint."""
     fake = make_fake("sendgrid")
-    admin = {k: v for k, v in fake.admin_secret().items() if k != "scopes"}
-    if provider == "http":
-        create = {k: v for k, v in GENERIC_SENDGRID["create"].items() if k != "body"}
-        admin = {**admin, "provider": "http", "http": {**GENERIC_SENDGRID, "create": create}}
-    admin_arn = sm_client.create_secret(Name=unique("admin"), SecretString=json.dumps(admin))["ARN"]
-    key = fake.create_key()
-    value = {"provider": provider, "adminarn": admin_arn, "api_key": key.value, "api_key_id": key.id}
-    arn = sm_client.create_secret(Name=unique("apikey"), SecretString=json.dumps(value))["ARN"]
-    emulator.enable_rotation(arn)
+    arn, key = secret_with_unstated_privileges(sm_client, fake, provider)
 
     error = refused_at_create(fast_handler(), arn, {Category.SECRET_FORMAT}, caplog)
 

@@ -16,10 +16,15 @@ from typing import Any
 import pytest
 import trustme
 
-from integration.api_keys.support import GENERIC_SENDGRID, PROVIDERS, VALUE_FIELD, ApiKeySecret, FakeAndSecret
+from integration.api_keys.support import (
+    PROVIDERS,
+    VALUE_FIELD,
+    ApiKeySecret,
+    FakeAndSecret,
+    generic_sendgrid_secret,
+    secret_with_unstated_privileges,
+)
 from integration.preflight_support import check, failed_names, nothing_written, outcome, preflight
-from integration.support import unique
-from rotation_local import emulator
 from rotation_local.fake_providers import FULL_ACCESS_SCOPES, FakeProviderServer
 from rotation_local.postgres_server import free_port
 
@@ -71,12 +76,7 @@ def test_preflight_api_key_generic_http_provider_correct_setup_ok(
     make_fake: Callable[..., FakeProviderServer], sm_client: Any, api_key_function: Any
 ) -> None:
     fake = make_fake("sendgrid")
-    admin = {**fake.admin_secret(), "provider": "http", "http": GENERIC_SENDGRID}
-    admin_arn = sm_client.create_secret(Name=unique("admin"), SecretString=json.dumps(admin))["ARN"]
-    key = fake.create_key()
-    value = {"provider": "http", "adminarn": admin_arn, "api_key": key.value, "api_key_id": key.id}
-    arn = sm_client.create_secret(Name=unique("apikey"), SecretString=json.dumps(value))["ARN"]
-    emulator.enable_rotation(arn)
+    arn, _ = generic_sendgrid_secret(sm_client, fake)
 
     report = preflight(api_key_function(), arn)
 
@@ -84,28 +84,24 @@ def test_preflight_api_key_generic_http_provider_correct_setup_ok(
     assert fake.count("POST", "") == 0
 
 
-@pytest.mark.parametrize("kind", PROVIDERS)
 def test_preflight_api_key_admin_credential_invalid_reports_admin_credential_failed(
-    kind: str, make_fake: Callable[..., FakeProviderServer], api_key_secret: Callable[..., ApiKeySecret],
-    api_key_function: Any,
-) -> None:  # fmt: skip
-    fake = make_fake(kind)
+    provider_fake: FakeProviderServer, api_key_secret: Callable[..., ApiKeySecret], api_key_function: Any
+) -> None:
+    fake = provider_fake
     secret = api_key_secret(fake, admin=wrong_admin(fake))
 
     report = preflight(api_key_function(), secret.arn)
 
     assert failed_names(report) == ["admin_credential"]
-    assert outcome(report, "admin_credential") == ("failed", REFUSED_ADMIN[kind])
+    assert outcome(report, "admin_credential") == ("failed", REFUSED_ADMIN[fake.kind])
     assert outcome(report, "provider_reachable") == ("ok", "unreachable")
     assert outcome(report, "key_binding")[0] == "skipped"
 
 
-@pytest.mark.parametrize("kind", PROVIDERS)
 def test_preflight_api_key_of_another_account_reports_key_binding_confused_deputy(
-    kind: str, make_fake: Callable[..., FakeProviderServer], api_key_secret: Callable[..., ApiKeySecret],
-    api_key_function: Any,
-) -> None:  # fmt: skip
-    fake = make_fake(kind)
+    provider_fake: FakeProviderServer, api_key_secret: Callable[..., ApiKeySecret], api_key_function: Any
+) -> None:
+    fake = provider_fake
     other = fake.add_account()
     secret = api_key_secret(fake, admin=fake.admin_secret(other))  # the key is of the first account
 
@@ -114,7 +110,7 @@ def test_preflight_api_key_of_another_account_reports_key_binding_confused_deput
     assert failed_names(report) == ["key_binding"]
     assert outcome(report, "key_binding") == ("failed", "confused_deputy")
     # A Twilio secret names its account (account_sid): the mismatch shows before any request is sent.
-    assert outcome(report, "admin_credential")[0] == ("skipped" if kind == "twilio" else "ok")
+    assert outcome(report, "admin_credential")[0] == ("skipped" if fake.kind == "twilio" else "ok")
 
 
 def test_preflight_api_key_revoked_current_key_reports_key_binding_failed(
@@ -177,15 +173,7 @@ def test_preflight_api_key_admin_secret_stating_no_privileges_reports_admin_secr
     """Where no value is tied to an id (SendGrid; the generic provider without verify.id_path), the admin secret
     must state the new key's privileges: its ``scopes``, or the generic description's ``create.body``."""
     fake = make_fake("sendgrid")
-    admin = {k: v for k, v in fake.admin_secret().items() if k != "scopes"}
-    if provider == "http":
-        create = {k: v for k, v in GENERIC_SENDGRID["create"].items() if k != "body"}
-        admin = {**admin, "provider": "http", "http": {**GENERIC_SENDGRID, "create": create}}
-    admin_arn = sm_client.create_secret(Name=unique("admin"), SecretString=json.dumps(admin))["ARN"]
-    key = fake.create_key()
-    value = {"provider": provider, "adminarn": admin_arn, "api_key": key.value, "api_key_id": key.id}
-    arn = sm_client.create_secret(Name=unique("apikey"), SecretString=json.dumps(value))["ARN"]
-    emulator.enable_rotation(arn)
+    arn, _ = secret_with_unstated_privileges(sm_client, fake, provider)
 
     report = preflight(api_key_function(), arn)
 

@@ -12,14 +12,18 @@ server as written.
 
 from __future__ import annotations
 
+import json
+import secrets
 from typing import Any
 
 from pymysql.converters import escape_string
 
-from integration.support import unique
+from helpers import LeakGuard
+from integration.support import secret_at, unique
 from rotation_core.engines.mysql.grants import Account, parse_grants
 from rotation_core.engines.mysql.statements import Flavour, ServerVersion
 from rotation_local.mysql_server import MySQLFamilyServer
+from rotation_local.targets.mysql import TARGET
 
 ACCOUNT_COLUMNS = ("plugin", "ssl_type", "ssl_cipher", "x509_issuer", "x509_subject")
 LIMIT_COLUMNS = ("max_questions", "max_updates", "max_connections", "max_user_connections")
@@ -113,3 +117,20 @@ def restrict_master(server: MySQLFamilyServer, master: str, *grants: str) -> Non
 def short_name(prefix: str) -> str:
     """A user name that leaves room for ``_clone`` within 32 characters."""
     return unique(prefix)[:20]
+
+
+def add_master(
+    server: MySQLFamilyServer, sm_client: Any, leak_guard: LeakGuard, arn: str, *grants: str
+) -> tuple[str, str]:
+    """A master at 127.0.0.1 with just ``grants`` (statement parts "<privileges> ON <level>"), named by ``arn``."""
+    master, password = short_name("master"), secrets.token_urlsafe(24)
+    leak_guard.add(password)
+    server.create_login(master, "127.0.0.1", password)
+    for grant in grants:
+        server.execute(f"GRANT {grant} TO %s@'127.0.0.1'", (master,))
+    master_arn = sm_client.create_secret(
+        Name=unique("master"), SecretString=json.dumps(TARGET.secret(server, master, password))
+    )["ARN"]
+    value = secret_at(sm_client, arn, "AWSCURRENT")
+    sm_client.put_secret_value(SecretId=arn, SecretString=json.dumps({**value, "masterarn": master_arn}))
+    return master, master_arn

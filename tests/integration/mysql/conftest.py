@@ -38,3 +38,15 @@ def mysql_account(mysql_server: MySQLFamilyServer, sm_client: Any, leak_guard: L
         )  # fmt: skip
 
     return make
+
+
+@pytest.fixture
+def account(mysql_account: Callable[..., Account]) -> Account:
+    """The account most tests rotate: ``app_<random>@%`` with a database and a master secret (``masterarn``)."""
+    return mysql_account(with_master=True)
+
+
+@pytest.fixture
+def own_account(mysql_account: Callable[..., Account]) -> Account:
+    """An account without a master secret (``app_<random>@%`` with a database): it changes its own password."""
+    return mysql_account()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import secrets
 import ssl
 import uuid
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from integration.mysql.accounts import (
     restrict_master,
     set_default_role,
 )
-from integration.support import rotate, secret_at, stages, unique
+from integration.support import Account, pending_token, rotate, rotate_in_place, secret_at, stages, unique
 from rotation_core.engines.base import CloneRequest
 from rotation_core.engines.mysql.engine import MySQLEngine
 from rotation_core.errors import Category, TargetError
@@ -62,10 +63,6 @@ def can_login(server: MySQLFamilyServer, ca_bundle: Path, secret: dict[str, Any]
     except pymysql.err.OperationalError:
         return False
     return True
-
-
-def pending_token(sm_client: Any, arn: str) -> str:
-    return next(version for version, labels in stages(sm_client, arn).items() if "AWSPENDING" in labels)
 
 
 def grant_objects_named(server: MySQLFamilyServer, account: Any, pattern: str) -> dict[str, str]:
@@ -104,14 +101,19 @@ def grant_objects_named(server: MySQLFamilyServer, account: Any, pattern: str) -
     return names
 
 
-@pytest.mark.parametrize("pattern", PERCENT_PATTERNS)
+@pytest.fixture(params=PERCENT_PATTERNS)
+def percent_account(request: pytest.FixtureRequest, mysql_server: MySQLFamilyServer, mysql_account: Any) -> Any:
+    """An account with a master whose name, and the names of the objects it has grants on, hold a ``%`` pattern;
+    ``(account, names)`` with the names :func:`grant_objects_named` gave."""
+    account = mysql_account(with_master=True, prefix=f"u{request.param}")
+    return account, grant_objects_named(mysql_server, account, request.param)
+
+
 def test_mysql_alternating_percent_in_every_name_clone_equals_original(
-    mysql_server: MySQLFamilyServer, sm_client: Any, mysql_account: Any, mysql_function: Any, ca_bundle: Path,
-    pattern: str,
-) -> None:  # fmt: skip
-    account = mysql_account(with_master=True, prefix=f"u{pattern}")
+    mysql_server: MySQLFamilyServer, sm_client: Any, percent_account: Any, mysql_function: Any, ca_bundle: Path
+) -> None:
+    account, names = percent_account
     user, host, clone = account.username, account.host, account.username + "_clone"
-    names = grant_objects_named(mysql_server, account, pattern)
     app = mysql_function(ROTATION_STRATEGY="alternating_users")
 
     rotate(app, account.arn)  # creates the clone
@@ -142,21 +144,12 @@ def test_mysql_alternating_percent_in_every_name_clone_equals_original(
         conn.close()
 
 
-@pytest.mark.parametrize("pattern", PERCENT_PATTERNS)
 def test_mysql_single_user_percent_in_user_and_grant_names_rotates(
-    mysql_server: MySQLFamilyServer, sm_client: Any, mysql_account: Any, mysql_function: Any, ca_bundle: Path,
-    pattern: str,
-) -> None:  # fmt: skip
-    account = mysql_account(with_master=True, prefix=f"u{pattern}")
-    grant_objects_named(mysql_server, account, pattern)
-    old = secret_at(sm_client, account.arn, "AWSCURRENT")
+    mysql_server: MySQLFamilyServer, sm_client: Any, percent_account: Any, mysql_function: Any, ca_bundle: Path
+) -> None:
+    account, _ = percent_account
 
-    rotate(mysql_function(), account.arn)
-
-    new = secret_at(sm_client, account.arn, "AWSCURRENT")
-    assert new["username"] == account.username
-    assert can_login(mysql_server, ca_bundle, new)
-    assert not can_login(mysql_server, ca_bundle, old)
+    rotate_in_place(mysql_function(), sm_client, account, partial(can_login, mysql_server, ca_bundle))
 
 
 def _limits_clause(
@@ -170,9 +163,8 @@ def _limits_clause(
 
 
 def test_mysql_alternating_resource_limits_read_from_mysql_user_clone_matches_exactly(
-    mysql_server: MySQLFamilyServer, sm_client: Any, mysql_account: Any, mysql_function: Any
+    mysql_server: MySQLFamilyServer, sm_client: Any, account: Account, mysql_function: Any
 ) -> None:
-    account = mysql_account(with_master=True)
     user, host, clone = account.username, account.host, account.username + "_clone"
     who = account_text(user, host)
     mysql_server.execute(f"ALTER USER {who} WITH {_limits_clause(mysql_server, 1001, 1002, 1003, 14)}")
@@ -204,7 +196,7 @@ def test_mysql_alternating_resource_limits_read_from_mysql_user_clone_matches_ex
     ],
 )
 def test_mysql_engine_clone_copies_require_clause_and_limits_new_and_existing_clone(
-    mysql_server: MySQLFamilyServer, sm_client: Any, mysql_account: Any, ca_bundle: Path, leak_guard: LeakGuard,
+    mysql_server: MySQLFamilyServer, sm_client: Any, account: Account, ca_bundle: Path, leak_guard: LeakGuard,
     require: str,
 ) -> None:  # fmt: skip
     """Through the engine with a real master session: the original need not be able to log in itself.
@@ -212,7 +204,6 @@ def test_mysql_engine_clone_copies_require_clause_and_limits_new_and_existing_cl
     (A REQUIRE X509/ISSUER account needs a client certificate, and MariaDB's MAX_USER_CONNECTIONS -1
     forbids logins outright, so neither could run a whole rotation.)
     """
-    account = mysql_account(with_master=True)
     user, host, clone = account.username, account.host, account.username + "_clone"
     user_connections = -1 if is_mariadb(mysql_server) else 2
     limits = _limits_clause(mysql_server, 11, 12, 13, user_connections)
@@ -255,9 +246,8 @@ def _half_made_clone_setup(server: MySQLFamilyServer, account: Any) -> tuple[str
 
 
 def test_mysql_alternating_grant_fails_between_clone_statements_retry_after_fix_completes(
-    mysql_server: MySQLFamilyServer, sm_client: Any, mysql_account: Any, mysql_function: Any, ca_bundle: Path
+    mysql_server: MySQLFamilyServer, sm_client: Any, account: Account, mysql_function: Any, ca_bundle: Path
 ) -> None:
-    account = mysql_account(with_master=True)
     user, host, clone = account.username, account.host, account.username + "_clone"
     db_a, db_b = _half_made_clone_setup(mysql_server, account)
     original = secret_at(sm_client, account.arn, "AWSCURRENT")
@@ -323,9 +313,8 @@ def _role_as_default(server: MySQLFamilyServer, account: Any) -> None:
 
 
 def test_mysql_alternating_master_with_documented_privileges_only_rotates_three_times(
-    mysql_server: MySQLFamilyServer, sm_client: Any, mysql_account: Any, mysql_function: Any, ca_bundle: Path
+    mysql_server: MySQLFamilyServer, sm_client: Any, account: Account, mysql_function: Any, ca_bundle: Path
 ) -> None:
-    account = mysql_account(with_master=True)
     mysql_server.execute(f"ALTER USER {account_text(account.username, account.host)} REQUIRE SSL "
                            f"WITH {_limits_clause(mysql_server, 100, 0, 0, 5)}")  # fmt: skip
     _documented_master(mysql_server, account, account.dbname, update_on_mysql=True)
@@ -341,12 +330,11 @@ def test_mysql_alternating_master_with_documented_privileges_only_rotates_three_
 
 
 def test_mysql_alternating_mariadb_default_role_needs_update_on_mysql_schema_named_then_retry_completes(
-    mysql_server: MySQLFamilyServer, sm_client: Any, mysql_account: Any, mysql_function: Any, ca_bundle: Path
+    mysql_server: MySQLFamilyServer, sm_client: Any, account: Account, mysql_function: Any, ca_bundle: Path
 ) -> None:
     if not is_mariadb(mysql_server):
         pytest.skip("MariaDB only: on MySQL, SET DEFAULT ROLE ... TO another user needs CREATE USER, which the "
                     "master has anyway")  # fmt: skip
-    account = mysql_account(with_master=True)
     _documented_master(mysql_server, account, account.dbname, update_on_mysql=False)
     _role_as_default(mysql_server, account)
     app = mysql_function(ROTATION_STRATEGY="alternating_users")
@@ -373,9 +361,8 @@ def test_mysql_alternating_mariadb_default_role_needs_update_on_mysql_schema_nam
 
 
 def test_mysql_alternating_two_roles_default_role_change_and_revoke_reach_clone(
-    mysql_server: MySQLFamilyServer, sm_client: Any, mysql_account: Any, mysql_function: Any
+    mysql_server: MySQLFamilyServer, sm_client: Any, account: Account, mysql_function: Any
 ) -> None:
-    account = mysql_account(with_master=True)
     user, host, clone = account.username, account.host, account.username + "_clone"
     first, second = create_role(mysql_server, unique("role")), create_role(mysql_server, unique("role"))
     for role in (first, second):

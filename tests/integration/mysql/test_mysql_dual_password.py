@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from helpers import LeakGuard
-from integration.mysql.test_mysql_preflight import add_master
+from integration.mysql.accounts import add_master
 from integration.preflight_support import check, failed_names, nothing_written, outcome, preflight
-from integration.support import rotate, run_steps, secret_at, stages
+from integration.support import Account, rotate, run_steps, secret_at, stages
 from rotation_core.errors import Category, RotationError
 from rotation_local import emulator, service
 from rotation_local.mariadb_server import MySQLFamilyServer
@@ -34,12 +34,30 @@ def new_log(server: MySQLFamilyServer, since: int) -> str:
     return server.log_path.read_bytes()[since:].decode("utf-8", errors="replace")
 
 
+def dual_account(mysql_account: Any, with_master: bool) -> Any:
+    """An account that may rotate with dual passwords: through a master, or an own login with the privilege."""
+    return mysql_account(with_master=with_master, privileges="" if with_master else DUAL_PASSWORD_PRIVILEGE)
+
+
 @MYSQL
 @pytest.mark.verifies("dual_password")
-def test_mysql_dual_password_own_login_both_log_in_and_log_holds_no_password(
-    mysql_server: MySQLFamilyServer, mysql_account: Any, mysql_function: Any, sm_client: Any, ca_bundle: Any
-) -> None:
-    account = mysql_account(privileges=DUAL_PASSWORD_PRIVILEGE)
+@pytest.mark.parametrize(
+    ("with_master", "require_current", "statement"),
+    [
+        (False, False, "IDENTIFIED BY <secret> REPLACE <secret> RETAIN CURRENT PASSWORD"),
+        # REPLACE names the current password: the requirement is met
+        (False, True, "IDENTIFIED BY <secret> REPLACE <secret> RETAIN CURRENT PASSWORD"),
+        (True, False, "IDENTIFIED WITH caching_sha2_password AS '$A$"),  # the hash, never the password
+    ],
+    ids=["own-login", "own-login-password-require-current", "master"],
+)
+def test_mysql_dual_password_rotation_both_log_in_and_log_holds_no_password(
+    mysql_server: MySQLFamilyServer, mysql_account: Any, mysql_function: Any, sm_client: Any, ca_bundle: Any,
+    with_master: bool, require_current: bool, statement: str,
+) -> None:  # fmt: skip
+    account = dual_account(mysql_account, with_master)
+    if require_current:
+        mysql_server.execute("ALTER USER %s@'%%' PASSWORD REQUIRE CURRENT", (account.username,))
     old = secret_at(sm_client, account.arn, "AWSCURRENT")
     since = mysql_server.log_path.stat().st_size
 
@@ -49,31 +67,15 @@ def test_mysql_dual_password_own_login_both_log_in_and_log_holds_no_password(
     assert logs_in(mysql_server, ca_bundle, new)
     assert logs_in(mysql_server, ca_bundle, old)
     log = new_log(mysql_server, since)
-    assert "IDENTIFIED BY <secret> REPLACE <secret> RETAIN CURRENT PASSWORD" in log
-    assert new["password"] not in log
-    assert old["password"] not in log
-
-
-@MYSQL
-@pytest.mark.verifies("dual_password")
-def test_mysql_dual_password_master_sends_the_hash_never_the_password(
-    mysql_server: MySQLFamilyServer, mysql_account: Any, mysql_function: Any, sm_client: Any, ca_bundle: Any
-) -> None:
-    account = mysql_account(with_master=True)
-    old = secret_at(sm_client, account.arn, "AWSCURRENT")
-    since = mysql_server.log_path.stat().st_size
-
-    rotate(mysql_function(**DUAL), account.arn)
-
-    new = secret_at(sm_client, account.arn, "AWSCURRENT")
-    assert logs_in(mysql_server, ca_bundle, new)
-    assert logs_in(mysql_server, ca_bundle, old)
-    log = new_log(mysql_server, since)
-    assert "IDENTIFIED WITH caching_sha2_password AS '$A$" in log
+    assert statement in log
     assert "RETAIN CURRENT PASSWORD" in log
     assert new["password"] not in log
-    (stored,) = mysql_server.query("SELECT authentication_string FROM mysql.user WHERE User = %s", (account.username,))
-    assert f"AS '{stored[0]}' RETAIN CURRENT PASSWORD" in log  # the string computed by the function, kept as sent
+    assert old["password"] not in log
+    if with_master:
+        (stored,) = mysql_server.query(
+            "SELECT authentication_string FROM mysql.user WHERE User = %s", (account.username,)
+        )
+        assert f"AS '{stored[0]}' RETAIN CURRENT PASSWORD" in log  # the string computed by the function, kept as sent
 
 
 @MYSQL
@@ -83,7 +85,7 @@ def test_mysql_dual_password_next_rotation_replaces_the_secondary(
     mysql_server: MySQLFamilyServer, mysql_account: Any, mysql_function: Any, sm_client: Any, ca_bundle: Any,
     with_master: bool,
 ) -> None:  # fmt: skip
-    account = mysql_account(with_master=with_master, privileges="" if with_master else DUAL_PASSWORD_PRIVILEGE)
+    account = dual_account(mysql_account, with_master)
     first = secret_at(sm_client, account.arn, "AWSCURRENT")
     app = mysql_function(**DUAL)
     rotate(app, account.arn)
@@ -99,9 +101,8 @@ def test_mysql_dual_password_next_rotation_replaces_the_secondary(
 @MYSQL
 @pytest.mark.verifies("dual_password")
 def test_mysql_dual_password_master_set_secret_retried_and_concurrent_keeps_current(
-    mysql_server: MySQLFamilyServer, mysql_account: Any, mysql_function: Any, sm_client: Any, ca_bundle: Any
+    mysql_server: MySQLFamilyServer, account: Account, mysql_function: Any, sm_client: Any, ca_bundle: Any
 ) -> None:
-    account = mysql_account(with_master=True)
     current = secret_at(sm_client, account.arn, "AWSCURRENT")
     token = emulator.stage_pending_placeholder(account.arn)
     run_steps(mysql_function(**DUAL), account.arn, token, "createSecret")
@@ -130,34 +131,18 @@ def test_mysql_dual_password_master_set_secret_retried_and_concurrent_keeps_curr
 
 
 @MYSQL
-@pytest.mark.verifies("dual_password")
-def test_mysql_dual_password_own_login_with_password_require_current_rotates(
-    mysql_server: MySQLFamilyServer, mysql_account: Any, mysql_function: Any, sm_client: Any, ca_bundle: Any
-) -> None:
-    account = mysql_account(privileges=DUAL_PASSWORD_PRIVILEGE)
-    mysql_server.execute("ALTER USER %s@'%%' PASSWORD REQUIRE CURRENT", (account.username,))
-    old = secret_at(sm_client, account.arn, "AWSCURRENT")
-
-    rotate(mysql_function(**DUAL), account.arn)  # REPLACE names the current password: the requirement is met
-
-    assert logs_in(mysql_server, ca_bundle, secret_at(sm_client, account.arn, "AWSCURRENT"))
-    assert logs_in(mysql_server, ca_bundle, old)
-
-
-@MYSQL
 def test_mysql_dual_password_own_login_without_privilege_names_it_and_changes_nothing(
-    mysql_server: MySQLFamilyServer, mysql_account: Any, mysql_function: Any, sm_client: Any, ca_bundle: Any,
+    mysql_server: MySQLFamilyServer, own_account: Account, mysql_function: Any, sm_client: Any, ca_bundle: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
-    account = mysql_account()
-    old = secret_at(sm_client, account.arn, "AWSCURRENT")
+    old = secret_at(sm_client, own_account.arn, "AWSCURRENT")
     app = mysql_function(**DUAL)
 
-    with nothing_written(monkeypatch, [account.arn], [TARGET.statement_log(mysql_server)]) as unchanged:
-        report = preflight(app, account.arn)
+    with nothing_written(monkeypatch, [own_account.arn], [TARGET.statement_log(mysql_server)]) as unchanged:
+        report = preflight(app, own_account.arn)
     unchanged.assert_nothing_written()
     with pytest.raises(RotationError) as raised:
-        rotate(app, account.arn)
+        rotate(app, own_account.arn)
 
     assert failed_names(report) == ["own_password_change"]
     assert outcome(report, "dual_password") == ("ok", "configuration")
@@ -165,7 +150,7 @@ def test_mysql_dual_password_own_login_without_privilege_names_it_and_changes_no
     assert raised.value.category is Category.PERMISSION
     assert "APPLICATION_PASSWORD_ADMIN" in raised.value.message
     assert logs_in(mysql_server, ca_bundle, old)
-    emulator.drop_pending(account.arn)
+    emulator.drop_pending(own_account.arn)
 
 
 @MYSQL
@@ -174,7 +159,7 @@ def test_preflight_mysql_dual_password_correct_setup_all_ok_nothing_written(
     mysql_server: MySQLFamilyServer, mysql_account: Any, mysql_function: Any, sm_client: Any, ca_bundle: Any,
     monkeypatch: pytest.MonkeyPatch, with_master: bool,
 ) -> None:  # fmt: skip
-    account = mysql_account(with_master=with_master, privileges="" if with_master else DUAL_PASSWORD_PRIVILEGE)
+    account = dual_account(mysql_account, with_master)
     arns = [account.arn] + ([account.master_arn] if account.master_arn else [])
 
     with nothing_written(monkeypatch, arns, [TARGET.statement_log(mysql_server)]) as unchanged:
@@ -194,12 +179,11 @@ def test_preflight_mysql_dual_password_correct_setup_all_ok_nothing_written(
 
 @MYSQL
 def test_preflight_mysql_dual_password_master_without_create_user_fails_master_privileges(
-    mysql_server: MySQLFamilyServer, mysql_account: Any, mysql_function: Any, sm_client: Any, leak_guard: LeakGuard
+    mysql_server: MySQLFamilyServer, own_account: Account, mysql_function: Any, sm_client: Any, leak_guard: LeakGuard
 ) -> None:
-    account = mysql_account()
-    add_master(mysql_server, sm_client, leak_guard, account.arn, "SELECT ON mysql.*")
+    add_master(mysql_server, sm_client, leak_guard, own_account.arn, "SELECT ON mysql.*")
 
-    report = preflight(mysql_function(**DUAL), account.arn)
+    report = preflight(mysql_function(**DUAL), own_account.arn)
 
     assert failed_names(report) == ["master_privileges"]
     assert "CREATE USER" in check(report, "master_privileges")["fix"]
@@ -207,17 +191,16 @@ def test_preflight_mysql_dual_password_master_without_create_user_fails_master_p
 
 @pytest.mark.servers("mariadb-*")
 def test_mysql_dual_password_on_mariadb_refused_naming_server_preflight_reports_it(
-    mysql_server: MySQLFamilyServer, mysql_account: Any, mysql_function: Any, sm_client: Any, ca_bundle: Any
+    mysql_server: MySQLFamilyServer, own_account: Account, mysql_function: Any, sm_client: Any, ca_bundle: Any
 ) -> None:
-    account = mysql_account()
-    old = secret_at(sm_client, account.arn, "AWSCURRENT")
+    old = secret_at(sm_client, own_account.arn, "AWSCURRENT")
     app = mysql_function(**DUAL)
 
-    report = preflight(app, account.arn)
-    token = emulator.stage_pending_placeholder(account.arn)
-    run_steps(app, account.arn, token, "createSecret")
+    report = preflight(app, own_account.arn)
+    token = emulator.stage_pending_placeholder(own_account.arn)
+    run_steps(app, own_account.arn, token, "createSecret")
     with pytest.raises(RotationError) as raised:
-        app.lambda_handler(service.event("setSecret", account.arn, token), None)
+        app.lambda_handler(service.event("setSecret", own_account.arn, token), None)
 
     assert failed_names(report) == ["dual_password"]
     assert outcome(report, "dual_password") == ("failed", "configuration")
@@ -226,5 +209,5 @@ def test_mysql_dual_password_on_mariadb_refused_naming_server_preflight_reports_
     assert "has no dual passwords" in raised.value.message
     assert "MariaDB" in raised.value.message
     assert logs_in(mysql_server, ca_bundle, old)
-    assert stages(sm_client, account.arn)[token] == ["AWSPENDING"]
-    emulator.drop_pending(account.arn)
+    assert stages(sm_client, own_account.arn)[token] == ["AWSPENDING"]
+    emulator.drop_pending(own_account.arn)

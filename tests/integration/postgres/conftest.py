@@ -40,3 +40,9 @@ def pg_account(postgres_server: PostgresServer, sm_client: Any, leak_guard: Leak
         )  # fmt: skip
 
     return make
+
+
+@pytest.fixture
+def account(pg_account: Callable[..., Account]) -> Account:
+    """The account most tests rotate: a login role ``app_<random>`` with its database and no master secret."""
+    return pg_account()

@@ -9,15 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from helpers import FUNCTIONS_DIR, REPO_ROOT, log_records
-from integration.support import secret_at, stages
+from integration.support import Account, secret_at, stages
 from rotation_local import emulator, service
 from rotation_local.invoke import invoke
 
 
 def test_invoke_child_process_runs_every_step_like_lambda(
-    sm_env: dict[str, str], sm_client: Any, pg_account: Any, ca_bundle: Path
+    sm_env: dict[str, str], sm_client: Any, account: Account, ca_bundle: Path
 ) -> None:
-    account = pg_account()
     env = {**sm_env, "DB_CA_BUNDLE": str(ca_bundle)}
     outputs: list[str] = []
 
@@ -36,9 +35,8 @@ def test_invoke_child_process_runs_every_step_like_lambda(
 
 
 def test_invoke_cli_with_event_and_env_vars_files(
-    sm_env: dict[str, str], sm_client: Any, pg_account: Any, ca_bundle: Path, tmp_path: Path
+    sm_env: dict[str, str], sm_client: Any, account: Account, ca_bundle: Path, tmp_path: Path
 ) -> None:
-    account = pg_account()
     token = emulator.stage_pending_placeholder(account.arn)
     event_file = tmp_path / "event.json"
     event_file.write_text(json.dumps(service.event("createSecret", account.arn, token)))

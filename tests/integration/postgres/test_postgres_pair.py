@@ -16,10 +16,9 @@ import pytest
 from psycopg2 import sql
 
 from helpers import LeakGuard
-from integration.alternating_attacks import AttackLab
+from integration.alternating_attacks import AttackLab, refused
 from integration.postgres.logins import connect, server_major
-from integration.support import Account, rotate, secret_at, stages
-from rotation_core.errors import Category, RotationError
+from integration.support import pending_token, rotate, secret_at
 from rotation_local.postgres_server import PostgresServer
 from rotation_local.targets.postgres import TARGET
 
@@ -27,18 +26,6 @@ from rotation_local.targets.postgres import TARGET
 @pytest.fixture
 def lab(postgres_server: PostgresServer, sm_client: Any, leak_guard: LeakGuard, ca_bundle: Path) -> AttackLab:
     return AttackLab(TARGET, postgres_server, sm_client, leak_guard, ca_bundle)
-
-
-def refused(app: Any, account: Account, *, token: str | None = None) -> RotationError:
-    with pytest.raises(RotationError) as raised:
-        rotate(app, account.arn, token=token)
-    assert raised.value.category is Category.CONFUSED_DEPUTY
-    return raised.value
-
-
-def pending_token(sm_client: Any, arn: str) -> str:
-    (token,) = [v for v, labels in stages(sm_client, arn).items() if labels == ["AWSPENDING"]]
-    return token
 
 
 def run(server: PostgresServer, statement: str, *names: str) -> None:

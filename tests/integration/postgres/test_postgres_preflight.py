@@ -14,7 +14,7 @@ from psycopg2 import sql
 
 from integration.postgres.logins import server_major
 from integration.preflight_support import check, failed_names, nothing_written, outcome, preflight
-from integration.support import rotate
+from integration.support import Account, rotate
 from rotation_core.errors import Category, RotationError
 from rotation_local import emulator
 from rotation_local.postgres_server import PostgresServer
@@ -22,9 +22,8 @@ from rotation_local.targets.postgres import TARGET
 
 
 def test_preflight_postgres_user_read_only_by_default_reports_own_password_change_as_rotation_fails(
-    postgres_server: PostgresServer, pg_account: Any, postgres_function: Any, monkeypatch: pytest.MonkeyPatch
+    postgres_server: PostgresServer, account: Account, postgres_function: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    account = pg_account()
     postgres_server.execute(
         sql.SQL("ALTER ROLE {} SET default_transaction_read_only = on").format(sql.Identifier(account.username))
     )

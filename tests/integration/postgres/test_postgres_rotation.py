@@ -10,37 +10,28 @@ from typing import Any
 import pytest
 
 from integration.postgres.logins import can_login, connect
-from integration.support import rotate, secret_at, stages, unique
+from integration.support import Account, rotate, rotation_log, run_steps, secret_at, stages, unique
 from rotation_core.errors import Category, PendingNotReadyError, RotationError, TargetError
 from rotation_local import emulator, service
 from rotation_local.postgres_server import PostgresServer
 
 
-def run_steps(app: Any, arn: str, token: str, *steps: str) -> None:
-    for step in steps:
-        app.lambda_handler(service.event(step, arn, token), None)
-
-
 def test_postgres_server_log_has_verifier_never_plaintext(
-    postgres_server: PostgresServer, sm_client: Any, pg_account: Any, postgres_function: Any
+    postgres_server: PostgresServer, sm_client: Any, account: Account, postgres_function: Any
 ) -> None:
     """log_statement=all is on: the ALTER ROLE is logged, with a SCRAM verifier instead of the password."""
-    account = pg_account()
-    rotate(postgres_function(), account.arn)
-    new_password = secret_at(sm_client, account.arn, "AWSCURRENT")["password"]
 
-    log = postgres_server.log_text()
+    log = rotation_log(postgres_function(), postgres_server, sm_client, account.arn)
+
     statements = re.findall(rf'ALTER ROLE "{account.username}" PASSWORD \'([^\']*)\'', log)
     assert len(statements) == 1
     assert statements[0].startswith("SCRAM-SHA-256$4096:")
-    assert new_password not in log  # the leak guard checks every known password as well
 
 
 @pytest.mark.verifies("single_user")
 def test_postgres_database_still_on_previous_password_rotation_recovers(
-    postgres_server: PostgresServer, sm_client: Any, pg_account: Any, postgres_function: Any, ca_bundle: Path
+    postgres_server: PostgresServer, sm_client: Any, account: Account, postgres_function: Any, ca_bundle: Path
 ) -> None:
-    account = pg_account()
     app = postgres_function()
     rotate(app, account.arn)
     previous = secret_at(sm_client, account.arn, "AWSPREVIOUS")
@@ -60,9 +51,8 @@ def test_postgres_database_still_on_previous_password_rotation_recovers(
 
 
 def test_postgres_test_secret_before_set_secret_fails_clearly_changes_nothing(
-    postgres_server: PostgresServer, sm_client: Any, pg_account: Any, postgres_function: Any, ca_bundle: Path
+    postgres_server: PostgresServer, sm_client: Any, account: Account, postgres_function: Any, ca_bundle: Path
 ) -> None:
-    account = pg_account()
     app = postgres_function()
     token = emulator.stage_pending_placeholder(account.arn)
     run_steps(app, account.arn, token, "createSecret")
@@ -77,9 +67,8 @@ def test_postgres_test_secret_before_set_secret_fails_clearly_changes_nothing(
 
 
 def test_postgres_rotate_immediately_false_test_secret_on_placeholder_tests_configuration_changes_nothing(
-    sm_client: Any, pg_account: Any, postgres_function: Any, caplog: pytest.LogCaptureFixture
+    sm_client: Any, account: Account, postgres_function: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    account = pg_account()
     token = emulator.stage_pending_placeholder(account.arn)
     run_steps(postgres_function(), account.arn, token, "testSecret")
     assert stages(sm_client, account.arn)[token] == ["AWSPENDING"]
@@ -101,9 +90,8 @@ def test_postgres_rotation_disabled_every_step_refused(
 
 
 def test_postgres_probe_query_is_configurable_and_read_only(
-    postgres_server: PostgresServer, sm_client: Any, pg_account: Any, postgres_function: Any
+    postgres_server: PostgresServer, sm_client: Any, account: Account, postgres_function: Any
 ) -> None:
-    account = pg_account()
     app = postgres_function(TEST_QUERY="CREATE TABLE probe_side_effect (id int)")
     token = emulator.stage_pending_placeholder(account.arn)
     run_steps(app, account.arn, token, "createSecret", "setSecret")

@@ -30,3 +30,9 @@ def valkey_account(valkey_server: ValkeyServer, sm_client: Any, leak_guard: Leak
         )  # fmt: skip
 
     return make
+
+
+@pytest.fixture
+def account(valkey_account: Callable[..., Account]) -> Account:
+    """The one user (and secret) a test rotates or checks, as ``valkey_account()`` makes it."""
+    return valkey_account()

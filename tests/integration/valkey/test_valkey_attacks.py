@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -55,67 +56,94 @@ def app(valkey_function: Any) -> Any:
     return valkey_function(ROTATION_STRATEGY="dual_password", WAITING_RETRY_INTERVAL_IN_SECONDS="0")
 
 
+Credentials = Callable[[str], tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class Attack:
+    """The attacker's secret (a user bound to it, rotation enabled) and the function that must refuse its edits."""
+
+    account: Account
+    server: ValkeyServer
+    sm_client: Any
+    app: Any
+
+    def refused(
+        self, category: Category = Category.CONFUSED_DEPUTY, *, unchanged_users: Sequence[str] = (), **changes: Any
+    ) -> RotationError:
+        """Edit the AWSCURRENT value with ``changes`` (see ``edit``); the rotation refuses it as ``category``.
+
+        The passwords of ``unchanged_users`` on the server are the same digests afterwards.
+        """
+        before = {name: self.server.passwords_of(name) for name in unchanged_users}
+        edit(self.sm_client, self.account.arn, **changes)
+        error = refused(self.app, self.account.arn, category)
+        assert {name: self.server.passwords_of(name) for name in unchanged_users} == before
+        return error
+
+
+@pytest.fixture
+def credentials(leak_guard: Any) -> Credentials:
+    """A new user name starting with ``prefix`` and a random password, which the leak guard looks for."""
+
+    def make(prefix: str) -> tuple[str, str]:
+        password = secrets.token_urlsafe(24)
+        leak_guard.add(password)
+        return unique(prefix)[:20], password
+
+    return make
+
+
+@pytest.fixture
+def attack(account: Account, valkey_server: ValkeyServer, sm_client: Any, app: Any) -> Attack:
+    return Attack(account, valkey_server, sm_client, app)
+
+
 # --- ElastiCache and MemoryDB -------------------------------------------------------------------------------
 
 
 @MANAGED
 @ATTACK
 def test_valkey_attack_user_arn_of_a_user_bound_to_another_secret_refused_nothing_changed(
-    valkey_server: ValkeyServer, valkey_account: Callable[..., Account], victim: Account, sm_client: Any, app: Any
+    valkey_server: ValkeyServer, attack: Attack, victim: Account
 ) -> None:
-    account = valkey_account()
     victim_arn = valkey_server.user_arns[victim.username]
-    before = valkey_server.passwords_of(victim.username)
-    edit(sm_client, account.arn, user_arn=victim_arn, username=victim.username, host=None, port=None)
 
-    error = refused(app, account.arn)
+    error = attack.refused(
+        unchanged_users=[victim.username], user_arn=victim_arn, username=victim.username, host=None, port=None
+    )
 
     assert BINDING_TAG in error.message
-    assert valkey_server.passwords_of(victim.username) == before
     assert valkey_emulator.user_status(victim_arn) == "active"  # no change was ever requested
 
 
 @MANAGED
 @ATTACK
 def test_valkey_attack_user_arn_of_an_untagged_user_refused_nothing_changed(
-    valkey_server: ValkeyServer, valkey_account: Callable[..., Account], sm_client: Any, leak_guard: Any, app: Any
+    valkey_server: ValkeyServer, attack: Attack, credentials: Credentials
 ) -> None:
-    account = valkey_account()
-    name, password = unique("untagged")[:20], secrets.token_urlsafe(24)
-    leak_guard.add(password)
+    name, password = credentials("untagged")
     TARGET.create_login(valkey_server, name, password)  # an operator's user no secret is bound to
-    before = valkey_server.passwords_of(name)
-    edit(sm_client, account.arn, user_arn=valkey_server.user_arns[name], username=name, host=None, port=None)
+    user_arn = valkey_server.user_arns[name]
 
-    error = refused(app, account.arn)
+    error = attack.refused(unchanged_users=[name], user_arn=user_arn, username=name, host=None, port=None)
 
     assert "has no such tag" in error.message
-    assert valkey_server.passwords_of(name) == before
 
 
 @MANAGED
 @ATTACK
-def test_valkey_attack_username_of_another_user_with_own_user_arn_refused(
-    valkey_server: ValkeyServer, valkey_account: Callable[..., Account], victim: Account, sm_client: Any, app: Any
-) -> None:
-    account = valkey_account()
-    before = valkey_server.passwords_of(victim.username), valkey_server.passwords_of(account.username)
-    edit(sm_client, account.arn, username=victim.username, host=None, port=None)  # no endpoint: no login to fail
+def test_valkey_attack_username_of_another_user_with_own_user_arn_refused(attack: Attack, victim: Account) -> None:
+    both = [victim.username, attack.account.username]
 
-    error = refused(app, account.arn)
+    error = attack.refused(unchanged_users=both, username=victim.username, host=None, port=None)  # no login to fail
 
     assert "named" in error.message
-    assert (valkey_server.passwords_of(victim.username), valkey_server.passwords_of(account.username)) == before
 
 
 @MANAGED
-def test_valkey_attack_user_arn_with_masterarn_refused_as_secret_format(
-    valkey_account: Callable[..., Account], sm_client: Any, app: Any
-) -> None:
-    account = valkey_account()
-    edit(sm_client, account.arn, masterarn=account.arn)
-
-    refused(app, account.arn, Category.SECRET_FORMAT)
+def test_valkey_attack_user_arn_with_masterarn_refused_as_secret_format(attack: Attack) -> None:
+    attack.refused(Category.SECRET_FORMAT, masterarn=attack.account.arn)
 
 
 # --- self-managed -------------------------------------------------------------------------------------------
@@ -136,30 +164,20 @@ def default_user_with_known_password(valkey_server: ValkeyServer, leak_guard: An
 @SELF
 @ATTACK
 def test_valkey_attack_default_user_refused_nothing_changed(
-    valkey_server: ValkeyServer, valkey_account: Callable[..., Account], default_user_with_known_password: str,
-    sm_client: Any, app: Any,
-) -> None:  # fmt: skip
-    account = valkey_account()
-    before = valkey_server.passwords_of("default")
-    edit(sm_client, account.arn, username="default", password=default_user_with_known_password)
-
-    error = refused(app, account.arn)
+    attack: Attack, default_user_with_known_password: str
+) -> None:
+    error = attack.refused(unchanged_users=["default"], username="default", password=default_user_with_known_password)
 
     assert "default user" in error.message
-    assert valkey_server.passwords_of("default") == before
 
 
 @SELF
 @ATTACK
-def test_valkey_attack_nopass_user_refused_nothing_changed(
-    valkey_server: ValkeyServer, valkey_account: Callable[..., Account], sm_client: Any, app: Any
-) -> None:
-    account = valkey_account()
+def test_valkey_attack_nopass_user_refused_nothing_changed(valkey_server: ValkeyServer, attack: Attack) -> None:
     name = unique("nopass")[:20]
     valkey_server.command("ACL", "SETUSER", name, "reset", "on", "nopass", f"~{name}:*", *APP_RULES)
-    edit(sm_client, account.arn, username=name, password="anything-logs-in-as-a-nopass-user")
 
-    error = refused(app, account.arn)
+    error = attack.refused(username=name, password="anything-logs-in-as-a-nopass-user")
 
     assert "nopass" in error.message
     assert valkey_server.passwords_of(name) == set()
@@ -169,10 +187,9 @@ def test_valkey_attack_nopass_user_refused_nothing_changed(
 @SELF
 @ATTACK
 def test_valkey_attack_the_masters_own_user_refused(
-    valkey_server: ValkeyServer, sm_client: Any, leak_guard: Any, app: Any
+    valkey_server: ValkeyServer, sm_client: Any, credentials: Credentials, app: Any
 ) -> None:
-    master, password = unique("m")[:20], secrets.token_urlsafe(24)
-    leak_guard.add(password)
+    master, password = credentials("m")
     TARGET.create_master(valkey_server, master, password)
     value = TARGET.secret(valkey_server, master, password)
     master_arn = sm_client.create_secret(Name=unique("master"), SecretString=json.dumps(value))["ARN"]
@@ -199,11 +216,10 @@ PRIVILEGES = {
 @ATTACK
 @pytest.mark.parametrize("privilege", sorted(PRIVILEGES))
 def test_valkey_attack_privileged_user_refused_unless_operator_opts_in(
-    valkey_server: ValkeyServer, valkey_kind: ServerKind, sm_client: Any, leak_guard: Any, valkey_function: Any,
-    privilege: str, ca_bundle: Any,
+    valkey_server: ValkeyServer, valkey_kind: ServerKind, sm_client: Any, credentials: Credentials,
+    valkey_function: Any, privilege: str, ca_bundle: Any,
 ) -> None:  # fmt: skip
-    name, password = unique("priv")[:20], secrets.token_urlsafe(24)
-    leak_guard.add(password)
+    name, password = credentials("priv")
     keys = "~*" if privilege == "allkeys" else f"~{name}:*"
     valkey_server.command("ACL", "SETUSER", name, "reset", "on", f">{password}", keys, *PRIVILEGES[privilege])
     value = TARGET.secret(valkey_server, name, password)
@@ -230,51 +246,33 @@ def test_valkey_attack_privileged_user_refused_unless_operator_opts_in(
 
 @SELF
 @ATTACK
-def test_valkey_attack_master_of_another_server_refused_before_it_logs_in(
-    valkey_server: ValkeyServer, valkey_account: Callable[..., Account], sm_client: Any, leak_guard: Any, app: Any,
-) -> None:  # fmt: skip
-    account = valkey_account()
-    master = secret_at(sm_client, secret_at(sm_client, account.arn, "AWSCURRENT")["masterarn"], "AWSCURRENT")
+def test_valkey_attack_master_of_another_server_refused_before_it_logs_in(attack: Attack, sm_client: Any) -> None:
+    masterarn = secret_at(sm_client, attack.account.arn, "AWSCURRENT")["masterarn"]
+    master = secret_at(sm_client, masterarn, "AWSCURRENT")
     elsewhere = sm_client.create_secret(
         Name=unique("elsewhere"), SecretString=json.dumps({**master, "host": "localhost", "port": 1})
     )["ARN"]
-    before = valkey_server.passwords_of(account.username)
-    edit(sm_client, account.arn, masterarn=elsewhere)
 
-    refused(app, account.arn)
-
-    assert valkey_server.passwords_of(account.username) == before
+    attack.refused(unchanged_users=[attack.account.username], masterarn=elsewhere)
 
 
 @SELF
-def test_valkey_self_managed_without_masterarn_refused_as_configuration(
-    valkey_server: ValkeyServer, valkey_account: Callable[..., Account], sm_client: Any, app: Any
-) -> None:
-    account = valkey_account()
-    before = valkey_server.passwords_of(account.username)
-    edit(sm_client, account.arn, masterarn=None)
-
-    error = refused(app, account.arn, Category.CONFIGURATION)
+def test_valkey_self_managed_without_masterarn_refused_as_configuration(attack: Attack) -> None:
+    error = attack.refused(Category.CONFIGURATION, unchanged_users=[attack.account.username], masterarn=None)
 
     assert "masterarn" in error.message
-    assert valkey_server.passwords_of(account.username) == before
 
 
 @SELF
 def test_valkey_master_without_acl_rights_fails_permission_nothing_changed(
-    valkey_server: ValkeyServer, valkey_account: Callable[..., Account], sm_client: Any, leak_guard: Any, app: Any,
-) -> None:  # fmt: skip
-    account = valkey_account()
-    name, password = unique("weak")[:20], secrets.token_urlsafe(24)
-    leak_guard.add(password)
+    valkey_server: ValkeyServer, attack: Attack, sm_client: Any, credentials: Credentials
+) -> None:
+    name, password = credentials("weak")
     TARGET.create_login(valkey_server, name, password)  # a plain user as "master"
     weak = sm_client.create_secret(
         Name=unique("weak"), SecretString=json.dumps(TARGET.secret(valkey_server, name, password))
     )["ARN"]
-    before = valkey_server.passwords_of(account.username)
-    edit(sm_client, account.arn, masterarn=weak)
 
-    error = refused(app, account.arn, Category.PERMISSION)
+    error = attack.refused(Category.PERMISSION, unchanged_users=[attack.account.username], masterarn=weak)
 
     assert "acl|getuser" in error.message
-    assert valkey_server.passwords_of(account.username) == before

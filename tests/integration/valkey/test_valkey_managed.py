@@ -9,7 +9,6 @@ its testSecret says that it could not log in.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -31,10 +30,9 @@ def user_arn(sm_client: Any, account: Account) -> str:
 
 @pytest.mark.verifies("dual_password")
 def test_valkey_managed_change_applied_late_rotation_waits_for_active_then_logs_in(
-    valkey_server: ValkeyServer, valkey_account: Callable[..., Account], valkey_function: Any, sm_client: Any,
+    valkey_server: ValkeyServer, account: Account, valkey_function: Any, sm_client: Any,
     ca_bundle: Any, caplog: pytest.LogCaptureFixture,
 ) -> None:  # fmt: skip
-    account = valkey_account()
     valkey_emulator.place(user_arn(sm_client, account), valkey_server, account.username, modifying_describes=3)
     old = secret_at(sm_client, account.arn, "AWSCURRENT")
 
@@ -49,10 +47,9 @@ def test_valkey_managed_change_applied_late_rotation_waits_for_active_then_logs_
 
 
 def test_valkey_managed_user_stuck_modifying_fails_verification_keeps_current(
-    valkey_server: ValkeyServer, valkey_account: Callable[..., Account], valkey_function: Any, sm_client: Any,
+    valkey_server: ValkeyServer, account: Account, valkey_function: Any, sm_client: Any,
     ca_bundle: Any,
 ) -> None:  # fmt: skip
-    account = valkey_account()
     arn = user_arn(sm_client, account)
     valkey_emulator.place(arn, valkey_server, account.username, modifying_describes=10_000)
     old = secret_at(sm_client, account.arn, "AWSCURRENT")
@@ -71,10 +68,9 @@ def test_valkey_managed_user_stuck_modifying_fails_verification_keeps_current(
 
 @pytest.mark.verifies("dual_password")
 def test_valkey_managed_aws_format_secret_without_password_or_endpoint_rotates_twice(
-    valkey_server: ValkeyServer, valkey_account: Callable[..., Account], valkey_function: Any, sm_client: Any,
+    valkey_server: ValkeyServer, account: Account, valkey_function: Any, sm_client: Any,
     ca_bundle: Any, caplog: pytest.LogCaptureFixture,
 ) -> None:  # fmt: skip
-    account = valkey_account()
     arn = user_arn(sm_client, account)
     aws_format = {"user_arn": arn, "username": account.username}  # what AWS's guide stores before the first rotation
     sm_client.put_secret_value(SecretId=account.arn, SecretString=json.dumps(aws_format))

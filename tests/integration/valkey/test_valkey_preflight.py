@@ -37,10 +37,9 @@ def statuses(report: dict[str, Any]) -> dict[str, str]:
 
 @SELF
 def test_valkey_preflight_self_managed_master_checks_ok_nothing_written(
-    valkey_server: ValkeyServer, valkey_account: Callable[..., Account], valkey_function: Any, sm_client: Any,
+    valkey_server: ValkeyServer, account: Account, valkey_function: Any, sm_client: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
-    account = valkey_account()
     master_arn = secret_at(sm_client, account.arn, "AWSCURRENT")["masterarn"]
     before = valkey_server.passwords_of(account.username)
 
@@ -76,10 +75,9 @@ def test_valkey_preflight_self_managed_privileged_user_reported_as_confused_depu
 
 @MANAGED
 def test_valkey_preflight_managed_user_bound_and_active_ok_nothing_written(
-    valkey_server: ValkeyServer, valkey_account: Callable[..., Account], valkey_function: Any, sm_client: Any,
+    valkey_server: ValkeyServer, account: Account, valkey_function: Any, sm_client: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
-    account = valkey_account()
     before = valkey_server.passwords_of(account.username)
 
     with nothing_written(monkeypatch, [account.arn]) as unchanged:
@@ -96,9 +94,8 @@ def test_valkey_preflight_managed_user_bound_and_active_ok_nothing_written(
 
 @MANAGED
 def test_valkey_preflight_managed_secret_without_endpoint_says_no_login_can_be_tried(
-    valkey_account: Callable[..., Account], valkey_function: Any, sm_client: Any
+    account: Account, valkey_function: Any, sm_client: Any
 ) -> None:
-    account = valkey_account()
     value = secret_at(sm_client, account.arn, "AWSCURRENT")
     sm_client.put_secret_value(SecretId=account.arn, SecretString=json.dumps(
         {k: v for k, v in value.items() if k not in ("host", "port")}))  # fmt: skip
@@ -129,9 +126,8 @@ def test_valkey_preflight_managed_user_not_bound_to_the_secret_fails_confused_de
 
 @MANAGED
 def test_valkey_preflight_managed_user_modifying_waited_for_then_stuck_reported(
-    valkey_server: ValkeyServer, valkey_account: Callable[..., Account], valkey_function: Any, sm_client: Any
+    valkey_server: ValkeyServer, account: Account, valkey_function: Any, sm_client: Any
 ) -> None:
-    account = valkey_account()
     arn = secret_at(sm_client, account.arn, "AWSCURRENT")["user_arn"]
     app = valkey_function(WAITING_RETRY_INTERVAL_IN_SECONDS="0", MAX_WAITING_TIME_FOR_ACTIVE_IN_SECONDS="1")
     valkey_emulator.place(arn, valkey_server, account.username, modifying_describes=2)

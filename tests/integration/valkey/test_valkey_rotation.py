@@ -17,10 +17,9 @@ from rotation_local.valkey_emulator import digest
 
 
 def test_valkey_rotation_current_and_previous_log_in_older_refused(
-    valkey_server: ValkeyServer, valkey_account: Callable[..., Account], valkey_function: Any, sm_client: Any,
+    valkey_server: ValkeyServer, account: Account, valkey_function: Any, sm_client: Any,
     ca_bundle: Any,
 ) -> None:  # fmt: skip
-    account = valkey_account()
     app = valkey_function(ROTATION_STRATEGY="dual_password")
     first = secret_at(sm_client, account.arn, "AWSCURRENT")
 
