@@ -9,9 +9,10 @@ password, whether TLS is on, the version the server reports, and the statement l
 from __future__ import annotations
 
 import socket
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from rotation_local.rootfs import Chroot
 
@@ -36,6 +37,13 @@ class LocalServer:
     tls: bool
     root: Path | None = None
     version: str = ""
+    #: The server's process, where the tooling started it as a child (PostgreSQL's pg_ctl detaches it instead).
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    #: Names in ``workdir`` of the server's private Unix socket (short: a socket's path may hold 107 bytes, and a
+    #: root filesystem's folder is long) and of its statement log.
+    socket_name: ClassVar[str] = "s.sock"
+    log_name: ClassVar[str] = "server.log"
 
     @property
     def chroot(self) -> Chroot:
@@ -46,9 +54,13 @@ class LocalServer:
         return self.workdir / "data"
 
     @property
+    def socket_path(self) -> Path:
+        return self.workdir / self.socket_name
+
+    @property
     def log_path(self) -> Path:
         """The file where the server records every statement it receives."""
-        raise NotImplementedError
+        return self.workdir / self.log_name
 
     def admin_connect(self, database: str | None = None) -> Any:
         """An all-privileges connection over the server's private Unix socket."""

@@ -22,7 +22,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -73,17 +73,7 @@ class MySQLFamilyServer(LocalServer):
 
     flavour: ClassVar[str] = ""  # "mariadb" or "mysql"
     program: ClassVar[str] = ""  # the server program's name, for messages
-
-    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
-
-    @property
-    def socket_path(self) -> Path:
-        return self.workdir / f"{self.flavour}.sock"
-
-    @property
-    def log_path(self) -> Path:
-        """The general query log: every statement the server received, as it logged it."""
-        return self.workdir / "general.log"
+    log_name: ClassVar[str] = "general.log"  # the general query log: every statement, as the server logged it
 
     @property
     def error_log_path(self) -> Path:

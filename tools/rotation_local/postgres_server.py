@@ -81,10 +81,6 @@ class PostgresServer(LocalServer):
     bindir: Path
 
     @property
-    def log_path(self) -> Path:
-        return self.workdir / "server.log"
-
-    @property
     def socket_dir(self) -> str:
         return str(self.workdir)
 

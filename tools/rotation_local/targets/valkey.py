@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 from rotation_local.local_server import LocalServer, ServerError, free_port
 from rotation_local.rootfs import Chroot
@@ -80,20 +80,12 @@ class ValkeyServer(LocalServer):
 
     flavour: str
     reach: str = SELF_MANAGED
-    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     plain_port: int | None = None  # with TLS on: the plaintext port beside the TLS one
     user_arns: dict[str, str] = field(default_factory=dict)  # username -> managed user's ARN
     master_password: str | None = field(default=None, repr=False)  # the server's own master (self-managed)
     master_arns: dict[str, str] = field(default_factory=dict)  # its secrets, one per endpoint form, made on first use
     _monitor: socket.socket | None = field(default=None, repr=False)
-
-    @property
-    def socket_path(self) -> Path:
-        return self.workdir / "s.sock"
-
-    @property
-    def log_path(self) -> Path:
-        return self.workdir / "monitor.log"
+    log_name: ClassVar[str] = "monitor.log"  # what MONITOR saw: every command the server received
 
     @classmethod
     def start(cls, *, flavour: str, reach: str, tls: TlsMaterial | None, root: Path | None) -> Self:

@@ -12,6 +12,20 @@ from __future__ import annotations
 from rotation_core.registry import AwsGrant, EngineSpec, SettingSpec
 from rotation_core.settings import Strategy
 
+
+def _managed_users(parameter: str, users: str, service: str, arn_path: str, operations: tuple[str, ...]) -> AwsGrant:
+    """What the function may do to the users of one managing service: describe, read tags, change (by ARN pattern)."""
+    return AwsGrant(
+        sid=f"Change{parameter.removeprefix('Valkey')}BoundToTheirSecrets",
+        actions=tuple(f"{service}:{operation}" for operation in operations),
+        resource=f"arn:${{AWS::Partition}}:{service}:${{AWS::Region}}:${{AWS::AccountId}}:{arn_path}${{%s}}",
+        parameter=parameter,
+        default="rotation-*",
+        description=f"{users} the Valkey/Redis function may describe and change (IAM wildcards * and ?); each must "
+        "also carry the tag naming its secret",
+    )
+
+
 ENGINE = EngineSpec(
     name="valkey",
     display_name="Valkey/Redis OSS",
@@ -47,23 +61,19 @@ ENGINE = EngineSpec(
     ),
     uses_rds=False,
     aws_grants=(
-        AwsGrant(
-            sid="ChangeElastiCacheUsersBoundToTheirSecrets",
-            actions=("elasticache:DescribeUsers", "elasticache:ListTagsForResource", "elasticache:ModifyUser"),
-            resource="arn:${AWS::Partition}:elasticache:${AWS::Region}:${AWS::AccountId}:user:${%s}",
-            parameter="ValkeyElastiCacheUsers",
-            default="rotation-*",
-            description="IDs of the ElastiCache users the Valkey/Redis function may describe and change (IAM "
-            "wildcards * and ?); each must also carry the tag naming its secret",
+        _managed_users(
+            "ValkeyElastiCacheUsers",
+            "IDs of the ElastiCache users",
+            "elasticache",
+            "user:",
+            ("DescribeUsers", "ListTagsForResource", "ModifyUser"),
         ),
-        AwsGrant(
-            sid="ChangeMemoryDbUsersBoundToTheirSecrets",
-            actions=("memorydb:DescribeUsers", "memorydb:ListTags", "memorydb:UpdateUser"),
-            resource="arn:${AWS::Partition}:memorydb:${AWS::Region}:${AWS::AccountId}:user/${%s}",
-            parameter="ValkeyMemoryDbUsers",
-            default="rotation-*",
-            description="Names of the MemoryDB users the Valkey/Redis function may describe and change (IAM "
-            "wildcards * and ?); each must also carry the tag naming its secret",
+        _managed_users(
+            "ValkeyMemoryDbUsers",
+            "Names of the MemoryDB users",
+            "memorydb",
+            "user/",
+            ("DescribeUsers", "ListTags", "UpdateUser"),
         ),
     ),
 )
