@@ -22,12 +22,7 @@ from rotation_local.targets import DatabaseTarget
 
 pytestmark = pytest.mark.servers("postgres-*", "mariadb-*")
 
-# Single user with and without PROMOTE_AT_SET (ours promotes within setSecret), alternating users.
-STRATEGIES = pytest.mark.parametrize(
-    ("strategy", "promote_at_set"),
-    [("single_user", False), ("single_user", True), ("alternating_users", False)],
-    ids=["single_user", "single_user-PROMOTE_AT_SET", "alternating_users"],
-)
+STRATEGIES = pytest.mark.parametrize("strategy", ["single_user", "alternating_users"])
 HALF_DONE = pytest.mark.parametrize(
     "done", [("createSecret",), ("createSecret", "setSecret")], ids=["create", "create+set"]
 )
@@ -38,10 +33,9 @@ def setup(
     db_target: DatabaseTarget, db_server: Any, sm_env: dict[str, str], sm_client: Any, leak_guard: LeakGuard,
     ca_bundle: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> Any:  # fmt: skip
-    def make(strategy: str, promote_at_set: bool = False) -> tuple[Account, Any, AwsRotationFunction]:
+    def make(strategy: str) -> tuple[Account, Any, AwsRotationFunction]:
         monkeypatch.setenv("DB_CA_BUNDLE", str(ca_bundle))
         monkeypatch.setenv("ROTATION_STRATEGY", strategy)
-        monkeypatch.setenv("PROMOTE_AT_SET", str(promote_at_set).lower())
         account = create_account(
             db_target, db_server, sm_client, leak_guard,
             username=unique("app")[:20], master_username=unique("master")[:20], with_master=True,
@@ -66,9 +60,9 @@ def assert_no_lockout(db_target: DatabaseTarget, db_server: Any, sm_client: Any,
 @HALF_DONE
 @STRATEGIES
 def test_switch_from_aws_half_done_rotation_finished_by_ours_with_same_token(
-    db: DatabaseSetup, strategy: str, promote_at_set: bool, done: tuple[str, ...], setup: Any
+    db: DatabaseSetup, strategy: str, done: tuple[str, ...], setup: Any
 ) -> None:
-    account, ours, aws = setup(strategy, promote_at_set)
+    account, ours, aws = setup(strategy)
     if strategy == "alternating_users":
         aws.rotate(account.arn)  # a full AWS rotation first: the clone exists, made the AWS way
     token = emulator.stage_pending_placeholder(account.arn)
@@ -86,9 +80,9 @@ def test_switch_from_aws_half_done_rotation_finished_by_ours_with_same_token(
 @HALF_DONE
 @STRATEGIES
 def test_switch_back_to_aws_half_done_by_ours_finished_by_aws_with_same_token(
-    db: DatabaseSetup, strategy: str, promote_at_set: bool, done: tuple[str, ...], setup: Any
+    db: DatabaseSetup, strategy: str, done: tuple[str, ...], setup: Any
 ) -> None:
-    account, ours, aws = setup(strategy, promote_at_set)
+    account, ours, aws = setup(strategy)
     rotate(ours, account.arn)  # a full rotation of ours first (alternating: the clone exists, made our way)
     token = emulator.stage_pending_placeholder(account.arn)
     for step in done:
