@@ -3,9 +3,9 @@
 For every local database target, every server kind it runs (TLS on, verify-full) and every strategy the kind
 supports (``rotation_local.targets``), ``rotation_local.consumers`` runs N consumers
 (``examples/refresh_on_rotation.py``) and a prober while R rotations run through our function with a gap between
-the service's step invocations. Single user also runs with PROMOTE_AT_SET=true, and through AWS's single-user
-function as ``tests/integration/aws_functions.py`` emulates it (its documented behaviour, not its code; PostgreSQL
-and MariaDB only, the kinds that emulation covers).
+the service's step invocations. Single user also runs through AWS's single-user function as
+``tests/integration/aws_functions.py`` emulates it (its documented behaviour, not its code; PostgreSQL and MariaDB
+only, the kinds that emulation covers).
 Writes ``bench/results/consumers.json``; nothing here asserts anything.
 """
 
@@ -57,15 +57,13 @@ def _aws_functions() -> ModuleType:
     return module
 
 
-def _configurations(target: DatabaseTarget, kind: ServerKind) -> list[tuple[str, str, dict[str, str]]]:
-    """(function, strategy, environment) of every run on this kind: ours per strategy, PROMOTE_AT_SET, AWS's."""
-    runs: list[tuple[str, str, dict[str, str]]] = []
+def _configurations(target: DatabaseTarget, kind: ServerKind) -> list[tuple[str, str]]:
+    """(function, strategy) of every run on this kind: ours per strategy, AWS's single user."""
+    runs: list[tuple[str, str]] = []
     for strategy in target.strategies(kind):
-        runs.append(("ours", strategy.value, {}))
-        if strategy is Strategy.SINGLE_USER:
-            runs.append(("ours", strategy.value, {"PROMOTE_AT_SET": "true"}))
-            if kind.flavour in AWS_FLAVOURS:
-                runs.append(("aws", strategy.value, {}))
+        runs.append(("ours", strategy.value))
+        if strategy is Strategy.SINGLE_USER and kind.flavour in AWS_FLAVOURS:
+            runs.append(("aws", strategy.value))
     return runs
 
 
@@ -86,7 +84,7 @@ def _new_secret(target: DatabaseTarget, server: Any, client: Any, strategy: Stra
     return arn
 
 
-def _steps(function: str, strategy: Strategy, env: dict[str, str], where: _Where) -> StepRunner:
+def _steps(function: str, strategy: Strategy, where: _Where) -> StepRunner:
     target = where.target
     if function == "aws":
         aws = _aws_functions().AwsRotationFunction(
@@ -98,8 +96,6 @@ def _steps(function: str, strategy: Strategy, env: dict[str, str], where: _Where
 
         return run
     os.environ["ROTATION_STRATEGY"] = strategy.value
-    os.environ.pop("PROMOTE_AT_SET", None)
-    os.environ.update(env)
     return function_steps(load_function(target.engine))  # settings are read on its first step, from this env
 
 
@@ -124,12 +120,12 @@ def _run_kind(
     runs: Callable[[str, str], bool],
 ) -> list[dict[str, Any]]:
     rows = []
-    for function, strategy_name, env in _configurations(where.target, kind):
+    for function, strategy_name in _configurations(where.target, kind):
         if not runs(function, strategy_name):
             continue
         strategy = Strategy(strategy_name)
         arn = _new_secret(where.target, where.server, where.client, strategy)
-        steps = _steps(function, strategy, env, where)
+        steps = _steps(function, strategy, where)
         result = run_under_load(
             secret_id=arn, endpoint_url=endpoint_url, ca_bundle=str(where.ca_bundle), run_step=steps, settings=settings
         )
@@ -139,14 +135,12 @@ def _run_kind(
             "version": where.server.version,
             "strategy": strategy_name,
             "function": function,
-            "promote_at_set": env.get("PROMOTE_AT_SET") == "true",
             "zero_downtime": strategy in ZERO_DOWNTIME_STRATEGIES,
             **result.as_dict(),
         }
         rows.append(row)
-        variant = " PROMOTE_AT_SET" if row["promote_at_set"] else ""
         say(
-            f"  {kind.name} {function} {strategy_name}{variant}: {row['requests']} requests, {row['visible']} "
+            f"  {kind.name} {function} {strategy_name}: {row['requests']} requests, {row['visible']} "
             f"visible, {row['absorbed']} absorbed, longest window {row['longest_window_ms']:.0f} ms, "
             f"{row['completed']}/{row['rotations']} rotations"
         )

@@ -329,7 +329,7 @@ def main() -> int:
     parser.add_argument(
         "--consumer-results",
         default="consumers",
-        help="bench/results/<name>.json (default consumers; consumers-light: the lighter-load PROMOTE_AT_SET run)",
+        help="bench/results/<name>.json (default consumers; the docs' tables come from consumers.json only)",
     )
     parser.add_argument(
         "--consumer-merge",

@@ -96,26 +96,6 @@ CASES = matrix_cases()
 CASE_IDS = [case.id for case in CASES]
 
 
-def promote_at_set_cases() -> list[Case]:
-    """The matrix of a single-user function with PROMOTE_AT_SET=true.
-
-    setSecret also calls UpdateSecretVersionStage, and may die after it; testSecret and finishSecret, once
-    setSecret succeeded, only run their guard (DescribeSecret: the version is AWSCURRENT), so their other Secrets
-    Manager calls and finishSecret's promotion are never reached and have no case.
-    """
-    reached = [
-        case
-        for case in CASES
-        if not (case.step in (TEST, FINISH) and case.operation and case.operation != DESCRIBE)
-        and not (case.fault == CRASH_AFTER_PROMOTE and case.step == FINISH)
-    ]
-    at_set = [Case(fault="secrets manager", step=SET, operation=UPDATE_STAGE, code=code) for code in SM_ERRORS]
-    return reached + at_set + [Case(fault=CRASH_AFTER_PROMOTE, step=SET)]
-
-
-PROMOTE_AT_SET_CASES = promote_at_set_cases()
-
-
 class SimulatedCrashError(Exception):
     """The container died (timeout, out of memory) at this point."""
 

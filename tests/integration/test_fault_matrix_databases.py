@@ -23,7 +23,6 @@ from helpers import LeakGuard
 from integration.fault_matrix import (
     CASE_IDS,
     CASES,
-    PROMOTE_AT_SET_CASES,
     Case,
     Result,
     Target,
@@ -76,15 +75,8 @@ def fm_master(
 
 
 @pytest.fixture
-def promote_at_set() -> bool:
-    """PROMOTE_AT_SET (single user only): off unless a test parametrizes it."""
-    return False
-
-
-@pytest.fixture
 def fm_target(
     db_strategy: str,
-    promote_at_set: bool,
     db_kind: ServerKind,
     db_server: Any,
     db_target: DatabaseTarget,
@@ -97,8 +89,6 @@ def fm_target(
     client = sm_client_for(sm_server.endpoint_url)
     passwords: list[str] = []
     environ = {"ROTATION_STRATEGY": strategy, "DB_CA_BUNDLE": str(ca_bundle), "DB_CONNECT_TIMEOUT": "2"}
-    if promote_at_set:
-        environ["PROMOTE_AT_SET"] = "true"
     engine = engine_spec(db_target.engine)
 
     def new_container() -> RotationHandler:
@@ -128,7 +118,7 @@ def fm_target(
     methods = CHANGES_CREDENTIAL[strategy]
     driver = importlib.import_module(db_target.driver_module)
     return Target(
-        name=f"{db_kind.name} {strategy}" + (" PROMOTE_AT_SET" if promote_at_set else ""),
+        name=f"{db_kind.name} {strategy}",
         client=client,
         new_container=new_container,
         new_secret=new_secret,
@@ -143,18 +133,6 @@ def fm_target(
 @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
 def test_fault_matrix_database_fault_then_retry_completes_without_lockout(
     case: Case, db_strategy: str, fm_target: Target, leak_guard: LeakGuard
-) -> None:
-    result = run_case(fm_target, case)
-    leak_guard.add(*fm_target.passwords)
-    RESULTS.append(result)
-    check(result)
-
-
-@pytest.mark.strategies("single_user")
-@pytest.mark.parametrize("promote_at_set", [True], ids=["PROMOTE_AT_SET"])
-@pytest.mark.parametrize("case", PROMOTE_AT_SET_CASES, ids=[case.id for case in PROMOTE_AT_SET_CASES])
-def test_fault_matrix_database_promote_at_set_fault_then_retry_completes_without_lockout(
-    case: Case, db_strategy: str, promote_at_set: bool, fm_target: Target, leak_guard: LeakGuard
 ) -> None:
     result = run_case(fm_target, case)
     leak_guard.add(*fm_target.passwords)

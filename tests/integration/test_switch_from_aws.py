@@ -43,18 +43,13 @@ class Switch:
         assert not [v for v, s in stages(db.sm_client, arn).items() if "AWSPENDING" in s and "AWSCURRENT" not in s]
 
 
-# Single user with and without PROMOTE_AT_SET (ours promotes within setSecret), alternating users.
-@pytest.fixture(
-    params=[("single_user", False), ("single_user", True), ("alternating_users", False)],
-    ids=["single_user", "single_user-PROMOTE_AT_SET", "alternating_users"],
-)
+@pytest.fixture(params=["single_user", "alternating_users"])
 def switch(
     request: pytest.FixtureRequest, db: DatabaseSetup, sm_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> Switch:
-    strategy, promote_at_set = request.param
+    strategy = request.param
     monkeypatch.setenv("DB_CA_BUNDLE", str(db.ca_bundle))
     monkeypatch.setenv("ROTATION_STRATEGY", strategy)
-    monkeypatch.setenv("PROMOTE_AT_SET", str(promote_at_set).lower())
     account = create_account(
         db.target, db.server, db.sm_client, db.leak_guard,
         username=unique("app")[:20], master_username=unique("master")[:20], with_master=True,

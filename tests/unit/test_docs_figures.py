@@ -28,17 +28,6 @@ def test_consumer_table_blocks_match_committed_consumer_benchmark(page: str) -> 
     assert figures.block_in(text, figures.CONSUMERS_BLOCK).strip() == figures.render_consumers(report).strip()
 
 
-def test_promote_at_set_blocks_match_committed_consumer_benchmarks() -> None:
-    text = (DOCS / "consumers.md").read_text(encoding="utf-8")
-    light = figures.consumer_source(path=figures.BENCH_RESULTS / figures.CONSUMERS_LIGHT_RESULTS)
-
-    assert (
-        figures.block_in(text, figures.PROMOTE_BLOCK).strip()
-        == figures.render_promote_at_set(figures.consumer_source()).strip()
-    )
-    assert figures.block_in(text, figures.PROMOTE_LIGHT_BLOCK).strip() == figures.render_light(light).strip()
-
-
 def test_verified_and_suite_figure_blocks_match_committed_test_run_record() -> None:
     assert verified.stale_blocks(DOCS) == [], "run `make test` (whole suite, as root), then `make verified-table`"
 

@@ -23,11 +23,6 @@ BENCH_RESULTS = REPO_ROOT / "bench" / "results"
 BENCH_BLOCK = "bench"
 CONSUMERS_BLOCK = "consumers"
 CONSUMERS_RESULTS = "consumers.json"
-#: The PROMOTE_AT_SET comparison under a lighter load (two consumers), from `bench/run.py --parts consumers
-#: --consumers 2 --consumer-rotations 10 --think-ms 200 --consumer-strategies single_user --consumer-functions ours
-#: --consumer-results consumers-light`.
-CONSUMERS_LIGHT_RESULTS = "consumers-light.json"
-PROMOTE_LIGHT_BLOCK = "promote-at-set-light"
 
 
 def start_mark(name: str, source: str) -> str:
@@ -175,14 +170,13 @@ def write_performance_doc(results: Path = BENCH_RESULTS, doc: Path = PERFORMANCE
 _STRATEGY_ORDER = ("single_user", "alternating_users", "dual_password")
 
 
-def _consumer_row_key(row: Mapping[str, Any]) -> tuple[str, str, int, int, int]:
+def _consumer_row_key(row: Mapping[str, Any]) -> tuple[str, str, int, int]:
     strategy = str(row["strategy"])
     order = _STRATEGY_ORDER.index(strategy) if strategy in _STRATEGY_ORDER else len(_STRATEGY_ORDER)
     return (
         str(row["engine"]),
         str(row["kind"]),
         order,
-        int(bool(row["promote_at_set"])),
         int(row["function"] == "aws"),
     )
 
@@ -191,7 +185,7 @@ def _consumer_function(row: Mapping[str, Any]) -> str:
     words = str(row["strategy"]).replace("_", " ")
     if row["function"] == "aws":
         return f"AWS's {words} (emulated)"
-    return words + (", PROMOTE_AT_SET" if row["promote_at_set"] else "")
+    return words
 
 
 def _median_ms(values: list[float]) -> str:
@@ -233,48 +227,8 @@ def render_consumers(report: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-PROMOTE_BLOCK = "promote-at-set"
-
-
-def _ms_value(values: list[float]) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    middle = len(ordered) // 2
-    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
-
-
-def _shrink(before: float | None, after: float | None) -> str:
-    if before is None:
-        return "—"
-    if not after:
-        return f"{before:.0f} ms → none"
-    return f"{before:.0f} → {after:.0f} ms (÷{before / after:.0f})"
-
-
-def render_promote_at_set(report: Mapping[str, Any]) -> str:
-    """Single user without and with PROMOTE_AT_SET, per server kind, from the consumer benchmark's rows."""
-    ours = [row for row in report["rows"] if row["function"] == "ours" and row["strategy"] == "single_user"]
-    lines = [
-        "| server | window, median of the rotations | longest window | consumer-visible failures |",
-        "|---|---|---|---|",
-    ]
-    for kind in sorted({str(row["kind"]) for row in ours}):
-        pair = {bool(row["promote_at_set"]): row for row in ours if row["kind"] == kind}
-        if set(pair) != {False, True}:
-            continue
-        off, on = pair[False], pair[True]
-        off_windows, on_windows = [float(w) for w in off["windows_ms"]], [float(w) for w in on["windows_ms"]]
-        lines.append(
-            f"| `{kind}` | {_shrink(_ms_value(off_windows), _ms_value(on_windows))} | "
-            f"{_shrink(max(off_windows, default=None), max(on_windows, default=None))} | "
-            f"{off['visible']} → {on['visible']} |"
-        )
-    return "\n".join(lines)
-
-
-def consumer_source(results: Path = BENCH_RESULTS, path: Path | None = None) -> dict[str, Any]:
-    report: dict[str, Any] = json.loads((path or results / CONSUMERS_RESULTS).read_text(encoding="utf-8"))
+def consumer_source(results: Path = BENCH_RESULTS) -> dict[str, Any]:
+    report: dict[str, Any] = json.loads((results / CONSUMERS_RESULTS).read_text(encoding="utf-8"))
     return report
 
 
@@ -285,22 +239,7 @@ def write_consumer_docs(
     report = consumer_source(results)
     source = f"bench/results/{CONSUMERS_RESULTS} by `make bench`"
     for doc in docs:
-        text = replace_block(doc.read_text(encoding="utf-8"), CONSUMERS_BLOCK, source, render_consumers(report))
-        if f"<!-- {PROMOTE_BLOCK}:start" in text:
-            text = replace_block(text, PROMOTE_BLOCK, source, render_promote_at_set(report))
-        light = results / CONSUMERS_LIGHT_RESULTS
-        if f"<!-- {PROMOTE_LIGHT_BLOCK}:start" in text and light.is_file():
-            light_source = f"bench/results/{CONSUMERS_LIGHT_RESULTS} by `bench/run.py` (see figures.py)"
-            text = replace_block(text, PROMOTE_LIGHT_BLOCK, light_source, render_light(consumer_source(results, light)))
-        doc.write_text(text)
+        doc.write_text(
+            replace_block(doc.read_text(encoding="utf-8"), CONSUMERS_BLOCK, source, render_consumers(report))
+        )
     return list(docs)
-
-
-def render_light(report: Mapping[str, Any]) -> str:
-    """The lighter-load PROMOTE_AT_SET comparison: its settings, then the same table."""
-    settings: Mapping[str, Any] = report["settings"]
-    return (
-        f"{settings['consumers']} consumers, a request every {settings['think_time'] * 1000:.0f} ms each, "
-        f"{settings['rotations']} rotations per row, {settings['step_gap'] * 1000:.0f} ms between step "
-        f"invocations:\n\n" + render_promote_at_set(report)
-    )

@@ -105,7 +105,6 @@ class ApiKeyRotation:
     mints_on_create = True
     # test_pending reads AWSCURRENT anyway (the accounts must match), so comparing with it costs nothing.
     reads_current_in_test = True
-    promotes_at_set = False
 
     def __init__(
         self,

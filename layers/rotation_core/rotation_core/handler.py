@@ -13,7 +13,7 @@ from rotation_core.causes import cause_of
 from rotation_core.errors import Category, ConfigurationError, RotationError
 from rotation_core.log import get_logger, invocation_scope, redact
 from rotation_core.metrics import UNKNOWN, InvocationMetrics, invocation_metrics, step_of
-from rotation_core.rotator import RotationStrategy, Rotator
+from rotation_core.rotator import RotationStrategy, Rotator, Step
 from rotation_core.secrets import SecretStore
 from rotation_core.settings import ROTATION_STRATEGY, MetricsSettings, Settings, Strategy
 
@@ -79,7 +79,7 @@ class RotationHandler:
             if failure is error:
                 raise
             raise failure from None
-        recorder.step_succeeded(step, rotation_completed=acted and self._rotator.last_promoted)
+        recorder.step_succeeded(step, rotation_completed=acted and step == Step.FINISH.value)
 
     def _preflight(self, event: Any, context: Any, recorder: InvocationMetrics) -> dict[str, Any]:
         from rotation_core.preflight import configuration_failure, parse_preflight, run_preflight

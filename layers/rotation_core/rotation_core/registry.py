@@ -140,16 +140,6 @@ ZERO_DOWNTIME_STRATEGIES = frozenset({Strategy.ALTERNATING_USERS, Strategy.DUAL_
 #: parameter is one parameter for every engine's function of the strategy; one that does not gets a parameter per
 #: engine offering the strategy, named with the engine's prefix (:func:`engine_settings`).
 STRATEGY_SETTINGS: dict[Strategy, tuple[SettingSpec, ...]] = {
-    Strategy.SINGLE_USER: (
-        SettingSpec(
-            "PROMOTE_AT_SET",
-            "makes setSecret of the single-user functions change the password, prove it and move AWSCURRENT in one "
-            "invocation, which shortens the window in which applications on AWSCURRENT are refused (docs/consumers.md)",
-            "false",
-            choices=("true", "false"),
-            parameter="PromoteAtSet",
-        ),
-    ),
     Strategy.ALTERNATING_USERS: (
         SettingSpec(
             "ALLOW_PRIVILEGED_USERS",

@@ -260,10 +260,6 @@ class RotationStrategy(Protocol):
     #: make today: they compare only with a current value the container already holds.
     reads_current_in_test: bool
 
-    #: True when setSecret itself proves the pending credentials and moves AWSCURRENT to them (single user with
-    #: PROMOTE_AT_SET=true): testSecret and finishSecret then find the version AWSCURRENT and have nothing to do.
-    promotes_at_set: bool
-
     def build_pending(self, current: dict[str, Any], context: RotationContext) -> dict[str, Any]:
         """The new secret value, built from the current one with every unknown key kept."""
         ...
@@ -310,8 +306,6 @@ class Rotator:
         self.store = store
         self.strategy = strategy
         self.cache = VersionCache()
-        #: Whether the last step handled moved AWSCURRENT (finishSecret, or setSecret with PROMOTE_AT_SET).
-        self.last_promoted = False
         self._steps: dict[Step, Callable[[RotationContext], None]] = {
             Step.CREATE: self.create_secret,
             Step.SET: self.set_secret,
@@ -321,7 +315,6 @@ class Rotator:
 
     def handle(self, raw_event: object) -> bool:
         """Run the step the event names; False when the guards found nothing to do (already AWSCURRENT)."""
-        self.last_promoted = False
         event = RotationEvent.parse(raw_event)
         logger = get_logger()
         logger.thread_safe_append_keys(step=event.step.value, secret_id=event.secret_id, token=event.token)
@@ -373,18 +366,6 @@ class Rotator:
 
     def set_secret(self, context: RotationContext) -> None:
         self.strategy.set_pending(context)
-        if self.strategy.promotes_at_set:
-            # PROMOTE_AT_SET: prove the pending credentials as testSecret would, then promote them in this same
-            # invocation, so that the window in which AWSCURRENT's password no longer logs in lasts one login and
-            # one Secrets Manager call instead of two invocation gaps. A crash in between is retried by the service:
-            # setSecret finds the password already changed and promotes; a crash after the promotion leaves the
-            # version AWSCURRENT, which every later step's guard takes as done.
-            if context.pending() == context.current():
-                raise PendingNotReadyError(_NEVER_PROMOTED)
-            self.strategy.test_pending(context)
-            self.cache.record_test(context.metadata.arn, context.token, PendingCheck.VERIFIED)
-            get_logger().info("PROMOTE_AT_SET: the pending credentials work; promoting them now")
-            self._promote(context)
 
     def test_secret(self, context: RotationContext) -> None:
         arn, token = context.metadata.arn, context.token
@@ -452,14 +433,7 @@ class Rotator:
             if context.pending() == context.current():
                 raise PendingNotReadyError(_NEVER_PROMOTED)
             self.strategy.test_pending(context)
-        self._promote(context)
-
-    def _promote(self, context: RotationContext) -> None:
-        current_version = context.metadata.version_with(AWSCURRENT)
-        if current_version is None:
-            raise RotationStateError("no version of the secret is AWSCURRENT; restore one before rotating")
         self.store.promote(context.secret_id, context.token, current_version)
-        self.last_promoted = True
         self.cache.forget(context.metadata.arn)
         get_logger().info("moved AWSCURRENT to the new version", extra={"previous_version": current_version})
         self.strategy.after_promote(context)

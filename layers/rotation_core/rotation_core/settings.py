@@ -50,8 +50,6 @@ WAITING_RETRY_INTERVAL_IN_SECONDS = "WAITING_RETRY_INTERVAL_IN_SECONDS"
 # The operator's opt-in: alternating users' originals whose pair may hold superuser-class rights, and self-managed
 # Valkey/Redis users the master may change although their ACL is privileged.
 ALLOW_PRIVILEGED_USERS = "ALLOW_PRIVILEGED_USERS"
-# Single user: promote the new password within setSecret (docs/consumers.md measures what it changes).
-PROMOTE_AT_SET = "PROMOTE_AT_SET"
 # Metrics (rotation_core.metrics): Powertools' own namespace variable, and the deployment (stack) the
 # per-deployment failure metrics are dimensioned by.
 POWERTOOLS_METRICS_NAMESPACE = "POWERTOOLS_METRICS_NAMESPACE"
@@ -137,7 +135,6 @@ class Settings:
     allow_privileged_users: frozenset[str] = frozenset()
     max_wait_for_active: int = DEFAULT_MAX_WAIT_FOR_ACTIVE
     wait_interval: int = DEFAULT_WAIT_INTERVAL
-    promote_at_set: bool = False
     key_in_use_within_hours: int = DEFAULT_KEY_IN_USE_WITHIN_HOURS
     defer_revoke_if_in_use: bool = False
 
@@ -168,12 +165,6 @@ class Settings:
             require_each_included_type=_bool(env, REQUIRE_EACH_INCLUDED_TYPE, True),
         )
         test_query = env.get(TEST_QUERY, "").strip() or DEFAULT_TEST_QUERY
-        promote_at_set = _bool(env, PROMOTE_AT_SET, False)
-        if promote_at_set and strategy is not Strategy.SINGLE_USER:
-            raise ConfigurationError(
-                f"{PROMOTE_AT_SET}=true applies to the single_user strategy only ({ROTATION_STRATEGY}={strategy.value} "
-                "keeps the previous credentials working, so it has no window to shrink); remove it"
-            )
         return cls(
             strategy=strategy,
             password_policy=policy,
@@ -199,7 +190,6 @@ class Settings:
                 env, MAX_WAITING_TIME_FOR_ACTIVE_IN_SECONDS, DEFAULT_MAX_WAIT_FOR_ACTIVE, 0, MAX_MAX_WAIT_FOR_ACTIVE
             ),
             wait_interval=_int(env, WAITING_RETRY_INTERVAL_IN_SECONDS, DEFAULT_WAIT_INTERVAL, 0, MAX_WAIT_INTERVAL),
-            promote_at_set=promote_at_set,
             key_in_use_within_hours=_int(
                 env, KEY_IN_USE_WITHIN_HOURS, DEFAULT_KEY_IN_USE_WITHIN_HOURS, 1, MAX_KEY_IN_USE_WITHIN_HOURS
             ),

@@ -49,7 +49,6 @@ class DatabaseStrategy:
 
     mints_on_create = False
     reads_current_in_test = False
-    promotes_at_set = False
 
     def __init__(self, engine: DatabaseEngine, settings: Settings) -> None:
         self.engine = engine
@@ -127,10 +126,6 @@ class DatabaseStrategy:
 
 class SingleUser(DatabaseStrategy):
     """The user changes its own password; clients may see a failed login until they refresh."""
-
-    def __init__(self, engine: DatabaseEngine, settings: Settings) -> None:
-        super().__init__(engine, settings)
-        self.promotes_at_set = settings.promote_at_set  # PROMOTE_AT_SET (the rotator promotes within setSecret)
 
     def check_configuration(self, context: RotationContext, checks: CheckRunner) -> None:
         """The current credentials log in and pass the probe (what a rotation starts from); with rights, the user
