@@ -70,6 +70,8 @@ def parametrize_server_kinds(metafunc: pytest.Metafunc) -> None:
         family_kinds = [kind for kind in server_kinds.kinds() if family in (ANY_ENGINE, kind.family)]
         applicable = server_kinds.select(",".join(patterns)) if patterns else family_kinds
         kinds = [kind for kind in selected if kind in applicable and kind in family_kinds]
+        if fixture == "db_kind":
+            kinds = [kind for kind in kinds if _has_wanted_strategy(metafunc, kind)]
         params = [
             pytest.param(
                 kind.name, id=kind.name, marks=[pytest.mark.skip(reason=f"{kind.name}: {reason}")] if reason else []
@@ -88,6 +90,15 @@ def parametrize_server_kinds(metafunc: pytest.Metafunc) -> None:
             )
             continue
         metafunc.parametrize(fixture, params, indirect=True, scope="session")
+
+
+def _has_wanted_strategy(metafunc: pytest.Metafunc, kind: ServerKind) -> bool:
+    """Whether the kind supports one of the strategies ``@pytest.mark.strategies`` names (any, without the mark):
+    a test of one strategy never runs on an engine that does not offer it (Valkey has no alternating users)."""
+    from rotation_local.targets import database_target
+
+    wanted = {name for mark in metafunc.definition.iter_markers("strategies") for name in mark.args}
+    return not wanted or any(strategy.value in wanted for strategy in database_target(kind.family).strategies(kind))
 
 
 def _with_strategies(metafunc: pytest.Metafunc, params: list[Any]) -> list[Any]:

@@ -25,6 +25,9 @@ from rotation_core.errors import Category, RotationError
 from rotation_local import emulator, service
 from rotation_local.targets import DatabaseTarget
 
+# Alternating users only: the kinds whose engine offers it (not Valkey/Redis).
+pytestmark = pytest.mark.strategies("alternating_users")
+
 # Each victim, and what the refusal says about it.
 REASONS = {
     "master": "the master's own",

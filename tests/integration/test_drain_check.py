@@ -18,6 +18,9 @@ from integration.support import DatabaseSetup, create_account, secret_at, unique
 from rotation_local import service
 from rotation_local.targets import ClientTls
 
+# Alternating users only: the kinds whose engine offers it (not Valkey/Redis).
+pytestmark = pytest.mark.strategies("alternating_users")
+
 
 def in_use(documents: list[dict[str, Any]]) -> list[Any]:
     return [d["CredentialStillInUse"][0] for d in documents if "CredentialStillInUse" in d]

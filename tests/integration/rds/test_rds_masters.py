@@ -19,6 +19,9 @@ from rotation_core.errors import Category, RotationError
 from rotation_local import service
 from rotation_local.targets import DatabaseTarget
 
+# Masters RDS manages, rotated with alternating users: the kinds whose engine offers it (RDS has no Valkey).
+pytestmark = pytest.mark.strategies("alternating_users")
+
 
 def assert_rotated_twice(
     app: Any, db_target: DatabaseTarget, db_server: Any, sm_client: Any, arn: str, ca: Path

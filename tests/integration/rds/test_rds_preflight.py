@@ -11,6 +11,9 @@ from integration.preflight_support import check, failed_names, nothing_written, 
 from integration.rds.support import READER, WRITER, RdsSetup, read_replica
 from integration.support import secret_at
 
+# Masters RDS manages, rotated with alternating users: the kinds whose engine offers it (RDS has no Valkey).
+pytestmark = pytest.mark.strategies("alternating_users")
+
 
 @pytest.mark.parametrize("placement", ["writer", "reader", "replica"])
 def test_preflight_rds_managed_master_found_by_tag_all_ok_nothing_written(
