@@ -25,8 +25,9 @@ from rotation_core.errors import Category, RotationError
 from rotation_local import emulator, service
 from rotation_local.targets import DatabaseTarget
 
-# Alternating users only: the kinds whose engine offers it (not Valkey/Redis).
-pytestmark = pytest.mark.strategies("alternating_users")
+# Alternating users only: the kinds whose engine offers it (not Valkey/Redis). Each test is an attack on the pair a
+# secret's editor may aim the master at, so each counts for that claim of the verified-against table.
+pytestmark = [pytest.mark.strategies("alternating_users"), pytest.mark.verifies("user_binding")]
 
 # Each victim, and what the refusal says about it.
 REASONS = {
