@@ -92,33 +92,32 @@ def parametrize_server_kinds(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize(fixture, params, indirect=True, scope="session")
 
 
-def _has_wanted_strategy(metafunc: pytest.Metafunc, kind: ServerKind) -> bool:
-    """Whether the kind supports one of the strategies ``@pytest.mark.strategies`` names (any, without the mark):
-    a test of one strategy never runs on an engine that does not offer it (Valkey has no alternating users)."""
+def _wanted_strategies(metafunc: pytest.Metafunc, kind: ServerKind) -> list[str]:
+    """The registry strategies the kind's engine has and the kind supports (the local target says which: MariaDB has
+    no dual passwords), limited to those ``@pytest.mark.strategies`` names, if it names any."""
     from rotation_local.targets import database_target
 
     wanted = {name for mark in metafunc.definition.iter_markers("strategies") for name in mark.args}
-    return not wanted or any(strategy.value in wanted for strategy in database_target(kind.family).strategies(kind))
+    offered = [strategy.value for strategy in database_target(kind.family).strategies(kind)]
+    return [strategy for strategy in offered if not wanted or strategy in wanted]
+
+
+def _has_wanted_strategy(metafunc: pytest.Metafunc, kind: ServerKind) -> bool:
+    """A test of one strategy never runs on an engine that does not offer it (Valkey has no alternating users)."""
+    return bool(_wanted_strategies(metafunc, kind))
 
 
 def _with_strategies(metafunc: pytest.Metafunc, params: list[Any]) -> list[Any]:
-    """Each kind's parameter once per registry strategy its engine has and the kind supports (the local target
-    says which: MariaDB has no dual passwords), limited by ``@pytest.mark.strategies``; each counts for its claim."""
-    from rotation_local.targets import database_target
-
-    wanted = {name for mark in metafunc.definition.iter_markers("strategies") for name in mark.args}
+    """Each kind's parameter once per strategy of :func:`_wanted_strategies`; each counts for its claim."""
     joint = []
     for param in params:
         (name,) = param.values
         if name is None:
             joint.append(pytest.param(None, None, id=param.id, marks=param.marks))
             continue
-        kind = server_kinds.kind_named(name)
-        for strategy in database_target(kind.family).strategies(kind):
-            if wanted and strategy.value not in wanted:
-                continue
-            marks = [*param.marks, pytest.mark.verifies(strategy.value)]
-            joint.append(pytest.param(name, strategy.value, id=f"{name}-{strategy.value}", marks=marks))
+        for strategy in _wanted_strategies(metafunc, server_kinds.kind_named(name)):
+            marks = [*param.marks, pytest.mark.verifies(strategy)]
+            joint.append(pytest.param(name, strategy, id=f"{name}-{strategy}", marks=marks))
     return joint
 
 
